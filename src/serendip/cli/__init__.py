@@ -1,0 +1,1 @@
+"""Command-line interface (typer). Thin: parse, call the library, print."""

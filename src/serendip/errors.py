@@ -1,0 +1,51 @@
+"""The error hierarchy. Every error a user can cause is a `SerendipError` with a message
+they can act on; the CLI prints it as one line, the API answers it with a 4xx."""
+
+from __future__ import annotations
+
+
+class SerendipError(Exception):
+    """Base class of every error Serendip raises on purpose."""
+
+
+class DataError(SerendipError):
+    """Malformed or inconsistent input data.
+
+    Carries where the problem is (file, 1-based line, field) so the message names it.
+    """
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.problem = problem
+        self.file = file
+        self.line = line
+        self.field = field
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        where = []
+        if self.file is not None:
+            where.append(str(self.file))
+        if self.line is not None:
+            where.append(f"line {self.line}")
+        if self.field is not None:
+            where.append(f"field '{self.field}'")
+        return f"{', '.join(where)}: {self.problem}" if where else self.problem
+
+
+class ConfigError(SerendipError):
+    """Invalid configuration or hyperparameters."""
+
+
+class NotFittedError(SerendipError):
+    """A model was used before `fit` (or `load`)."""
+
+
+class CapacityError(SerendipError):
+    """A method was asked to hold more than it can (said before it starts, not an OOM kill)."""
