@@ -99,7 +99,9 @@ class Interactions:
         n = len(self.user)
         for name in ("item", "timestamp", "event", "value"):
             if len(getattr(self, name)) != n:
-                raise DataError(f"interaction column '{name}' has {len(getattr(self, name))} rows, expected {n}")
+                raise DataError(
+                    f"interaction column '{name}' has {len(getattr(self, name))} rows, expected {n}"
+                )
 
     @classmethod
     def build(
@@ -115,9 +117,13 @@ class Interactions:
         return cls(
             user=u,
             item=np.asarray(item, dtype=np.int32),
-            timestamp=np.full(n, np.nan) if timestamp is None else np.asarray(timestamp, dtype=np.float64),
+            timestamp=np.full(n, np.nan)
+            if timestamp is None
+            else np.asarray(timestamp, dtype=np.float64),
             event=np.zeros(n, dtype=np.int8) if event is None else np.asarray(event, dtype=np.int8),
-            value=np.full(n, np.nan, dtype=np.float32) if value is None else np.asarray(value, dtype=np.float32),
+            value=np.full(n, np.nan, dtype=np.float32)
+            if value is None
+            else np.asarray(value, dtype=np.float32),
         )
 
     def __len__(self) -> int:
@@ -126,7 +132,11 @@ class Interactions:
     def take(self, index: np.ndarray) -> Interactions:
         """Rows by boolean mask or integer positions."""
         return Interactions(
-            self.user[index], self.item[index], self.timestamp[index], self.event[index], self.value[index]
+            self.user[index],
+            self.item[index],
+            self.timestamp[index],
+            self.event[index],
+            self.value[index],
         )
 
     @property
@@ -135,7 +145,10 @@ class Interactions:
 
     def concat(self, other: Interactions) -> Interactions:
         return Interactions(
-            *(np.concatenate([getattr(self, f), getattr(other, f)]) for f in ("user", "item", "timestamp", "event", "value"))
+            *(
+                np.concatenate([getattr(self, f), getattr(other, f)])
+                for f in ("user", "item", "timestamp", "event", "value")
+            )
         )
 
 
@@ -259,7 +272,11 @@ class SocialGraph:
     ) -> SocialGraph:
         f = np.asarray(follower, dtype=np.int32)
         g = np.asarray(followee, dtype=np.int32)
-        c = np.full(len(f), np.nan) if created_at is None else np.asarray(created_at, dtype=np.float64)
+        c = (
+            np.full(len(f), np.nan)
+            if created_at is None
+            else np.asarray(created_at, dtype=np.float64)
+        )
         return cls(f, g, c)
 
     def __len__(self) -> int:
@@ -302,9 +319,13 @@ class Dataset:
 
     def __post_init__(self) -> None:
         if len(self.item_meta) != len(self.items):
-            raise DataError(f"item metadata has {len(self.item_meta)} rows for {len(self.items)} items")
+            raise DataError(
+                f"item metadata has {len(self.item_meta)} rows for {len(self.items)} items"
+            )
         if len(self.user_meta) != len(self.users):
-            raise DataError(f"user metadata has {len(self.user_meta)} rows for {len(self.users)} users")
+            raise DataError(
+                f"user metadata has {len(self.user_meta)} rows for {len(self.users)} users"
+            )
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -337,10 +358,15 @@ class Dataset:
         else:
             parts = [inter_users]
             if social is not None and len(social):
-                parts += [social["follower"].astype(str).to_numpy(), social["followee"].astype(str).to_numpy()]
+                parts += [
+                    social["follower"].astype(str).to_numpy(),
+                    social["followee"].astype(str).to_numpy(),
+                ]
             user_vocab = Vocabulary.from_unique(pd.unique(np.concatenate(parts)) if parts else [])
         if items is not None:
-            item_vocab = Vocabulary.from_unique(items["item"].astype(str).to_numpy()).extend(pd.unique(inter_items))
+            item_vocab = Vocabulary.from_unique(items["item"].astype(str).to_numpy()).extend(
+                pd.unique(inter_items)
+            )
         else:
             item_vocab = Vocabulary.from_unique(pd.unique(inter_items))
 
@@ -350,7 +376,11 @@ class Dataset:
             bad = inter_users[np.argmax(uidx < 0)]
             raise DataError(f"interaction names user '{bad}' that the users table does not list")
         n = len(interactions)
-        ts = _to_epoch(interactions["timestamp"]) if "timestamp" in interactions else np.full(n, np.nan)
+        ts = (
+            _to_epoch(interactions["timestamp"])
+            if "timestamp" in interactions
+            else np.full(n, np.nan)
+        )
         if "event" in interactions:
             ev_names = interactions["event"].fillna("view").astype(str).str.lower()
             codes = ev_names.map(EVENT_CODES)
@@ -378,7 +408,9 @@ class Dataset:
             graph = SocialGraph.build(f, g, created)
         else:
             graph = SocialGraph.empty()
-        return cls(user_vocab, item_vocab, inter, item_meta, user_meta, graph, name, dict(extras or {}))
+        return cls(
+            user_vocab, item_vocab, inter, item_meta, user_meta, graph, name, dict(extras or {})
+        )
 
     # ----------------------------------------------------------------- sizes
     @property
@@ -415,14 +447,20 @@ class Dataset:
         if cached is not None:
             return cached
         it = self.interactions
-        weights = np.array([config.event_weights[e] for e in EVENT_TYPES], dtype=np.float64)[it.event]
+        weights = np.array([config.event_weights[e] for e in EVENT_TYPES], dtype=np.float64)[
+            it.event
+        ]
         if config.value_transform != "none":
             v = np.nan_to_num(it.value.astype(np.float64), nan=1.0)
             if (v < 0).any():
                 raise DataError("interaction values must be non-negative to be used as weights")
             weights = weights * (v if config.value_transform == "linear" else np.log1p(v))
         if config.half_life_days is not None and it.has_timestamps:
-            ref = config.reference_time if config.reference_time is not None else float(np.nanmax(it.timestamp))
+            ref = (
+                config.reference_time
+                if config.reference_time is not None
+                else float(np.nanmax(it.timestamp))
+            )
             age_days = np.nan_to_num((ref - it.timestamp) / _SECONDS_PER_DAY, nan=0.0).clip(min=0.0)
             weights = weights * np.exp2(-age_days / config.half_life_days)
         shape = (self.n_users, self.n_items)

@@ -1,0 +1,148 @@
+"""The one artifact format of a fitted model: a directory with `manifest.json`, the two
+vocabularies as JSON lines-free `.npy` string arrays, and NumPy/SciPy arrays. No pickle anywhere:
+arrays load with `allow_pickle=False`, so an artifact from elsewhere cannot run code."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from serendip.data.vocabulary import Vocabulary
+from serendip.errors import SerendipError
+
+__all__ = ["ARTIFACT_FORMAT", "ARTIFACT_VERSION", "Artifact", "read_artifact", "write_artifact"]
+
+ARTIFACT_FORMAT = "serendip-model"
+ARTIFACT_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Artifact:
+    model: str
+    config: dict[str, Any]
+    users: Vocabulary
+    items: Vocabulary
+    arrays: dict[str, Any]
+    meta: dict[str, Any]
+    manifest: dict[str, Any]
+
+
+def _safe_name(name: str) -> str:
+    if not name or not all(c.isalnum() or c in "._-" for c in name):
+        raise SerendipError(f"invalid artifact array name '{name}'")
+    return name
+
+
+def write_artifact(
+    directory: Path,
+    *,
+    model: str,
+    config: Mapping[str, Any],
+    users: Vocabulary,
+    items: Vocabulary,
+    arrays: Mapping[str, np.ndarray | sp.spmatrix],
+    meta: Mapping[str, Any],
+) -> Path:
+    """Write atomically: into a temporary sibling directory, then rename over `directory`."""
+    from serendip import __version__
+
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        files: dict[str, dict[str, str]] = {}
+        np.save(tmp / "users.npy", users.ids.astype(str), allow_pickle=False)
+        np.save(tmp / "items.npy", items.ids.astype(str), allow_pickle=False)
+        for name, arr in arrays.items():
+            fname = _safe_name(name)
+            if sp.issparse(arr):
+                sp.save_npz(tmp / f"{fname}.npz", sp.csr_matrix(arr), compressed=False)
+                files[name] = {"file": f"{fname}.npz", "kind": "sparse"}
+            else:
+                a = np.asarray(arr)
+                if a.dtype == object:
+                    a = a.astype(str)
+                np.save(tmp / f"{fname}.npy", a, allow_pickle=False)
+                files[name] = {"file": f"{fname}.npy", "kind": "dense"}
+        manifest = {
+            "format": ARTIFACT_FORMAT,
+            "version": ARTIFACT_VERSION,
+            "model": model,
+            "serendip_version": __version__,
+            "config": dict(config),
+            "n_users": len(users),
+            "n_items": len(items),
+            "arrays": files,
+            "meta": dict(meta),
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=_json_default))
+        if directory.exists():
+            old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
+            directory.rename(old)
+            tmp.rename(directory)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return directory
+
+
+def read_artifact(directory: Path) -> Artifact:
+    manifest_path = Path(directory) / "manifest.json"
+    if not manifest_path.is_file():
+        raise SerendipError(f"{directory}: not a model artifact (no manifest.json)")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise SerendipError(
+            f"{manifest_path}: invalid JSON ({exc.msg} at line {exc.lineno})"
+        ) from None
+    if manifest.get("format") != ARTIFACT_FORMAT:
+        raise SerendipError(f"{manifest_path}: not a Serendip model artifact")
+    if int(manifest.get("version", -1)) > ARTIFACT_VERSION:
+        raise SerendipError(
+            f"{manifest_path}: artifact version {manifest['version']} is newer than this Serendip "
+            f"understands ({ARTIFACT_VERSION}); upgrade Serendip"
+        )
+    base = Path(directory)
+    arrays: dict[str, Any] = {}
+    try:
+        users = Vocabulary.from_unique(np.load(base / "users.npy", allow_pickle=False))
+        items = Vocabulary.from_unique(np.load(base / "items.npy", allow_pickle=False))
+        for name, spec in manifest["arrays"].items():
+            path = base / _safe_name(spec["file"])
+            arrays[name] = (
+                sp.load_npz(path).tocsr()
+                if spec["kind"] == "sparse"
+                else np.load(path, allow_pickle=False)
+            )
+    except (OSError, ValueError, KeyError) as exc:
+        raise SerendipError(f"{directory}: damaged model artifact ({exc})") from None
+    return Artifact(
+        model=manifest["model"],
+        config=manifest["config"],
+        users=users,
+        items=items,
+        arrays=arrays,
+        meta=manifest.get("meta", {}),
+        manifest=manifest,
+    )
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")

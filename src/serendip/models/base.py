@@ -1,0 +1,512 @@
+"""The `Recommender` contract every model of the zoo implements.
+
+Batch first, as in `implicit`: `recommend` takes many users and returns a `RecLists` of dense
+(n_users, k) arrays. External string IDs at the edges; inside, a model scores dense item indices
+of the vocabulary it was fitted with. A subclass implements `_fit` and `_score_warm`; the base class
+does the rest (seen-item masking, candidate sets, filters, top-k, cold start, save/load).
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from serendip.data.dataset import Dataset, MatrixConfig
+from serendip.data.vocabulary import Vocabulary
+from serendip.errors import ConfigError, NotFittedError, SerendipError
+
+__all__ = [
+    "Choice",
+    "Evidence",
+    "Explanation",
+    "FloatRange",
+    "IntRange",
+    "ItemFilter",
+    "ModelConfig",
+    "RecLists",
+    "Recommender",
+    "history_of",
+    "top_k",
+]
+
+
+# ----------------------------------------------------------------------------- configs
+class ModelConfig(BaseModel):
+    """Base of every model's hyperparameters: frozen, validated, no unknown keys."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    seed: int = 42
+
+
+@dataclass(frozen=True, slots=True)
+class IntRange:
+    low: int
+    high: int
+    log: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FloatRange:
+    low: float
+    high: float
+    log: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    options: tuple[Any, ...]
+
+
+SearchSpace = Mapping[str, IntRange | FloatRange | Choice]
+
+
+# ----------------------------------------------------------------------------- outputs
+@dataclass(frozen=True, slots=True, eq=False)
+class RecLists:
+    """Top-k recommendations for a batch of users.
+
+    users: object array (n,) of external user IDs, in the order asked;
+    items: int64 (n, k) item indices into `item_vocab`, best first, -1 = no item (short list);
+    scores: float32 (n, k), -inf where items is -1.
+    """
+
+    users: np.ndarray
+    items: np.ndarray
+    scores: np.ndarray
+    item_vocab: Vocabulary
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    @property
+    def k(self) -> int:
+        return int(self.items.shape[1]) if self.items.ndim == 2 else 0
+
+    def item_ids(self, row: int) -> list[str]:
+        """External item IDs of one user's list (padding dropped)."""
+        idx = self.items[row]
+        return [str(x) for x in self.item_vocab.lookup(idx[idx >= 0])]
+
+    def to_frame(self) -> pd.DataFrame:
+        """Long format: user, item, rank (1-based), score; padding dropped."""
+        rows, cols = np.nonzero(self.items >= 0)
+        return pd.DataFrame(
+            {
+                "user": self.users[rows],
+                "item": self.item_vocab.lookup(self.items[rows, cols]),
+                "rank": (cols + 1).astype(np.int64),
+                "score": self.scores[rows, cols].astype(np.float64),
+            }
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """One piece of evidence behind a recommendation.
+
+    kind: "item" (a history item), "user" (a neighbour), "followee", "author", "word", "factor",
+    "feature", "source", "popularity"; id: external ID or feature name; weight: its contribution.
+    """
+
+    kind: str
+    id: str
+    weight: float
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """Why `item` is recommended to `user`: structured evidence, strongest first, and a sentence."""
+
+    user: str
+    item: str
+    model: str
+    score: float
+    evidence: tuple[Evidence, ...] = ()
+    text: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "user": self.user,
+            "item": self.item,
+            "model": self.model,
+            "score": float(self.score),
+            "text": self.text,
+            "evidence": [
+                {"kind": e.kind, "id": e.id, "weight": float(e.weight), "label": e.label}
+                for e in self.evidence
+            ],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ItemFilter:
+    """Which items may be recommended: include/exclude by ID, category or author."""
+
+    exclude_items: frozenset[str] = frozenset()
+    include_categories: frozenset[str] | None = None
+    exclude_authors: frozenset[str] = frozenset()
+
+    def allowed(
+        self, dataset_items: Vocabulary, categories: np.ndarray, authors: np.ndarray
+    ) -> np.ndarray:
+        """Boolean mask over item indices."""
+        mask = np.ones(len(dataset_items), dtype=bool)
+        if self.exclude_items:
+            idx = dataset_items.indices(list(self.exclude_items))
+            mask[idx[idx >= 0]] = False
+        if self.include_categories is not None:
+            mask &= np.isin(categories, list(self.include_categories))
+        if self.exclude_authors:
+            mask &= ~np.isin(authors, list(self.exclude_authors))
+        return mask
+
+
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise top-k of a dense (n, m) score matrix, best first; -inf entries become -1.
+
+    Ties break by lower item index (stable), so results are deterministic.
+    """
+    n, m = scores.shape
+    kk = min(k, m)
+    if kk == 0:
+        return np.full((n, k), -1, np.int64), np.full((n, k), -np.inf, np.float32)
+    part = (
+        np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+        if kk < m
+        else np.tile(np.arange(m), (n, 1))
+    )
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    # lexsort: primary key -score, secondary key item index (for deterministic ties)
+    order = np.lexsort((part, -part_scores), axis=1)
+    idx = np.take_along_axis(part, order, axis=1).astype(np.int64)
+    sc = np.take_along_axis(part_scores, order, axis=1).astype(np.float32)
+    idx[~np.isfinite(sc) & (sc < 0)] = -1
+    if kk < k:
+        idx = np.hstack([idx, np.full((n, k - kk), -1, np.int64)])
+        sc = np.hstack([sc, np.full((n, k - kk), -np.inf, np.float32)])
+    return idx, sc
+
+
+# ----------------------------------------------------------------------------- the contract
+class Recommender(ABC):
+    """Base class of every model.
+
+    Subclasses set `name`, `description`, `Config` (a `ModelConfig`), optionally `search_space`
+    (for tuning) and `quick_params` (a configuration that fits in seconds on the `tiny` preset, used
+    by the contract tests and the quick study profile), and implement:
+
+    - `_fit(dataset)`: learn; `self.train_` (binary CSR of the training pairs), `self.users_`,
+      `self.items_` and `self.popularity_` are already set;
+    - `_score_warm(user_idx)`: float32 (len(user_idx), n_items) scores for known users;
+    - optionally `_score_cold(context)` (an unknown user; `context` holds item indices the caller
+      knows, e.g. fold-in history), `_similar(item_idx)`, `_explain(u, i)`, `_update(...)`;
+    - `_state()` / `_set_state(state)` for save/load: arrays (NumPy or SciPy sparse) and a JSON dict.
+
+    Learned state ends in `_` and is set only by `fit`/`load` (scikit-learn's convention).
+    """
+
+    name: ClassVar[str] = "base"
+    description: ClassVar[str] = ""
+    family: ClassVar[str] = ""
+    Config: ClassVar[type[ModelConfig]] = ModelConfig
+    search_space: ClassVar[SearchSpace] = {}
+    quick_params: ClassVar[Mapping[str, Any]] = {}
+    #: True when `update(events)` folds new interactions in without a refit.
+    supports_update: ClassVar[bool] = False
+    #: The matrix a model learns from; families override (e.g. weighted for iALS).
+    matrix_config: ClassVar[MatrixConfig] = MatrixConfig(binary=True)
+
+    def __init__(
+        self, config: ModelConfig | Mapping[str, Any] | None = None, **params: Any
+    ) -> None:
+        try:
+            if isinstance(config, ModelConfig):
+                if params:
+                    config = config.model_copy(update=params)
+                    config = self.Config.model_validate(config.model_dump())
+                self.config = config
+            else:
+                self.config = self.Config(**{**dict(config or {}), **params})
+        except ValidationError as exc:
+            valid = ", ".join(self.Config.model_fields)
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors()
+            )
+            raise ConfigError(
+                f"invalid parameters for model '{self.name}': {problems} (valid: {valid})"
+            ) from None
+        self._fitted = False
+
+    # -------------------------------------------------------------- introspection
+    def get_params(self) -> dict[str, Any]:
+        return self.config.model_dump()
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"
+
+    @property
+    def is_fitted(self) -> bool:
+        return self._fitted
+
+    def _check_fitted(self) -> None:
+        if not self._fitted:
+            raise NotFittedError(
+                f"model '{self.name}' is not fitted: call fit(dataset) or load(dir) first"
+            )
+
+    # -------------------------------------------------------------- fitting
+    def fit(self, dataset: Dataset) -> Self:
+        """Learn from `dataset`; returns self. Sets `users_`, `items_`, `train_`, `popularity_`."""
+        start = time.perf_counter()
+        self.users_ = dataset.users
+        self.items_ = dataset.items
+        self.train_ = dataset.seen()
+        self.popularity_ = np.asarray(self.train_.sum(axis=0)).ravel().astype(np.float32)
+        self.item_category_ = np.asarray(dataset.item_meta.category, dtype=object)
+        self.item_author_ = np.asarray(dataset.item_meta.author, dtype=object)
+        self._fit(dataset)
+        self.fit_seconds_ = time.perf_counter() - start
+        self._fitted = True
+        return self
+
+    @abstractmethod
+    def _fit(self, dataset: Dataset) -> None: ...
+
+    @abstractmethod
+    def _score_warm(self, user_idx: np.ndarray) -> np.ndarray:
+        """float32 (len(user_idx), n_items) scores for users of the fitted vocabulary."""
+
+    def _score_cold(self, context: np.ndarray) -> np.ndarray:
+        """Scores (n_items,) for a user the model never saw. `context`: item indices the caller
+        knows the user interacted with (may be empty). Default: global popularity."""
+        return self.popularity_.astype(np.float32)
+
+    # -------------------------------------------------------------- recommending
+    def recommend(
+        self,
+        users: Sequence[str] | np.ndarray | str,
+        k: int = 10,
+        *,
+        exclude_seen: bool = True,
+        candidates: Iterable[str] | np.ndarray | None = None,
+        filters: ItemFilter | Callable[[np.ndarray], np.ndarray] | None = None,
+        context: Mapping[str, Sequence[str]] | None = None,
+        batch_size: int | None = None,
+    ) -> RecLists:
+        """Top-k items for each user, best first.
+
+        users: external IDs; unknown ones take the cold-start path (`_score_cold`), using their
+        `context` history (external item IDs) where given. exclude_seen: drop training items (and
+        context items). candidates: restrict to these item IDs. filters: an `ItemFilter` or a
+        function mapping item indices -> bool mask of allowed ones.
+        """
+        self._check_fitted()
+        if k < 1:
+            raise ConfigError(f"k must be at least 1, got {k}")
+        user_ids = np.asarray([users] if isinstance(users, str) else list(users), dtype=object)
+        n_items = len(self.items_)
+        allowed = np.ones(n_items, dtype=bool)
+        if candidates is not None:
+            cidx = self.items_.indices(np.asarray(list(candidates), dtype=object))
+            allowed[:] = False
+            allowed[cidx[cidx >= 0]] = True
+        if filters is not None:
+            if isinstance(filters, ItemFilter):
+                allowed &= filters.allowed(self.items_, self.item_category_, self.item_author_)
+            else:
+                allowed &= np.asarray(filters(np.arange(n_items)), dtype=bool)
+        uidx = self.users_.indices(user_ids) if len(user_ids) else np.zeros(0, np.int64)
+        batch = batch_size or max(1, min(1024, (1 << 25) // max(n_items, 1)))
+        out_items = np.full((len(user_ids), k), -1, np.int64)
+        out_scores = np.full((len(user_ids), k), -np.inf, np.float32)
+        warm_rows = np.flatnonzero(uidx >= 0)
+        for start in range(0, len(warm_rows), batch):
+            rows = warm_rows[start : start + batch]
+            scores = np.asarray(self._score_warm(uidx[rows]), dtype=np.float32).copy()
+            scores[:, ~allowed] = -np.inf
+            if exclude_seen:
+                sub = self.train_[uidx[rows]]
+                r, c = sub.nonzero()
+                scores[r, c] = -np.inf
+            if context:
+                self._mask_context(scores, user_ids[rows], context, exclude_seen)
+            out_items[rows], out_scores[rows] = top_k(scores, k)
+        for row in np.flatnonzero(uidx < 0):
+            hist = self._context_indices(str(user_ids[row]), context)
+            scores = np.asarray(self._score_cold(hist), dtype=np.float32).copy()
+            scores[~allowed] = -np.inf
+            if exclude_seen and len(hist):
+                scores[hist] = -np.inf
+            out_items[row], out_scores[row] = (a[0] for a in top_k(scores[None, :], k))
+        return RecLists(user_ids, out_items, out_scores, self.items_)
+
+    def _context_indices(
+        self, user: str, context: Mapping[str, Sequence[str]] | None
+    ) -> np.ndarray:
+        if not context or user not in context:
+            return np.zeros(0, np.int64)
+        idx = self.items_.indices(np.asarray(list(context[user]), dtype=object))
+        return idx[idx >= 0]
+
+    def _mask_context(
+        self,
+        scores: np.ndarray,
+        users: np.ndarray,
+        context: Mapping[str, Sequence[str]],
+        exclude: bool,
+    ) -> None:
+        if not exclude:
+            return
+        for r, u in enumerate(users):
+            hist = self._context_indices(str(u), context)
+            if len(hist):
+                scores[r, hist] = -np.inf
+
+    def score(self, user: str, items: Sequence[str] | np.ndarray) -> np.ndarray:
+        """Scores (float32) of the given items for one user; NaN for unknown items."""
+        self._check_fitted()
+        iidx = self.items_.indices(np.asarray(list(items), dtype=object))
+        u = self.users_.get(str(user))
+        full = (
+            self._score_warm(np.array([u]))[0]
+            if u >= 0
+            else self._score_cold(np.zeros(0, np.int64))
+        )
+        out = np.full(len(iidx), np.nan, np.float32)
+        ok = iidx >= 0
+        out[ok] = np.asarray(full, dtype=np.float32)[iidx[ok]]
+        return out
+
+    def similar_items(self, item: str, k: int = 10) -> RecLists:
+        """The k items most similar to `item` (the item itself excluded)."""
+        self._check_fitted()
+        i = self.items_.get(str(item))
+        if i < 0:
+            raise SerendipError(f"unknown item '{item}'")
+        sims = np.asarray(self._similar(i), dtype=np.float32).copy()
+        sims[i] = -np.inf
+        idx, sc = top_k(sims[None, :], k)
+        return RecLists(np.array([str(item)], dtype=object), idx, sc, self.items_)
+
+    def _similar(self, item_idx: int) -> np.ndarray:
+        raise SerendipError(f"model '{self.name}' does not define item similarity")
+
+    def explain(self, user: str, item: str) -> Explanation:
+        """Structured evidence for recommending `item` to `user`."""
+        self._check_fitted()
+        i = self.items_.get(str(item))
+        if i < 0:
+            raise SerendipError(f"unknown item '{item}'")
+        u = self.users_.get(str(user))
+        score = float(self.score(user, [item])[0])
+        if u < 0:
+            evidence = (
+                Evidence(
+                    "popularity", str(item), float(self.popularity_[i]), "cold-start: popular"
+                ),
+            )
+            return Explanation(
+                str(user), str(item), self.name, score, evidence, "Popular with everyone"
+            )
+        evidence, text = self._explain(u, i)
+        return Explanation(str(user), str(item), self.name, score, tuple(evidence), text)
+
+    def _explain(self, user_idx: int, item_idx: int) -> tuple[list[Evidence], str]:
+        """Default: the user's history items most similar to the item, where similarity exists."""
+        hist = self.train_.indices[self.train_.indptr[user_idx] : self.train_.indptr[user_idx + 1]]
+        try:
+            sims = np.asarray(self._similar(item_idx), dtype=np.float64)
+        except SerendipError:
+            return [
+                Evidence("popularity", self.items_.id(item_idx), float(self.popularity_[item_idx]))
+            ], ""
+        if len(hist) == 0:
+            return [], ""
+        order = np.argsort(-sims[hist], kind="stable")[:3]
+        ev = [Evidence("item", self.items_.id(int(hist[j])), float(sims[hist[j]])) for j in order]
+        return ev, f"Because you interacted with {ev[0].id}" if ev else ""
+
+    # -------------------------------------------------------------- online updates
+    def update(self, events: pd.DataFrame) -> Self:
+        """Fold in new interactions (external IDs: user, item, optional timestamp/event/value)
+        without a full refit. Only for families with `supports_update`."""
+        self._check_fitted()
+        if not self.supports_update:
+            raise SerendipError(f"model '{self.name}' cannot fold in events; refit it instead")
+        self._update(events)
+        return self
+
+    def _update(self, events: pd.DataFrame) -> None:
+        raise NotImplementedError
+
+    # -------------------------------------------------------------- persistence
+    def _state(self) -> tuple[dict[str, np.ndarray | sp.spmatrix], dict[str, Any]]:
+        """Arrays (NumPy or SciPy sparse) and JSON-safe metadata that `_set_state` restores."""
+        return {}, {}
+
+    def _set_state(self, arrays: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
+        """Restore what `_state` returned (default: nothing to restore)."""
+        return None
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the artifact: manifest.json + .npy/.npz arrays + vocabularies. No pickle."""
+        self._check_fitted()
+        from serendip.models.artifacts import write_artifact
+
+        arrays, meta = self._state()
+        base: dict[str, np.ndarray | sp.spmatrix] = {
+            "_train": self.train_,
+            "_popularity": self.popularity_,
+            "_item_category": self.item_category_.astype(str),
+            "_item_author": self.item_author_.astype(str),
+        }
+        return write_artifact(
+            Path(directory),
+            model=self.name,
+            config=self.config.model_dump(mode="json"),
+            users=self.users_,
+            items=self.items_,
+            arrays={**base, **arrays},
+            meta={"fit_seconds": getattr(self, "fit_seconds_", None), **meta},
+        )
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Recommender:
+        """Load any saved model (dispatching on the manifest's model name)."""
+        from serendip.models.artifacts import read_artifact
+        from serendip.models.registry import get_model_class
+
+        art = read_artifact(Path(directory))
+        model_cls = (
+            get_model_class(art.model) if cls is Recommender or cls.name != art.model else cls
+        )
+        if cls is not Recommender and not issubclass(model_cls, cls):
+            raise SerendipError(f"{directory} holds a '{art.model}' model, not '{cls.name}'")
+        model = model_cls(art.config)
+        model.users_ = art.users
+        model.items_ = art.items
+        model.train_ = sp.csr_matrix(art.arrays["_train"])
+        model.popularity_ = np.asarray(art.arrays["_popularity"], dtype=np.float32)
+        model.item_category_ = np.asarray(art.arrays["_item_category"], dtype=object)
+        model.item_author_ = np.asarray(art.arrays["_item_author"], dtype=object)
+        model.fit_seconds_ = art.meta.get("fit_seconds")
+        model._set_state(art.arrays, art.meta)
+        model._fitted = True
+        return model
+
+
+def history_of(matrix: sp.csr_matrix, user_idx: int) -> np.ndarray:
+    """Item indices of one CSR row."""
+    return matrix.indices[matrix.indptr[user_idx] : matrix.indptr[user_idx + 1]]
