@@ -12,6 +12,7 @@ class DataError(SerendipError):
     """Malformed or inconsistent input data.
 
     Carries where the problem is (file, 1-based line, field) so the message names it.
+    `row` (1-based data row) replaces `line` for formats without lines, such as Parquet.
     """
 
     def __init__(
@@ -21,11 +22,13 @@ class DataError(SerendipError):
         file: str | None = None,
         line: int | None = None,
         field: str | None = None,
+        row: int | None = None,
     ) -> None:
         self.problem = problem
         self.file = file
         self.line = line
         self.field = field
+        self.row = row
         super().__init__(self._format())
 
     def _format(self) -> str:
@@ -34,6 +37,8 @@ class DataError(SerendipError):
             where.append(str(self.file))
         if self.line is not None:
             where.append(f"line {self.line}")
+        if self.row is not None:
+            where.append(f"row {self.row}")
         if self.field is not None:
             where.append(f"field '{self.field}'")
         return f"{', '.join(where)}: {self.problem}" if where else self.problem

@@ -584,16 +584,19 @@ class Dataset:
 def _to_epoch(col: pd.Series) -> np.ndarray:
     """Epoch seconds (float64, NaN for missing) from numbers, numeric strings or datetimes."""
     if pd.api.types.is_datetime64_any_dtype(col):
-        out = col.astype("datetime64[ns]").astype("int64").to_numpy(dtype=np.float64) / 1e9
-        out[col.isna().to_numpy()] = np.nan
-        return out
+        return _datetimes_to_epoch(col)
     num = pd.to_numeric(col, errors="coerce")
     if num.notna().sum() == col.notna().sum():
         return num.to_numpy(dtype=np.float64)
-    parsed = pd.to_datetime(col, errors="coerce", utc=True, format="mixed")
-    out = parsed.astype("int64").to_numpy(dtype=np.float64) / 1e9
-    out[parsed.isna().to_numpy()] = np.nan
-    return out
+    return _datetimes_to_epoch(pd.to_datetime(col, errors="coerce", utc=True, format="mixed"))
+
+
+def _datetimes_to_epoch(col: pd.Series) -> np.ndarray:
+    """Epoch seconds of a datetime column, whatever its resolution (pandas 3 may use us or s)."""
+    if getattr(col.dt, "tz", None) is None:
+        col = col.dt.tz_localize("UTC")
+    seconds = (col - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+    return seconds.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def _as_tags(v: Any) -> tuple[str, ...]:

