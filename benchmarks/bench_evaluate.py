@@ -29,11 +29,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from serendip.data.dataset import Dataset, Interactions, ItemTable, SocialGraph, UserTable
 from serendip.data.vocabulary import Vocabulary
 from serendip.evaluation import evaluate_recommendations, random_split
-from serendip.evaluation.metrics import member
+from serendip.evaluation.metrics import content_features, intra_list_distance, member
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -139,6 +140,32 @@ def main(argv: list[str] | None = None) -> int:
     res_multi = evaluate_recommendations(lists, split.train, split.test, k=[10, 20, 50, args.k])
     multi_s, multi_cpu = time.perf_counter() - t, time.process_time() - c
 
+    # Diversity alone, by representation: the tag/category sets above, a small genre-like
+    # feature set, and 384-d embeddings (cosine).
+    variants: dict[str, list[float]] = {}
+    rng = np.random.default_rng(args.seed)
+    genres = sp.csr_matrix(
+        (
+            np.ones(2 * ds.n_items),
+            (np.repeat(np.arange(ds.n_items), 2), rng.integers(0, 20, 2 * ds.n_items)),
+        ),
+        shape=(ds.n_items, 20),
+    )
+    for name, kwargs in (
+        (
+            "ild, Jaccard, 630 tag/category features (auto: sparse)",
+            {"features": content_features(ds.item_meta)},
+        ),
+        ("ild, Jaccard, 20 genre-like features, 2 per item (auto: sparse)", {"features": genres}),
+        (
+            "ild, cosine, 384-d embeddings",
+            {"embeddings": rng.normal(size=(ds.n_items, 384)).astype(np.float32)},
+        ),
+    ):
+        t, c = time.perf_counter(), time.process_time()
+        intra_list_distance(lists, **kwargs)  # type: ignore[arg-type]
+        variants[name] = [round(time.perf_counter() - t, 2), round(time.process_time() - c, 2)]
+
     rows, cols = np.nonzero(lists >= 0)
     frame = pd.DataFrame(
         {
@@ -181,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
                 round(frame_cpu, 2),
             ],
         },
+        "diversity_only": variants,
         "seconds_columns": ["wall", "cpu"],
         "build_data_s": round(build_s, 2),
         "load_average_1min": [round(load_before, 2), round(load_after, 2)],
@@ -234,6 +262,10 @@ def _markdown(r: dict[str, Any]) -> str:
         f"taken on a shared machine (1-minute load average {load[0]:.1f} before, {load[1]:.1f} after, "
         f"on 2 cores). Building the data took {r['build_data_s']:.1f} s (not part of the target). "
         f"Peak RSS {r['peak_rss_gb']:.1f} GB.",
+        "",
+        f"| diversity alone (k={d['k']}) | wall s | CPU s |",
+        "|---|---:|---:|",
+        *(f"| {name} | {w:.2f} | {c:.2f} |" for name, (w, c) in r["diversity_only"].items()),
         "",
         f"| evaluation stage (k={d['k']}, index array) | wall s |",
         "|---|---:|",

@@ -162,3 +162,30 @@ def test_split_movielens_directory(tmp_path: Path) -> None:
     summary = json.loads((out / "split.json").read_text())
     assert summary["test"] == {"interactions": 943, "users": 943, "items": summary["test"]["items"]}
     assert summary["train"]["interactions"] == 100_000 - 943
+
+
+def test_cold_users_evaluate_with_fold_in(source: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cu"
+    assert (
+        runner.invoke(
+            app, ["split", str(source), "--method", "cold-users", "--out", str(out)]
+        ).exit_code
+        == 0
+    )
+    fold = read(out / "fold_in.csv")
+    test = read(out / "test.csv")
+    # Lists made of the fold-in items first (already seen), then the test items.
+    both = pd.concat([fold, test])
+    recs = both.assign(rank=both.groupby("user").cumcount() + 1)[["user", "item", "rank"]]
+    recs.to_csv(tmp_path / "recs.csv", index=False)
+    base = ["evaluate", "--train", str(out / "train.csv"), "--test", str(out / "test.csv"),
+            "--recs", str(tmp_path / "recs.csv"), "--k", "100", "--json"]  # fmt: skip
+    plain = json.loads(runner.invoke(app, base).stdout)
+    with_fold = json.loads(
+        runner.invoke(app, [*base, "--fold-in", str(out / "fold_in.csv")]).stdout
+    )
+    assert plain["diagnostics"]["listed_seen_items_share"] == 0.0
+    assert with_fold["diagnostics"]["listed_seen_items_share"] == pytest.approx(
+        len(fold) / len(both)
+    )
+    assert with_fold["metrics"]["recall@100"] == plain["metrics"]["recall@100"] == 1.0

@@ -20,7 +20,7 @@ from serendip.data.analysis._pairs import PairIndex
 from serendip.data.analysis._report import _render as render_html
 from serendip.data.analysis._social import in_network_stats
 from serendip.data.analysis._stats import gini, log_histogram
-from serendip.data.dataset import Dataset
+from serendip.data.dataset import Dataset, Interactions
 from serendip.errors import ConfigError
 from tests.conftest import make_toy_platform, shared_data
 
@@ -48,7 +48,14 @@ def small() -> Dataset:
         {
             "user": ["a", "a", "a", "b", "b", "c"],
             "item": ["x", "x", "y", "x", "x", "z"],
-            "timestamp": [MON + 10.5 * 3600, MON + 11 * 3600, MON + DAY, MON + 8 * DAY, MON + 8 * DAY, MON + 9 * DAY],
+            "timestamp": [
+                MON + 10.5 * 3600,
+                MON + 11 * 3600,
+                MON + DAY,
+                MON + 8 * DAY,
+                MON + 8 * DAY,
+                MON + 9 * DAY,
+            ],
             "event": ["view", "like", "view", "view", "view", "share"],
         }
     )
@@ -84,7 +91,11 @@ def test_counts_and_density(small_analysis: DatasetAnalysis) -> None:
 
 def test_activity_long_tail_and_gini(small_analysis: DatasetAnalysis) -> None:
     act = small_analysis.activity
-    assert act.user_activity.count == 3 and act.user_activity.max == 3 and act.user_activity.median == 2
+    assert (
+        act.user_activity.count == 3
+        and act.user_activity.max == 3
+        and act.user_activity.median == 2
+    )
     assert act.item_popularity.mean == pytest.approx(2.0)
     # Gini of [1, 2, 3] = 2 * (1 + 4 + 9) / (3 * 6) - 4 / 3 = 2 / 9
     assert act.gini_user_activity == pytest.approx(2 / 9)
@@ -161,7 +172,9 @@ def test_quality_findings_on_the_small_dataset(small_analysis: DatasetAnalysis) 
     assert find(small_analysis, "never interacted").count == 1  # type: ignore[union-attr]
     no_meta = find(small_analysis, "items without any metadata")
     assert no_meta is not None and no_meta.count == 1 and no_meta.example == "item 'w'"
-    assert find(small_analysis, "future") is None and find(small_analysis, "before the item") is None
+    assert (
+        find(small_analysis, "future") is None and find(small_analysis, "before the item") is None
+    )
     severities = [q.severity for q in small_analysis.quality]
     assert severities == sorted(severities, key=["error", "warning", "info"].index)
 
@@ -191,7 +204,9 @@ def test_log_histogram_counts_every_value() -> None:
 
 # --------------------------------------------------------------------------- values
 def test_ratings_are_a_discrete_histogram() -> None:
-    inter = pd.DataFrame({"user": list("aabbc"), "item": list("xyxyz"), "value": [5, 4, 5, 1, 5], "event": "rating"})
+    inter = pd.DataFrame(
+        {"user": list("aabbc"), "item": list("xyxyz"), "value": [5, 4, 5, 1, 5], "event": "rating"}
+    )
     v = analyze_dataset(Dataset.from_frames(inter)).values
     assert v is not None and v.discrete
     assert v.levels == (1.0, 4.0, 5.0) and v.level_counts == (1, 1, 3)
@@ -201,7 +216,13 @@ def test_ratings_are_a_discrete_histogram() -> None:
 def test_heavy_tailed_values_get_a_log_histogram() -> None:
     rng = np.random.default_rng(1)
     n = 2000
-    inter = pd.DataFrame({"user": rng.integers(0, 50, n), "item": rng.integers(0, 400, n), "value": rng.pareto(1.0, n) * 100 + 1})
+    inter = pd.DataFrame(
+        {
+            "user": rng.integers(0, 50, n),
+            "item": rng.integers(0, 400, n),
+            "value": rng.pareto(1.0, n) * 100 + 1,
+        }
+    )
     v = analyze_dataset(Dataset.from_frames(inter)).values
     assert v is not None and not v.discrete and v.histogram is not None and v.histogram.log_scale
     assert sum(v.histogram.counts) == n
@@ -210,7 +231,9 @@ def test_heavy_tailed_values_get_a_log_histogram() -> None:
 # --------------------------------------------------------------------------- social
 def test_social_graph_statistics() -> None:
     # a<->b reciprocal, a->c, c->c self-follow; d, e isolated; b<->f... no: f->b one-way
-    social = pd.DataFrame({"follower": ["a", "b", "a", "c", "f"], "followee": ["b", "a", "c", "c", "b"]})
+    social = pd.DataFrame(
+        {"follower": ["a", "b", "a", "c", "f"], "followee": ["b", "a", "c", "c", "b"]}
+    )
     users = pd.DataFrame({"user": list("abcdef")})
     inter = pd.DataFrame({"user": ["a"], "item": ["x"]})
     a = analyze_dataset(Dataset.from_frames(inter, users=users, social=social))
@@ -220,7 +243,10 @@ def test_social_graph_statistics() -> None:
     assert s.reciprocity == pytest.approx(2 / 4)  # a->b and b->a, of 4 non-self edges
     assert s.n_self_follows == 1
     assert (s.n_components, s.largest_component_size) == (1, 4)
-    assert s.largest_component_share == 1.0 and s.largest_component_share_of_all_users == pytest.approx(4 / 6)
+    assert (
+        s.largest_component_share == 1.0
+        and s.largest_component_share_of_all_users == pytest.approx(4 / 6)
+    )
     assert (s.max_in_degree, s.max_out_degree) == (2, 2)  # b: a, f; a: b, c
     assert s.users_without_followees == 2 and s.isolated_users == 2  # d, e
     assert s.users_without_followers == 3  # d, e, f
@@ -249,7 +275,9 @@ def test_in_network_by_hand() -> None:
     assert inn.share_with_known_author == pytest.approx(4 / 8)  # the rows on i1 and i2
     assert inn.share_by_users_with_followees == pytest.approx(4 / 8)
 
-    untimed = analyze_dataset(Dataset.from_frames(inter.drop(columns="timestamp"), items, social=social))
+    untimed = analyze_dataset(
+        Dataset.from_frames(inter.drop(columns="timestamp"), items, social=social)
+    )
     assert untimed.in_network is not None and untimed.in_network.timing == "at any time"
     assert untimed.in_network.share_followee_interacted == pytest.approx(3 / 8)  # i2, i3, i4
     assert untimed.temporal is None and "timestamp" in untimed.absent["temporal"]
@@ -282,7 +310,11 @@ def test_in_network_matches_brute_force_on_the_toy_platform(toy_platform: Datase
     inn = analyze_dataset(toy_platform).in_network
     assert inn is not None and inn.method == "exact"
     ref = _in_network_reference(toy_platform)
-    assert (inn.share_author_followed, inn.share_followee_interacted, inn.share_in_network) == pytest.approx(ref)
+    assert (
+        inn.share_author_followed,
+        inn.share_followee_interacted,
+        inn.share_in_network,
+    ) == pytest.approx(ref)
     assert 0 < ref[1] < 1  # the toy platform exercises both outcomes
 
 
@@ -295,7 +327,10 @@ def test_in_network_sample_is_seeded_and_close_to_exact() -> None:
     assert sampled.method == "sample" and sampled.n_evaluated == 800 and sampled.sample_seed == 7
     assert "sample of 800" in sampled.note
     assert sampled == again
-    assert exact.share_followee_interacted is not None and sampled.share_followee_interacted is not None
+    assert (
+        exact.share_followee_interacted is not None
+        and sampled.share_followee_interacted is not None
+    )
     assert abs(sampled.share_followee_interacted - exact.share_followee_interacted) < 0.06
     assert sampled.share_author_followed == exact.share_author_followed  # always exact
 
@@ -308,21 +343,45 @@ def test_in_network_sample_size_must_be_positive(toy_platform: Dataset) -> None:
 # --------------------------------------------------------------------------- data quality
 def test_quality_finds_bad_timestamps_bots_and_early_interactions() -> None:
     rng = np.random.default_rng(0)
-    rows = [(f"u{u}", f"i{int(rng.integers(0, 50))}", MON + int(rng.integers(0, 1000)) * 60) for u in range(40) for _ in range(4)]
+    rows = [
+        (f"u{u}", f"i{int(rng.integers(0, 50))}", MON + int(rng.integers(0, 1000)) * 60)
+        for u in range(40)
+        for _ in range(4)
+    ]
     rows += [("bot", f"i{k % 50}", MON + k) for k in range(400)]
     rows += [("u1", "i1", 0.0), ("u2", "i2", NOW + DAY), ("u3", "i_new", MON)]
     inter = pd.DataFrame(rows, columns=["user", "item", "timestamp"])
-    items = pd.DataFrame({"item": ["i_new", *[f"i{k}" for k in range(50)]], "title": "t", "created_at": [MON + DAY, *[MON - DAY] * 50]})
-    users = pd.DataFrame({"user": ["bot", *[f"u{k}" for k in range(40)]], "created_at": [MON + 10 * DAY] + [MON - DAY] * 40})
+    items = pd.DataFrame(
+        {
+            "item": ["i_new", *[f"i{k}" for k in range(50)]],
+            "title": "t",
+            "created_at": [MON + DAY, *[MON - DAY] * 50],
+        }
+    )
+    users = pd.DataFrame(
+        {
+            "user": ["bot", *[f"u{k}" for k in range(40)]],
+            "created_at": [MON + 10 * DAY] + [MON - DAY] * 40,
+        }
+    )
     a = analyze_dataset(Dataset.from_frames(inter, items, users), now=NOW)
     zero = find(a, "at or before 0")
-    assert zero is not None and zero.severity == "error" and zero.count == 1 and "user 'u1'" in (zero.example or "")
+    assert (
+        zero is not None
+        and zero.severity == "error"
+        and zero.count == 1
+        and "user 'u1'" in (zero.example or "")
+    )
     future = find(a, "in the future")
     assert future is not None and future.count == 1 and "user 'u2'" in (future.example or "")
     early = find(a, "before the item was created")
     assert early is not None and early.count == 1 and "i_new" in (early.example or "")
     bots = find(a, "likely bots")
-    assert bots is not None and bots.count == 1 and (bots.example or "").startswith("user 'bot' with 400")
+    assert (
+        bots is not None
+        and bots.count == 1
+        and (bots.example or "").startswith("user 'bot' with 400")
+    )
     account = find(a, "precedes their account creation")
     assert account is not None and account.count == 1 and "user 'bot'" in (account.example or "")
     assert a.quality[0].severity == "error"
@@ -331,8 +390,35 @@ def test_quality_finds_bad_timestamps_bots_and_early_interactions() -> None:
     assert t.growth is not None and t.growth.period == "week" and len(t.growth.starts) == 1
 
 
+@pytest.mark.parametrize("whole_seconds", [True, False])
+def test_exact_duplicates_are_counted_with_either_sort(
+    toy_platform: Dataset, whole_seconds: bool
+) -> None:
+    """Whole-second times take the packed-key sort, fractional ones the lexsort fallback."""
+    it = toy_platform.interactions
+    if whole_seconds:
+        it = Interactions.build(it.user, it.item, np.floor(it.timestamp), it.event, it.value)
+    # Copies of 7 rows (one of them twice), plus near-misses: same pair and time, other
+    # event; same pair and event, one second later.
+    copies = it.take(np.array([0, 5, 5, 17, 100, 200, 300, 400]))
+    other_event = it.take(np.array([1, 2]))
+    other_event = Interactions.build(
+        other_event.user, other_event.item, other_event.timestamp, (other_event.event + 1) % 5
+    )
+    later = it.take(np.array([3]))
+    later = Interactions.build(later.user, later.item, later.timestamp + 1, later.event)
+    ds = toy_platform.with_interactions(it.concat(copies).concat(other_event).concat(later))
+    dup = find(analyze_dataset(ds), "duplicate interactions")
+    assert dup is not None and dup.count == 8
+
+
 def test_extra_issues_are_listed_with_the_findings(small: Dataset) -> None:
-    extra = QualityIssue("error", "interactions.csv: unparsable timestamp; rows dropped while loading", 3, "lines 4, 9")
+    extra = QualityIssue(
+        "error",
+        "interactions.csv: unparsable timestamp; rows dropped while loading",
+        3,
+        "lines 4, 9",
+    )
     a = analyze_dataset(small, extra_issues=[extra])
     assert a.quality[0] == extra
 
@@ -358,7 +444,9 @@ def _assert_plain_json(obj: Any, path: str = "$") -> None:
         assert not (isinstance(obj, float) and not math.isfinite(obj)), path
 
 
-def test_to_dict_is_plain_json_without_nan(toy_platform: Dataset, small_analysis: DatasetAnalysis) -> None:
+def test_to_dict_is_plain_json_without_nan(
+    toy_platform: Dataset, small_analysis: DatasetAnalysis
+) -> None:
     for analysis in (analyze_dataset(toy_platform), small_analysis):
         d = analysis.to_dict()
         _assert_plain_json(d)
@@ -367,7 +455,9 @@ def test_to_dict_is_plain_json_without_nan(toy_platform: Dataset, small_analysis
 
 
 def test_empty_dataset_does_not_crash() -> None:
-    ds = Dataset.from_frames(pd.DataFrame({"user": pd.Series([], dtype=str), "item": pd.Series([], dtype=str)}))
+    ds = Dataset.from_frames(
+        pd.DataFrame({"user": pd.Series([], dtype=str), "item": pd.Series([], dtype=str)})
+    )
     a = analyze_dataset(ds)
     assert a.counts.n_interactions == 0 and a.counts.density is None
     assert a.activity.gini_item_popularity is None and a.activity.user_activity.count == 0
@@ -389,19 +479,35 @@ def test_progress_reports_every_step(small: Dataset) -> None:
 # --------------------------------------------------------------------------- the report
 def test_write_report_is_standalone_html_with_plots(tmp_path: Path) -> None:
     ds = make_toy_platform(seed=2)
-    ds = Dataset.from_frames(ds.interactions_frame(), ds.items_frame(), None, ds.social_frame(), name="toy <b>&</b>")
+    ds = Dataset.from_frames(
+        ds.interactions_frame(), ds.items_frame(), None, ds.social_frame(), name="toy <b>&</b>"
+    )
     a = analyze_dataset(ds)
     path = write_report(a, tmp_path / "out")
     assert path == tmp_path / "out" / "report.html"
     html = path.read_text(encoding="utf-8")
-    assert json.loads((tmp_path / "out" / "analysis.json").read_text()) == json.loads(json.dumps(a.to_dict()))
+    assert json.loads((tmp_path / "out" / "analysis.json").read_text()) == json.loads(
+        json.dumps(a.to_dict())
+    )
     pngs = sorted(p.name for p in (tmp_path / "out" / "plots").glob("*.png"))
-    assert {"activity.png", "long_tail.png", "growth.png", "degrees.png", "time_of_day.png"} <= set(pngs)
+    assert {"activity.png", "long_tail.png", "growth.png", "degrees.png", "time_of_day.png"} <= set(
+        pngs
+    )
     uris = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
     assert len(uris) == len(pngs)
     assert all(base64.b64decode(u)[:8] == b"\x89PNG\r\n\x1a\n" for u in uris)
     assert "toy &lt;b&gt;&amp;&lt;/b&gt;" in html and "<b>&</b>" not in html
-    for section in ("summary", "activity", "cold", "events", "temporal", "metadata", "social", "in-network", "quality"):
+    for section in (
+        "summary",
+        "activity",
+        "cold",
+        "events",
+        "temporal",
+        "metadata",
+        "social",
+        "in-network",
+        "quality",
+    ):
         assert f'<section id="{section}">' in html
     assert "Not available for this dataset: no interaction carries a value" in html
     assert f"{a.counts.n_interactions:,}" in html
@@ -426,9 +532,16 @@ def _load(name: str) -> Dataset:
 def test_movielens_100k_numbers() -> None:
     a = analyze_dataset(_load("ml-100k"))
     c = a.counts
-    assert (c.n_users, c.n_items, c.n_interactions, c.n_unique_pairs) == (943, 1682, 100_000, 100_000)
-    assert round(c.density, 6) == 0.063047
-    assert a.values is not None and a.values.discrete and a.values.levels == (1.0, 2.0, 3.0, 4.0, 5.0)
+    assert (c.n_users, c.n_items, c.n_interactions, c.n_unique_pairs) == (
+        943,
+        1682,
+        100_000,
+        100_000,
+    )
+    assert c.density is not None and round(c.density, 6) == 0.063047
+    assert (
+        a.values is not None and a.values.discrete and a.values.levels == (1.0, 2.0, 3.0, 4.0, 5.0)
+    )
     assert a.values.level_counts == (6110, 11370, 27145, 34174, 21201)
     assert a.activity.user_activity.min == 20 and a.activity.user_activity.max == 737
     assert a.activity.item_popularity.max == 583  # Star Wars (1977)

@@ -94,7 +94,7 @@ def test_hand_computed_protocol_example() -> None:
     assert "heavy" not in res.slices
     assert res.diagnostics["n_truth_pairs_excluded_as_training"] == 1
     assert res.diagnostics["n_test_users_without_recs"] == 1
-    assert res.diagnostics["listed_training_items_share"] == pytest.approx(1 / 6)
+    assert res.diagnostics["listed_seen_items_share"] == pytest.approx(1 / 6)
     assert any("ild" in n for n in res.notes) and any("oon" in n for n in res.notes)
 
 
@@ -390,3 +390,74 @@ def test_lastfm_out_of_network_metrics_agree_with_reference() -> None:
     for name, value in expected.items():
         assert res.metrics[f"{name}@{k}"] == pytest.approx(value, abs=1e-9), name
     assert 0 < res["oon_share@10"] < 1 and 0 < res["oon_hit_rate@10"] < 1
+
+
+def test_fold_in_history_counts_as_seen_for_a_cold_user() -> None:
+    # Training popularity: p (3 users) > q (2) > r (1). Cold user x: fold-in {p}, test {q, r}.
+    train = [("a", "p"), ("b", "p"), ("c", "p"), ("a", "q"), ("b", "q"), ("a", "r")]
+    frame = pd.DataFrame([*train, ("x", "p"), ("x", "q"), ("x", "r")], columns=["user", "item"])
+    ds = Dataset.from_frames(frame)
+    part = np.array([0] * 6 + [1, 2, 2])
+    tr, fold, te = (ds.filter_interactions(part == i) for i in range(3))
+    recs = pd.DataFrame({"user": ["x"], "item": ["q"], "rank": [1]})
+    # Without the fold-in, the popularity baseline's top-1 for x is p: the hit q is unexpected.
+    assert evaluate_recommendations(recs, tr, te, k=1)["serendipity@1"] == 1.0
+    # With it, x has seen p, so the baseline shows q: no serendipity.
+    res = evaluate_recommendations(recs, tr, te, k=1, fold_in=fold)
+    assert res["serendipity@1"] == 0.0 and res["precision@1"] == 1.0
+    assert res.slice_sizes["cold"] == 1  # activity is counted on train only
+    listed_seen = pd.DataFrame({"user": ["x", "x"], "item": ["p", "q"], "rank": [1, 2]})
+    res2 = evaluate_recommendations(listed_seen, tr, te, k=2, fold_in=fold)
+    assert res2.diagnostics["listed_seen_items_share"] == 0.5
+
+
+def test_no_test_users_gives_zeros_and_a_note() -> None:
+    train, test = small_case()
+    empty = test.filter_interactions(np.zeros(test.n_interactions, dtype=bool))
+    res = evaluate_recommendations(SMALL_RECS, train, empty, k=np.int64(2))
+    assert res.n_users == 0 and res.ks == (2,)
+    assert all(v == 0.0 for v in res.metrics.values())
+    assert any("no test users" in n for n in res.notes)
+
+
+def test_model_reclists_with_external_ids_and_own_vocabulary() -> None:
+    from serendip.data.vocabulary import Vocabulary
+    from serendip.models.base import RecLists
+
+    train, test = small_case()
+    by_frame = evaluate_recommendations(SMALL_RECS, train, test, k=2)
+    # A model whose item vocabulary lists the items in another order.
+    vocab = Vocabulary(list("utsrqp"))
+    items = np.array(
+        [vocab.indices(["t", "r"]), vocab.indices(["t", "r"]), vocab.indices(["p", "u"])]
+    )
+    lists = RecLists(
+        users=np.array(["a", "b", "c"], dtype=object),
+        items=items,
+        scores=np.zeros(items.shape, dtype=np.float32),
+        item_vocab=vocab,
+    )
+    assert evaluate_recommendations(lists, train, test, k=2).metrics == by_frame.metrics
+    with pytest.raises(ConfigError, match="user 'zz'"):
+        evaluate_recommendations(
+            RecLists(
+                np.array(["zz"], dtype=object), items[:1], np.zeros((1, 2), np.float32), vocab
+            ),
+            train,
+            test,
+            k=2,
+        )
+
+
+def test_popularity_model_end_to_end_on_the_toy_platform() -> None:
+    from serendip.models.baselines import Popularity
+
+    split = random_split(make_toy_platform(seed=2), test_fraction=0.2, seed=0)
+    model = Popularity().fit(split.train)
+    users = split.test.users.ids[np.unique(split.test.interactions.user)]
+    res = evaluate_recommendations(model.recommend(users, 10), split.train, split.test, k=10)
+    assert res.diagnostics["listed_seen_items_share"] == 0.0  # the model hides seen items
+    assert res.diagnostics["n_test_users_without_recs"] == 0
+    assert 0 < res["ndcg@10"] < 1
+    # The popularity model is (up to ties) its own serendipity baseline.
+    assert res["serendipity@10"] <= 0.02

@@ -111,11 +111,11 @@ def _content_items() -> ItemTable:
     return t  # items 2 and 3 have no content
 
 
-@pytest.mark.parametrize("dense_max", [256, 0])
-def test_ild_jaccard_hand_computed(dense_max: int) -> None:
+@pytest.mark.parametrize("method", ["dense", "sparse", "auto"])
+def test_ild_jaccard_hand_computed(method: str) -> None:
     feats = m.content_features(_content_items())
     recs = np.array([[0, 1, 2], [2, 3, -1], [0, -1, -1], [-1, -1, -1]])
-    got = m.intra_list_distance(recs, features=feats, dense_max_features=dense_max)
+    got = m.intra_list_distance(recs, features=feats, method=method)  # type: ignore[arg-type]
     # [0, 1, 2]: d(0,1) = 1 - 2/3, d(0,2) = 1, d(1,2) = 1 -> (1/3 + 2) / 3 = 7/9.
     # [2, 3]: both without content -> 0. One item or none -> 0.
     assert got == pytest.approx([7 / 9, 0.0, 0.0, 0.0], abs=1e-12)
@@ -200,7 +200,7 @@ def lists_and_truth(draw: st.DrawFn) -> tuple[np.ndarray, list[set[int]], int]:
     return np.array(rows, dtype=np.int64).reshape(n_users, k), truths, n_items
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(lists_and_truth())
 def test_accuracy_matches_reference_and_stays_in_unit_interval(case) -> None:  # type: ignore[no-untyped-def]
     recs, truths, n_items = case
@@ -296,8 +296,8 @@ def test_ild_jaccard_dense_and_sparse_paths_match_reference(case) -> None:  # ty
         )
         for row in recs.tolist()
     ]
-    dense = m.intra_list_distance(recs, features=feats, dense_max_features=10_000)
-    sparse = m.intra_list_distance(recs, features=feats, dense_max_features=0)
+    dense = m.intra_list_distance(recs, features=feats, method="dense")
+    sparse = m.intra_list_distance(recs, features=feats, method="sparse")
     assert dense == pytest.approx(expected, abs=1e-12)
     assert sparse == pytest.approx(expected, abs=1e-12)
     assert ((dense >= 0) & (dense <= 1 + 1e-12)).all()

@@ -102,7 +102,7 @@ def same_split(a: Split, b: Split) -> bool:
     )
 
 
-HYP = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+HYP = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 # --------------------------------------------------------------------------- random

@@ -37,19 +37,27 @@ def analyze(
             "Last.fm HetRec directory, or an interactions CSV/Parquet file."
         ),
     ],
-    out: Annotated[Path, typer.Option("--out", help="Directory for report.html, analysis.json and plots/.")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Directory for report.html, analysis.json and plots/.")
+    ],
     format: Annotated[
         SourceFormatChoice | None,
         typer.Option("--format", help="Source format (default: detected)."),
     ] = None,
-    items: Annotated[Path | None, typer.Option("--items", help="Items CSV/Parquet (csv/parquet sources).")] = None,
+    items: Annotated[
+        Path | None, typer.Option("--items", help="Items CSV/Parquet (csv/parquet sources).")
+    ] = None,
     social: Annotated[
         Path | None, typer.Option("--social", help="Social edges CSV/Parquet: follower,followee.")
     ] = None,
-    users: Annotated[Path | None, typer.Option("--users", help="Users CSV/Parquet (csv/parquet sources).")] = None,
+    users: Annotated[
+        Path | None, typer.Option("--users", help="Users CSV/Parquet (csv/parquet sources).")
+    ] = None,
     on_bad_rows: Annotated[
         OnBadRowsChoice,
-        typer.Option("--on-bad-rows", help="Stop at the first malformed row, or drop and count them."),
+        typer.Option(
+            "--on-bad-rows", help="Stop at the first malformed row, or drop and count them."
+        ),
     ] = OnBadRowsChoice.raise_,
     sample: Annotated[
         int,
@@ -92,7 +100,11 @@ def analyze(
             bar.update(task, description=f"analysing: {step}", completed=done, total=total)
 
         analysis = analyze_dataset(
-            ds, in_network_sample=sample, seed=seed, progress=on_step, extra_issues=_load_issues(report)
+            ds,
+            in_network_sample=sample,
+            seed=seed,
+            progress=on_step,
+            extra_issues=_load_issues(report),
         )
     with console.status("writing the report"):
         path = write_report(analysis, out)
@@ -109,7 +121,12 @@ def _load_issues(report: LoadReport) -> list[QualityIssue]:
         where = f"{bad.unit}s " + ", ".join(str(x) for x in bad.examples) if bad.examples else None
         field = f" (field '{bad.field}')" if bad.field else ""
         issues.append(
-            QualityIssue("error", f"{bad.file}: {bad.problem}{field}; rows dropped while loading", bad.count, where)
+            QualityIssue(
+                "error",
+                f"{bad.file}: {bad.problem}{field}; rows dropped while loading",
+                bad.count,
+                where,
+            )
         )
     return issues
 
@@ -123,14 +140,20 @@ def _print_summary(a: DatasetAnalysis) -> None:
 
     t = Table(title=a.name, show_header=False, title_justify="left", box=None, padding=(0, 2))
     c = a.counts
-    t.add_row("users / items / interactions", f"{c.n_users:,} / {c.n_items:,} / {c.n_interactions:,}")
+    t.add_row(
+        "users / items / interactions", f"{c.n_users:,} / {c.n_items:,} / {c.n_interactions:,}"
+    )
     t.add_row("density", _pct(c.density, 4))
     gini = a.activity.gini_item_popularity
     t.add_row("gini (item popularity)", "-" if gini is None else f"{gini:.3f}")
     if a.social is not None:
-        t.add_row("social edges / reciprocity", f"{a.social.n_edges:,} / {_pct(a.social.reciprocity)}")
+        t.add_row(
+            "social edges / reciprocity", f"{a.social.n_edges:,} / {_pct(a.social.reciprocity)}"
+        )
     if a.in_network is not None:
-        t.add_row("in-network share", f"{_pct(a.in_network.share_in_network)} ({a.in_network.method})")
+        t.add_row(
+            "in-network share", f"{_pct(a.in_network.share_in_network)} ({a.in_network.method})"
+        )
     for section, reason in a.absent.items():
         t.add_row(section, f"[dim]absent: {reason}[/dim]")
     n = {s: sum(1 for q in a.quality if q.severity == s) for s in ("error", "warning", "info")}

@@ -33,6 +33,10 @@ def evaluate(
         Path | None,
         typer.Option("--social", help="Social graph follower,followee for out-of-network metrics."),
     ] = None,
+    fold_in: Annotated[
+        Path | None,
+        typer.Option("--fold-in", help="Fold-in history of cold users (from a cold-users split)."),
+    ] = None,
     k: Annotated[
         list[int] | None, typer.Option("--k", help="Cutoff K; repeat for several (default 10).")
     ] = None,
@@ -71,7 +75,7 @@ def evaluate(
     except ValidationError as exc:
         raise ConfigError("; ".join(e["msg"] for e in exc.errors())) from None
     with console.status("loading train and test"):
-        split = load_train_test(train, test, items=items, social=social)
+        split = load_train_test(train, test, items=items, social=social, fold_in=fold_in)
     with console.status("reading recommendations"):
         lists = read_recommendations(recs, split.train.users, split.train.items, k=max(ks))
     with console.status("scoring") as status:
@@ -81,6 +85,7 @@ def evaluate(
             split.test,
             ks,
             slices=slicing,
+            fold_in=split.fold_in,
             progress=lambda stage: status.update(f"scoring: {stage}"),
         )
     if as_json:
@@ -114,9 +119,9 @@ def _print_table(result: object) -> None:
         out.print(
             f"note: {int(d['n_test_users_without_recs']):,} test users have no recommendations (scored 0)"
         )
-    if d.get("listed_training_items_share"):
+    if d.get("listed_seen_items_share"):
         out.print(
-            f"note: {d['listed_training_items_share']:.1%} of listed items are the user's training items"
+            f"note: {d['listed_seen_items_share']:.1%} of listed items were already seen (train or fold-in)"
         )
 
 

@@ -3,7 +3,8 @@
 The protocol (the same for every model of a study):
 
 - The truth of a user is their test items; with `exclude_train_from_truth` (default) items the
-  user already has in train are removed from it, since the lists skip training items. Test
+  user already has in train (or in the fold-in history, when given) are removed from it, since
+  the lists skip seen items. Test
   users are the users with non-empty truth; every average is over ALL of them, and a test user
   without a list (or with an empty one) scores 0.
 - Lists are top-K over the full catalog; nothing is sampled. A list longer than K is cut to K;
@@ -311,8 +312,22 @@ def _align_recs(recs: Any, train: Dataset, test_users: np.ndarray, k: int) -> np
             "recommendations must be a DataFrame (user,item,rank), an (n_users x K) index array "
             f"or an object with .users and .items, got {type(recs).__name__}"
         )
-    users = np.asarray(recs.users, dtype=np.int64).ravel()
-    items = m.check_recs(np.asarray(recs.items), n_items)
+    users = np.asarray(recs.users).ravel()
+    if users.dtype.kind in "OUS":
+        # External user IDs, as a model's RecLists carries them.
+        ids = users
+        users = train.users.indices(ids)
+        if (users < 0).any():
+            bad = ids[np.argmax(users < 0)]
+            raise ConfigError(
+                f"recommendations name user '{bad}', who is in neither train nor test"
+            )
+    users = users.astype(np.int64, copy=False)
+    items = np.asarray(recs.items)
+    vocab = getattr(recs, "item_vocab", None)
+    if isinstance(vocab, Vocabulary) and vocab is not train.items and vocab != train.items:
+        items = _remap_items(items, vocab, train.items)
+    items = m.check_recs(items, n_items)
     if items.shape[0] != len(users):
         raise ConfigError(f"recommendations have {len(users)} users but {items.shape[0]} lists")
     if len(users) and ((users < 0).any() or (users >= n_users).any()):
@@ -326,6 +341,19 @@ def _align_recs(recs: Any, train: Dataset, test_users: np.ndarray, k: int) -> np
     dest = row_of_user[users]
     take = dest >= 0
     out[dest[take], :width] = items[take, :width]
+    return out
+
+
+def _remap_items(items: np.ndarray, source: Vocabulary, target: Vocabulary) -> np.ndarray:
+    """Item indices of `source` (a model's vocabulary) as indices of `target` (-1 kept)."""
+    items = np.asarray(items, dtype=np.int64)
+    out = np.full(items.shape, -1, dtype=np.int64)
+    listed = items >= 0
+    mapped = target.indices(source.lookup(items[listed]))
+    if (mapped < 0).any():
+        bad = source.lookup(items[listed][mapped < 0][:1])[0]
+        raise ConfigError(f"recommended item '{bad}' is not in the evaluation catalog")
+    out[listed] = mapped
     return out
 
 
@@ -351,6 +379,7 @@ def evaluate_recommendations(
     baseline: np.ndarray | None = None,
     slices: ActivitySlices | None = None,
     exclude_train_from_truth: bool = True,
+    fold_in: Dataset | None = None,
     keep_per_user: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> EvaluationResult:
@@ -358,13 +387,18 @@ def evaluate_recommendations(
 
     recs: a DataFrame user,item,rank (external IDs; `score` may replace `rank`); an int array
     (n_users, K) of item indices aligned with the user vocabulary (row u = user u, -1 padded);
-    or a `TopKLists` (or any object with `.users` (n,) and `.items` (n, K) index arrays).
+    a `TopKLists`; or any object with `.users` (n,) (user indices or external IDs) and `.items`
+    (n, K) item indices, such as a model's `RecLists` (its `.item_vocab`, when it differs from
+    the evaluation's, is mapped by ID).
     train, test: Datasets sharing one vocabulary (e.g. the parts of a `Split`).
     embeddings: optional (n_items, d) item vectors; intra-list diversity then uses cosine
     distance instead of the Jaccard distance of tag+category sets.
     baseline: optional (n_users, >= K) item-index lists replacing the popularity baseline of
     serendipity (row u = user u).
     slices: activity slicing (default `ActivitySlices()`: cold < 5, light 5-20, heavy > 20).
+    fold_in: the fold-in history of a cold-user split (`Split.fold_in`): counted as seen, like
+    train, for the truth, the listed-seen-items diagnostic and the serendipity baseline (which
+    skips what a user has seen); popularity and activity slices stay train-only.
     progress: called with the name of each stage as it starts.
 
     Social metrics (oon_*) need `train.social`; diversity needs item tags/categories or
@@ -378,7 +412,11 @@ def evaluate_recommendations(
     >>> evaluate_recommendations(recs, train, test, k=2)["ndcg@2"]
     1.0
     """
-    ks = tuple(sorted({k} if isinstance(k, int) else set(k)))
+    try:
+        cutoffs: Sequence[Any] = [k] if np.ndim(k) == 0 else list(k)  # type: ignore[arg-type]
+        ks = tuple(sorted({int(x) for x in cutoffs}))
+    except (TypeError, ValueError):
+        raise ConfigError(f"K must be a positive integer or a list of them, got {k!r}") from None
     if not ks or ks[0] < 1:
         raise ConfigError(f"K must be positive integers, got {k!r}")
     kmax = ks[-1]
@@ -399,10 +437,16 @@ def evaluate_recommendations(
     stage("truth")
     n_users, n_items = train.n_users, train.n_items
     seen_train = train.seen()
+    # What each user has already seen: train, plus the fold-in history of cold users.
+    history = seen_train
+    if fold_in is not None:
+        _same_vocabularies(train, fold_in)
+        history = (seen_train + fold_in.seen()).tocsr()
+        history.data[:] = 1.0
     truth = test.seen()
     n_truth_excluded = 0
-    if exclude_train_from_truth and seen_train.nnz and truth.nnz:
-        overlap = truth.multiply(seen_train).tocsr()
+    if exclude_train_from_truth and history.nnz and truth.nnz:
+        overlap = truth.multiply(history).tocsr()
         overlap.eliminate_zeros()
         n_truth_excluded = int(overlap.nnz)
         if n_truth_excluded:
@@ -422,7 +466,7 @@ def evaluate_recommendations(
 
     stage("hits")
     hits = m.hit_matrix(lists, truth_rows)
-    in_train = m.member(test_users, lists, seen_train)
+    in_train = m.member(test_users, lists, history)
 
     stage("train statistics")
     popularity = np.bincount(seen_train.indices, minlength=n_items)
@@ -432,6 +476,8 @@ def evaluate_recommendations(
     slice_code = slices.assign(activity)
 
     notes: list[str] = []
+    if n_test == 0:
+        notes.append("no test users (no test item outside what users have seen): every metric is 0")
     per_user: dict[str, np.ndarray] = {}
     pooled_hits: dict[int, np.ndarray] = {}
     pooled_oon_hits: dict[int, np.ndarray] = {}
@@ -474,7 +520,7 @@ def evaluate_recommendations(
         per_user["arp" + at] = m.average_popularity(r, popularity)
         if baseline is None:
             unexpected = m.unexpected_vs_popularity(
-                r, test_users, seen_train, popularity, in_seen=in_train[:, :kk]
+                r, test_users, history, popularity, in_seen=in_train[:, :kk]
             )
         else:
             base = np.asarray(baseline)
@@ -531,7 +577,7 @@ def evaluate_recommendations(
         "n_test_users_without_recs": int((list_len == 0).sum()),
         "n_test_users_short_lists": int(((list_len > 0) & (list_len < kmax)).sum()),
         "n_listed_items": n_listed,
-        "listed_training_items_share": float(in_train.sum() / n_listed) if n_listed else 0.0,
+        "listed_seen_items_share": float(in_train.sum() / n_listed) if n_listed else 0.0,
         "n_truth_pairs": int(n_truth.sum()),
         "n_truth_pairs_excluded_as_training": n_truth_excluded,
         "n_catalog_items": n_items,

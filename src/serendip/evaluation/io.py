@@ -69,16 +69,21 @@ def load_train_test(
     *,
     items: str | Path | None = None,
     social: str | Path | None = None,
+    fold_in: str | Path | None = None,
 ) -> Split:
     """Train and test interaction files as one `Split` sharing one vocabulary.
 
-    The two files are loaded separately, then rebuilt as one Dataset (users and items of both;
+    The files (and the fold-in history of a cold-user split, when given) are loaded separately,
+    then rebuilt as one Dataset (users and items of all;
     item metadata and the social graph from `items` / `social`) and divided again by row, so
     an item or user that only the test file names (cold items, cold users) has an index too.
     """
     tr = load_interactions(train, items=items, social=social)
     te = load_interactions(test)
-    frame = pd.concat([tr.interactions_frame(), te.interactions_frame()], ignore_index=True)
+    parts = [tr.interactions_frame(), te.interactions_frame()]
+    if fold_in is not None:
+        parts.append(load_interactions(fold_in).interactions_frame())
+    frame = pd.concat(parts, ignore_index=True)
     union = Dataset.from_frames(
         frame,
         tr.items_frame() if items is not None else None,
@@ -86,12 +91,26 @@ def load_train_test(
         tr.social_frame() if tr.has_social else None,
         name=Path(train).stem,
     )
-    is_train = np.arange(len(frame)) < tr.n_interactions
+    row = np.arange(len(frame))
+    n_train, n_test = tr.n_interactions, te.n_interactions
     return Split(
-        train=union.filter_interactions(is_train, name=f"{union.name}:train"),
-        test=union.filter_interactions(~is_train, name=f"{union.name}:test"),
+        train=union.filter_interactions(row < n_train, name=f"{union.name}:train"),
+        test=union.filter_interactions(
+            (row >= n_train) & (row < n_train + n_test), name=f"{union.name}:test"
+        ),
         kind="files",
-        params={"train": str(train), "test": str(test), "items": str(items) if items else None},
+        params={
+            "train": str(train),
+            "test": str(test),
+            "items": str(items) if items else None,
+            "social": str(social) if social else None,
+            "fold_in": str(fold_in) if fold_in else None,
+        },
+        fold_in=(
+            union.filter_interactions(row >= n_train + n_test, name=f"{union.name}:fold_in")
+            if fold_in is not None
+            else None
+        ),
     )
 
 
@@ -128,7 +147,7 @@ def interactions_table(ds: Dataset) -> pd.DataFrame:
     it = ds.interactions
     out = frame[["user", "item"]].copy()
     if not np.isnan(it.timestamp).all():
-        out["timestamp"] = _epoch_column(it.timestamp).to_numpy()
+        out["timestamp"] = _epoch_column(it.timestamp).array
     if (it.event != 0).any():
         out["event"] = frame["event"]
     if not np.isnan(it.value).all():
@@ -160,7 +179,7 @@ def write_split(split: Split, out: str | Path) -> dict[str, Any]:
     )
     if has_meta:
         items = ds.items_frame()
-        items["created_at"] = _epoch_column(meta.created_at).to_numpy()
+        items["created_at"] = _epoch_column(meta.created_at).array
         items.to_csv(out_dir / "items.csv", index=False)
         files["items"] = "items.csv"
     if ds.has_social:
@@ -168,7 +187,7 @@ def write_split(split: Split, out: str | Path) -> dict[str, Any]:
         if np.isnan(ds.social.created_at).all():
             social = social.drop(columns="created_at")
         else:
-            social["created_at"] = _epoch_column(ds.social.created_at).to_numpy()
+            social["created_at"] = _epoch_column(ds.social.created_at).array
         social.to_csv(out_dir / "social.csv", index=False)
         files["social"] = "social.csv"
     summary = {"source": ds.name.removesuffix(":train"), **split.summary(), "files": files}

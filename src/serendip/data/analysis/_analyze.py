@@ -96,7 +96,17 @@ def analyze_dataset(
     now = time.time() if now is None else float(now)
     timings: dict[str, float] = {}
     absent: dict[str, str] = {}
-    steps = ["pairs", "counts", "events", "values", "temporal", "metadata", "social", "in_network", "quality"]
+    steps = [
+        "pairs",
+        "counts",
+        "events",
+        "values",
+        "temporal",
+        "metadata",
+        "social",
+        "in_network",
+        "quality",
+    ]
 
     def step(i: int) -> None:
         if progress is not None:
@@ -182,7 +192,9 @@ def analyze_dataset(
 
 
 # --------------------------------------------------------------------------- sections
-def _counts(ds: Dataset, pairs: PairIndex, user_counts: np.ndarray, item_counts: np.ndarray) -> Counts:
+def _counts(
+    ds: Dataset, pairs: PairIndex, user_counts: np.ndarray, item_counts: np.ndarray
+) -> Counts:
     n_pairs = len(pairs)
     active_users = int(np.count_nonzero(user_counts))
     active_items = int(np.count_nonzero(item_counts))
@@ -207,6 +219,10 @@ def _counts(ds: Dataset, pairs: PairIndex, user_counts: np.ndarray, item_counts:
 def _activity(user_counts: np.ndarray, item_counts: np.ndarray) -> ActivityStats:
     ua = user_counts[user_counts > 0]
     ip = item_counts[item_counts > 0]
+    top20: float | None = None
+    items80: float | None = None
+    curve_x: tuple[float, ...] = ()
+    curve_y: tuple[float, ...] = ()
     desc = np.sort(ip)[::-1].astype(np.float64)
     total = float(desc.sum())
     if desc.size:
@@ -220,9 +236,6 @@ def _activity(user_counts: np.ndarray, item_counts: np.ndarray) -> ActivityStats
         idx = np.ceil(xs * desc.size).astype(np.int64)
         ys = np.where(idx > 0, cum[np.maximum(idx - 1, 0)], 0.0)
         curve_x, curve_y = tuple(round(float(x), 4) for x in xs), tuple(float(y) for y in ys)
-    else:
-        top20 = items80 = None
-        curve_x, curve_y = (), ()
     return ActivityStats(
         user_activity=distribution(ua),
         item_popularity=distribution(ip),
@@ -241,7 +254,10 @@ def _activity(user_counts: np.ndarray, item_counts: np.ndarray) -> ActivityStats
 
 def _cold_start(user_counts: np.ndarray, item_counts: np.ndarray) -> ColdStartStats:
     def cold(c: np.ndarray) -> tuple[ColdCount, ...]:
-        return tuple(ColdCount(t, int(np.count_nonzero(c < t)), ratio(int(np.count_nonzero(c < t)), len(c))) for t in COLD_THRESHOLDS)
+        return tuple(
+            ColdCount(t, int(np.count_nonzero(c < t)), ratio(int(np.count_nonzero(c < t)), len(c)))
+            for t in COLD_THRESHOLDS
+        )
 
     return ColdStartStats(
         users=cold(user_counts),
@@ -310,7 +326,9 @@ def _values(ds: Dataset) -> ValueStats | None:
     if not discrete and finite.size:
         med = dist.median or 0.0
         heavy = (dist.min or 0.0) > 0 and med > 0 and (dist.max or 0.0) / med > 50
-        hist = log_histogram(finite) if heavy else linear_histogram(finite, hi=dist.quantiles["p99"])
+        hist = (
+            log_histogram(finite) if heavy else linear_histogram(finite, hi=dist.quantiles["p99"])
+        )
     return ValueStats(
         n_with_value=n_val,
         share_with_value=ratio(n_val, len(it)),
@@ -335,6 +353,11 @@ def _temporal(ds: Dataset, pairs: PairIndex, *, now: float) -> TemporalStats | N
     # them would stretch the time axis over decades of empty weeks.
     valid = known & (ts > 0) & (ts <= now)
     n_valid = int(valid.sum())
+    first: float | None = None
+    last: float | None = None
+    growth: Growth | None = None
+    by_hour = np.zeros(24, np.int64)
+    by_weekday = np.zeros(7, np.int64)
     if n_valid:
         secs = (ts if n_valid == len(ts) else ts[valid]).astype(np.int64)
         by_hour = np.bincount((secs // 3600) % 24, minlength=24)
@@ -343,11 +366,6 @@ def _temporal(ds: Dataset, pairs: PairIndex, *, now: float) -> TemporalStats | N
         growth = _growth(ds, pairs, secs, valid, now=now)
         first = float(np.min(ts, where=valid, initial=np.inf))
         last = float(np.max(ts, where=valid, initial=-np.inf))
-    else:
-        first = last = None
-        by_hour = np.zeros(24, np.int64)
-        by_weekday = np.zeros(7, np.int64)
-        growth = None
 
     created = ds.item_meta.created_at[it.item]
     both = known & ~np.isnan(created)
@@ -375,7 +393,9 @@ def _temporal(ds: Dataset, pairs: PairIndex, *, now: float) -> TemporalStats | N
     )
 
 
-def _growth(ds: Dataset, pairs: PairIndex, secs: np.ndarray, valid: np.ndarray, *, now: float) -> Growth:
+def _growth(
+    ds: Dataset, pairs: PairIndex, secs: np.ndarray, valid: np.ndarray, *, now: float
+) -> Growth:
     """Per-period counts; `secs` are the valid timestamps (int64 epoch seconds) of `valid` rows."""
     it = ds.interactions
     lo_w = (int(secs.min()) - _FIRST_MONDAY) // _WEEK
@@ -409,7 +429,9 @@ def _growth(ds: Dataset, pairs: PairIndex, secs: np.ndarray, valid: np.ndarray, 
     created = ds.item_meta.created_at
     created_ok = created[(created > 0) & (created <= now)]
     if monthly:
-        starts = np.arange(p_lo, p_hi + 1).astype("datetime64[M]").astype("datetime64[D]").astype(str)
+        starts = (
+            np.arange(p_lo, p_hi + 1).astype("datetime64[M]").astype("datetime64[D]").astype(str)
+        )
     else:
         day0 = (_FIRST_MONDAY + np.arange(p_lo, p_hi + 1) * _WEEK).astype("datetime64[s]")
         starts = day0.astype("datetime64[D]").astype(str)
@@ -479,7 +501,9 @@ def _metadata(ds: Dataset) -> MetadataStats:
         n_distinct_tags=len(tag_counter),
         n_distinct_categories=len(cat_counts),
         n_distinct_authors=len(pd.unique(authors)) if authors.size else 0,
-        authors_known_users=ratio(int(np.count_nonzero(author_idx[has["author"]] >= 0)), field_counts["author"]),
+        authors_known_users=ratio(
+            int(np.count_nonzero(author_idx[has["author"]] >= 0)), field_counts["author"]
+        ),
         top_tags=tuple((str(k), int(c)) for k, c in tag_counter.most_common(10)),
         top_categories=tuple((str(k), int(c)) for k, c in cat_counts.head(10).items()),
         n_users=n_users,

@@ -62,23 +62,14 @@ def _interaction_issues(ds: Dataset, pairs: PairIndex, *, now: float) -> list[Qu
     repeated = pairs.sizes > 1
     n_repeated = int(repeated.sum())
     if n_repeated:
-        # Exact duplicates can only hide inside repeated pairs: sort just those rows by
-        # (pair, timestamp, event) and compare neighbours.
-        rows = pairs.order[np.repeat(repeated, pairs.sizes)]
-        key = it.user[rows].astype(np.int64) * pairs.n_items + it.item[rows]
-        ts = np.nan_to_num(it.timestamp[rows], nan=-np.inf)
-        ev = it.event[rows]
-        o = np.lexsort((ev, ts, key))
-        key, ts, ev, rows = key[o], ts[o], ev[o], rows[o]
-        same = (key[1:] == key[:-1]) & (ts[1:] == ts[:-1]) & (ev[1:] == ev[:-1])
-        n_dup = int(same.sum())
+        n_dup, dup_row = _exact_duplicates(ds, pairs, repeated)
         if n_dup:
             out.append(
                 QualityIssue(
                     "warning",
                     "duplicate interactions (same user, item, event and timestamp)",
                     n_dup,
-                    _row_example(ds, int(rows[1:][same][0])),
+                    _row_example(ds, dup_row),
                 )
             )
         first = int(np.flatnonzero(repeated)[0])
@@ -162,11 +153,25 @@ def _interaction_issues(ds: Dataset, pairs: PairIndex, *, now: float) -> list[Qu
     val = it.value
     inf = np.isinf(val)
     if inf.any():
-        out.append(QualityIssue("error", "infinite interaction values", int(inf.sum()), _row_example(ds, int(np.argmax(inf)))))
+        out.append(
+            QualityIssue(
+                "error",
+                "infinite interaction values",
+                int(inf.sum()),
+                _row_example(ds, int(np.argmax(inf))),
+            )
+        )
     neg = val < 0
     if neg.any():
         row = int(np.argmax(neg))
-        out.append(QualityIssue("warning", "negative interaction values", int(neg.sum()), _row_example(ds, row, f"value {val[row]:g}")))
+        out.append(
+            QualityIssue(
+                "warning",
+                "negative interaction values",
+                int(neg.sum()),
+                _row_example(ds, row, f"value {val[row]:g}"),
+            )
+        )
     rating_no_value = (it.event == EVENT_CODES["rating"]) & np.isnan(val)
     if rating_no_value.any():
         out.append(
@@ -180,11 +185,45 @@ def _interaction_issues(ds: Dataset, pairs: PairIndex, *, now: float) -> list[Qu
     return out
 
 
+def _exact_duplicates(ds: Dataset, pairs: PairIndex, repeated: np.ndarray) -> tuple[int, int]:
+    """(number of rows repeating an earlier row's user, item, event and timestamp, one such row).
+
+    Duplicates can only hide inside repeated pairs, whose rows `pairs.order` already groups.
+    When timestamps are whole seconds, (group, time, event) packs into one int64 and a single
+    sort finds equal neighbours (14M rows: ~1.5 s); otherwise a 3-key lexsort (~3x slower).
+    """
+    it = ds.interactions
+    rows = pairs.order[np.repeat(repeated, pairs.sizes)]
+    group = np.repeat(np.arange(int(repeated.sum()), dtype=np.int64), pairs.sizes[repeated])
+    ts = it.timestamp[rows]
+    ev = it.event[rows].astype(np.int64)
+    known = ~np.isnan(ts)
+    lo = float(ts[known].min()) if known.any() else 0.0
+    # Time offset + 1, with 0 for an unknown time (two unknown times are equal here).
+    rel = np.where(known, ts - lo + 1.0, 0.0)
+    span = float(rel.max()) if len(rel) else 0.0
+    bits_group = max(int(group[-1]).bit_length(), 1) if len(group) else 1
+    bits_time = max(int(span).bit_length(), 1)
+    if bits_group + bits_time + 3 <= 62 and np.array_equal(rel, np.floor(rel)):
+        packed = (group << (bits_time + 3)) | (rel.astype(np.int64) << 3) | ev
+        order = np.argsort(packed)
+        packed = packed[order]
+        same = packed[1:] == packed[:-1]
+    else:
+        order = np.lexsort((ev, rel, group))
+        g, t, e = group[order], rel[order], ev[order]
+        same = (g[1:] == g[:-1]) & (t[1:] == t[:-1]) & (e[1:] == e[:-1])
+    n_dup = int(same.sum())
+    return n_dup, int(rows[order[1:][same][0]]) if n_dup else -1
+
+
 def _has_text(col: np.ndarray) -> np.ndarray:
     return col != ""
 
 
-def _metadata_issues(ds: Dataset, user_counts: np.ndarray, item_counts: np.ndarray) -> list[QualityIssue]:
+def _metadata_issues(
+    ds: Dataset, user_counts: np.ndarray, item_counts: np.ndarray
+) -> list[QualityIssue]:
     out: list[QualityIssue] = []
     m = ds.item_meta
     if ds.n_items:
@@ -277,7 +316,14 @@ def _social_issues(ds: Dataset) -> list[QualityIssue]:
     self_follow = f == g
     if self_follow.any():
         u = int(f[np.argmax(self_follow)])
-        out.append(QualityIssue("warning", "self-follows (a user following themself)", int(self_follow.sum()), f"user '{ds.users.id(u)}'"))
+        out.append(
+            QualityIssue(
+                "warning",
+                "self-follows (a user following themself)",
+                int(self_follow.sum()),
+                f"user '{ds.users.id(u)}'",
+            )
+        )
     key = np.sort(f.astype(np.int64) * max(ds.n_users, 1) + g)
     n_dup = int(np.count_nonzero(key[1:] == key[:-1]))
     if n_dup:

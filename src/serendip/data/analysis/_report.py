@@ -49,7 +49,9 @@ def write_report(analysis: DatasetAnalysis, out_dir: str | Path) -> Path:
     out = Path(out_dir)
     (out / "plots").mkdir(parents=True, exist_ok=True)
     data = analysis.to_dict()
-    (out / "analysis.json").write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    (out / "analysis.json").write_text(
+        json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8"
+    )
     plots = _make_plots(analysis, out / "plots")
     html = _render(analysis, plots)
     path = out / "report.html"
@@ -96,7 +98,12 @@ def _summary(a: DatasetAnalysis) -> list[tuple[str, str]]:
         ("Top 20% items' share", fmt_pct(a.activity.top20_items_share)),
     ]
     if a.temporal is not None:
-        rows.append(("Time span", "—" if a.temporal.span_days is None else f"{a.temporal.span_days:,.0f} days"))
+        rows.append(
+            (
+                "Time span",
+                "—" if a.temporal.span_days is None else f"{a.temporal.span_days:,.0f} days",
+            )
+        )
     if a.social is not None:
         rows.append(("Social edges", fmt_int(a.social.n_edges)))
     if a.in_network is not None:
@@ -110,8 +117,14 @@ def _summary(a: DatasetAnalysis) -> list[tuple[str, str]]:
 def _render(a: DatasetAnalysis, plots: dict[str, _Plot]) -> str:
     import jinja2
 
-    source = resources.files("serendip.data.analysis").joinpath("report.html.j2").read_text(encoding="utf-8")
-    env = jinja2.Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    source = (
+        resources.files("serendip.data.analysis")
+        .joinpath("report.html.j2")
+        .read_text(encoding="utf-8")
+    )
+    env = jinja2.Environment(
+        autoescape=True, trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined
+    )
     env.filters.update(int=fmt_int, pct=fmt_pct, num=fmt_num)
     template = env.from_string(source)
     return template.render(a=a, plots=plots, summary=_summary(a), weekdays=_WEEKDAYS)
@@ -123,15 +136,39 @@ def _make_plots(a: DatasetAnalysis, folder: Path) -> dict[str, _Plot]:
     from matplotlib.figure import Figure
 
     specs: list[tuple[str, str, Callable[[Figure], bool]]] = [
-        ("activity", "Interactions per user and per item (log-log; users/items with at least one).", lambda f: _plot_activity(f, a)),
-        ("long_tail", "Cumulative share of interactions held by the most popular items (Lorenz curve).", lambda f: _plot_long_tail(f, a)),
+        (
+            "activity",
+            "Interactions per user and per item (log-log; users/items with at least one).",
+            lambda f: _plot_activity(f, a),
+        ),
+        (
+            "long_tail",
+            "Cumulative share of interactions held by the most popular items (Lorenz curve).",
+            lambda f: _plot_long_tail(f, a),
+        ),
         ("events", "Interactions per event type.", lambda f: _plot_events(f, a)),
         ("values", "Distribution of interaction values.", lambda f: _plot_values(f, a)),
-        ("time_of_day", "Interactions by hour of day and weekday (UTC).", lambda f: _plot_time_of_day(f, a)),
+        (
+            "time_of_day",
+            "Interactions by hour of day and weekday (UTC).",
+            lambda f: _plot_time_of_day(f, a),
+        ),
         ("growth", "Growth over time.", lambda f: _plot_growth(f, a)),
-        ("item_age", "Item age at interaction time (days since the item's created_at).", lambda f: _plot_item_age(f, a)),
-        ("metadata", "Share of catalog items with each metadata field.", lambda f: _plot_metadata(f, a)),
-        ("degrees", "In- and out-degree of the follow graph (log-log; degree at least 1).", lambda f: _plot_degrees(f, a)),
+        (
+            "item_age",
+            "Item age at interaction time (days since the item's created_at).",
+            lambda f: _plot_item_age(f, a),
+        ),
+        (
+            "metadata",
+            "Share of catalog items with each metadata field.",
+            lambda f: _plot_metadata(f, a),
+        ),
+        (
+            "degrees",
+            "In- and out-degree of the follow graph (log-log; degree at least 1).",
+            lambda f: _plot_degrees(f, a),
+        ),
     ]
     out: dict[str, _Plot] = {}
     for name, caption, draw in specs:
@@ -162,7 +199,16 @@ def _style(ax: Axes, title: str, xlabel: str = "", ylabel: str = "") -> None:
 def _hist(ax: Axes, h: Histogram, color: str) -> None:
     edges = list(h.edges)
     widths = [edges[k + 1] - edges[k] for k in range(len(h.counts))]
-    ax.bar(edges[:-1], h.counts, width=widths, align="edge", color=color, alpha=0.85, edgecolor="white", linewidth=0.3)
+    ax.bar(
+        edges[:-1],
+        h.counts,
+        width=widths,
+        align="edge",
+        color=color,
+        alpha=0.85,
+        edgecolor="white",
+        linewidth=0.3,
+    )
     if h.log_scale:
         ax.set_xscale("log")
         if max(h.counts, default=0) > 0:
@@ -189,7 +235,12 @@ def _plot_long_tail(fig: Figure, a: DatasetAnalysis) -> bool:
     if not act.popularity_curve_x:
         return False
     ax = fig.subplots()
-    _style(ax, "Popularity concentration", "share of items (most popular first)", "share of interactions")
+    _style(
+        ax,
+        "Popularity concentration",
+        "share of items (most popular first)",
+        "share of interactions",
+    )
     ax.plot(act.popularity_curve_x, act.popularity_curve_y, color=_BLUE, linewidth=2)
     ax.plot([0, 1], [0, 1], color=_GREY, linestyle="--", linewidth=1, label="perfect equality")
     if act.top20_items_share is not None:
@@ -209,7 +260,7 @@ def _plot_long_tail(fig: Figure, a: DatasetAnalysis) -> bool:
 
 def _plot_events(fig: Figure, a: DatasetAnalysis) -> bool:
     ev = a.events.counts
-    if not ev:
+    if len(ev) < 2:  # one bar says nothing the table does not
         return False
     ax = fig.subplots()
     _style(ax, "Event funnel", "", "interactions")
@@ -260,12 +311,21 @@ def _plot_growth(fig: Figure, a: DatasetAnalysis) -> bool:
     x = _dates(g.starts)
     ax1, ax2 = fig.subplots(1, 2)
     _style(ax1, f"Interactions per {g.period}", "", "interactions")
-    ax1.plot(x, g.interactions, color=_BLUE, linewidth=1.6, marker="o" if len(x) < 40 else None, markersize=3)
+    ax1.plot(
+        x,
+        g.interactions,
+        color=_BLUE,
+        linewidth=1.6,
+        marker="o" if len(x) < 40 else None,
+        markersize=3,
+    )
     _style(ax2, f"New users and items per {g.period}", "", "first seen")
     ax2.plot(x, g.new_users, color=_TEAL, linewidth=1.6, label="new users")
     ax2.plot(x, g.new_items, color=_AMBER, linewidth=1.6, label="new items")
     if g.items_created is not None:
-        ax2.plot(x, g.items_created, color=_GREY, linewidth=1.0, linestyle="--", label="items created")
+        ax2.plot(
+            x, g.items_created, color=_GREY, linewidth=1.0, linestyle="--", label="items created"
+        )
     ax2.legend(fontsize=8, frameon=False)
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 
@@ -281,7 +341,12 @@ def _plot_item_age(fig: Figure, a: DatasetAnalysis) -> bool:
     if t is None or t.item_age_histogram is None:
         return False
     ax = fig.subplots()
-    _style(ax, "Item age at interaction (up to the 99th percentile)", "days since creation", "interactions")
+    _style(
+        ax,
+        "Item age at interaction (up to the 99th percentile)",
+        "days since creation",
+        "interactions",
+    )
     _hist(ax, t.item_age_histogram, _AMBER)
     return True
 

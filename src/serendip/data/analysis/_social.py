@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
@@ -57,7 +59,7 @@ def social_stats(ds: Dataset) -> SocialStats:
         _, labels = connected_components(a, directed=True, connection="weak")
         sizes = np.bincount(labels[in_graph])
         sizes = sizes[sizes > 0]
-        n_components, largest = int(len(sizes)), int(sizes.max())
+        n_components, largest = len(sizes), int(sizes.max())
     else:
         n_components, largest = 0, 0
 
@@ -136,7 +138,6 @@ def in_network_stats(
     timed = it.has_timestamps
     followee_hit = _followee_interacted(ds, pairs, a, out_deg, rows, timed=timed)
     either = followee_hit | author_followed[rows]
-    timing = "strictly before" if timed else "at any time"
     note = (
         f"followee part evaluated on all {n} interactions ({total_lookups} lookups)"
         if method == "exact"
@@ -153,7 +154,7 @@ def in_network_stats(
         method="exact" if method == "exact" else "sample",
         n_evaluated=len(rows),
         sample_seed=sample_seed,
-        timing=timing,
+        timing="strictly before" if timed else "at any time",
         note=note,
     )
 
@@ -180,9 +181,11 @@ def _followee_interacted(
     deg = out_deg[it.user[rows]]
     cum = np.cumsum(deg)
     # Chunk boundaries where the running number of lookups crosses each multiple of the budget.
-    cuts = np.searchsorted(cum, np.arange(_CHUNK_LOOKUPS, int(cum[-1]) + 1, _CHUNK_LOOKUPS), side="right")
+    cuts = np.searchsorted(
+        cum, np.arange(_CHUNK_LOOKUPS, int(cum[-1]) + 1, _CHUNK_LOOKUPS), side="right"
+    )
     bounds = np.unique(np.concatenate([[0], cuts, [len(rows)]]))
-    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+    for lo, hi in itertools.pairwise(bounds):
         r = rows[lo:hi]
         d = deg[lo:hi]
         total = int(d.sum())

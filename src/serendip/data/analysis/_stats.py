@@ -85,7 +85,9 @@ def log_histogram(values: np.ndarray, n_bins: int = 40) -> Histogram | None:
     return Histogram(tuple(float(e) for e in edges), _bin_counts(x, edges), log_scale=True)
 
 
-def linear_histogram(values: np.ndarray, n_bins: int = 40, hi: float | None = None) -> Histogram | None:
+def linear_histogram(
+    values: np.ndarray, n_bins: int = 40, hi: float | None = None
+) -> Histogram | None:
     """Histogram with equal-width bins over [min, hi] (default hi: the maximum); values above
     `hi` are left out of the counts (pass a high quantile to keep outliers from flattening it)."""
     x = np.asarray(values, dtype=np.float64)

@@ -17,7 +17,12 @@ written next to the data, so later work can simulate a user's response to a reco
 from serendip.data.synthetic._config import PRESETS, PlatformConfig, resolve_config
 from serendip.data.synthetic._generate import FORMAT, ProgressCallback, generate_platform
 from serendip.data.synthetic._topics import TOPICS, Topic
-from serendip.data.synthetic._truth import PlatformTruth, ResponseModel, load_truth, response_probability
+from serendip.data.synthetic._truth import (
+    PlatformTruth,
+    ResponseModel,
+    load_truth,
+    response_probability,
+)
 
 __all__ = [
     "FORMAT",

@@ -55,7 +55,7 @@ def _write(table: pa.Table, path: Path) -> None:
 
 
 def generate_platform(
-    preset: str | PlatformConfig = "tiny",
+    preset: str | PlatformConfig,
     *,
     seed: int,
     out: str | Path,
@@ -82,6 +82,8 @@ def generate_platform(
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: exists and is not a directory")
     (out / "truth").mkdir(parents=True, exist_ok=True)
+    # The manifest marks a complete platform: remove a previous one before rewriting the files.
+    (out / "manifest.json").unlink(missing_ok=True)
     report = progress or (lambda stage, done, total: None)
 
     streams = np.random.SeedSequence(int(seed)).spawn(4)
@@ -96,10 +98,14 @@ def generate_platform(
     _write_social(world, user_ids, out / "social.parquet")
     report("world", 1, 1)
 
-    _write_items(world, user_ids, item_ids, TextMaker(topics), text_rng, out / "items.parquet", report)
+    _write_items(
+        world, user_ids, item_ids, TextMaker(topics), text_rng, out / "items.parquet", report
+    )
 
     response = response_model(config)
-    stats = _write_interactions(world, response, user_ids, item_ids, sim_rng, out / "interactions.parquet", report)
+    stats = _write_interactions(
+        world, response, user_ids, item_ids, sim_rng, out / "interactions.parquet", report
+    )
 
     report("truth", 0, 1)
     _write_truth(world, user_ids, item_ids, topics, response, out / "truth")
@@ -210,7 +216,9 @@ def _write_interactions(
 ) -> SimulationStats:
     total_days = world.config.days - world.config.warmup_days
     report("interactions", 0, total_days)
-    days, stats = simulate(world, response, rng, on_day=lambda done, total: report("interactions", done, total))
+    days, stats = simulate(
+        world, response, rng, on_day=lambda done, total: report("interactions", done, total)
+    )
     events = pa.array(list(EVENT_TYPES), type=pa.string())
     limit = world.config.row_group_rows
     buffer: list[Any] = []
@@ -220,7 +228,10 @@ def _write_interactions(
         nonlocal buffer, buffered
         if not buffered:
             return
-        u, i, t, e = (np.concatenate([getattr(b, f) for b in buffer]) for f in ("user", "item", "timestamp", "event"))
+        u, i, t, e = (
+            np.concatenate([getattr(b, f) for b in buffer])
+            for f in ("user", "item", "timestamp", "event")
+        )
         table = pa.table(
             {
                 "user": _take(user_ids, u),
@@ -274,7 +285,10 @@ def _write_truth(
     _write(items, root / "items.parquet")
     meta = {
         "response": response.model_dump(),
-        "topics": [{"slug": t.slug, "category": t.category, "words": list(t.words), "tags": list(t.tags)} for t in topics],
+        "topics": [
+            {"slug": t.slug, "category": t.category, "words": list(t.words), "tags": list(t.tags)}
+            for t in topics
+        ],
         "explanation": (
             "affinity = n_topics * theta[user, topic(item)]; "
             "z = affinity_effect * log(affinity + 0.05) + quality_effect * log(quality); "

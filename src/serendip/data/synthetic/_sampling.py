@@ -55,7 +55,9 @@ class GroupedSampler:
         return self.indptr[g + 1] - self.indptr[g]
 
 
-def csr_from_groups(group: np.ndarray, n_groups: int, order_key: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def csr_from_groups(
+    group: np.ndarray, n_groups: int, order_key: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(indptr, order): `order` lists element positions grouped by `group`, by `order_key` within."""
     keys = (group,) if order_key is None else (order_key, group)
     order = np.lexsort(keys)
@@ -69,5 +71,9 @@ def expand_ranges(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarra
     lengths = np.maximum(np.asarray(hi, dtype=np.int64) - np.asarray(lo, dtype=np.int64), 0)
     owner = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
     starts = np.cumsum(lengths) - lengths
-    pos = np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(starts, lengths) + np.repeat(lo, lengths)
+    pos = (
+        np.arange(int(lengths.sum()), dtype=np.int64)
+        - np.repeat(starts, lengths)
+        + np.repeat(lo, lengths)
+    )
     return pos, owner

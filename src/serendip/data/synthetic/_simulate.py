@@ -27,7 +27,6 @@ of the log: rows leave as soon as the day is done.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
@@ -54,10 +53,13 @@ _ROUNDS = (  # source per retry round: own source twice, the other network sourc
     (_DISCOVER, _DISCOVER, _DISCOVER),
 )
 # Relative activity by hour of day (UTC): quiet nights, busy evenings.
-_DIURNAL = np.array(
-    [2.0, 1.2, 0.8, 0.6, 0.6, 0.8, 1.5, 2.5, 3.2, 3.4, 3.5, 3.7, 4.0, 3.8, 3.6, 3.6, 3.8, 4.2, 4.8, 5.4, 5.8, 5.6, 4.6, 3.2]
+# fmt: off
+_DIURNAL = np.array([2.0, 1.2, 0.8, 0.6, 0.6, 0.8, 1.5, 2.5, 3.2, 3.4, 3.5, 3.7,
+                     4.0, 3.8, 3.6, 3.6, 3.8, 4.2, 4.8, 5.4, 5.8, 5.6, 4.6, 3.2])
+# fmt: on
+_VIEW, _CLICK, _LIKE, _COMMENT, _SHARE = (
+    EVENT_CODES[e] for e in ("view", "click", "like", "comment", "share")
 )
-_VIEW, _CLICK, _LIKE, _COMMENT, _SHARE = (EVENT_CODES[e] for e in ("view", "click", "like", "comment", "share"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +84,9 @@ class SimulationStats:
     discover_rows: int = 0
     accidental_rows: int = 0
     events: dict[str, int] = field(default_factory=dict)
-    source_exposures: dict[str, int] = field(default_factory=lambda: {"author": 0, "social": 0, "discover": 0})
+    source_exposures: dict[str, int] = field(
+        default_factory=lambda: {"author": 0, "social": 0, "discover": 0}
+    )
 
     @property
     def in_network_share(self) -> float:
@@ -109,7 +113,9 @@ class _TimeIndex:
         return cls(ptr=ptr, items=order.astype(np.int64), keys=keys, base=base)
 
 
-def _search(sorted_arr: np.ndarray, query: np.ndarray, side: Literal["left", "right"] = "left") -> np.ndarray:
+def _search(
+    sorted_arr: np.ndarray, query: np.ndarray, side: Literal["left", "right"] = "left"
+) -> np.ndarray:
     """`np.searchsorted` for many unsorted queries into a large array, sorting the queries first.
 
     Sorted queries walk the array in order (NumPy reuses the previous bound), which on arrays of
@@ -183,7 +189,9 @@ class _Window:
 
     def range_of(self, lo_key: np.ndarray, hi_key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Positions [lo, hi) of entries with lo_key <= key < hi_key."""
-        return _search(self.packed, lo_key << self.time_bits), _search(self.packed, hi_key << self.time_bits)
+        return _search(self.packed, lo_key << self.time_bits), _search(
+            self.packed, hi_key << self.time_bits
+        )
 
     def contains(self, keys: np.ndarray) -> np.ndarray:
         if self._n == 0:
@@ -204,14 +212,17 @@ class _Simulator:
         self.n_items = n_items
         self.log_q = np.log(w.item_quality)
         self.item_count = np.zeros(n_items, dtype=np.int64)
-        self.edge_keys = w.follower * n_users + w.followee  # sorted: edges are sorted by (follower, followee)
+        # Sorted, since the edges are sorted by (follower, followee).
+        self.edge_keys = w.follower * n_users + w.followee
 
         # Feed: followed authors, weighted by how much they post.
         posts = np.bincount(w.item_author, minlength=n_users)
         is_fa = w.is_author[w.followee] & (posts[w.followee] > 0)
         fa_follower = w.follower[is_fa]
         self.fa_target = w.followee[is_fa]
-        fa_ptr = np.concatenate([[0], np.cumsum(np.bincount(fa_follower, minlength=n_users))]).astype(np.int64)
+        fa_ptr = np.concatenate(
+            [[0], np.cumsum(np.bincount(fa_follower, minlength=n_users))]
+        ).astype(np.int64)
         self.feed = GroupedSampler.build(fa_ptr, posts[self.fa_target] ** 0.75)
         self.has_feed = np.diff(fa_ptr) > 0
         self.has_followees = np.diff(w.follow_ptr) > 0
@@ -221,14 +232,17 @@ class _Simulator:
         explore = self.cfg.explore_share
         self.topic_cum = np.cumsum((1.0 - explore) * w.theta + explore / k, axis=1)
         self.hour_cum = np.cumsum(_DIURNAL) / _DIURNAL.sum()
+        self.horizon = int(self.cfg.feed_horizon_days * DAY)
 
         memory = self.cfg.network_memory_days
         max_key = n_users * n_items
-        span = w.end - w.start
+        span = w.end - w.start + 2 * DAY  # follow-up events may land just after the window
         self.pushes = _Window(memory, max_key, w.start, span)
         # Exposures are remembered longer than pushes: a re-shown item must not be liked twice.
         self.seen = _Window(max(2 * memory, 28), max_key, w.start, span)
-        self.stats = SimulationStats(events={e: 0 for e in ("view", "click", "like", "comment", "share")})
+        self.stats = SimulationStats(
+            events={e: 0 for e in ("view", "click", "like", "comment", "share")}
+        )
 
     # ------------------------------------------------------------------ helpers
     def _affinity_logit(self, u: np.ndarray, items: np.ndarray) -> np.ndarray:
@@ -236,7 +250,14 @@ class _Simulator:
         return self.response.affinity_effect * np.log(aff + _AFFINITY_FLOOR)
 
     def _recent_pick(
-        self, index: _TimeIndex, group: np.ndarray, c_star: np.ndarray, t: np.ndarray, u: np.ndarray, width: int, feed: bool
+        self,
+        index: _TimeIndex,
+        group: np.ndarray,
+        c_star: np.ndarray,
+        t: np.ndarray,
+        u: np.ndarray,
+        width: int,
+        feed: bool,
     ) -> np.ndarray:
         """Per query, an item of `group` created shortly before `c_star` (and before `t`); -1 if none."""
         rng = self.rng
@@ -247,9 +268,11 @@ class _Simulator:
         cand = pos[:, None] - np.arange(width)[None, :]
         ok = (cand >= lo[:, None]) & (cand < hi[:, None])
         items = index.items[np.clip(cand, 0, len(index.items) - 1)]
-        ok &= self.w.item_created[items] < t[:, None]
+        created = self.w.item_created[items]
+        ok &= created < t[:, None]
         score = self.log_q[items] * self.response.quality_effect + rng.gumbel(size=items.shape)
         if feed:
+            ok &= created >= (t - self.horizon)[:, None]
             score += self._affinity_logit(u, items)
         else:
             score += self.cfg.popularity_boost * np.log1p(self.item_count[items])
@@ -279,8 +302,12 @@ class _Simulator:
         if not has.any():
             return out
         author = self.fa_target[pos[has]]
-        c_star = t[has] - self.rng.exponential(self.cfg.feed_freshness_days * DAY, int(has.sum())).astype(np.int64)
-        out[has] = self._recent_pick(self.by_author, author, c_star, t[has], u[has], _W_FEED, feed=True)
+        c_star = t[has] - self.rng.exponential(
+            self.cfg.feed_freshness_days * DAY, int(has.sum())
+        ).astype(np.int64)
+        out[has] = self._recent_pick(
+            self.by_author, author, c_star, t[has], u[has], _W_FEED, feed=True
+        )
         return out
 
     def _social_candidates(self, u: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -293,20 +320,28 @@ class _Simulator:
             return out
         n = self.n_items
         lo, hi = pushes.range_of(u * n, (u + 1) * n)
-        picks = lo[:, None] + (rng.random((len(u), _M_SOCIAL)) * (hi - lo)[:, None]).astype(np.int64)
+        picks = lo[:, None] + (rng.random((len(u), _M_SOCIAL)) * (hi - lo)[:, None]).astype(
+            np.int64
+        )
         picks = np.minimum(picks, len(pushes) - 1)
         items = pushes.keys_at(picks) % n
-        age_days = (t[:, None] - pushes.times_at(picks)) / DAY
+        push_age = (t[:, None] - pushes.times_at(picks)) / DAY
+        item_age = (t[:, None] - self.w.item_created[items]) / DAY
         score = self._affinity_logit(u, items) + self.log_q[items] * self.response.quality_effect
-        score += rng.gumbel(size=items.shape) - age_days / self.cfg.social_delay_days
-        score[hi <= lo] = -np.inf
+        score += rng.gumbel(size=items.shape) - push_age / self.cfg.social_delay_days
+        score -= item_age / self.cfg.discover_freshness_days
+        score[(hi <= lo)[:, None] | (item_age * DAY > self.horizon)] = -np.inf
         return self._best_unseen(u, items, score)
 
     def _discover_candidates(self, u: np.ndarray, t: np.ndarray) -> np.ndarray:
         rng = self.rng
         r = rng.random(len(u))
-        topic = np.minimum((self.topic_cum[u] < r[:, None]).sum(axis=1), self.k - 1).astype(np.int64)
-        c_star = t - rng.exponential(self.cfg.discover_freshness_days * DAY, len(u)).astype(np.int64)
+        topic = np.minimum((self.topic_cum[u] < r[:, None]).sum(axis=1), self.k - 1).astype(
+            np.int64
+        )
+        c_star = t - rng.exponential(self.cfg.discover_freshness_days * DAY, len(u)).astype(
+            np.int64
+        )
         return self._recent_pick(self.by_topic, topic, c_star, t, u, _W_DISCOVER, feed=False)
 
     def _follows(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -332,7 +367,11 @@ class _Simulator:
         t = day_start + hour * 3600 + rng.integers(0, 3600, len(u))
         created = w.user_created[u]
         late = t <= created
-        t[late] = created[late] + 1 + (rng.random(int(late.sum())) * (day_end - created[late] - 1)).astype(np.int64)
+        t[late] = (
+            created[late]
+            + 1
+            + (rng.random(int(late.sum())) * (day_end - created[late] - 1)).astype(np.int64)
+        )
         return u, t
 
     def _assign(self, u: np.ndarray, rows_target: float) -> np.ndarray:
@@ -353,7 +392,9 @@ class _Simulator:
         source[author] = _AUTHOR
         return source
 
-    def _resolve(self, u: np.ndarray, t: np.ndarray, source: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _resolve(
+        self, u: np.ndarray, t: np.ndarray, source: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Items for the exposures, retrying and falling back; (item or -1, final source)."""
         n_items = self.n_items
         item = np.full(len(u), -1, dtype=np.int64)
@@ -367,7 +408,11 @@ class _Simulator:
             src[(src == _AUTHOR) & ~self.has_feed[u[pending]]] = _SOCIAL
             src[(src == _SOCIAL) & ~self.has_followees[u[pending]]] = _DISCOVER
             cand = np.full(len(pending), -1, dtype=np.int64)
-            for s, fn in ((_AUTHOR, self._author_candidates), (_SOCIAL, self._social_candidates), (_DISCOVER, self._discover_candidates)):
+            for s, fn in (
+                (_AUTHOR, self._author_candidates),
+                (_SOCIAL, self._social_candidates),
+                (_DISCOVER, self._discover_candidates),
+            ):
                 sel = np.flatnonzero(src == s)
                 if len(sel):
                     cand[sel] = fn(u[pending[sel]], t[pending[sel]])
@@ -421,7 +466,12 @@ class _Simulator:
         comment = like & (rng.random(n) < p["comment"])
         share = like & (rng.random(n) < p["share"])
         parts = [(np.ones(n, dtype=bool), _VIEW, 0, 1)]
-        parts += [(click, _CLICK, 1, 30), (like, _LIKE, 5, 180), (comment, _COMMENT, 30, 900), (share, _SHARE, 10, 600)]
+        parts += [
+            (click, _CLICK, 1, 30),
+            (like, _LIKE, 5, 180),
+            (comment, _COMMENT, 30, 900),
+            (share, _SHARE, 10, 600),
+        ]
         ru, ri, rt, re, rsrc = [], [], [], [], []
         for mask, code, lo, hi in parts:
             idx = np.flatnonzero(mask)
@@ -432,7 +482,13 @@ class _Simulator:
             rsrc.append(source[idx])
         ru_a, ri_a, rt_a, re_a, rs_a = (np.concatenate(x) for x in (ru, ri, rt, re, rsrc))
         order = np.lexsort((re_a, ru_a, rt_a))
-        ru_a, ri_a, rt_a, re_a, rs_a = ru_a[order], ri_a[order], rt_a[order], re_a[order], rs_a[order]
+        ru_a, ri_a, rt_a, re_a, rs_a = (
+            ru_a[order],
+            ri_a[order],
+            rt_a[order],
+            re_a[order],
+            rs_a[order],
+        )
 
         # Likes and shares reach the followers of whoever made them.
         engaged = (re_a == _LIKE) | (re_a == _SHARE)
@@ -451,12 +507,20 @@ class _Simulator:
         st.discover_rows += int(disc.sum())
         st.accidental_rows += int(accidental.sum())
         st.in_network_rows += int((~disc).sum() + accidental.sum())
-        for name, code in (("view", _VIEW), ("click", _CLICK), ("like", _LIKE), ("comment", _COMMENT), ("share", _SHARE)):
+        for name, code in (
+            ("view", _VIEW),
+            ("click", _CLICK),
+            ("like", _LIKE),
+            ("comment", _COMMENT),
+            ("share", _SHARE),
+        ):
             st.events[name] += int((re_a == code).sum())
 
         return DayRows(d, ru_a, ri_a, rt_a, re_a)
 
-    def _push(self, v: np.ndarray, item: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _push(
+        self, v: np.ndarray, item: np.ndarray, t: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(follower * n_items + item, time) of every like/share pushed to followers, sorted by
         key then time (so the first match of a key is its earliest push). Expects the likes and
         shares in time order."""

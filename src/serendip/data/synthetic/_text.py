@@ -62,8 +62,13 @@ class TextMaker:
         arr = np.array(words, dtype=object)
         is_opener = np.zeros(len(words), dtype=bool)
         is_opener[openers] = True
-        cap = np.array([w if o else w[:1].upper() + w[1:] for w, o in zip(words, is_opener, strict=True)], dtype=object)
-        surface = pa.array(np.concatenate([arr, cap, arr + ".", cap + "."]).tolist(), type=pa.string())
+        cap = np.array(
+            [w if o else w[:1].upper() + w[1:] for w, o in zip(words, is_opener, strict=True)],
+            dtype=object,
+        )
+        surface = pa.array(
+            np.concatenate([arr, cap, arr + ".", cap + "."]).tolist(), type=pa.string()
+        )
         topic_ptr = np.concatenate([[0], np.cumsum([len(p) for p in per_topic])]).astype(np.int64)
         topic_words = np.array([w for p in per_topic for w in p], dtype=np.int64)
         topic_weights = np.concatenate([_zipf(len(p)) for p in per_topic])
@@ -95,7 +100,9 @@ class TextMaker:
         self.categories = pa.array([t.category for t in topics], type=pa.string())
 
     # ------------------------------------------------------------------ words
-    def _words(self, topic_of_token: np.ndarray, rng: np.random.Generator, p_topic: float) -> np.ndarray:
+    def _words(
+        self, topic_of_token: np.ndarray, rng: np.random.Generator, p_topic: float
+    ) -> np.ndarray:
         n = len(topic_of_token)
         r = rng.random(n)
         word = self.lex.common_words[self.lex.common.sample(np.zeros(n, dtype=np.int64), rng)]
@@ -108,9 +115,13 @@ class TextMaker:
         word[chosen] = self.lex.topic_words[pos]
         return word
 
-    def _join(self, codes: np.ndarray, lengths: np.ndarray, dictionary: pa.Array, sep: str) -> pa.Array:
+    def _join(
+        self, codes: np.ndarray, lengths: np.ndarray, dictionary: pa.Array, sep: str
+    ) -> pa.Array:
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
-        values = pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32)), dictionary).dictionary_decode()
+        values = pa.DictionaryArray.from_arrays(
+            pa.array(codes.astype(np.int32)), dictionary
+        ).dictionary_decode()
         return pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), values), sep)
 
     # ------------------------------------------------------------------ fields
@@ -140,7 +151,9 @@ class TextMaker:
         word = self._words(topic[tok_item], rng, 0.85)
         first = np.cumsum(lengths) - lengths
         opener_items = np.flatnonzero(has_opener)
-        word[first[opener_items]] = self.lex.openers[rng.integers(0, len(self.lex.openers), len(opener_items))]
+        word[first[opener_items]] = self.lex.openers[
+            rng.integers(0, len(self.lex.openers), len(opener_items))
+        ]
         form = np.zeros(len(word), dtype=np.int64)
         form[first] = 1
         return self._join(form * self.n_words + word, lengths, self.lex.surface, " ")
@@ -159,7 +172,9 @@ class TextMaker:
         keep = np.arange(width)[None, :] < m[:, None]
         generic = rng.random(n) < 0.15
         extra = np.full((n, 1), -1, dtype=np.int64)
-        extra[generic, 0] = self.generic_tags[rng.integers(0, len(self.generic_tags), int(generic.sum()))]
+        extra[generic, 0] = self.generic_tags[
+            rng.integers(0, len(self.generic_tags), int(generic.sum()))
+        ]
         ranked = np.concatenate([ranked, extra], axis=1)
         keep = np.concatenate([keep, generic[:, None]], axis=1)
         codes = ranked[keep]  # row-major: each item's tags stay together, in order

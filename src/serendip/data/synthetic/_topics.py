@@ -22,11 +22,15 @@ class Topic:
     tags: tuple[str, ...]
 
 
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
 def _t(slug: str, category: str, words: str, tags: str) -> Topic:
-    return Topic(slug, category, tuple(words.split()), tuple(tags.split()))
+    return Topic(slug, category, _split(words), _split(tags))
 
 
-TOPICS: tuple[Topic, ...] = (
+_ALL_TOPICS: tuple[Topic, ...] = (
     _t(
         "cooking",
         "Food & Drink",
@@ -140,8 +144,7 @@ TOPICS: tuple[Topic, ...] = (
         "flight airport passport itinerary hostel hotel city museum beach island "
         "train luggage visa tour street food market sightseeing layover journey "
         "adventure guidebook local ferry backpacker",
-        "travel wanderlust citybreak travel-tips solo-travel budget-travel roadtrip "
-        "vacation",
+        "travel wanderlust citybreak travel-tips solo-travel budget-travel roadtrip vacation",
     ),
     _t(
         "gardening",
@@ -256,18 +259,25 @@ TOPICS: tuple[Topic, ...] = (
     ),
 )
 
+# Presets use the first `n_topics`: interleaved so that any prefix spans many categories.
+_ORDER = _split(
+    "cooking running gaming photography music_production hiking gardening programming "
+    "personal_finance parenting pets movies books fashion astronomy football baking travel ai "
+    "painting jazz yoga home_diy skincare climate coffee cycling history"
+)
+TOPICS: tuple[Topic, ...] = tuple(sorted(_ALL_TOPICS, key=lambda t: _ORDER.index(t.slug)))
+assert len(TOPICS) == len(_ORDER) == len({t.slug for t in TOPICS})
+
 # Words any post may use; they carry no topic signal (TF-IDF should learn to ignore them).
-COMMON_WORDS: tuple[str, ...] = tuple(
-    (
-        "the a and to of in is it this for with on my so just that was about really "
-        "today you we our at from new what some more time one how like love all first "
-        "best little great still week finally again here there very good got made "
-        "trying found thing things people friends post thoughts favorite weekend "
-        "morning tonight always never better big lot every way know think make start "
-        "started after before into over back now maybe quick share update notes day "
-        "days year ever most much small simple easy hard fun nice happy glad excited "
-        "honestly actually pretty kind worth anyone someone everyone other another"
-    ).split()
+COMMON_WORDS: tuple[str, ...] = _split(
+    "the a and to of in is it this for with on my so just that was about really "
+    "today you we our at from new what some more time one how like love all first "
+    "best little great still week finally again here there very good got made "
+    "trying found thing things people friends post thoughts favorite weekend "
+    "morning tonight always never better big lot every way know think make start "
+    "started after before into over back now maybe quick share update notes day "
+    "days year ever most much small simple easy hard fun nice happy glad excited "
+    "honestly actually pretty kind worth anyone someone everyone other another"
 )
 
 TITLE_OPENERS: tuple[str, ...] = (

@@ -114,17 +114,25 @@ def response_probability(
     users = np.asarray(user_ids, dtype=object)
     items = np.asarray(item_ids, dtype=object)
     if users.shape != items.shape or users.ndim != 1:
-        raise DataError(f"user_ids and item_ids must be 1-D and of equal length, got {users.shape} and {items.shape}")
+        raise DataError(
+            f"user_ids and item_ids must be 1-D and of equal length, got {users.shape} and {items.shape}"
+        )
     uidx = truth.users.indices(users)
     iidx = truth.items.indices(items)
     if (uidx < 0).any():
-        raise DataError(f"unknown user '{users[np.argmax(uidx < 0)]}' (not in the platform's truth)")
+        raise DataError(
+            f"unknown user '{users[np.argmax(uidx < 0)]}' (not in the platform's truth)"
+        )
     if (iidx < 0).any():
-        raise DataError(f"unknown item '{items[np.argmax(iidx < 0)]}' (not in the platform's truth)")
+        raise DataError(
+            f"unknown item '{items[np.argmax(iidx < 0)]}' (not in the platform's truth)"
+        )
     return event_probability(truth, uidx, iidx, event)
 
 
-def event_probability(truth: PlatformTruth, uidx: np.ndarray, iidx: np.ndarray, event: ResponseEvent) -> np.ndarray:
+def event_probability(
+    truth: PlatformTruth, uidx: np.ndarray, iidx: np.ndarray, event: ResponseEvent
+) -> np.ndarray:
     """`response_probability` on dense indices."""
     if event == "view":
         return np.ones(len(uidx))

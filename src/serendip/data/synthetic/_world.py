@@ -100,16 +100,24 @@ def build_world(config: PlatformConfig, rng: np.random.Generator) -> World:
     activity = _lognormal_mean1(rng, cfg.activity_sigma, n)
     is_author = np.zeros(n, dtype=bool)
     is_author[rng.choice(n, size=cfg.n_authors, replace=False)] = True
-    fame = _lognormal_mean1(rng, cfg.fame_sigma, n) * np.where(is_author, cfg.author_fame_boost, 1.0)
+    fame = _lognormal_mean1(rng, cfg.fame_sigma, n) * np.where(
+        is_author, cfg.author_fame_boost, 1.0
+    )
     private = rng.random(n) < cfg.private_share
     declared = _declared_interests(cfg, theta, rng)
 
-    follower, followee, edge_created = _follow_graph(cfg, rng, community, fame, activity, user_created, start, end)
-    follow_ptr = np.concatenate([[0], np.cumsum(np.bincount(follower, minlength=n))]).astype(np.int64)
+    follower, followee, edge_created = _follow_graph(
+        cfg, rng, community, fame, activity, user_created, start, end
+    )
+    follow_ptr = np.concatenate([[0], np.cumsum(np.bincount(follower, minlength=n))]).astype(
+        np.int64
+    )
     fans_ptr, fans_order = csr_from_groups(followee, n)
     fans = follower[fans_order]
 
-    item_topic, item_author, item_quality, item_created = _items(cfg, rng, theta, is_author, user_created, start, end)
+    item_topic, item_author, item_quality, item_created = _items(
+        cfg, rng, theta, is_author, user_created, start, end
+    )
     return World(
         config=cfg,
         start=start,
@@ -142,9 +150,11 @@ def _dirichlet_rows(rng: np.random.Generator, alpha: np.ndarray) -> np.ndarray:
     return g / g.sum(axis=1, keepdims=True)
 
 
-def _declared_interests(cfg: PlatformConfig, theta: np.ndarray, rng: np.random.Generator) -> list[tuple[int, ...]]:
+def _declared_interests(
+    cfg: PlatformConfig, theta: np.ndarray, rng: np.random.Generator
+) -> list[tuple[int, ...]]:
     """A noisy subset of each user's top-3 topics, sometimes with a topic they don't care about."""
-    n, k = theta.shape
+    n, k = int(theta.shape[0]), int(theta.shape[1])
     top = np.argsort(-theta, axis=1)[:, : min(3, k)]
     keep = rng.random(top.shape) < cfg.declared_keep
     keep[:, 0] |= ~keep.any(axis=1)  # a declaring user names at least their main topic
@@ -216,7 +226,10 @@ def _follow_graph(
 
 
 def _unique_pairs(src: np.ndarray, dst: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    key = np.unique(src * n + dst)
+    """Distinct (src, dst) pairs sorted by (src, dst). A sort, not `np.unique`, which hashes
+    and is several times slower on millions of int64 keys."""
+    key = np.sort(src * n + dst)
+    key = key[np.concatenate([[True], key[1:] != key[:-1]])] if len(key) else key
     return key // n, key % n
 
 
@@ -236,7 +249,9 @@ def _items(
     authors = np.flatnonzero(is_author)
     first = np.maximum(user_created[authors], start)
     span = np.maximum(end - first, DAY)
-    productivity = _lognormal_mean1(rng, cfg.productivity_sigma, len(authors)) * span / (end - start)
+    productivity = (
+        _lognormal_mean1(rng, cfg.productivity_sigma, len(authors)) * span / (end - start)
+    )
     pick = GroupedSampler.build(np.array([0, len(authors)]), productivity)
     a_pos = pick.sample(np.zeros(n_items, dtype=np.int64), rng)
     item_author = authors[a_pos]

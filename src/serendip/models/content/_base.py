@@ -23,12 +23,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from sklearn.preprocessing import normalize
 
 from serendip.data.dataset import Dataset
 from serendip.models.base import Evidence, Recommender
 from serendip.models.content._text import interest_matrix, tag_token
-from serendip.models.content._weights import WeightingConfig, events_matrix, weighting_matrix_config
+from serendip.models.content._weights import (
+    WeightingConfig,
+    events_matrix,
+    l2_rows,
+    weighting_matrix_config,
+)
 
 __all__ = ["ContentRecommender", "ItemVectors"]
 
@@ -97,9 +101,11 @@ class ContentRecommender(Recommender):
 
     @staticmethod
     def _normalised(vectors: Vectors) -> Vectors:
-        if sp.issparse(vectors):
-            return sp.csr_matrix(normalize(sp.csr_matrix(vectors, dtype=np.float32)))
-        return np.ascontiguousarray(normalize(np.asarray(vectors, dtype=np.float32)))
+        if not isinstance(vectors, np.ndarray):
+            return l2_rows(vectors)
+        v = np.asarray(vectors, dtype=np.float32)
+        norms = np.linalg.norm(v, axis=1, keepdims=True)
+        return np.ascontiguousarray(np.divide(v, norms, out=np.zeros_like(v), where=norms > 0))
 
     # ------------------------------------------------------------------ scoring
     def _profile_weights(self, user_idx: np.ndarray) -> sp.csr_matrix:

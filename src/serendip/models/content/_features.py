@@ -9,13 +9,12 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
-from sklearn.preprocessing import normalize
 
 from serendip.data.dataset import Dataset, ItemTable
 from serendip.models.base import FloatRange, IntRange, ModelConfig, SearchSpace
 from serendip.models.content._base import ContentRecommender, ItemVectors
 from serendip.models.content._text import tokenize
-from serendip.models.content._weights import WeightingConfig
+from serendip.models.content._weights import WeightingConfig, l2_rows
 
 __all__ = ["FeatureConfig", "FeatureContent"]
 
@@ -31,11 +30,11 @@ class FeatureConfig(WeightingConfig):
     min_count: authors and tags on fewer items are dropped (they cannot relate two items).
     """
 
-    category_weight: float = Field(default=1.0, ge=0)
+    category_weight: float = Field(default=4.0, ge=0)
     author_weight: float = Field(default=0.5, ge=0)
     tag_weight: float = Field(default=1.0, ge=0)
-    length_weight: float = Field(default=0.1, ge=0)
-    age_weight: float = Field(default=0.2, ge=0)
+    length_weight: float = Field(default=0.0, ge=0)
+    age_weight: float = Field(default=0.0, ge=0)
     min_count: int = Field(default=2, ge=1)
 
 
@@ -84,7 +83,7 @@ class FeatureContent(ContentRecommender):
     description = "Category, author, tags, length and age features."
     Config: ClassVar[type[ModelConfig]] = FeatureConfig
     search_space: ClassVar[SearchSpace] = {
-        "category_weight": FloatRange(0.0, 2.0),
+        "category_weight": FloatRange(0.0, 5.0),
         "author_weight": FloatRange(0.0, 2.0),
         "tag_weight": FloatRange(0.0, 2.0),
         "length_weight": FloatRange(0.0, 1.0),
@@ -114,9 +113,9 @@ class FeatureContent(ContentRecommender):
         length, age = item_numbers(meta, ref)
         numbers = sp.csr_matrix(np.column_stack([_standardised(length), _standardised(age)]))
         blocks = [
-            normalize(cat) * cfg.category_weight,
-            normalize(auth) * cfg.author_weight,
-            normalize(tags) * cfg.tag_weight,
+            l2_rows(cat) * cfg.category_weight,
+            l2_rows(auth) * cfg.author_weight,
+            l2_rows(tags) * cfg.tag_weight,
             sp.csr_matrix(numbers[:, [0]] * cfg.length_weight),
             sp.csr_matrix(numbers[:, [1]] * cfg.age_weight),
         ]

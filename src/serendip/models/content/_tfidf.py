@@ -9,13 +9,12 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.preprocessing import normalize
 
 from serendip.data.dataset import Dataset
 from serendip.models.base import Choice, FloatRange, IntRange, ModelConfig, SearchSpace
 from serendip.models.content._base import ContentRecommender, ItemVectors
 from serendip.models.content._text import tag_token
-from serendip.models.content._weights import WeightingConfig, empty_csr
+from serendip.models.content._weights import WeightingConfig, empty_csr, l2_rows
 
 __all__ = ["TfidfConfig", "TfidfContent"]
 
@@ -25,14 +24,15 @@ class TfidfConfig(WeightingConfig):
 
     title_weight / text_weight / tag_weight: how much each field's (L2-normalised) TF-IDF block
     counts in the item vector; tags also carry the item's category. min_df: a word must appear
-    in at least this many items; max_df: in at most this share of them. ngram_max: 1 = words,
+    in at least this share of the items (or, when >= 1, this many items): rare title words are
+    noise for a profile; max_df: in at most this share of them. ngram_max: 1 = words,
     2 = words and word pairs (title and text). sublinear_tf: 1 + log(tf) instead of tf.
     """
 
-    title_weight: float = Field(default=1.0, ge=0)
+    title_weight: float = Field(default=2.0, ge=0)
     text_weight: float = Field(default=1.0, ge=0)
     tag_weight: float = Field(default=1.0, ge=0)
-    min_df: int = Field(default=1, ge=1)
+    min_df: float = Field(default=0.01, gt=0)
     max_df: float = Field(default=1.0, gt=0, le=1)
     max_features: int | None = Field(default=None, ge=1)
     ngram_max: int = Field(default=1, ge=1, le=3)
@@ -62,7 +62,7 @@ class TfidfContent(ContentRecommender):
         "title_weight": FloatRange(0.0, 2.0),
         "text_weight": FloatRange(0.0, 2.0),
         "tag_weight": FloatRange(0.0, 2.0),
-        "min_df": IntRange(1, 5),
+        "min_df": FloatRange(0.0005, 0.05, log=True),
         "ngram_max": IntRange(1, 2),
         "sublinear_tf": Choice((True, False)),
         "half_life_days": Choice((None, 30.0, 180.0, 720.0)),
@@ -96,7 +96,7 @@ class TfidfContent(ContentRecommender):
             if weight <= 0:
                 continue
             vec = TfidfVectorizer(
-                min_df=min(cfg.min_df, max(n, 1)),
+                min_df=min(int(cfg.min_df), max(n, 1)) if cfg.min_df >= 1 else cfg.min_df,
                 max_df=cfg.max_df,
                 max_features=cfg.max_features,
                 sublinear_tf=cfg.sublinear_tf,
@@ -107,7 +107,7 @@ class TfidfContent(ContentRecommender):
                 m = vec.fit_transform(docs)
             except ValueError:  # the field is empty in this catalogue (or pruned away)
                 continue
-            blocks.append(sp.csr_matrix(normalize(m) * weight, dtype=np.float32))
+            blocks.append(l2_rows(m) * np.float32(weight))
             names += [f"{prefix}{t}" for t in vec.get_feature_names_out()]
         if not blocks:
             empty = empty_csr(n, 0)

@@ -18,7 +18,13 @@ from serendip.data.dataset import DEFAULT_EVENT_WEIGHTS, EVENT_TYPES, MatrixConf
 from serendip.errors import DataError
 from serendip.models.base import ModelConfig, Recommender
 
-__all__ = ["WeightingConfig", "empty_csr", "events_matrix", "weighting_matrix_config"]
+__all__ = [
+    "WeightingConfig",
+    "empty_csr",
+    "events_matrix",
+    "l2_rows",
+    "weighting_matrix_config",
+]
 
 
 class WeightingConfig(ModelConfig):
@@ -108,6 +114,14 @@ def events_matrix(
         seen.data[:] = 1.0
         model.train_ = seen
     return add
+
+
+def l2_rows(m: sp.csr_matrix) -> sp.csr_matrix:
+    """Rows scaled to unit L2 norm (zero rows stay zero); float32 CSR, any column count."""
+    m = sp.csr_matrix(m, dtype=np.float32)
+    norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
+    inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+    return sp.csr_matrix(sp.diags(inv.astype(np.float32)) @ m, dtype=np.float32)
 
 
 def empty_csr(n_rows: int, n_cols: int) -> sp.csr_matrix:

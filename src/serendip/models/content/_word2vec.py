@@ -29,9 +29,9 @@ class Word2VecConfig(WeightingConfig):
 
     vector_size: int = Field(default=64, ge=2, le=1024)
     window: int = Field(default=5, ge=1)
-    min_count: int = Field(default=1, ge=1)
+    min_count: int = Field(default=3, ge=1)
     epochs: int = Field(default=20, ge=1)
-    sg: int = Field(default=1, ge=0, le=1)
+    sg: int = Field(default=0, ge=0, le=1)
     negative: int = Field(default=5, ge=1)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 from abc import abstractmethod
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -45,7 +45,9 @@ class DeepConfig(ModelConfig):
     device: "auto" = CUDA when available, else CPU. early_stopping: hold out `val_share` of the
     users (those with at least 5 training items), each with 20% of their items (at least one),
     inside `fit`, and keep the weights of the epoch with the best validation NDCG@10; stop after
-    `patience` epochs without improvement. memory_limit_gb: refuse to fit (CapacityError) when
+    `patience` epochs without improvement; with `refit`, then train a fresh model on all the
+    data for the best number of epochs. ema_decay: validate and keep an exponential moving
+    average of the weights (updated once per epoch; 0 = off). memory_limit_gb: refuse to fit (CapacityError) when
     the estimated training memory exceeds it, before allocating anything.
     """
 
@@ -58,6 +60,8 @@ class DeepConfig(ModelConfig):
     val_share: float = Field(default=0.2, gt=0, lt=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     memory_limit_gb: float = Field(default=8.0, gt=0)
+    ema_decay: float = Field(default=0.0, ge=0, lt=1)
+    refit: bool = False
 
 
 # ----------------------------------------------------------------------------- torch helpers
@@ -85,9 +89,7 @@ def seeded(seed: int, device: torch.device) -> Iterator[None]:
 
 def state_to_arrays(module: torch.nn.Module, prefix: str = "w.") -> dict[str, np.ndarray]:
     """A module's state_dict as float32/int NumPy arrays named `<prefix><param name>`."""
-    return {
-        f"{prefix}{k}": v.detach().cpu().numpy().copy() for k, v in module.state_dict().items()
-    }
+    return {f"{prefix}{k}": v.detach().cpu().numpy().copy() for k, v in module.state_dict().items()}
 
 
 def load_arrays(
@@ -265,8 +267,6 @@ class TorchRecommender(Recommender):
 
     # -------------------------------------------------------------- fitting
     def _fit(self, dataset: Dataset) -> None:
-        import torch
-
         cfg: DeepConfig = self.config  # type: ignore[assignment]
         n_bytes, what = self._estimate_bytes(dataset.n_users, dataset.n_items)
         check_memory(self.name, n_bytes, cfg.memory_limit_gb, what)
@@ -277,18 +277,39 @@ class TorchRecommender(Recommender):
             if cfg.early_stopping
             else None
         )
+        self.history_: list[dict[str, float]] = []
+        module, best_epoch = self._train(seqs, carve, cfg.epochs)
+        if carve is not None and cfg.refit:
+            # the carve found how long to train; now train that long on everything
+            module, _ = self._train(seqs, None, best_epoch)
+        module.eval()
+        self.module_ = module
+        self.best_epoch_ = best_epoch
+        self._after_fit(dataset, seqs)
+
+    def _train(
+        self, seqs: list[np.ndarray], carve: ValidationCarve | None, epochs: int
+    ) -> tuple[Any, int]:
+        """Train a fresh module for up to `epochs` epochs; with a carve, stop early and return
+        the best epoch's weights. Returns (module, epochs that count). Appends to `history_`."""
+        import torch
+
+        cfg: DeepConfig = self.config  # type: ignore[assignment]
         data = self._prepare(carve.train if carve is not None else seqs)
         if carve is not None:
-            seen = sequences_to_csr(carve.train, dataset.n_items)[carve.users]
-        self.history_: list[dict[str, float]] = []
+            seen = sequences_to_csr(carve.train, len(self.items_))[carve.users]
+            seen_r, seen_c = seen.nonzero()
         best: tuple[float, int, dict[str, torch.Tensor]] | None = None
         with seeded(cfg.seed, self.device_):
             module = self._build().to(self.device_)
+            # with ema_decay, an exponential moving average of the weights (updated once per
+            # epoch) is what gets validated and kept: it smooths out the noise of small data
+            average = self._build().to(self.device_) if cfg.ema_decay > 0 else module
             optimizer = torch.optim.Adam(
                 module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
             )
             stale = 0
-            for epoch in range(cfg.epochs):
+            for epoch in range(epochs):
                 rng = np.random.default_rng((cfg.seed, epoch))
                 module.train()
                 loss = self._train_epoch(module, optimizer, data, epoch, rng)
@@ -297,17 +318,18 @@ class TorchRecommender(Recommender):
                         f"model '{self.name}' diverged (loss {loss}) at epoch {epoch + 1}; "
                         f"lower lr (now {cfg.lr:g})"
                     )
+                if average is not module:
+                    _ema_step(average, module, 0.0 if epoch == 0 else cfg.ema_decay)
                 record = {"epoch": float(epoch + 1), "loss": loss}
                 if carve is not None:
-                    module.eval()
+                    average.eval()
                     with torch.no_grad():
-                        scores = self._score_users_with(module, data, carve.users)
-                    r, c = seen.nonzero()
-                    scores[r, c] = -np.inf
+                        scores = self._score_users_with(average, data, carve.users)
+                    scores[seen_r, seen_c] = -np.inf
                     ndcg = ndcg_at_k(scores, carve.truth, 10)
                     record["val_ndcg"] = ndcg
                     if best is None or ndcg > best[0]:
-                        state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+                        state = {k: v.detach().clone() for k, v in average.state_dict().items()}
                         best, stale = (ndcg, epoch + 1, state), 0
                     else:
                         stale += 1
@@ -315,11 +337,8 @@ class TorchRecommender(Recommender):
                 if carve is not None and stale >= cfg.patience:
                     break
             if best is not None:
-                module.load_state_dict(best[2])
-        module.eval()
-        self.module_ = module
-        self.best_epoch_ = best[1] if best is not None else len(self.history_)
-        self._after_fit(dataset, seqs)
+                average.load_state_dict(best[2])
+        return average, (best[1] if best is not None else epochs)
 
     # -------------------------------------------------------------- persistence
     def _weights_state(self) -> dict[str, np.ndarray]:
@@ -340,6 +359,17 @@ class TorchRecommender(Recommender):
         self.history_ = list(meta.get("history", []))
 
 
+def _ema_step(average: Any, module: Any, decay: float) -> None:
+    import torch
+
+    with torch.no_grad():
+        for a, m in zip(average.state_dict().values(), module.state_dict().values(), strict=True):
+            if a.dtype.is_floating_point:
+                a.mul_(decay).add_(m, alpha=1.0 - decay)
+            else:
+                a.copy_(m)
+
+
 def batched(n: int, size: int) -> Iterator[slice]:
     for start in range(0, n, max(1, size)):
         yield slice(start, min(n, start + size))
@@ -348,4 +378,3 @@ def batched(n: int, size: int) -> Iterator[slice]:
 def chunk_rows(n_rows: int, n_cols: int, budget: int = 1 << 22) -> int:
     """Rows per chunk so that a (rows, n_cols) intermediate holds about `budget` entries."""
     return max(1, budget // max(n_cols, 1))
-

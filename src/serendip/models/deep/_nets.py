@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -48,9 +49,7 @@ class NeuMFNet(nn.Module):
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         return self.forward_vectors(self.gmf_user(users), self.mlp_user(users), items)
 
-    def score_vectors(
-        self, gmf_u: torch.Tensor, mlp_u: torch.Tensor, n_items: int
-    ) -> torch.Tensor:
+    def score_vectors(self, gmf_u: torch.Tensor, mlp_u: torch.Tensor, n_items: int) -> torch.Tensor:
         """Logits (b, n_items) of b user vectors against every item."""
         b = gmf_u.shape[0]
         items = torch.arange(n_items, device=gmf_u.device).repeat(b)
@@ -66,17 +65,13 @@ class VAENet(nn.Module):
     """Mult-VAE (Liang et al. 2018): L2-normalised bag of items -> dropout -> tanh MLP encoder ->
     Gaussian latent -> tanh MLP decoder -> logits over the catalog (softmax = multinomial)."""
 
-    def __init__(
-        self, n_items: int, hidden: tuple[int, ...], latent: int, dropout: float
-    ) -> None:
+    def __init__(self, n_items: int, hidden: tuple[int, ...], latent: int, dropout: float) -> None:
         super().__init__()
         dims = (n_items, *hidden)
-        self.encoder = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:], strict=True))
+        self.encoder = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(dims))
         self.to_latent = nn.Linear(dims[-1], 2 * latent)
         ddims = (latent, *reversed(hidden))
-        self.decoder = nn.ModuleList(
-            nn.Linear(a, b) for a, b in zip(ddims[:-1], ddims[1:], strict=True)
-        )
+        self.decoder = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(ddims))
         self.to_items = nn.Linear(ddims[-1], n_items)
         self.drop = nn.Dropout(dropout)
         self.latent = latent
@@ -99,10 +94,8 @@ class VAENet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         mu, logvar = self.encode(x)
-        if self.training:
-            z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-        else:
-            z = mu
+        # sample z while training; score with the posterior mean
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
         return self.decode(z), mu, logvar
 
 
@@ -116,7 +109,9 @@ class _Block(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
         self.ln2 = nn.LayerNorm(dim)
-        self.ff = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(dim, dim))
+        self.ff = nn.Sequential(
+            nn.Linear(dim, dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(dim, dim)
+        )
         self.drop = nn.Dropout(dropout)
 
     def forward(
@@ -158,7 +153,7 @@ class SASRecNet(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Hidden states (b, L, dim) of left-padded token sequences (b, L), L <= max_len, and
         with `want_weights` the last block's attention (b, L, L), averaged over heads."""
-        b, n = tokens.shape
+        n = tokens.shape[1]
         real = tokens > 0
         pos = torch.arange(self.max_len - n, self.max_len, device=tokens.device)
         x = self.item_emb(tokens) * math.sqrt(self.item_emb.embedding_dim) + self.pos_emb(pos)

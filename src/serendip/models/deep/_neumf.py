@@ -148,7 +148,7 @@ class NeuMF(TorchRecommender):
         n_items = len(self.items_)
         out = np.empty((len(user_idx), n_items), np.float32)
         with torch.no_grad():
-            for sl in batched(len(user_idx), chunk_rows(len(user_idx), n_items, 1 << 20)):
+            for sl in batched(len(user_idx), chunk_rows(len(user_idx), n_items, 1 << 18)):
                 u = torch.from_numpy(np.asarray(user_idx[sl], dtype=np.int64)).to(self.device_)
                 s = module.score_vectors(module.gmf_user(u), module.mlp_user(u), n_items)  # type: ignore[operator]
                 out[sl] = s.cpu().numpy()
@@ -202,8 +202,7 @@ class NeuMF(TorchRecommender):
                     gu.expand(len(items), -1), mu.expand(len(items), -1), items
                 )
                 loss = (
-                    F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
-                    * weights
+                    F.binary_cross_entropy_with_logits(logits, labels, reduction="none") * weights
                 ).sum()
                 g1, g2 = torch.autograd.grad(loss, [gu, mu])
                 gu.grad, mu.grad = g1, g2

@@ -17,7 +17,7 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from serendip.data.dataset import Dataset, MatrixConfig
-from serendip.errors import CapacityError
+from serendip.errors import CapacityError, DataError
 from serendip.models.base import Evidence, ModelConfig, Recommender, history_of
 
 __all__ = ["FactorConfig", "FactorModel", "Weighting", "bpr_fold_in", "weighting_config"]
@@ -180,6 +180,12 @@ class FactorModel(Recommender):
         """Fold new events in: their users' factors are recomputed from their whole (old + new)
         history with the item side fixed; unknown users join the user vocabulary; events on
         items the model never saw are dropped (items need a refit)."""
+        missing = [c for c in ("user", "item") if c not in events.columns]
+        if missing:
+            raise DataError(
+                f"update events lack column(s) {', '.join(missing)}; "
+                f"got {', '.join(map(str, events.columns))}"
+            )
         frame = events.copy()
         frame["user"] = frame["user"].astype(str)
         frame["item"] = frame["item"].astype(str)

@@ -16,7 +16,7 @@ from serendip.data.dataset import Dataset
 from serendip.errors import ConfigError, SerendipError
 from serendip.models.base import Evidence, Recommender
 
-__all__ = ["HybridBase", "MemberSpec", "normalise", "parse_members"]
+__all__ = ["HybridBase", "MemberSpec", "members_of", "normalise", "parse_members"]
 
 Normalisation = Literal["minmax", "zscore"]
 
@@ -30,6 +30,11 @@ class MemberSpec:
     key: str
     model: str
     params: Mapping[str, Any]
+
+
+def members_of(*names: str) -> dict[str, dict[str, Any]]:
+    """{name: {}} for config defaults: each member with its own default parameters."""
+    return {n: {} for n in names}
 
 
 def parse_members(spec: Mapping[str, Mapping[str, Any]], field: str) -> list[MemberSpec]:
@@ -49,7 +54,9 @@ def parse_members(spec: Mapping[str, Mapping[str, Any]], field: str) -> list[Mem
     return out
 
 
-def normalise(scores: np.ndarray, exclude: sp.csr_matrix | None, method: Normalisation) -> np.ndarray:
+def normalise(
+    scores: np.ndarray, exclude: sp.csr_matrix | None, method: Normalisation
+) -> np.ndarray:
     """Per-row normalised scores (float64, same shape as `scores` (n, n_items)).
 
     Statistics (min/max, or mean/std) come from the row's finite scores outside `exclude` (a

@@ -36,27 +36,38 @@ def _default_weights() -> dict[str, float]:
 
 class WeightedHybridConfig(ModelConfig):
     """members: {key: params}, key = registry name (optionally "name@label"); weights: {key:
-    weight >= 0}, a member without a weight weighs 1; normalization: how each member's scores
+    weight >= 0}, a member without a weight weighs 1 (no weights at all: the tuned ones for the
+    default members, else equal); normalization: how each member's scores
     are put on one scale per user before blending ("zscore" or "minmax", statistics over the
     items the user has not seen)."""
 
     members: dict[str, dict[str, Any]] = Field(default_factory=_default_members)
-    weights: dict[str, float] = Field(default_factory=_default_weights)
+    weights: dict[str, float] | None = None
     normalization: Normalisation = "zscore"
+
+    def resolved_weights(self) -> dict[str, float]:
+        """Weight per member key. Without `weights`: the tuned weights for the default members,
+        else 1 each."""
+        if self.weights is None:
+            given = _default_weights() if self.members == _default_members() else {}
+        else:
+            given = self.weights
+        return {k: float(given.get(k, 1.0)) for k in self.members}
 
     @model_validator(mode="after")
     def _check(self) -> WeightedHybridConfig:
         if not self.members:
             raise ValueError("members: at least one member is needed")
-        unknown = set(self.weights) - set(self.members)
+        weights = self.weights or {}
+        unknown = set(weights) - set(self.members)
         if unknown:
             raise ValueError(
                 f"weights name keys that are not members: {sorted(unknown)}; members: "
                 f"{list(self.members)}"
             )
-        if any(not np.isfinite(w) or w < 0 for w in self.weights.values()):
+        if any(not np.isfinite(w) or w < 0 for w in weights.values()):
             raise ValueError("weights must be finite and non-negative")
-        if sum(self.weights.get(k, 1.0) for k in self.members) <= 0:
+        if sum(self.resolved_weights().values()) <= 0:
             raise ValueError("at least one member needs a positive weight")
         return self
 
@@ -100,8 +111,7 @@ class WeightedHybrid(HybridBase):
         return parse_members(self._cfg().members, "members")
 
     def _weights(self) -> dict[str, float]:
-        c = self._cfg()
-        return {k: float(c.weights.get(k, 1.0)) for k in c.members}
+        return self._cfg().resolved_weights()
 
     # -------------------------------------------------------------- scoring
     def _member_parts(
@@ -155,9 +165,7 @@ class WeightedHybrid(HybridBase):
             exclude = context_matrix(np.array([item_idx]), len(self.items_))
             total += w * normalise(sims[None, :], exclude, "minmax")[0]
         if not found:
-            raise SerendipError(
-                f"model '{self.name}': none of its members defines item similarity"
-            )
+            raise SerendipError(f"model '{self.name}': none of its members defines item similarity")
         return total.astype(np.float32)
 
     # -------------------------------------------------------------- tuning

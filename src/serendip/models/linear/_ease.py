@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
+import scipy.linalg
 from scipy.linalg import lapack
 from pydantic import Field
 
@@ -57,22 +58,31 @@ class EASE(ItemToItem):
     W_: np.ndarray
 
     @classmethod
-    def fit_bytes(cls, n_items: int) -> int:
-        """Peak bytes of a fit on `n_items` items: one dense matrix, inverted in place."""
+    def fit_bytes(cls, n_items: int, n_users: int) -> int:
+        """Peak bytes of a fit: the dense item x item matrix, plus the dense user x item
+        factors of the Woodbury path when there are far fewer users than items."""
         itemsize = 8 if n_items <= _FLOAT64_UP_TO else 4
-        return itemsize * n_items * n_items
+        total = itemsize * n_items * n_items
+        if _use_woodbury(n_users, n_items):
+            total += (16 + itemsize) * n_users * n_items + 8 * n_users * n_users
+        return total
 
     def _fit(self, dataset: Dataset) -> None:
         cfg: EASEConfig = self.config  # type: ignore[assignment]
         n = dataset.n_items
         if n > cfg.max_items:
-            gib = self.fit_bytes(n) / 2**30
+            gib = self.fit_bytes(n, dataset.n_users) / 2**30
             raise CapacityError(
                 f"EASE needs a dense {n:,} x {n:,} item matrix (about {gib:,.1f} GiB to fit); "
                 f"the catalog exceeds max_items={cfg.max_items:,}. Use item-knn or rp3beta "
                 f"(sparse), filter the catalog, or raise max_items if the memory is there"
             )
-        check_memory(self.name, self.fit_bytes(n), cfg.max_memory_mb, f"{n:,} x {n:,} items")
+        check_memory(
+            self.name,
+            self.fit_bytes(n, dataset.n_users),
+            cfg.max_memory_mb,
+            f"a dense {n:,} x {n:,} item matrix",
+        )
         self.profile_ = sp.csr_matrix(dataset.matrix(self._profile_config()), dtype=np.float32)
         dtype = np.float64 if n <= _FLOAT64_UP_TO else np.float32
         p = _inverse_gram(self.profile_.astype(dtype), cfg.l2, cfg.dropout)
@@ -91,20 +101,40 @@ class EASE(ItemToItem):
         self._restore_profile(arrays)
 
 
-def _inverse_gram(x: sp.csr_matrix, l2: float, dropout: float, block: int = 1024) -> np.ndarray:
-    """(G + l2 I + p / (1 - p) diag(G))^-1 with G = X^T X, as one dense (n, n) array of x's dtype, built and inverted in place.
+def _use_woodbury(n_users: int, n_items: int) -> bool:
+    # the (m, n) dense factors cost memory; worth it only well below the item count
+    return 2 * n_users < n_items
 
-    The Gram matrix is filled in row blocks (the sparse product never holds more than `block`
-    dense rows), then inverted by Cholesky (LAPACK potrf + potri), which is valid because it is
-    symmetric positive definite for l2 > 0 and only fills one triangle, mirrored blockwise.
+
+def _inverse_gram(x: sp.csr_matrix, l2: float, dropout: float, block: int = 1024) -> np.ndarray:
+    """P = (G + D)^-1 with G = X^T X and D = diag(l2 + p / (1 - p) * G_jj), dense (n, n),
+    C-contiguous, in x's dtype.
+
+    With far fewer users than items (m < n / 2) the Woodbury identity is cheaper (O(n^2 m) instead of O(n^3)):
+    P = D^-1 - D^-1 X^T (I_m + X D^-1 X^T)^-1 X D^-1. Otherwise the Gram matrix is filled in row
+    blocks and inverted in place by Cholesky (LAPACK potrf + potri; valid because G + D is
+    symmetric positive definite), and the triangle potri leaves is mirrored blockwise.
     """
-    n = x.shape[1]
+    m, n = x.shape
+    dtype = x.dtype
+    col_sq = np.asarray(x.multiply(x).sum(axis=0)).ravel().astype(np.float64)
+    d = l2 + dropout / (1.0 - dropout) * col_sq
+    if _use_woodbury(m, n):
+        xd = sp.csr_matrix(x @ sp.diags(1.0 / d), dtype=np.float64)  # X D^-1, (m, n)
+        k = (xd @ x.T.astype(np.float64)).toarray()
+        k[np.diag_indices(m)] += 1.0
+        c = scipy.linalg.cho_solve(scipy.linalg.cho_factor(k), xd.toarray())  # (m, n)
+        left = np.ascontiguousarray(xd.T.toarray(), dtype=dtype)  # D^-1 X^T, (n, m)
+        p = np.empty((n, n), dtype=dtype)
+        np.matmul(left, c.astype(dtype), out=p)
+        p *= -1.0
+        p[np.diag_indices(n)] += (1.0 / d).astype(dtype)
+        return p
     xt = x.T.tocsr()
-    gram = np.empty((n, n), dtype=x.dtype, order="F")
+    gram = np.empty((n, n), dtype=dtype, order="F")
     for s in range(0, n, block):
         gram[s : s + block] = (xt[s : s + block] @ x).toarray()
-    diag = np.diag_indices(n)
-    gram[diag] = gram[diag] * (1.0 + dropout / (1.0 - dropout)) + l2
+    gram[np.diag_indices(n)] += d.astype(dtype)
     potrf, potri = lapack.get_lapack_funcs(("potrf", "potri"), (gram,))
     chol, info = potrf(gram, lower=False, overwrite_a=True, clean=False)
     if info != 0:
@@ -118,4 +148,5 @@ def _inverse_gram(x: sp.csr_matrix, l2: float, dropout: float, block: int = 1024
         inv[s:e, :s] = inv[:s, s:e].T
         diag = inv[s:e, s:e]
         inv[s:e, s:e] = np.triu(diag) + np.triu(diag, 1).T
-    return inv
+    # symmetric, so the transpose is the same matrix as a C-contiguous view (fast row access)
+    return np.asarray(inv.T)

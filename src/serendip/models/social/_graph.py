@@ -31,7 +31,7 @@ class TieConfig(WeightingConfig):
     """
 
     tie_author_weight: float = Field(default=1.0, ge=0)
-    tie_overlap_weight: float = Field(default=2.0, ge=0)
+    tie_overlap_weight: float = Field(default=50.0, ge=0)
     reciprocity_weight: float = Field(default=0.5, ge=0)
 
 

@@ -48,8 +48,8 @@ class InNetworkConfig(TieConfig):
     """
 
     author_weight: float = Field(default=4.0, ge=0)
-    normalize_followees: bool = True
-    popularity_weight: float = Field(default=0.05, ge=0)
+    normalize_followees: bool = False
+    popularity_weight: float = Field(default=0.3, ge=0)
     similar_users: int = Field(default=20, ge=0)
 
 
@@ -69,7 +69,7 @@ class InNetwork(Recommender):
     Config: ClassVar[type[ModelConfig]] = InNetworkConfig
     supports_update = True
     search_space: ClassVar[SearchSpace] = {
-        "tie_overlap_weight": FloatRange(0.0, 10.0),
+        "tie_overlap_weight": FloatRange(0.0, 100.0),
         "reciprocity_weight": FloatRange(0.0, 2.0),
         "normalize_followees": Choice((True, False)),
         "popularity_weight": FloatRange(0.0, 1.0),

@@ -45,11 +45,11 @@ class SocialPPRConfig(TieConfig):
     on the batch a user is scored in).
     """
 
-    restart: float = Field(default=0.3, gt=0, lt=1)
-    social_weight: float = Field(default=0.2, ge=0, le=1)
+    restart: float = Field(default=0.6, gt=0, lt=1)
+    social_weight: float = Field(default=0.01, ge=0, le=1)
     author_weight: float = Field(default=1.0, ge=0)
-    beta: float = Field(default=0.5, ge=0, le=2)
-    iterations: int = Field(default=20, ge=1, le=500)
+    beta: float = Field(default=0.25, ge=0, le=2)
+    iterations: int = Field(default=10, ge=1, le=500)
 
 
 class SocialPPR(Recommender):
@@ -68,12 +68,12 @@ class SocialPPR(Recommender):
     supports_update = True
     search_space: ClassVar[SearchSpace] = {
         "restart": FloatRange(0.05, 0.8),
-        "social_weight": FloatRange(0.0, 0.8),
+        "social_weight": FloatRange(0.0, 0.3),
         "beta": FloatRange(0.0, 1.0),
         "iterations": IntRange(5, 40),
-        "tie_overlap_weight": FloatRange(0.0, 10.0),
+        "tie_overlap_weight": FloatRange(0.0, 100.0),
     }
-    quick_params: ClassVar[Mapping[str, Any]] = {"iterations": 10}
+    quick_params: ClassVar[Mapping[str, Any]] = {}
 
     def _cfg(self) -> SocialPPRConfig:
         assert isinstance(self.config, SocialPPRConfig)

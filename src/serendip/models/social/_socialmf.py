@@ -32,8 +32,9 @@ __all__ = ["SocialMF", "SocialMFConfig"]
 
 #: Popularity tie-break: orders users without any signal (zero factors) by popularity.
 _TIE = 1e-6
-#: Interactions handled at once in the confidence-weighted products (nnz x factors floats).
-_NNZ_CHUNK = 262_144
+#: Interactions handled at once in the confidence-weighted products: small enough that the
+#: gathered (chunk x factors) rows stay in cache, which makes the gather several times faster.
+_NNZ_CHUNK = 4096
 
 
 class SocialMFConfig(TieConfig):
@@ -45,10 +46,10 @@ class SocialMFConfig(TieConfig):
     iterations: alternating sweeps; cg_steps: conjugate-gradient steps per sweep (warm started).
     """
 
-    factors: int = Field(default=64, ge=1, le=1024)
-    regularization: float = Field(default=0.05, ge=0)
+    factors: int = Field(default=32, ge=1, le=1024)
+    regularization: float = Field(default=2.0, ge=0)
     social_reg: float = Field(default=1.0, ge=0)
-    alpha: float = Field(default=10.0, gt=0)
+    alpha: float = Field(default=2.0, gt=0)
     iterations: int = Field(default=15, ge=1, le=200)
     cg_steps: int = Field(default=3, ge=1, le=50)
     init_scale: float = Field(default=0.01, gt=0)
@@ -57,7 +58,7 @@ class SocialMFConfig(TieConfig):
 def _weighted_dots(conf: sp.csr_matrix, left: np.ndarray, right: np.ndarray) -> sp.csr_matrix:
     """CSR with conf's sparsity and entries conf[r, c] * <left[r], right[c]>, chunked over nnz."""
     rows = np.repeat(np.arange(conf.shape[0]), np.diff(conf.indptr))
-    out = np.empty(conf.nnz, np.float64)
+    out = np.empty(conf.nnz, left.dtype)
     for s in range(0, conf.nnz, _NNZ_CHUNK):
         r, c = rows[s : s + _NNZ_CHUNK], conf.indices[s : s + _NNZ_CHUNK]
         out[s : s + len(r)] = np.einsum("ij,ij->i", left[r], right[c])
@@ -147,17 +148,21 @@ class SocialMF(Recommender):
         self.private_ = np.asarray(dataset.user_meta.private, dtype=bool)
         n_u, n_i = self.weights_.shape
         rng = np.random.default_rng(cfg.seed)
-        x = rng.normal(0.0, cfg.init_scale, (n_u, cfg.factors))
-        y = rng.normal(0.0, cfg.init_scale, (n_i, cfg.factors))
-        conf = sp.csr_matrix(self.weights_ * cfg.alpha, dtype=np.float64)
+        # float32 throughout the sweeps (as implicit does): half the memory traffic of the
+        # gathers that dominate the cost; scores are computed in float64 (see `_scores`).
+        x = rng.normal(0.0, cfg.init_scale, (n_u, cfg.factors)).astype(np.float32)
+        y = rng.normal(0.0, cfg.init_scale, (n_i, cfg.factors)).astype(np.float32)
+        conf = sp.csr_matrix(self.weights_ * cfg.alpha, dtype=np.float32)
         conf_t = sp.csr_matrix(conf.T)
-        reg_u = self._user_reg()
-        reg_i = np.full(n_i, cfg.regularization)
+        social = sp.csr_matrix(self.social_, dtype=np.float32)
+        reg_u = self._user_reg().astype(np.float32)
+        reg_i = np.full(n_i, cfg.regularization, np.float32)
         for _ in range(cfg.iterations):
-            x = _cg_sweep(conf, y, x, reg_u, cfg.social_reg * (self.social_ @ x), cfg.cg_steps)
+            pull = np.float32(cfg.social_reg) * (social @ x)
+            x = _cg_sweep(conf, y, x, reg_u, pull, cfg.cg_steps)
             y = _cg_sweep(conf_t, x, y, reg_i, None, cfg.cg_steps)
-        self.user_factors_ = x
-        self.item_factors_ = y
+        self.user_factors_ = x.astype(np.float64)
+        self.item_factors_ = y.astype(np.float64)
         data = self.weights_.data
         self.unit_weight_ = float(np.median(data)) if len(data) else 1.0
 
