@@ -64,10 +64,10 @@ def in_network_mask(frames: dict[str, pd.DataFrame]) -> np.ndarray:
     )
     author_hit = by_author.sort_values("row")["follows"].fillna(False).to_numpy(dtype=bool)
     engaged = inter[inter["event"].isin(["like", "share"])]
-    first = engaged.groupby(["user", "item"], as_index=False)["timestamp"].min()
+    first = engaged.groupby(["user", "item"])["timestamp"].min().reset_index()
     seen_by_followee = social.merge(first, left_on="followee", right_on="user")
-    earliest = seen_by_followee.groupby(["follower", "item"], as_index=False)["timestamp"].min()
-    earliest = earliest.rename(columns={"follower": "user", "timestamp": "followee_time"})
+    earliest = seen_by_followee.groupby(["follower", "item"])["timestamp"].min().reset_index()
+    earliest.columns = pd.Index(["user", "item", "followee_time"])
     social_hit = rows.merge(earliest, on=["user", "item"], how="left").sort_values("row")
     social_hit_mask = (social_hit["followee_time"] < social_hit["timestamp"]).to_numpy()
     return author_hit | social_hit_mask

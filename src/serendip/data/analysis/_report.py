@@ -134,6 +134,7 @@ def _render(a: DatasetAnalysis, plots: dict[str, _Plot]) -> str:
 def _make_plots(a: DatasetAnalysis, folder: Path) -> dict[str, _Plot]:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter, ScalarFormatter
 
     specs: list[tuple[str, str, Callable[[Figure], bool]]] = [
         (
@@ -174,13 +175,33 @@ def _make_plots(a: DatasetAnalysis, folder: Path) -> dict[str, _Plot]:
     for name, caption, draw in specs:
         fig = Figure(figsize=(9.0, 3.4), dpi=110, layout="constrained")
         FigureCanvasAgg(fig)
-        if not draw(fig):
-            continue
         path = folder / f"{name}.png"
+        if not draw(fig):
+            # A plot of an earlier report into the same folder would otherwise linger.
+            path.unlink(missing_ok=True)
+            continue
+        for ax in fig.axes:
+            for axis in (ax.xaxis, ax.yaxis):
+                # Plain numeric axes only: dates, categories and log axes keep their labels.
+                if (
+                    axis.get_scale() == "linear"
+                    and type(axis.get_major_formatter()) is ScalarFormatter
+                ):
+                    axis.set_major_formatter(FuncFormatter(_short_number))
         fig.savefig(path, format="png")
         uri = "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
         out[name] = _Plot(f"plots/{name}.png", caption, uri)
     return out
+
+
+def _short_number(value: float, _pos: object = None) -> str:
+    """Tick labels for counts: 950, 12k, 1.5M (shares and small numbers stay as they are)."""
+    v = abs(value)
+    if v >= 1e6:
+        return f"{value / 1e6:.3g}M"
+    if v >= 1e4:
+        return f"{value / 1e3:.3g}k"
+    return f"{value:.4g}"
 
 
 def _style(ax: Axes, title: str, xlabel: str = "", ylabel: str = "") -> None:

@@ -25,7 +25,7 @@ class TfidfConfig(WeightingConfig):
     title_weight / text_weight / tag_weight: how much each field's (L2-normalised) TF-IDF block
     counts in the item vector; tags also carry the item's category. min_df: a word must appear
     in at least this share of the items (or, when >= 1, this many items): rare title words are
-    noise for a profile; max_df: in at most this share of them. ngram_max: 1 = words,
+    noise for a profile (tags are never pruned); max_df: in at most this share of them. ngram_max: 1 = words,
     2 = words and word pairs (title and text). sublinear_tf: 1 + log(tf) instead of tf.
     """
 
@@ -95,8 +95,13 @@ class TfidfContent(ContentRecommender):
         for prefix, weight, docs, opts in fields:
             if weight <= 0:
                 continue
+            # Tags are a curated vocabulary: a rare tag still says something, so min_df only
+            # prunes title and text words.
+            min_df: float | int = 1 if prefix == "#" else cfg.min_df
+            if min_df >= 1:
+                min_df = min(int(min_df), max(n, 1))
             vec = TfidfVectorizer(
-                min_df=min(int(cfg.min_df), max(n, 1)) if cfg.min_df >= 1 else cfg.min_df,
+                min_df=min_df,
                 max_df=cfg.max_df,
                 max_features=cfg.max_features,
                 sublinear_tf=cfg.sublinear_tf,
