@@ -27,10 +27,10 @@ import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from serendip.data.loaders import load_lastfm, load_movielens  # noqa: E402
-from serendip.evaluation import evaluate_recommendations, random_split, validation_split  # noqa: E402
-from serendip.evaluation.tuning import tune_model  # noqa: E402
-from serendip.models.registry import MODELS, get_model_class  # noqa: E402
+from serendip.data.loaders import load_lastfm, load_movielens
+from serendip.evaluation import evaluate_recommendations, random_split, validation_split
+from serendip.evaluation.tuning import tune_model
+from serendip.models.registry import MODELS, get_model_class
 
 ROOT = Path(__file__).resolve().parent
 SHARED = ROOT.parent.parent / "shared" / "data"

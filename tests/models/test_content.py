@@ -5,6 +5,7 @@ sentence-embedding model."""
 
 from __future__ import annotations
 
+from collections import Counter
 from functools import cache
 from pathlib import Path
 
@@ -136,24 +137,19 @@ def test_tfidf_recommends_items_of_the_users_topic() -> None:
 @pytest.mark.parametrize("cls", [TfidfContent, Word2VecContent, FeatureContent])
 def test_a_brand_new_item_is_recommended_to_a_matching_user(cls: type[Recommender]) -> None:
     ds = _toy()
-    user_topic = _topic_of_users(ds)
-    user = int(np.flatnonzero(user_topic == 2)[0])
+    user = int(np.flatnonzero(_topic_of_users(ds) == 2)[0])
+    hist = ds.seen()[user].indices
+    # A new post written the way this user's favourite items are: their most frequent words
+    # and tags, in their topic. Nobody has interacted with it.
+    words = Counter(w for j in hist for w in ds.item_meta.text[j].split())
+    tags = Counter(t for j in hist for t in ds.item_meta.tags[j])
+    top = [w for w, _ in words.most_common(8)]
     new_item = pd.DataFrame(
         {
             "item": ["brand-new"],
-            "title": ["title " + " ".join(_topic_words(ds, 2)[:2])],
-            "text": [" ".join(_topic_words(ds, 2))],
-            "tags": [
-                "|".join(
-                    sorted(
-                        {
-                            t
-                            for i in np.flatnonzero(_topic_of_items(ds) == 2)
-                            for t in ds.item_meta.tags[i]
-                        }
-                    )
-                )
-            ],
+            "title": ["title " + " ".join(top[:2])],
+            "text": [" ".join(top)],
+            "tags": ["|".join(t for t, _ in tags.most_common(2))],
             "category": ["cat2"],
             "author": ["u001"],
             "created_at": [float(np.nanmax(ds.item_meta.created_at))],
@@ -161,10 +157,12 @@ def test_a_brand_new_item_is_recommended_to_a_matching_user(cls: type[Recommende
     )
     data = _with_extra(ds, items=new_item)
     assert data.item_counts()[data.items.index("brand-new")] == 0
-    params = dict(cls.quick_params)
-    model = cls(params).fit(data)
+    model = cls(dict(cls.quick_params)).fit(data)
     recs = model.recommend([data.users.id(user)], 5)
     assert "brand-new" in recs.item_ids(0)
+    # ... and to the users of other topics it is not.
+    others = [data.users.id(int(u)) for u in np.flatnonzero(_topic_of_users(ds) == 0)[:5]]
+    assert all("brand-new" not in model.recommend([o], 5).item_ids(0) for o in others)
 
 
 def test_a_user_without_history_gets_recommendations_from_declared_interests() -> None:
