@@ -67,15 +67,6 @@ def _with_extra(
     )
 
 
-def _topic_words(ds: Dataset, topic: int) -> list[str]:
-    words = {
-        w
-        for i in np.flatnonzero(_topic_of_items(ds) == topic)
-        for w in ds.item_meta.text[i].split()
-    }
-    return sorted(words)
-
-
 # ----------------------------------------------------------------------------- text helpers
 def test_tokens_and_tag_tokens_fold_case_and_punctuation() -> None:
     assert tokenize("Hip-Hop, the BEST of 1995!") == ["hip", "hop", "the", "best", "of", "1995"]
@@ -207,8 +198,12 @@ def test_explanation_cites_history_items_and_words_both_sides_share() -> None:
     best = w.indices[np.argmax(w.data * sims[w.indices])]
     assert cited[0].id == ds.items.id(int(best))
     words = [e.id for e in exp.evidence if e.kind == "word"]
-    item_doc = set(tokenize(ds.item_meta.document(iidx)))
-    hist_docs = {t for j in ds.seen()[uidx].indices for t in tokenize(ds.item_meta.document(j))}
+
+    def doc(i: int) -> set[str]:  # what TF-IDF reads: title, text, tags and the category
+        return set(tokenize(f"{ds.item_meta.document(i)} {ds.item_meta.category[i]}"))
+
+    hist_docs = set().union(*(doc(j) for j in ds.seen()[uidx].indices))
+    item_doc = doc(iidx)
     assert words and all(w.lstrip("#") in item_doc & hist_docs for w in words)
 
 

@@ -204,6 +204,12 @@ def _short_number(value: float, _pos: object = None) -> str:
     return f"{value:.4g}"
 
 
+def _percent(axis: Any) -> None:
+    from matplotlib.ticker import PercentFormatter
+
+    axis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+
+
 def _style(ax: Axes, title: str, xlabel: str = "", ylabel: str = "") -> None:
     ax.set_title(title, fontsize=10, loc="left", fontweight="bold", color="#1e293b")
     ax.set_xlabel(xlabel, fontsize=9, color="#475569")
@@ -275,6 +281,8 @@ def _plot_long_tail(fig: Figure, a: DatasetAnalysis) -> bool:
         )
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
+    _percent(ax.xaxis)
+    _percent(ax.yaxis)
     ax.legend(fontsize=8, frameon=False, loc="lower right")
     return True
 
@@ -383,6 +391,7 @@ def _plot_metadata(fig: Figure, a: DatasetAnalysis) -> bool:
     bars = ax.barh(names, vals, color=_TEAL, alpha=0.85)
     ax.bar_label(bars, labels=[fmt_pct(v) for v in vals], fontsize=8, padding=3, color="#334155")
     ax.set_xlim(0, 1.12)
+    _percent(ax.xaxis)
     return True
 
 
