@@ -46,13 +46,14 @@ class MultVAEConfig(DeepConfig):
     hidden: tuple[int, ...] = (600,)
     latent: int = Field(default=200, ge=1)
     dropout: float = Field(default=0.5, ge=0, lt=1)
-    anneal_cap: float = Field(default=0.2, ge=0)
+    anneal_cap: float = Field(default=0.5, ge=0)
     anneal_epochs: int = Field(default=20, ge=0)
     epochs: int = Field(default=150, ge=1)
     batch_size: int = Field(default=100, ge=1)
-    lr: float = Field(default=1e-3, gt=0)
+    lr: float = Field(default=3e-3, gt=0)
     weight_decay: float = Field(default=0.0, ge=0)
     patience: int = Field(default=15, ge=1)
+    ema_decay: float = Field(default=0.95, ge=0, lt=1)
 
 
 class MultVAE(TorchRecommender):
