@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= demo-out
 
-.PHONY: setup demo test lint typecheck bench clean
+.PHONY: setup system-deps demo test lint typecheck bench clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) on PATH"; exit 1; }
@@ -16,7 +16,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e ".[all,dev]"
 	touch $(STAMP)
 
-setup: $(STAMP)
+# Headless Chromium for the browser tests (Debian's package; installed when we are root).
+system-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "note: chromium not installed; browser tests will be skipped"; fi; }
+
+setup: $(STAMP) system-deps
 
 demo: setup
 	$(BIN)/serendip demo --out $(DEMO_OUT)

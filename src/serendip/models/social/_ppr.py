@@ -30,8 +30,10 @@ from serendip.models.social._graph import (
 
 __all__ = ["SocialPPR", "SocialPPRConfig"]
 
-#: Users walked at once: a (n_users + n_items) x 256 float32 block per step.
+#: Users walked at once, at most: a (n_users + n_items) x batch float32 block per step...
 _WALK_BATCH = 256
+#: ... and at most this many floats in that block (64M = 256 MB), for very large graphs.
+_WALK_FLOATS = 1 << 26
 
 
 class SocialPPRConfig(TieConfig):
@@ -154,8 +156,9 @@ class SocialPPR(Recommender):
     def _score_warm(self, user_idx: np.ndarray) -> np.ndarray:
         user_idx = np.asarray(user_idx, dtype=np.int64)
         out = np.empty((len(user_idx), len(self.items_)), np.float32)
-        for s in range(0, len(user_idx), _WALK_BATCH):
-            ub = user_idx[s : s + _WALK_BATCH]
+        batch = max(1, min(_WALK_BATCH, _WALK_FLOATS // self.transition_.shape[0]))
+        for s in range(0, len(user_idx), batch):
+            ub = user_idx[s : s + batch]
             x = self.walk(self._restart(ub, np.arange(len(ub)), len(ub)))
             out[s : s + len(ub)] = self._item_scores(x)
         return out

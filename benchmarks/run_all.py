@@ -1,0 +1,80 @@
+"""`make bench`: run every benchmark script, then assemble benchmarks/RESULTS.md from the tables
+they wrote. Each script writes its own `results/<name>.md` and `.json` from a real run; this file
+only runs them in order and concatenates, so RESULTS.md never holds a number no script produced.
+
+    python benchmarks/run_all.py            # everything (about 30-60 minutes on 2 cores)
+    python benchmarks/run_all.py --only models --only evaluate
+    python benchmarks/run_all.py --assemble # rebuild RESULTS.md from the existing results/*.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+RESULTS = ROOT / "results"
+
+#: (name, command args, result files it writes, in RESULTS.md order)
+BENCHES: list[tuple[str, list[str], list[str]]] = [
+    ("generate", ["bench_generate.py"], ["generate.md"]),
+    ("analyze", ["bench_analyze.py"], ["analyze.md"]),
+    ("evaluate", ["bench_evaluate.py"], ["evaluate.md"]),
+    (
+        "models",
+        ["bench_models.py", "--dataset", "ml-100k", "--dataset", "lastfm-2k"],
+        ["models-ml-100k-lastfm-2k.md"],
+    ),
+]
+
+HEADER = """# Benchmark results
+
+Every table below was written by a benchmark script from a real run on this project's reference
+machine (2 CPU cores, 24 GiB RAM). Each section names the command that reproduces it; `make bench`
+runs them all and rebuilds this file (`python benchmarks/run_all.py --assemble` only rebuilds it).
+Wall times on a shared machine vary with its load; where a script records CPU time, that is the
+load-independent figure.
+"""
+
+
+def assemble() -> Path:
+    parts = [HEADER]
+    for name, _, files in BENCHES:
+        for f in files:
+            path = RESULTS / f
+            if path.exists():
+                text = path.read_text().strip()
+                # demote the scripts' own top-level headings under this file's title
+                text = "\n".join(
+                    "#" + line if line.startswith("#") else line for line in text.splitlines()
+                )
+                parts.append(text)
+            else:
+                parts.append(
+                    f"## {name}\n\nNot run yet: `python benchmarks/run_all.py --only {name}`."
+                )
+    out = ROOT / "RESULTS.md"
+    out.write_text("\n\n".join(parts) + "\n")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--only", action="append", choices=[b[0] for b in BENCHES])
+    ap.add_argument("--assemble", action="store_true", help="only rebuild RESULTS.md")
+    args = ap.parse_args()
+    if not args.assemble:
+        for name, cmd, _ in BENCHES:
+            if args.only and name not in args.only:
+                continue
+            print(f"== {name}: python benchmarks/{' '.join(cmd)}", flush=True)
+            subprocess.run([sys.executable, str(ROOT / cmd[0]), *cmd[1:]], check=True)
+    print(f"wrote {assemble()}")
+
+
+if __name__ == "__main__":
+    main()
