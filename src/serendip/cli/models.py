@@ -1,9 +1,241 @@
-"""`serendip models` (placeholder until implemented)."""
+"""`serendip models`, `serendip fit` and `serendip recommend`: list the zoo, fit one model on
+files and save it, and write top-k lists from a saved model."""
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+
+from serendip.cli._common import cli_errors, console, progress
+
+#: Optional third-party packages some models need, by model name or family. Checked with
+#: `find_spec`, which locates a package without importing it (listing stays fast).
+_NEEDS: dict[str, tuple[str, ...]] = {
+    "ials": ("implicit",),
+    "bpr": ("implicit",),
+    "word2vec": ("gensim",),
+    "sbert": ("sentence_transformers", "torch"),
+    "deep": ("torch",),
+}
+
+
+def _found(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _missing(name: str, family: str, target: str) -> str:
+    """Why a model cannot be used here ("" when it can)."""
+    module = target.partition(":")[0]
+    if not _found(module):
+        return "not implemented in this installation"
+    lacking = [m for m in (*_NEEDS.get(name, ()), *_NEEDS.get(family, ())) if not _found(m)]
+    return f"needs {', '.join(sorted(set(lacking)))}" if lacking else ""
+
+
+@cli_errors
+def models() -> None:
+    """List every model of the zoo with a one-line description."""
+    from serendip.models.registry import list_models
+
+    entries = list_models()
+    width = max(len(e.name) for e in entries)
+    fam_width = max(len(e.family) for e in entries)
+    for e in entries:
+        why = _missing(e.name, e.family, e.target)
+        mark = f"  [unavailable: {why}]" if why else ""
+        typer.echo(f"{e.name:<{width}}  {e.family:<{fam_width}}  {e.description}{mark}")
+
+
+def _read_params(params: str | None, config: Path | None) -> tuple[dict[str, Any], str | None]:
+    """Hyperparameters from --params (a JSON object) or --config (a TOML file: flat keys, or a
+    [params] table, plus an optional `model = "name"`). Returns (params, model named by TOML)."""
+    from serendip.errors import ConfigError
+
+    if params is not None and config is not None:
+        raise ConfigError("give either --params or --config, not both")
+    if params is not None:
+        try:
+            value = json.loads(params)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(
+                f"--params is not valid JSON ({exc.msg} at column {exc.colno}); "
+                """expected an object such as '{"k": 50}'"""
+            ) from None
+        if not isinstance(value, dict):
+            raise ConfigError(
+                f"--params must be a JSON object such as '{{\"k\": 50}}', got {params!r}"
+            )
+        return value, None
+    if config is not None:
+        try:
+            doc = tomllib.loads(config.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{config}: invalid TOML ({exc})") from None
+        named = doc.pop("model", None)
+        if named is not None and not isinstance(named, str):
+            raise ConfigError(f"{config}: 'model' must be a model name string")
+        table = doc.pop("params", None)
+        if table is not None:
+            if not isinstance(table, dict):
+                raise ConfigError(f"{config}: [params] must be a table")
+            if doc:
+                raise ConfigError(
+                    f"{config}: keys outside [params]: {', '.join(sorted(doc))} "
+                    "(put every hyperparameter in the [params] table)"
+                )
+            doc = table
+        return doc, named
+    return {}, None
+
+
+@cli_errors
+def fit(
+    interactions: Annotated[
+        Path,
+        typer.Option(
+            "--interactions",
+            help="Interactions CSV/Parquet: user,item[,timestamp][,event][,value].",
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Directory to save the fitted model in.")],
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="Model name (see `serendip models`)."),
+    ] = None,
+    items: Annotated[
+        Path | None, typer.Option("--items", help="Items CSV/Parquet (item,title,text,...).")
+    ] = None,
+    social: Annotated[
+        Path | None, typer.Option("--social", help="Social graph CSV/Parquet (follower,followee).")
+    ] = None,
+    users: Annotated[
+        Path | None, typer.Option("--users", help="Users CSV/Parquet (user,created_at,...).")
+    ] = None,
+    params: Annotated[
+        str | None,
+        typer.Option("--params", help="""Hyperparameters as a JSON object, e.g. '{"k": 50}'."""),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="TOML file of hyperparameters (flat keys or a \\[params] table; "
+            'model = "name" optional).',
+        ),
+    ] = None,
+) -> None:
+    """Fit one model on the given files and save it to the --out directory."""
+    from serendip.data.loaders import load_files
+    from serendip.errors import ConfigError
+    from serendip.models.registry import create_model
+
+    hyper, named = _read_params(params, config)
+    if model is None and named is None:
+        raise ConfigError('name a model with --model (or model = "..." in --config)')
+    if model is not None and named is not None and model != named:
+        raise ConfigError(f'--model {model} disagrees with model = "{named}" in {config}')
+    name = model or named
+    assert name is not None
+    # validate the parameters before reading any data
+    recommender = create_model(name, hyper)
+    with console.status("loading data"):
+        ds = load_files(interactions, items=items, users=users, social=social)
+    with console.status(
+        f"fitting {name} on {ds.n_users:,} users x {ds.n_items:,} items "
+        f"({ds.n_interactions:,} interactions)"
+    ):
+        recommender.fit(ds)
+    recommender.save(out)
+    typer.echo(
+        f"fitted {name} on {ds.n_users:,} users, {ds.n_items:,} items, "
+        f"{ds.n_interactions:,} interactions in {recommender.fit_seconds_:.1f}s -> {out}"
+    )
+
+
+def _read_users(path: Path) -> list[str]:
+    """User IDs from a file with a `user` header and one ID per line."""
+    import pandas as pd
+
+    from serendip.errors import DataError
+
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=True)
+    except pd.errors.EmptyDataError:
+        raise DataError("empty file; expected a 'user' header line", file=str(path)) from None
+    except pd.errors.ParserError as exc:
+        raise DataError(f"not a one-column CSV ({exc})", file=str(path)) from None
+    if "user" not in frame.columns:
+        raise DataError(
+            f"missing the 'user' header (found {', '.join(map(str, frame.columns)) or 'none'})",
+            file=str(path),
+            line=1,
+        )
+    ids = frame["user"].str.strip()
+    blank = ids == ""
+    if blank.any():
+        raise DataError(
+            "empty user ID", file=str(path), line=int(blank.to_numpy().argmax()) + 2, field="user"
+        )
+    return list(dict.fromkeys(ids.tolist()))  # unique, first occurrence order
+
+
+@cli_errors
+def recommend(
+    model_dir: Annotated[
+        Path, typer.Option("--model-dir", help="A directory written by `serendip fit`.")
+    ],
+    users: Annotated[
+        str,
+        typer.Option(
+            "--users",
+            help="A file of user IDs (header `user`, one per line), or `all` for every user the "
+            "model was fitted on.",
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Output CSV: user,item,rank,score.")],
+    k: Annotated[int, typer.Option("--k", min=1, help="List length per user.")] = 10,
+) -> None:
+    """Write the top-K unseen items of each user as CSV (user,item,rank,score)."""
+    import numpy as np
+    import pandas as pd
+
+    from serendip.models.base import Recommender
+
+    rec = Recommender.load(model_dir)
+    ids = (
+        [str(u) for u in rec.users_.ids]
+        if users == "all" and not Path(users).is_file()
+        else _read_users(Path(users))
+    )
+    unknown = int((rec.users_.indices(np.asarray(ids, dtype=object)) < 0).sum()) if ids else 0
+    frames = []
+    step = 4096
+    with progress(transient=True) as bar:
+        task = bar.add_task(f"recommending ({rec.name})", total=len(ids))
+        for s in range(0, len(ids), step):
+            frames.append(rec.recommend(ids[s : s + step], k).to_frame())
+            bar.advance(task, min(step, len(ids) - s))
+    frame = (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame(columns=["user", "item", "rank", "score"])
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out, index=False)
+    cold = f" ({unknown:,} unknown to the model: cold-start lists)" if unknown else ""
+    typer.echo(f"wrote {len(frame):,} recommendations for {len(ids):,} users{cold} -> {out}")
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
+    app.command("models")(models)
+    app.command("fit")(fit)
+    app.command("recommend")(recommend)

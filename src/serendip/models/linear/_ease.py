@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
-import scipy.sparse as sp
 import scipy.linalg
-from scipy.linalg import lapack
+import scipy.sparse as sp
 from pydantic import Field
+from scipy.linalg import lapack
 
 from serendip.data.dataset import Dataset
 from serendip.errors import CapacityError
@@ -25,7 +25,10 @@ _FLOAT64_UP_TO = 10_000
 
 
 class EASEConfig(ModelConfig):
-    """Defaults tuned on MovieLens 100K (binary, random 80/20, validation NDCG@10)."""
+    """Defaults tuned on MovieLens 100K (binary, random 80/20 seed 42, validation NDCG@10).
+
+    On Last.fm listen counts, confidence="log1p", l2=1000, dropout=0.7 validated best.
+    """
 
     l2: float = Field(default=500.0, gt=0.0, description="ridge lambda added to the Gram diagonal")
     dropout: float = Field(
@@ -40,8 +43,10 @@ class EASEConfig(ModelConfig):
 
 
 class EASE(ItemToItem):
-    """B = argmin ||X - X B||^2 + l2 ||B||^2 subject to diag(B) = 0, in closed form:
-    P = (X^T X + l2 I)^-1, B = -P / diag(P) (column-wise), diag(B) = 0; score = x_u @ B.
+    """B = argmin ||X - X B||^2 + ||D^(1/2) B||^2 subject to diag(B) = 0, in closed form:
+    P = (X^T X + D)^-1, B = -P / diag(P) (column-wise), diag(B) = 0; score = x_u @ B.
+    D = diag(l2 + p / (1 - p) * G_jj): plain EASE for dropout p = 0, EDLAE (Steck 2020,
+    emphasised denoising) otherwise, which penalises popular items' self-reconstruction more.
 
     Dense n_items x n_items: memory about 2 x 8 bytes x n_items^2 while fitting (4 bytes above
     10,000 items), 4 x n_items^2 after. Catalogs above `max_items` are refused with a
@@ -71,9 +76,10 @@ class EASE(ItemToItem):
         cfg: EASEConfig = self.config  # type: ignore[assignment]
         n = dataset.n_items
         if n > cfg.max_items:
-            gib = self.fit_bytes(n, dataset.n_users) / 2**30
+            mib = self.fit_bytes(n, dataset.n_users) / 2**20
+            size = f"{mib / 1024:,.1f} GiB" if mib >= 1024 else f"{mib:,.0f} MiB"
             raise CapacityError(
-                f"EASE needs a dense {n:,} x {n:,} item matrix (about {gib:,.1f} GiB to fit); "
+                f"EASE needs a dense {n:,} x {n:,} item matrix (about {size} to fit); "
                 f"the catalog exceeds max_items={cfg.max_items:,}. Use item-knn or rp3beta "
                 f"(sparse), filter the catalog, or raise max_items if the memory is there"
             )
@@ -135,7 +141,7 @@ def _inverse_gram(x: sp.csr_matrix, l2: float, dropout: float, block: int = 1024
     for s in range(0, n, block):
         gram[s : s + block] = (xt[s : s + block] @ x).toarray()
     gram[np.diag_indices(n)] += d.astype(dtype)
-    potrf, potri = lapack.get_lapack_funcs(("potrf", "potri"), (gram,))
+    potrf, potri = cast(tuple[Any, Any], lapack.get_lapack_funcs(("potrf", "potri"), (gram,)))
     chol, info = potrf(gram, lower=False, overwrite_a=True, clean=False)
     if info != 0:
         raise np.linalg.LinAlgError(f"Cholesky factorisation failed (info={info})")

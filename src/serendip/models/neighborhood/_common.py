@@ -240,14 +240,15 @@ def all_pairs_knn(
         if progress is not None:
             progress(e, n)
     if not parts:
-        return sp.csr_matrix((n, n), dtype=np.float32)
+        return sp.csr_matrix(
+            (np.zeros(0, np.float32), np.zeros(0, np.int32), np.zeros(n + 1, np.int64)),
+            shape=(n, n),
+        )
     return sp.csr_matrix(sp.vstack(parts, format="csr"), dtype=np.float32)
 
 
 # ----------------------------------------------------------------------------- updates
-def events_matrix(
-    model: Recommender, events: pd.DataFrame, config: MatrixConfig
-) -> sp.csr_matrix:
+def events_matrix(model: Recommender, events: pd.DataFrame, config: MatrixConfig) -> sp.csr_matrix:
     """New events (external IDs; optional event, value columns) as a users x items matrix in the
     model's index space, weighted like `config` (time decay is not applied to fold-ins).
     Events naming users or items the model does not know are skipped: the vocabularies are fixed

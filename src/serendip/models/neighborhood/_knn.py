@@ -60,13 +60,14 @@ class _KNNConfig(ModelConfig):
 
 
 class ItemKNNConfig(_KNNConfig):
-    """Defaults tuned on MovieLens 100K (binary, random 80/20, validation NDCG@10)."""
+    """Defaults tuned on MovieLens 100K (binary, random 80/20 seed 42, validation NDCG@10)."""
 
-    k: int = Field(default=100, ge=1)
+    k: int = Field(default=50, ge=1, description="neighbours kept per target item")
     similarity: Similarity = "asymmetric"
-    alpha: float = Field(default=0.5, ge=0.0, le=1.0)
-    shrink: float = Field(default=0.0, ge=0.0)
-    weighting: Weighting = "none"
+    alpha: float = Field(default=0.9, ge=0.0, le=1.0, description="asymmetric cosine exponent")
+    shrink: float = Field(default=60.0, ge=0.0, description="added to the similarity denominator")
+    locality: float = Field(default=1.5, gt=0.0, description="similarities raised to this power")
+    weighting: Weighting = "tfidf"
 
 
 class ItemKNN(ItemToItem):
@@ -91,6 +92,7 @@ class ItemKNN(ItemToItem):
         "alpha": FloatRange(0.0, 1.0),
         "shrink": FloatRange(0.0, 200.0),
         "weighting": Choice(("none", "bm25", "tfidf")),
+        "locality": FloatRange(0.5, 3.0),
     }
     quick_params: ClassVar[Mapping[str, Any]] = {"k": 20}
 
@@ -136,13 +138,13 @@ class ItemKNN(ItemToItem):
 
 # ----------------------------------------------------------------------------- user-based
 class UserKNNConfig(_KNNConfig):
-    """Defaults tuned on MovieLens 100K (binary, random 80/20, validation NDCG@10)."""
+    """Defaults tuned on MovieLens 100K (binary, random 80/20 seed 42, validation NDCG@10)."""
 
-    k: int = Field(default=50, ge=1)
-    similarity: Similarity = "cosine"
-    alpha: float = Field(default=0.5, ge=0.0, le=1.0)
-    shrink: float = Field(default=0.0, ge=0.0)
-    weighting: Weighting = "none"
+    k: int = Field(default=300, ge=1, description="neighbours kept per user")
+    similarity: Similarity = "jaccard"
+    shrink: float = Field(default=10.0, ge=0.0, description="added to the similarity denominator")
+    locality: float = Field(default=2.5, gt=0.0, description="similarities raised to this power")
+    weighting: Weighting = "bm25"
 
 
 class UserKNN(Recommender):
@@ -159,11 +161,12 @@ class UserKNN(Recommender):
     description = "User-based kNN over sparse user similarities."
     Config: ClassVar[type[ModelConfig]] = UserKNNConfig
     search_space: ClassVar[SearchSpace] = {
-        "k": IntRange(5, 500, log=True),
+        "k": IntRange(5, 1000, log=True),
         "similarity": Choice(("cosine", "asymmetric", "jaccard")),
         "alpha": FloatRange(0.0, 1.0),
         "shrink": FloatRange(0.0, 200.0),
         "weighting": Choice(("none", "bm25", "tfidf")),
+        "locality": FloatRange(0.5, 3.0),
     }
     quick_params: ClassVar[Mapping[str, Any]] = {"k": 10}
     supports_update = True

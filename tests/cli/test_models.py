@@ -1,0 +1,276 @@
+"""`serendip models`, `serendip fit` and `serendip recommend` through the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from serendip.cli.main import app
+from serendip.models.registry import MODELS
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> dict[str, Path]:
+    """30 users x 25 items with optional columns holding empty cells, plus an items file."""
+    rng = np.random.default_rng(0)
+    lines = ["user,item,timestamp,event,value"]
+    for u in range(30):
+        for i in rng.choice(25, size=int(rng.integers(4, 10)), replace=False):
+            ts = "" if rng.random() < 0.2 else str(1_700_000_000 + int(rng.integers(0, 10**6)))
+            event = "" if rng.random() < 0.3 else "like"
+            value = "" if rng.random() < 0.5 else str(int(rng.integers(1, 50)))
+            lines.append(f"u{u},i{i},{ts},{event},{value}")
+    inter = tmp_path / "interactions.csv"
+    inter.write_text("\n".join(lines) + "\n")
+    items = tmp_path / "items.csv"
+    pd.DataFrame({"item": [f"i{i}" for i in range(25)], "category": "c"}).to_csv(items, index=False)
+    users = tmp_path / "users.csv"
+    users.write_text("user\nu1\nu2\nstranger\n")
+    return {"interactions": inter, "items": items, "users": users}
+
+
+def test_models_lists_every_registered_model_on_one_line() -> None:
+    result = runner.invoke(app, ["models"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == len(MODELS)
+    by_name = {line.split()[0]: line for line in lines}
+    assert set(by_name) == set(MODELS)
+    assert MODELS["ease"].description in by_name["ease"]
+    assert "unavailable" not in by_name["item-knn"]
+
+
+def test_fit_then_recommend_round_trip(files: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "model"
+    result = runner.invoke(
+        app,
+        [
+            "fit",
+            "--interactions",
+            str(files["interactions"]),
+            "--items",
+            str(files["items"]),
+            "--model",
+            "item-knn",
+            "--params",
+            '{"k": 10, "confidence": "log1p"}',
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "fitted item-knn" in result.stdout and (out / "manifest.json").is_file()
+
+    recs_path = tmp_path / "recs.csv"
+    result = runner.invoke(
+        app,
+        [
+            "recommend",
+            "--model-dir",
+            str(out),
+            "--users",
+            str(files["users"]),
+            "--k",
+            "3",
+            "--out",
+            str(recs_path),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    recs = pd.read_csv(recs_path, dtype={"user": str, "item": str})
+    assert list(recs.columns) == ["user", "item", "rank", "score"]
+    assert recs.groupby("user")["rank"].apply(list).to_dict() == {
+        "u1": [1, 2, 3],
+        "u2": [1, 2, 3],
+        "stranger": [1, 2, 3],
+    }
+    # training items are excluded
+    train = pd.read_csv(files["interactions"], dtype=str)
+    seen = set(zip(train.user, train.item, strict=True))
+    assert not any((u, i) in seen for u, i in zip(recs.user, recs.item, strict=True))
+    assert "1 unknown" in result.stdout
+
+    result = runner.invoke(
+        app,
+        [
+            "recommend",
+            "--model-dir",
+            str(out),
+            "--users",
+            "all",
+            "--k",
+            "2",
+            "--out",
+            str(recs_path),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert pd.read_csv(recs_path)["user"].nunique() == 30
+
+
+def test_bad_params_are_one_line_errors(files: dict[str, Path], tmp_path: Path) -> None:
+    base = ["fit", "--interactions", str(files["interactions"]), "--out", str(tmp_path / "m")]
+    cases = [
+        (["--model", "item-knn", "--params", '{"neighbours": 5}'], "valid:"),
+        (["--model", "item-knn", "--params", "{k: 5"], "not valid JSON"),
+        (["--model", "item-knn", "--params", "[5]"], "JSON object"),
+        (["--model", "item-knn", "--params", '{"k": -1}'], "k:"),
+        (["--model", "no-such-model"], "unknown model"),
+        (["--params", '{"k": 5}'], "--model"),
+    ]
+    for extra, message in cases:
+        result = runner.invoke(app, base + extra)
+        assert result.exit_code == 1, (extra, result.output)
+        err = result.stderr.strip()
+        assert err.startswith("error: ") and "\n" not in err and message in err, err
+        assert "Traceback" not in result.output
+
+
+def test_model_beyond_its_capacity_says_so(files: dict[str, Path], tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "fit",
+            "--interactions",
+            str(files["interactions"]),
+            "--model",
+            "ease",
+            "--params",
+            '{"max_items": 10}',
+            "--out",
+            str(tmp_path / "m"),
+        ],
+    )
+    assert result.exit_code == 1
+    assert "max_items=10" in result.stderr and "item-knn" in result.stderr
+    assert not (tmp_path / "m").exists()
+
+
+def test_config_toml(files: dict[str, Path], tmp_path: Path) -> None:
+    config = tmp_path / "ease.toml"
+    config.write_text('model = "ease"\n\n[params]\nl2 = 25.0\ndropout = 0.1\n')
+    out = tmp_path / "m"
+    result = runner.invoke(
+        app,
+        [
+            "fit",
+            "--interactions",
+            str(files["interactions"]),
+            "--config",
+            str(config),
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    import json
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["model"] == "ease"
+    assert manifest["config"]["l2"] == 25.0 and manifest["config"]["dropout"] == 0.1
+
+    flat = tmp_path / "flat.toml"
+    flat.write_text("k = 7\nsimilarity = 'jaccard'\n")
+    result = runner.invoke(
+        app,
+        [
+            "fit",
+            "--interactions",
+            str(files["interactions"]),
+            "--model",
+            "user-knn",
+            "--config",
+            str(flat),
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["model"] == "user-knn" and manifest["config"]["k"] == 7
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text("k = \n")
+    result = runner.invoke(
+        app,
+        [
+            "fit",
+            "--interactions",
+            str(files["interactions"]),
+            "--model",
+            "item-knn",
+            "--config",
+            str(bad),
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 1 and "invalid TOML" in result.stderr
+    result = runner.invoke(
+        app,
+        [
+            "fit",
+            "--interactions",
+            str(files["interactions"]),
+            "--model",
+            "item-knn",
+            "--config",
+            str(flat),
+            "--params",
+            "{}",
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 1 and "not both" in result.stderr
+
+
+def test_recommend_users_file_errors(files: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "m"
+    fitted = runner.invoke(
+        app,
+        [
+            "fit",
+            "--interactions",
+            str(files["interactions"]),
+            "--model",
+            "popularity",
+            "--out",
+            str(out),
+        ],
+    )
+    assert fitted.exit_code == 0, fitted.output
+    no_header = tmp_path / "ids.csv"
+    no_header.write_text("id\nu1\n")
+    result = runner.invoke(
+        app,
+        [
+            "recommend",
+            "--model-dir",
+            str(out),
+            "--users",
+            str(no_header),
+            "--out",
+            str(tmp_path / "r.csv"),
+        ],
+    )
+    assert result.exit_code == 1 and "'user' header" in result.stderr
+    result = runner.invoke(
+        app,
+        [
+            "recommend",
+            "--model-dir",
+            str(tmp_path / "nothing"),
+            "--users",
+            "all",
+            "--out",
+            str(tmp_path / "r.csv"),
+        ],
+    )
+    assert result.exit_code == 1 and "error:" in result.stderr
