@@ -204,21 +204,27 @@ class FactorModel(Recommender):
                 [self.user_factors_, np.zeros((n_new, self.user_factors_.shape[1]), np.float32)]
             )
             self._grow_users(n_new)
+        user_map = self.users_.indices(small.users.ids)
+        item_map = self.items_.indices(small.items.ids)
+        shape = self.weights_.shape
+        pairs = small.seen().tocoo()  # every new pair is seen, whatever its weight
+        seen = sp.csr_matrix(
+            (np.ones(pairs.nnz, np.float32), (user_map[pairs.row], item_map[pairs.col])),
+            shape=shape,
+        )
+        self.train_ = (self.train_ + seen).tocsr()
+        self.train_.data[:] = 1.0
+        self.popularity_ = np.asarray(self.train_.sum(axis=0)).ravel().astype(np.float32)
         add = small.matrix(self.weights_config()).tocoo()
-        rows = self.users_.indices(small.users.ids)[add.row]
-        cols_ = self.items_.indices(small.items.ids)[add.col]
-        delta = sp.csr_matrix((add.data, (rows, cols_)), shape=self.weights_.shape)
+        delta = sp.csr_matrix(
+            (add.data, (user_map[add.row], item_map[add.col])), shape=shape, dtype=np.float32
+        )
         weights = (self.weights_ + delta).tocsr()
         if self.weights_config().binary:
             weights.data[:] = 1.0
         weights.sort_indices()
         self.weights_ = weights.astype(np.float32)
-        seen = self.weights_.copy()
-        seen.data[:] = 1.0
-        self.train_ = (self.train_ + seen).tocsr()
-        self.train_.data[:] = 1.0
-        self.popularity_ = np.asarray(self.train_.sum(axis=0)).ravel().astype(np.float32)
-        touched = np.unique(rows)
+        touched = np.unique(user_map[pairs.row])
         self.user_factors_[touched] = self._fold_in(self.weights_[touched], touched)
 
     def _grow_users(self, n_new: int) -> None:

@@ -18,13 +18,14 @@ __all__ = ["BPR"]
 
 
 class BPRConfig(FactorConfig):
+    # defaults: tuned on MovieLens 100K validation (benchmarks protocol, binary interactions)
     factors: int = Field(default=64, ge=1, le=4096)
     learning_rate: float = Field(default=5e-3, gt=0.0)
     #: L2 weight on the user and item vectors of every sampled triple.
     regularization: float = Field(default=1e-2, ge=0.0)
-    epochs: int = Field(default=50, ge=1, le=2000)
+    epochs: int = Field(default=80, ge=1, le=2000)
     #: Negative items drawn per positive pair (the loss averages over them).
-    negatives: int = Field(default=4, ge=1, le=256)
+    negatives: int = Field(default=16, ge=1, le=256)
     batch_size: int = Field(default=1024, ge=1)
 
 
