@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from serendip.data.dataset import Dataset
-from serendip.errors import CapacityError
+from serendip.errors import CapacityError, DataError
 from serendip.models import Recommender
 from serendip.models.factorization import BPR, IALS, NMF, HybridMF, PureSVD
 from tests.conftest import make_toy_platform, shared_data
@@ -66,7 +66,7 @@ def test_puresvd_reconstructs_a_low_rank_matrix_exactly() -> None:
 
 def test_puresvd_with_too_few_factors_is_the_best_rank_k_approximation() -> None:
     ds, dense = _block_dataset()
-    model = PureSVD(factors=2).fit(ds)
+    model = PureSVD(factors=2, popularity_exponent=0.0).fit(ds)
     approx = np.vstack([model.score(u, ds.items.ids) for u in ds.users.ids])
     uu, s, vt = np.linalg.svd(dense)
     best = (uu[:, :2] * s[:2]) @ vt[:2]
@@ -173,12 +173,28 @@ def test_update_of_a_known_user_moves_their_factors_and_hides_the_new_item() -> 
     model.update(pd.DataFrame({"user": [user], "item": ["never-seen-item"]}))
 
 
+def test_update_without_an_item_column_is_a_data_error() -> None:
+    model = PureSVD(factors=4).fit(_toy())
+    with pytest.raises(DataError, match="item"):
+        model.update(pd.DataFrame({"user": ["u001"]}))
+
+
+def test_zero_weight_events_still_count_as_seen() -> None:
+    ds = _toy()
+    model = IALS(factors=4, iterations=3, weighting="log1p").fit(ds)
+    user = str(ds.users.ids[0])
+    item = model.recommend([user], 1).item_ids(0)[0]
+    model.update(pd.DataFrame({"user": [user], "item": [item], "value": [0.0]}))
+    assert item not in model.recommend([user], 20).item_ids(0)
+
+
 def test_updates_survive_save_and_load(tmp_path: Path) -> None:
     ds = _toy()
     model = IALS(factors=8, regularization=1.0, iterations=10).fit(ds)
     model.update(_copy_user_events(ds, str(ds.users.ids[4]), "newcomer"))
     model.save(tmp_path / "m")
     loaded = Recommender.load(tmp_path / "m")
+    assert isinstance(loaded, IALS)
     np.testing.assert_array_equal(
         loaded.recommend(["newcomer"], 10).items, model.recommend(["newcomer"], 10).items
     )

@@ -95,7 +95,7 @@ MODELS: dict[str, ModelEntry] = {
             "bpr",
             "factorization",
             f"{_P}.factorization:BPR",
-            "Bayesian personalised ranking MF (implicit).",
+            "Bayesian personalised ranking MF (torch, sampled negatives).",
         ),
         ModelEntry(
             "lightfm",

@@ -43,13 +43,14 @@ class NeuMFConfig(DeepConfig):
     gmf_dim: int = Field(default=32, ge=1)
     mlp_dims: tuple[int, ...] = (64, 32, 16)
     dropout: float = Field(default=0.0, ge=0, lt=1)
-    n_negatives: int = Field(default=4, ge=1)
+    n_negatives: int = Field(default=8, ge=1)
     fold_in_steps: int = Field(default=50, ge=0)
     epochs: int = Field(default=40, ge=1)
     batch_size: int = Field(default=1024, ge=1)
     lr: float = Field(default=2e-3, gt=0)
     weight_decay: float = Field(default=0.0, ge=0)
     patience: int = Field(default=4, ge=1)
+    ema_decay: float = Field(default=0.7, ge=0, lt=1)
 
     @field_validator("mlp_dims")
     @classmethod
