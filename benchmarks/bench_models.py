@@ -67,7 +67,9 @@ def _save_params(dataset: str, params: dict[str, dict[str, Any]]) -> None:
     PARAMS_FILE.write_text(json.dumps(allp, indent=2, sort_keys=True) + "\n")
 
 
-def run_dataset(dataset: str, models: list[str], tune_trials: int, tune_timeout: float) -> dict[str, Any]:
+def run_dataset(
+    dataset: str, models: list[str], tune_trials: int, tune_timeout: float
+) -> dict[str, Any]:
     ds = LOADERS[dataset](SHARED / dataset)
     split = random_split(ds, test_fraction=0.2, seed=42, min_interactions=5)
     val = validation_split(split.train, "random", test_fraction=0.2, seed=42, min_interactions=5)
@@ -119,7 +121,10 @@ def run_dataset(dataset: str, models: list[str], tune_trials: int, tune_timeout:
         rows.append(row)
         floor = row["floor"]
         mark = "" if floor is None else (" ok" if row["ndcg@10"] >= floor else f" BELOW {floor}")
-        print(f"{dataset:10s} {name:20s} ndcg@10={row['ndcg@10']:.4f} fit={fit_s:6.1f}s{mark}", flush=True)
+        print(
+            f"{dataset:10s} {name:20s} ndcg@10={row['ndcg@10']:.4f} fit={fit_s:6.1f}s{mark}",
+            flush=True,
+        )
     return {
         "dataset": dataset,
         "n_users": ds.n_users,
@@ -155,7 +160,11 @@ def write_markdown(results: dict[str, Any]) -> str:
         pop = next((r["ndcg@10"] for r in d["rows"] if r["model"] == "popularity"), None)
         for r in sorted(d["rows"], key=lambda r: -r["ndcg@10"]):
             floor = r["floor"]
-            status = "" if floor is None else (f"{floor:.2f} ✓" if r["ndcg@10"] >= floor else f"{floor:.2f} ✗")
+            status = (
+                ""
+                if floor is None
+                else (f"{floor:.2f} ✓" if r["ndcg@10"] >= floor else f"{floor:.2f} ✗")
+            )
             lines.append(
                 f"| {r['model']} | {r['family']} | {_fmt(r['ndcg@10'])} | {status} | {_fmt(r['precision@10'])} | "
                 f"{_fmt(r['recall@10'])} | {_fmt(r['coverage@10'])} | {_fmt(r['novelty@10'], 2)} | "
@@ -174,11 +183,20 @@ def write_markdown(results: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--dataset", action="append", choices=sorted(LOADERS))
     ap.add_argument("--models", default="all", help="comma-separated registry names, or 'all'")
-    ap.add_argument("--tune", type=int, default=0, help="optuna trials per model on validation (0: use model_params.json)")
-    ap.add_argument("--tune-timeout", type=float, default=600.0, help="seconds of tuning per model at most")
+    ap.add_argument(
+        "--tune",
+        type=int,
+        default=0,
+        help="optuna trials per model on validation (0: use model_params.json)",
+    )
+    ap.add_argument(
+        "--tune-timeout", type=float, default=600.0, help="seconds of tuning per model at most"
+    )
     args = ap.parse_args()
     datasets = args.dataset or ["ml-100k", "lastfm-2k"]
     models = list(MODELS) if args.models == "all" else args.models.split(",")
@@ -195,7 +213,9 @@ def main() -> None:
     }
     RESULTS_DIR.mkdir(exist_ok=True)
     tag = "-".join(datasets)
-    (RESULTS_DIR / f"models-{tag}.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    (RESULTS_DIR / f"models-{tag}.json").write_text(
+        json.dumps(results, indent=2, default=str) + "\n"
+    )
     md = write_markdown(results)
     (RESULTS_DIR / f"models-{tag}.md").write_text(md + "\n")
     print(md)

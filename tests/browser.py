@@ -27,7 +27,9 @@ CHROMIUM_ARGS = [
 def chromium_path() -> str:
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if path is None:
-        pytest.skip("headless Chromium not installed (Debian package 'chromium'; `make setup` installs it as root)")
+        pytest.skip(
+            "headless Chromium not installed (Debian package 'chromium'; `make setup` installs it as root)"
+        )
     return path
 
 

@@ -21,11 +21,15 @@ def shared_data(name: str) -> Path:
     """Path of a real dataset under ../shared/data, or skip the test with the reason."""
     path = SHARED_DATA / name
     if not path.is_dir():
-        pytest.skip(f"real dataset {name} not found at {path} (../shared is absent in a fresh clone)")
+        pytest.skip(
+            f"real dataset {name} not found at {path} (../shared is absent in a fresh clone)"
+        )
     return path
 
 
-def make_toy_platform(seed: int = 0, n_users: int = 60, n_items: int = 120, n_topics: int = 4) -> Dataset:
+def make_toy_platform(
+    seed: int = 0, n_users: int = 60, n_items: int = 120, n_topics: int = 4
+) -> Dataset:
     """A small social platform with topical structure: users follow mostly within their topic,
     interact mostly with items of their topic, authors are users. Built in memory, in milliseconds."""
     rng = np.random.default_rng(seed)
@@ -61,7 +65,12 @@ def make_toy_platform(seed: int = 0, n_users: int = 60, n_items: int = 120, n_to
         v = int(rng.integers(0, n_users))
         if v != u:
             follows.add((u, v))
-    social = pd.DataFrame({"follower": [f"u{a:03d}" for a, _ in sorted(follows)], "followee": [f"u{b:03d}" for _, b in sorted(follows)]})
+    social = pd.DataFrame(
+        {
+            "follower": [f"u{a:03d}" for a, _ in sorted(follows)],
+            "followee": [f"u{b:03d}" for _, b in sorted(follows)],
+        }
+    )
     rows = []
     events = np.array(["view", "like", "share"])
     for u in range(n_users):

@@ -21,7 +21,12 @@ def _ds() -> Dataset:
         }
     )
     items = pd.DataFrame(
-        {"item": ["x", "y", "z", "w"], "title": ["X", "Y", "Z", "W"], "tags": ["t1|t2", "", None, "t3"], "author": ["b", "", "a", "d"]}
+        {
+            "item": ["x", "y", "z", "w"],
+            "title": ["X", "Y", "Z", "W"],
+            "tags": ["t1|t2", "", None, "t3"],
+            "author": ["b", "", "a", "d"],
+        }
     )
     social = pd.DataFrame({"follower": ["a", "a", "d"], "followee": ["b", "d", "a"]})
     return Dataset.from_frames(inter, items, social=social, name="t")
@@ -101,6 +106,10 @@ def test_frames_round_trip() -> None:
 
 
 def test_iso_timestamps_and_missing_ones() -> None:
-    ds = Dataset.from_frames(pd.DataFrame({"user": ["a", "b"], "item": ["x", "x"], "timestamp": ["1970-01-02T00:00:00Z", None]}))
+    ds = Dataset.from_frames(
+        pd.DataFrame(
+            {"user": ["a", "b"], "item": ["x", "x"], "timestamp": ["1970-01-02T00:00:00Z", None]}
+        )
+    )
     assert ds.interactions.timestamp[0] == pytest.approx(DAY)
     assert np.isnan(ds.interactions.timestamp[1])

@@ -15,7 +15,7 @@ import pytest
 
 from serendip.data.dataset import Dataset
 from serendip.errors import ConfigError, NotFittedError, SerendipError
-from serendip.models import ItemFilter, Recommender, create_model, get_model_class
+from serendip.models import ItemFilter, Recommender, get_model_class
 from serendip.models.registry import MODELS
 from tests.conftest import make_toy_platform
 

@@ -69,7 +69,7 @@ def write_artifact(
         for name, arr in arrays.items():
             fname = _safe_name(name)
             if sp.issparse(arr):
-                sp.save_npz(tmp / f"{fname}.npz", sp.csr_matrix(arr), compressed=False)
+                sp.save_npz(tmp / f"{fname}.npz", sp.csr_matrix(arr), compressed=False)  # type: ignore[arg-type]
                 files[name] = {"file": f"{fname}.npz", "kind": "sparse"}
             else:
                 a = np.asarray(arr)
@@ -129,7 +129,7 @@ def read_artifact(directory: Path) -> Artifact:
         for name, spec in manifest["arrays"].items():
             path = base / _safe_name(spec["file"])
             arrays[name] = (
-                sp.load_npz(path).tocsr()
+                sp.csr_matrix(sp.load_npz(path))
                 if spec["kind"] == "sparse"
                 else np.load(path, allow_pickle=False)
             )

@@ -420,8 +420,8 @@ class Recommender(ABC):
             return Explanation(
                 str(user), str(item), self.name, score, evidence, "Popular with everyone"
             )
-        evidence, text = self._explain(u, i)
-        return Explanation(str(user), str(item), self.name, score, tuple(evidence), text)
+        found, text = self._explain(u, i)
+        return Explanation(str(user), str(item), self.name, score, tuple(found), text)
 
     def _explain(self, user_idx: int, item_idx: int) -> tuple[list[Evidence], str]:
         """Default: the user's history items most similar to the item, where similarity exists."""
