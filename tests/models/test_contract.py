@@ -158,7 +158,7 @@ def test_candidates_and_filters_are_respected(name: str) -> None:
 
 def test_explain_names_evidence_the_user_has(name: str) -> None:
     model = _fitted(name)
-    ds, train = _data()
+    _, train = _data()
     u = str(train.users.ids[2])
     item = model.recommend([u], 1).item_ids(0)[0]
     exp = model.explain(u, item)
