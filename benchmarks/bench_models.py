@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import sys
 import time
 from pathlib import Path
@@ -143,8 +142,10 @@ def write_markdown(results: dict[str, Any]) -> str:
     lines = [
         "## Model zoo accuracy (issue 3)",
         "",
-        f"- Command: `{results['command']}`",
-        f"- Machine: {results['machine']}; wall time {results['wall_s']:.0f} s; peak RSS {results['peak_rss_gb']:.1f} GB",
+        "- Commands: each row was produced by the command recorded beside it in "
+        "`benchmarks/results/models-<dataset>.json`; all rows: "
+        "`python benchmarks/bench_models.py --dataset ml-100k --dataset lastfm-2k`",
+        "- Machine: 2 CPU cores (x86_64), Python 3.11, CPU only; fit times include the machine's other load",
         "- Protocol: per-user random 80/20 holdout (seed 42; users with < 5 interactions kept in train), "
         "full-catalog ranking minus training items, averages over all test users. Parameters: "
         "`benchmarks/model_params.json`, chosen on a validation split carved from train.",
@@ -182,12 +183,28 @@ def write_markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _merge(dataset_result: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
+    """Update results/models-<dataset>.json with this run's rows (other models' rows are kept,
+    so the zoo can be benchmarked in parts); each row records the command that produced it."""
+    path = RESULTS_DIR / f"models-{dataset_result['dataset']}.json"
+    old = json.loads(path.read_text()) if path.exists() else {"rows": []}
+    ran = {r["model"] for r in dataset_result["rows"]}
+    for r in dataset_result["rows"]:
+        r.update(meta)
+    rows = [r for r in old["rows"] if r["model"] not in ran] + dataset_result["rows"]
+    order = {name: i for i, name in enumerate(MODELS)}
+    merged = {**dataset_result, "rows": sorted(rows, key=lambda r: order.get(r["model"], 999))}
+    path.write_text(json.dumps(merged, indent=2, default=str) + "\n")
+    return merged
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--dataset", action="append", choices=sorted(LOADERS))
     ap.add_argument("--models", default="all", help="comma-separated registry names, or 'all'")
+    ap.add_argument("--skip", default="", help="comma-separated registry names to leave out")
     ap.add_argument(
         "--tune",
         type=int,
@@ -200,24 +217,28 @@ def main() -> None:
     args = ap.parse_args()
     datasets = args.dataset or ["ml-100k", "lastfm-2k"]
     models = list(MODELS) if args.models == "all" else args.models.split(",")
+    models = [m for m in models if m not in set(args.skip.split(","))]
     if not SHARED.is_dir():
         sys.exit(f"real datasets not found at {SHARED}")
-    start = time.perf_counter()
-    out = [run_dataset(d, models, args.tune, args.tune_timeout) for d in datasets]
-    results = {
-        "command": "python benchmarks/bench_models.py " + " ".join(sys.argv[1:]),
-        "machine": f"{os.cpu_count()} CPU cores, {platform.machine()}, Python {platform.python_version()}",
-        "wall_s": time.perf_counter() - start,
-        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2,
-        "datasets": out,
-    }
     RESULTS_DIR.mkdir(exist_ok=True)
-    tag = "-".join(datasets)
-    (RESULTS_DIR / f"models-{tag}.json").write_text(
-        json.dumps(results, indent=2, default=str) + "\n"
+    command = "python benchmarks/bench_models.py " + " ".join(sys.argv[1:])
+    machine = (
+        f"{os.cpu_count()} CPU cores, {platform.machine()}, Python {platform.python_version()}"
     )
-    md = write_markdown(results)
-    (RESULTS_DIR / f"models-{tag}.md").write_text(md + "\n")
+    merged = []
+    for d in datasets:
+        start = time.perf_counter()
+        res = run_dataset(d, models, args.tune, args.tune_timeout)
+        res["wall_s"] = time.perf_counter() - start
+        merged.append(_merge(res, {"command": command, "machine": machine}))
+    # the table covers every dataset benchmarked so far, not only this run's
+    all_results = [
+        json.loads((RESULTS_DIR / f"models-{d}.json").read_text())
+        for d in LOADERS
+        if (RESULTS_DIR / f"models-{d}.json").exists()
+    ]
+    md = write_markdown({"datasets": all_results})
+    (RESULTS_DIR / "models.md").write_text(md + "\n")
     print(md)
 
 

@@ -25,7 +25,7 @@ BENCHES: list[tuple[str, list[str], list[str]]] = [
     (
         "models",
         ["bench_models.py", "--dataset", "ml-100k", "--dataset", "lastfm-2k"],
-        ["models-ml-100k-lastfm-2k.md"],
+        ["models.md"],
     ),
 ]
 
