@@ -30,7 +30,7 @@ def _check_report(html: Path, min_images: int) -> None:
 
 
 def test_synthetic_platform_report_opens_with_plots(tmp_path: Path) -> None:
-    data = generate_platform("tiny", seed=1, out=tmp_path / "tiny")
+    data = generate_platform("small", seed=1, out=tmp_path / "small")
     html = write_report(analyze_dataset(load_source(data)), tmp_path / "report")
     _check_report(html, min_images=6)
     with open_page(html.resolve().as_uri()) as page:

@@ -67,7 +67,9 @@ def test_weight_one_and_zero_equals_the_members_ranking(norm: str) -> None:
 
 
 def test_blend_is_the_weighted_sum_of_per_user_zscores_over_unseen_items() -> None:
-    hybrid = WeightedHybrid(members={CAT: {}, POP: {}}, weights={CAT: 0.6, POP: 0.4}).fit(_train())
+    hybrid = WeightedHybrid(
+        members={CAT: {}, POP: {}}, weights={CAT: 0.6, POP: 0.4}, normalization="zscore"
+    ).fit(_train())
     train = _train()
     u = _users()[3]
     uidx = train.users.index(u)
@@ -247,3 +249,10 @@ def test_mixed_quota_counts_only_allowed_items() -> None:
     recs = hybrid.recommend(_users(5), K, candidates=cands)
     assert (recs.items >= 0).all(), "lists stay full when candidates remove items"
     assert set(recs.to_frame()["item"]) <= set(cands)
+
+
+def test_default_weights_belong_to_the_default_members_only() -> None:
+    tuned = WeightedHybrid().config.resolved_weights()  # type: ignore[attr-defined]
+    assert sum(tuned.values()) == pytest.approx(1.0) and len(set(tuned.values())) > 1
+    own = WeightedHybrid(members={CAT: {}, POP: {}}).config.resolved_weights()  # type: ignore[attr-defined]
+    assert own == {CAT: 1.0, POP: 1.0}

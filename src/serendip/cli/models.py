@@ -1,5 +1,5 @@
-"""`serendip models`, `serendip fit` and `serendip recommend`: list the zoo, fit one model on
-files and save it, and write top-k lists from a saved model."""
+"""`serendip models`, `fit`, `recommend`, `explain` and `similar`: list the zoo, fit one model on
+files and save it, write top-k lists from a saved model, and say why it recommends what it does."""
 
 from __future__ import annotations
 
@@ -234,8 +234,57 @@ def recommend(
     typer.echo(f"wrote {len(frame):,} recommendations for {len(ids):,} users{cold} -> {out}")
 
 
+@cli_errors
+def explain(
+    model_dir: Annotated[
+        Path, typer.Option("--model-dir", help="A directory written by `serendip fit`.")
+    ],
+    user: Annotated[str, typer.Option("--user", help="The user to explain for.")],
+    item: Annotated[
+        str | None,
+        typer.Option("--item", help="The item to explain; default: the user's top-K list."),
+    ] = None,
+    k: Annotated[int, typer.Option("--k", min=1, help="List length when --item is absent.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+) -> None:
+    """Why a saved model recommends an item (or each of the user's top-K) to a user."""
+    from serendip.models.base import Recommender
+
+    rec = Recommender.load(model_dir)
+    items = [item] if item is not None else rec.recommend([user], k).item_ids(0)
+    explanations = [rec.explain(user, i) for i in items]
+    if as_json:
+        typer.echo(json.dumps([e.to_dict() for e in explanations], indent=2))
+        return
+    for e in explanations:
+        typer.echo(f"{e.item}  score={e.score:.4g}  {e.text or '(no sentence)'}")
+        for ev in e.evidence:
+            label = f" ({ev.label})" if ev.label else ""
+            typer.echo(f"    {ev.kind:10s} {ev.id}{label}  weight={ev.weight:.4g}")
+
+
+@cli_errors
+def similar(
+    model_dir: Annotated[
+        Path, typer.Option("--model-dir", help="A directory written by `serendip fit`.")
+    ],
+    item: Annotated[str, typer.Option("--item", help="The item to find neighbours of.")],
+    k: Annotated[int, typer.Option("--k", min=1, help="How many similar items.")] = 10,
+) -> None:
+    """The K items a saved model finds most similar to an item, as CSV (item,similar,rank,score)."""
+    from serendip.models.base import Recommender
+
+    rec = Recommender.load(model_dir)
+    frame = (
+        rec.similar_items(item, k).to_frame().rename(columns={"user": "item", "item": "similar"})
+    )
+    typer.echo(frame.to_csv(index=False), nl=False)
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
     app.command("models")(models)
     app.command("fit")(fit)
     app.command("recommend")(recommend)
+    app.command("explain")(explain)
+    app.command("similar")(similar)

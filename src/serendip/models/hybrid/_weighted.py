@@ -19,6 +19,7 @@ from serendip.models.hybrid._members import (
     MemberSpec,
     Normalisation,
     context_matrix,
+    members_of,
     normalise,
     parse_members,
 )
@@ -27,11 +28,12 @@ __all__ = ["WeightTuning", "WeightedHybrid", "WeightedHybridConfig"]
 
 
 def _default_members() -> dict[str, dict[str, Any]]:
-    return {"ease": {}, "rp3beta": {}, "multvae": {}}
+    return members_of("ease", "ials", "multvae", "rp3beta")
 
 
 def _default_weights() -> dict[str, float]:
-    return {"ease": 0.5, "rp3beta": 0.25, "multvae": 0.25}
+    # tuned by `tune_weights` (grid, 4 steps, min-max) on the ML100K validation split
+    return {"ease": 1 / 11, "ials": 3 / 11, "multvae": 4 / 11, "rp3beta": 3 / 11}
 
 
 class WeightedHybridConfig(ModelConfig):
@@ -43,7 +45,7 @@ class WeightedHybridConfig(ModelConfig):
 
     members: dict[str, dict[str, Any]] = Field(default_factory=_default_members)
     weights: dict[str, float] | None = None
-    normalization: Normalisation = "zscore"
+    normalization: Normalisation = "minmax"
 
     def resolved_weights(self) -> dict[str, float]:
         """Weight per member key. Without `weights`: the tuned weights for the default members,
