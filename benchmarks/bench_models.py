@@ -32,7 +32,7 @@ from serendip.evaluation.tuning import tune_model
 from serendip.models.registry import MODELS, get_model_class
 
 ROOT = Path(__file__).resolve().parent
-SHARED = ROOT.parent.parent / "shared" / "data"
+SHARED = Path(os.environ.get("SERENDIP_SHARED_DATA", ROOT.parent.parent / "shared" / "data"))
 PARAMS_FILE = ROOT / "model_params.json"
 RESULTS_DIR = ROOT / "results"
 
