@@ -145,7 +145,8 @@ def write_markdown(results: dict[str, Any]) -> str:
         "- Commands: each row was produced by the command recorded beside it in "
         "`benchmarks/results/models-<dataset>.json`; all rows: "
         "`python benchmarks/bench_models.py --dataset ml-100k --dataset lastfm-2k`",
-        "- Machine: 2 CPU cores (x86_64), Python 3.11, CPU only; fit times include the machine's other load",
+        "- Machine: recorded per row in the JSON (`machine`); rows run elsewhere than the 2-core "
+        "reference machine are listed under each table. Fit times include the machine's other load.",
         "- Protocol: per-user random 80/20 holdout (seed 42; users with < 5 interactions kept in train), "
         "full-catalog ranking minus training items, averages over all test users. Parameters: "
         "`benchmarks/model_params.json`, chosen on a validation split carved from train.",
@@ -171,6 +172,13 @@ def write_markdown(results: dict[str, Any]) -> str:
                 f"{_fmt(r['recall@10'])} | {_fmt(r['coverage@10'])} | {_fmt(r['novelty@10'], 2)} | "
                 f"{_fmt(r['fit_s'], 1)} | {_fmt(r['recommend_ms_per_user'], 2)} |"
             )
+        elsewhere: dict[str, list[str]] = {}
+        for r in d["rows"]:
+            if not str(r.get("machine", "")).startswith("2 CPU cores"):
+                elsewhere.setdefault(str(r.get("machine", "unknown")), []).append(r["model"])
+        for machine, names in elsewhere.items():
+            lines.append("")
+            lines.append(f"Run on {machine}: {', '.join(names)}.")
         if pop:
             social = [r for r in d["rows"] if r["model"] in SOCIAL]
             if social:
