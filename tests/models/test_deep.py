@@ -203,6 +203,19 @@ def test_early_stopping_keeps_the_best_epoch() -> None:
     assert len(vals) == 60 or len(vals) == best + 1 + 3, "stops `patience` epochs after the best"
 
 
+def test_refit_trains_again_on_everything_for_the_best_epoch_count() -> None:
+    ds = _toy()
+    model = MultVAE({**MultVAE.quick_params, "epochs": 6, "patience": 2, "refit": True})
+    seen: list[float] = []
+    model.on_epoch = lambda record: seen.append(record["epoch"])
+    model.fit(ds)
+    carve = [h for h in model.history_ if "val_ndcg" in h]
+    refit = [h for h in model.history_ if "val_ndcg" not in h]
+    assert len(refit) == model.best_epoch_ >= 1
+    assert len(carve) >= model.best_epoch_
+    assert seen == [h["epoch"] for h in model.history_], "on_epoch sees every record"
+
+
 def test_training_is_reproducible_and_leaves_global_rng_alone() -> None:
     ds = _toy()
     state = torch.random.get_rng_state()

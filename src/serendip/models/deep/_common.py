@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 from abc import abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
+    "ADAM_BYTES",
     "DeepConfig",
     "TorchRecommender",
     "ValidationCarve",
@@ -36,19 +37,21 @@ __all__ = [
 ]
 
 #: Bytes per float32 parameter while training with Adam: value, gradient, two moments.
-_ADAM_BYTES = 16
+ADAM_BYTES = 16
 
 
 class DeepConfig(ModelConfig):
     """Training knobs every torch model shares.
 
-    device: "auto" = CUDA when available, else CPU. early_stopping: hold out `val_share` of the
-    users (those with at least 5 training items), each with 20% of their items (at least one),
-    inside `fit`, and keep the weights of the epoch with the best validation NDCG@10; stop after
-    `patience` epochs without improvement; with `refit`, then train a fresh model on all the
-    data for the best number of epochs. ema_decay: validate and keep an exponential moving
-    average of the weights (updated once per epoch; 0 = off). memory_limit_gb: refuse to fit (CapacityError) when
-    the estimated training memory exceeds it, before allocating anything.
+    device: "auto" = CUDA when available, else CPU.
+    early_stopping: hold out `val_share` of the users with at least 5 training items (at most
+    `val_max_users` of them), each with 20% of their items (at least one), inside `fit`; keep
+    the weights of the epoch with the best validation NDCG@10 and stop after `patience` epochs
+    without improvement. refit: then train a fresh model on all the data for that many epochs.
+    ema_decay: validate and keep an exponential moving average of the weights, updated once
+    per epoch (0 = off); it smooths the epoch-to-epoch noise of small data.
+    memory_limit_gb: refuse to fit (CapacityError) when the estimated training memory exceeds
+    it, before allocating anything.
     """
 
     epochs: int = Field(default=50, ge=1)
@@ -58,6 +61,7 @@ class DeepConfig(ModelConfig):
     early_stopping: bool = True
     patience: int = Field(default=5, ge=1)
     val_share: float = Field(default=0.2, gt=0, lt=1)
+    val_max_users: int = Field(default=2000, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     memory_limit_gb: float = Field(default=8.0, gt=0)
     ema_decay: float = Field(default=0.0, ge=0, lt=1)
@@ -160,15 +164,16 @@ class ValidationCarve:
 
 
 def carve_validation(
-    seqs: list[np.ndarray], share: float, seed: int, *, last: bool
+    seqs: list[np.ndarray], share: float, seed: int, *, last: bool, max_users: int = 2000
 ) -> ValidationCarve | None:
-    """Hold out 20% (at least one) of the items of `share` of the users with >= 5 items: their
-    last ones (`last=True`, for sequence models) or a random subset. None when nobody qualifies."""
+    """Hold out 20% (at least one) of the items of `share` of the users with >= 5 items (at
+    most `max_users` users): their last ones (`last=True`, for sequence models) or a random
+    subset. None when nobody qualifies."""
     rng = np.random.default_rng((seed, 7))
     eligible = np.flatnonzero([len(s) >= 5 for s in seqs])
     if len(eligible) == 0:
         return None
-    n_val = max(1, round(share * len(eligible)))
+    n_val = min(max_users, max(1, round(share * len(eligible))))
     users = np.sort(rng.choice(eligible, size=n_val, replace=False))
     train = list(seqs)
     truth = []
@@ -231,6 +236,9 @@ class TorchRecommender(Recommender):
     family = "deep"
     #: Carve the validation items from the end of each sequence (sequence models) or at random.
     _carve_last = False
+    #: Called after every epoch with its `history_` record (epoch, loss, val_ndcg): set it to
+    #: drive a progress bar; the library itself never prints.
+    on_epoch: Callable[[Mapping[str, float]], None] | None = None
 
     # -------------------------------------------------------------- subclass hooks
     @abstractmethod
@@ -258,8 +266,25 @@ class TorchRecommender(Recommender):
         """float32 (len(user_idx), n_items) scores of known users, given training data `data`."""
 
     @abstractmethod
-    def _estimate_bytes(self, n_users: int, n_items: int) -> tuple[float, str]:
+    def _estimate_bytes(self, dataset: Dataset) -> tuple[float, str]:
         """Estimated training memory and a few words on what dominates it."""
+
+    def _validate(
+        self, module: Any, data: Any, carve: ValidationCarve, seen: sp.csr_matrix
+    ) -> float:
+        """Mean NDCG@10 of the carve's users, scored in chunks (their carved items excluded)."""
+        import torch
+
+        n_items = len(self.items_)
+        step = chunk_rows(len(carve.users), n_items)
+        total = 0.0
+        with torch.no_grad():
+            for sl in batched(len(carve.users), step):
+                scores = self._score_users_with(module, data, carve.users[sl])
+                r, c = seen[sl].nonzero()
+                scores[r, c] = -np.inf
+                total += ndcg_at_k(scores, carve.truth[sl], 10) * (sl.stop - sl.start)
+        return total / max(len(carve.users), 1)
 
     def _after_fit(self, dataset: Dataset, seqs: list[np.ndarray]) -> None:
         """Keep what scoring needs (sequences, ...) once the weights are final."""
@@ -268,12 +293,14 @@ class TorchRecommender(Recommender):
     # -------------------------------------------------------------- fitting
     def _fit(self, dataset: Dataset) -> None:
         cfg: DeepConfig = self.config  # type: ignore[assignment]
-        n_bytes, what = self._estimate_bytes(dataset.n_users, dataset.n_items)
+        n_bytes, what = self._estimate_bytes(dataset)
         check_memory(self.name, n_bytes, cfg.memory_limit_gb, what)
         self.device_ = resolve_device(cfg.device)
         seqs = user_sequences(dataset)
         carve = (
-            carve_validation(seqs, cfg.val_share, cfg.seed, last=self._carve_last)
+            carve_validation(
+                seqs, cfg.val_share, cfg.seed, last=self._carve_last, max_users=cfg.val_max_users
+            )
             if cfg.early_stopping
             else None
         )
@@ -298,7 +325,6 @@ class TorchRecommender(Recommender):
         data = self._prepare(carve.train if carve is not None else seqs)
         if carve is not None:
             seen = sequences_to_csr(carve.train, len(self.items_))[carve.users]
-            seen_r, seen_c = seen.nonzero()
         best: tuple[float, int, dict[str, torch.Tensor]] | None = None
         with seeded(cfg.seed, self.device_):
             module = self._build().to(self.device_)
@@ -323,10 +349,7 @@ class TorchRecommender(Recommender):
                 record = {"epoch": float(epoch + 1), "loss": loss}
                 if carve is not None:
                     average.eval()
-                    with torch.no_grad():
-                        scores = self._score_users_with(average, data, carve.users)
-                    scores[seen_r, seen_c] = -np.inf
-                    ndcg = ndcg_at_k(scores, carve.truth, 10)
+                    ndcg = self._validate(average, data, carve, seen)
                     record["val_ndcg"] = ndcg
                     if best is None or ndcg > best[0]:
                         state = {k: v.detach().clone() for k, v in average.state_dict().items()}
@@ -334,6 +357,8 @@ class TorchRecommender(Recommender):
                     else:
                         stale += 1
                 self.history_.append(record)
+                if self.on_epoch is not None:
+                    self.on_epoch(record)
                 if carve is not None and stale >= cfg.patience:
                     break
             if best is not None:

@@ -13,6 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import Field, field_validator
 
+from serendip.data.dataset import Dataset
 from serendip.models.base import (
     Choice,
     FloatRange,
@@ -21,6 +22,7 @@ from serendip.models.base import (
     SearchSpace,
 )
 from serendip.models.deep._common import (
+    ADAM_BYTES,
     DeepConfig,
     TorchRecommender,
     batched,
@@ -96,10 +98,16 @@ class NeuMF(TorchRecommender):
         c = self._cfg()
         return NeuMFNet(len(self.users_), len(self.items_), c.gmf_dim, c.mlp_dims, c.dropout)
 
-    def _estimate_bytes(self, n_users: int, n_items: int) -> tuple[float, str]:
+    def _estimate_bytes(self, dataset: Dataset) -> tuple[float, str]:
         c = self._cfg()
-        params = (n_users + n_items) * (c.gmf_dim + c.mlp_dims[0] // 2)
-        return params * 16.0, f"{n_users + n_items} embeddings of {c.gmf_dim + c.mlp_dims[0] // 2}"
+        width = c.gmf_dim + c.mlp_dims[0] // 2
+        params = (dataset.n_users + dataset.n_items) * width * ADAM_BYTES
+        # one epoch's (user, item, label) samples: positives and their negatives
+        samples = dataset.n_interactions * (1 + c.n_negatives) * (8 + 8 + 4) * 2.0
+        return params + samples, (
+            f"{dataset.n_users + dataset.n_items} embeddings of {width}, "
+            f"{dataset.n_interactions * (1 + c.n_negatives)} samples per epoch"
+        )
 
     def _prepare(self, seqs: list[np.ndarray]) -> sp.csr_matrix:
         return sequences_to_csr(seqs, len(self.items_))

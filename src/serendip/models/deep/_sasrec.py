@@ -25,6 +25,7 @@ from serendip.models.base import (
     SearchSpace,
 )
 from serendip.models.deep._common import (
+    ADAM_BYTES,
     DeepConfig,
     TorchRecommender,
     batched,
@@ -46,8 +47,8 @@ class SASRecConfig(DeepConfig):
     dim: int = Field(default=64, ge=2)
     blocks: int = Field(default=2, ge=1)
     heads: int = Field(default=1, ge=1)
-    max_len: int = Field(default=100, ge=2)
-    dropout: float = Field(default=0.2, ge=0, lt=1)
+    max_len: int = Field(default=200, ge=2)
+    dropout: float = Field(default=0.5, ge=0, lt=1)
     full_softmax_max_items: int = Field(default=50_000, ge=1)
     n_negatives: int = Field(default=256, ge=1)
     epochs: int = Field(default=100, ge=1)
@@ -55,6 +56,7 @@ class SASRecConfig(DeepConfig):
     lr: float = Field(default=1e-3, gt=0)
     weight_decay: float = Field(default=0.0, ge=0)
     patience: int = Field(default=5, ge=1)
+    ema_decay: float = Field(default=0.8, ge=0, lt=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,11 +110,14 @@ class SASRec(TorchRecommender):
             raise ConfigError(f"sasrec: dim ({c.dim}) must be a multiple of heads ({c.heads})")
         return SASRecNet(len(self.items_), c.dim, c.blocks, c.heads, c.max_len, c.dropout)
 
-    def _estimate_bytes(self, n_users: int, n_items: int) -> tuple[float, str]:
+    def _estimate_bytes(self, dataset: Dataset) -> tuple[float, str]:
         c = self._cfg()
+        n_items = dataset.n_items
         width = n_items if n_items <= c.full_softmax_max_items else c.n_negatives
-        logits = c.batch_size * c.max_len * width * 4.0 * 3
-        return (n_items + 1) * c.dim * 16.0 + logits, f"{c.batch_size}x{c.max_len}x{width} logits"
+        logits = c.batch_size * c.max_len * width * 4.0 * 3  # logits, softmax, gradient
+        attention = c.batch_size * c.heads * c.max_len**2 * 4.0 * 3 * c.blocks
+        params = (n_items + 1) * c.dim * ADAM_BYTES
+        return params + logits + attention, f"{c.batch_size}x{c.max_len}x{width} logits"
 
     def _prepare(self, seqs: list[np.ndarray]) -> _Windows:
         L = self._cfg().max_len + 1

@@ -15,6 +15,7 @@ import pandas as pd
 import scipy.sparse as sp
 from pydantic import Field
 
+from serendip.data.dataset import Dataset
 from serendip.models.base import (
     Evidence,
     FloatRange,
@@ -24,6 +25,7 @@ from serendip.models.base import (
     history_of,
 )
 from serendip.models.deep._common import (
+    ADAM_BYTES,
     DeepConfig,
     TorchRecommender,
     batched,
@@ -94,11 +96,13 @@ class MultVAE(TorchRecommender):
         c = self._cfg()
         return VAENet(len(self.items_), c.hidden, c.latent, c.dropout)
 
-    def _estimate_bytes(self, n_users: int, n_items: int) -> tuple[float, str]:
+    def _estimate_bytes(self, dataset: Dataset) -> tuple[float, str]:
         c = self._cfg()
-        params = 2 * n_items * (c.hidden[0] if c.hidden else c.latent)
-        activations = c.batch_size * n_items * 4.0 * 6
-        return params * 16.0 + activations, f"{n_items} items x {c.hidden} hidden units"
+        n_items = dataset.n_items
+        width = c.hidden[0] if c.hidden else c.latent
+        params = 2 * n_items * width * ADAM_BYTES * (2 if c.ema_decay > 0 else 1)
+        activations = c.batch_size * n_items * 4.0 * 6  # dense input, logits, their gradients
+        return params + activations, f"{n_items} items x {width} hidden units"
 
     def _prepare(self, seqs: list[np.ndarray]) -> sp.csr_matrix:
         return sequences_to_csr(seqs, len(self.items_))
