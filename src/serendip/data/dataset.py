@@ -290,10 +290,6 @@ class SocialGraph:
         a.data[:] = 1.0
         return a
 
-    def followees_of(self, user: int, n_users: int) -> np.ndarray:
-        a = self.adjacency(n_users)
-        return a.indices[a.indptr[user] : a.indptr[user + 1]]
-
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
@@ -474,7 +470,8 @@ class Dataset:
         else:
             coo = sp.coo_matrix((weights.astype(np.float32), (it.user, it.item)), shape=shape)
             m = _max_duplicates(coo)
-        m.eliminate_zeros() if not config.binary else None
+        if not config.binary:
+            m.eliminate_zeros()
         m.sort_indices()
         self._cache[key] = m
         return m

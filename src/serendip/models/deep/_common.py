@@ -244,9 +244,10 @@ class TorchRecommender(Recommender):
     @abstractmethod
     def _build(self) -> torch.nn.Module: ...
 
-    @abstractmethod
     def _prepare(self, seqs: list[np.ndarray]) -> Any:
-        """Training data (model-specific) from per-user item sequences."""
+        """Training data from per-user item sequences; default: a users x items CSR of the
+        interacted items (order-aware models such as SASRec override this)."""
+        return sequences_to_csr(seqs, len(self.items_))
 
     @abstractmethod
     def _train_epoch(

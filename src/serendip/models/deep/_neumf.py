@@ -27,7 +27,6 @@ from serendip.models.deep._common import (
     TorchRecommender,
     batched,
     chunk_rows,
-    sequences_to_csr,
 )
 
 if TYPE_CHECKING:
@@ -108,9 +107,6 @@ class NeuMF(TorchRecommender):
             f"{dataset.n_users + dataset.n_items} embeddings of {width}, "
             f"{dataset.n_interactions * (1 + c.n_negatives)} samples per epoch"
         )
-
-    def _prepare(self, seqs: list[np.ndarray]) -> sp.csr_matrix:
-        return sequences_to_csr(seqs, len(self.items_))
 
     def _train_epoch(
         self,

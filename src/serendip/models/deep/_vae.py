@@ -31,7 +31,6 @@ from serendip.models.deep._common import (
     batched,
     chunk_rows,
     fold_in_seen,
-    sequences_to_csr,
 )
 
 if TYPE_CHECKING:
@@ -103,9 +102,6 @@ class MultVAE(TorchRecommender):
         params = 2 * n_items * width * ADAM_BYTES * (2 if c.ema_decay > 0 else 1)
         activations = c.batch_size * n_items * 4.0 * 6  # dense input, logits, their gradients
         return params + activations, f"{n_items} items x {width} hidden units"
-
-    def _prepare(self, seqs: list[np.ndarray]) -> sp.csr_matrix:
-        return sequences_to_csr(seqs, len(self.items_))
 
     def _train_epoch(
         self,
