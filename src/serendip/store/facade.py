@@ -1,0 +1,315 @@
+"""`Store`: the repositories on one database, plus the whole-store operations (training
+export, dataset import, a user's data export and erasure)."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from types import TracebackType
+from typing import Any, Self
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import delete, or_, select
+
+from serendip.data.dataset import Dataset
+from serendip.errors import ConfigError
+from serendip.store.engine import Database, make_engine, schema_head
+from serendip.store.engine import migrate as run_migrations
+from serendip.store.repositories import (
+    EVENTS,
+    FOLLOWS,
+    ITEMS,
+    USERS,
+    CatalogRepository,
+    EventRepository,
+    ModelRepository,
+    SocialRepository,
+    UserRepository,
+)
+from serendip.store.types import MAX_BATCH, EventIn, Follow, ItemIn, UserIn
+
+__all__ = ["Store"]
+
+
+class Store:
+    """Events, catalog, users, social graph and model versions in one SQL database.
+
+    Thread-safe: every call takes its own pooled connection and transaction, so the API's
+    worker threads and the runtime share one `Store`.
+
+    >>> store = Store.open("sqlite:///:memory:")
+    >>> store.social.follow("alice", "bob", 1.0)
+    True
+    >>> store.social.followees("alice")
+    ['bob']
+    >>> store.close()
+    """
+
+    def __init__(self, db: Database, *, url: str, clock: Callable[[], float] = time.time) -> None:
+        self._db = db
+        self.url = url
+        self.events = EventRepository(db, clock)
+        self.catalog = CatalogRepository(db, clock)
+        self.users = UserRepository(db, clock)
+        self.social = SocialRepository(db, clock)
+        self.models = ModelRepository(db, clock)
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        *,
+        migrate: bool = True,
+        echo: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> Store:
+        """Connect to `url` ("sqlite:///path.db", "sqlite:///:memory:",
+        "postgresql+psycopg://user@host:5432/db") and bring the schema up to date.
+
+        `migrate=False` skips the migrations (when a deploy step runs them) but still checks
+        that the schema is current. Raises ConfigError for an unknown URL scheme, a missing
+        driver or (with migrate=False) an out-of-date schema.
+        """
+        db = Database(make_engine(url, echo=echo))
+        if migrate:
+            run_migrations(db)
+        else:
+            _check_schema(db)
+        return cls(db, url=url, clock=clock)
+
+    @property
+    def backend(self) -> str:
+        """ "sqlite" or "postgresql"."""
+        return self._db.dialect
+
+    @property
+    def database(self) -> Database:
+        return self._db
+
+    def close(self) -> None:
+        """Release the connection pool (committed data is already durable)."""
+        self._db.engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------- training export
+    def to_dataset(
+        self, *, since: float | None = None, until: float | None = None, name: str = "store"
+    ) -> Dataset:
+        """The stored platform as a `Dataset`: the retraining input.
+
+        Interactions with `since <= timestamp < until` (either bound optional), oldest first;
+        events on deleted items are left out, and deleted items are not in the catalog. The
+        user vocabulary is every profile plus every user named by an event or follow edge, in
+        sorted order; items are the live catalog (sorted) followed by items that events name
+        but the catalog does not list. Extra user attributes are not stored, so not returned.
+        """
+        e = EVENTS.c
+        q = (
+            select(e.user_id, e.item_id, e.timestamp, e.event, e.value)
+            .select_from(EVENTS.outerjoin(ITEMS, ITEMS.c.item_id == e.item_id))
+            .where(ITEMS.c.deleted_at.is_(None))
+            .order_by(e.timestamp, e.id)
+        )
+        if since is not None:
+            q = q.where(e.timestamp >= since)
+        if until is not None:
+            q = q.where(e.timestamp < until)
+        with self._db.read() as conn:  # one snapshot for all four tables
+            ev = conn.execute(q).all()
+            items = conn.execute(
+                select(ITEMS).where(ITEMS.c.deleted_at.is_(None)).order_by(ITEMS.c.item_id)
+            ).all()
+            users = conn.execute(select(USERS).order_by(USERS.c.user_id)).all()
+            follows = conn.execute(
+                select(FOLLOWS).order_by(FOLLOWS.c.follower, FOLLOWS.c.followee)
+            ).all()
+
+        inter = pd.DataFrame(ev, columns=["user", "item", "timestamp", "event", "value"])
+        inter["value"] = pd.to_numeric(inter["value"], errors="coerce").astype("float64")
+        items_df = pd.DataFrame(
+            {
+                "item": [r.item_id for r in items],
+                "title": [r.title for r in items],
+                "text": [r.text for r in items],
+                "tags": [tuple(r.tags or ()) for r in items],
+                "category": [r.category for r in items],
+                "author": [r.author for r in items],
+                "created_at": np.array(
+                    [np.nan if r.created_at is None else r.created_at for r in items], dtype=float
+                ),
+            }
+        )
+        social = pd.DataFrame(
+            {
+                "follower": [r.follower for r in follows],
+                "followee": [r.followee for r in follows],
+                "created_at": np.array([r.created_at for r in follows], dtype=float),
+            }
+        )
+        profiles = {r.user_id: r for r in users}
+        named = set(profiles).union(inter["user"], social["follower"], social["followee"])
+        ids = sorted(named)
+        users_df = pd.DataFrame(
+            {
+                "user": ids,
+                "created_at": np.array(
+                    [
+                        np.nan
+                        if u not in profiles or profiles[u].created_at is None
+                        else profiles[u].created_at
+                        for u in ids
+                    ],
+                    dtype=float,
+                ),
+                "interests": [
+                    tuple(profiles[u].interests or ()) if u in profiles else () for u in ids
+                ],
+                "private": [bool(profiles[u].private) if u in profiles else False for u in ids],
+            }
+        )
+        return Dataset.from_frames(inter, items_df, users_df, social, name=name)
+
+    def import_dataset(self, dataset: Dataset, *, batch: int = MAX_BATCH) -> dict[str, int]:
+        """Load a `Dataset` (e.g. the synthetic demo platform) into the store.
+
+        Idempotent: event IDs are "<dataset name>:<row>", so importing twice adds nothing.
+        Interactions without a timestamp get the import time. Returns rows written per table.
+        """
+        batch = max(1, min(batch, MAX_BATCH))
+        um = dataset.user_meta
+        users = [
+            UserIn(
+                str(u),
+                tuple(um.interests[i]),
+                bool(um.private[i]),
+                _opt(um.created_at[i]),
+            )
+            for i, u in enumerate(dataset.users.ids)
+        ]
+        itf = dataset.items_frame()
+        icols = {c: itf[c].to_numpy() for c in itf.columns}
+        items = [
+            ItemIn(
+                str(icols["item"][j]),
+                str(icols["title"][j]),
+                str(icols["text"][j]),
+                tuple(t for t in str(icols["tags"][j]).split("|") if t),
+                str(icols["category"][j]),
+                str(icols["author"][j]),
+                _opt(icols["created_at"][j]),
+            )
+            for j in range(len(itf))
+        ]
+        sf = dataset.social_frame()
+        now = time.time()
+        follows = [
+            Follow(str(a), str(b), now if math.isnan(t) else float(t))
+            for a, b, t in zip(
+                sf["follower"].to_numpy(),
+                sf["followee"].to_numpy(),
+                sf["created_at"].to_numpy(dtype=float),
+                strict=True,
+            )
+        ]
+        inter = dataset.interactions_frame()
+        counts = {"users": 0, "items": 0, "follows": 0, "events": 0}
+        for i in range(0, len(users), batch):
+            counts["users"] += self.users.upsert(users[i : i + batch])
+        for i in range(0, len(items), batch):
+            counts["items"] += self.catalog.upsert(items[i : i + batch])
+        for i in range(0, len(follows), batch):
+            counts["follows"] += self.social.follow_many(follows[i : i + batch])
+        cols = [inter[c].to_numpy() for c in ("user", "item", "event", "timestamp", "value")]
+        prefix = dataset.name
+        for start in range(0, len(inter), batch):
+            stop = min(start + batch, len(inter))
+            events = [
+                EventIn(
+                    f"{prefix}:{j}",
+                    str(cols[0][j]),
+                    str(cols[1][j]),
+                    str(cols[2][j]),
+                    _opt(cols[3][j]),
+                    _opt(cols[4][j]),
+                )
+                for j in range(start, stop)
+            ]
+            counts["events"] += self.events.add_batch(events).accepted
+        return counts
+
+    # ----------------------------------------------------------------- privacy
+    def export_user(self, user: str) -> dict[str, Any]:
+        """Everything stored about `user` (profile, events, follow edges), JSON-ready."""
+        with self._db.read() as conn:
+            profile = conn.execute(select(USERS).where(USERS.c.user_id == user)).first()
+            events = conn.execute(
+                select(EVENTS)
+                .where(EVENTS.c.user_id == user)
+                .order_by(EVENTS.c.timestamp, EVENTS.c.id)
+            ).all()
+            following = conn.execute(
+                select(FOLLOWS).where(FOLLOWS.c.follower == user).order_by(FOLLOWS.c.followee)
+            ).all()
+            followers = conn.execute(
+                select(FOLLOWS).where(FOLLOWS.c.followee == user).order_by(FOLLOWS.c.follower)
+            ).all()
+        from serendip.store.repositories import _event, _user
+
+        return {
+            "user": user,
+            "profile": None if profile is None else _jsonable(asdict(_user(profile))),
+            "events": [_jsonable(asdict(_event(r))) for r in events],
+            "following": [{"followee": r.followee, "created_at": r.created_at} for r in following],
+            "followers": [{"follower": r.follower, "created_at": r.created_at} for r in followers],
+        }
+
+    def erase_user(self, user: str) -> dict[str, int]:
+        """Delete `user`'s events, follow edges (both directions) and profile, in one
+        transaction; returns rows deleted per table. Items the user authored stay (they are
+        the platform's content; delete them through the catalog if required)."""
+        with self._db.write() as conn:
+            n_events = conn.execute(delete(EVENTS).where(EVENTS.c.user_id == user)).rowcount
+            n_follows = conn.execute(
+                delete(FOLLOWS).where(or_(FOLLOWS.c.follower == user, FOLLOWS.c.followee == user))
+            ).rowcount
+            n_profile = conn.execute(delete(USERS).where(USERS.c.user_id == user)).rowcount
+        return {"events": n_events, "follows": n_follows, "profile": n_profile}
+
+
+def _opt(x: Any) -> float | None:
+    """A float, or None for NaN/None (missing)."""
+    if x is None:
+        return None
+    f = float(x)
+    return None if math.isnan(f) else f
+
+
+def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+def _check_schema(db: Database) -> None:
+    """Fail with a clear message when the database is not at the newest migration."""
+    from alembic.runtime.migration import MigrationContext
+
+    head = schema_head()
+    with db.read() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    if current != head:
+        raise ConfigError(
+            f"database schema is at revision {current or 'none (empty database)'}, this "
+            f"Serendip needs {head}; open the store with migrate=True to upgrade it"
+        )

@@ -1,0 +1,147 @@
+"""The tables, as SQLAlchemy 2 declarative models.
+
+Used for queries (Core statements on `Model.__table__`) and as the reference the migrations must
+match; the tables themselves are created only by Alembic (`migrations/versions/`). Column names
+avoid SQL keywords (`user_id`, not `user`). Times are float64 epoch seconds, as in `Dataset`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Double,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from serendip.store.types import MAX_ID_LENGTH
+
+__all__ = [
+    "Base",
+    "EventRow",
+    "FollowRow",
+    "ItemRow",
+    "ModelActivationRow",
+    "ModelVersionRow",
+    "UserRow",
+]
+
+#: Autoincrement key: 64-bit on PostgreSQL, SQLite's rowid alias (which must be INTEGER).
+_BigId = BigInteger().with_variant(Integer(), "sqlite")
+_Id = String(MAX_ID_LENGTH)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class EventRow(Base):
+    """The interaction log: append-only, deduplicated by `event_id`."""
+
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(_Id)
+    user_id: Mapped[str] = mapped_column(_Id)
+    item_id: Mapped[str] = mapped_column(_Id)
+    event: Mapped[str] = mapped_column(String(16))
+    timestamp: Mapped[float] = mapped_column(Double)
+    value: Mapped[float | None] = mapped_column(Double, nullable=True)
+    received_at: Mapped[float] = mapped_column(Double)
+
+    __table_args__ = (
+        UniqueConstraint("event_id", name="uq_events_event_id"),
+        # recent events of a user (online history, export, erasure)
+        Index("ix_events_user_ts", "user_id", "timestamp"),
+        # training windows (to_dataset since/until)
+        Index("ix_events_ts", "timestamp"),
+    )
+
+
+class ItemRow(Base):
+    """The catalog. Deletion is soft (`deleted_at`), so one column hides an item everywhere."""
+
+    __tablename__ = "items"
+    item_id: Mapped[str] = mapped_column(_Id, primary_key=True)
+    title: Mapped[str] = mapped_column(Text, default="")
+    text: Mapped[str] = mapped_column(Text, default="")
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    category: Mapped[str] = mapped_column(String(MAX_ID_LENGTH), default="")
+    author: Mapped[str] = mapped_column(_Id, default="")
+    created_at: Mapped[float | None] = mapped_column(Double, nullable=True)
+    updated_at: Mapped[float] = mapped_column(Double)
+    deleted_at: Mapped[float | None] = mapped_column(Double, nullable=True)
+
+    __table_args__ = (
+        Index("ix_items_deleted_at", "deleted_at"),
+        Index("ix_items_author", "author"),
+    )
+
+
+class UserRow(Base):
+    __tablename__ = "users"
+    user_id: Mapped[str] = mapped_column(_Id, primary_key=True)
+    interests: Mapped[list[str]] = mapped_column(JSON, default=list)
+    private: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[float | None] = mapped_column(Double, nullable=True)
+    updated_at: Mapped[float] = mapped_column(Double)
+
+
+class FollowRow(Base):
+    """Directed edges follower -> followee; the primary key makes each pair unique and serves
+    "whom does X follow"; the followee index serves "who follows Y"."""
+
+    __tablename__ = "follows"
+    follower: Mapped[str] = mapped_column(_Id)
+    followee: Mapped[str] = mapped_column(_Id)
+    created_at: Mapped[float] = mapped_column(Double)
+
+    __table_args__ = (
+        PrimaryKeyConstraint("follower", "followee", name="pk_follows"),
+        Index("ix_follows_followee", "followee"),
+    )
+
+
+class ModelVersionRow(Base):
+    __tablename__ = "model_versions"
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    version: Mapped[str] = mapped_column(_Id)
+    name: Mapped[str] = mapped_column(String(MAX_ID_LENGTH))
+    path: Mapped[str] = mapped_column(Text)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[float] = mapped_column(Double)
+    status: Mapped[str] = mapped_column(String(16), default="registered")
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    __table_args__ = (
+        UniqueConstraint("version", name="uq_model_versions_version"),
+        # at most one active version, whatever a buggy or concurrent writer does
+        Index(
+            "uq_model_versions_one_active",
+            "active",
+            unique=True,
+            sqlite_where=text("active"),
+            postgresql_where=text("active"),
+        ),
+    )
+
+
+class ModelActivationRow(Base):
+    """Activation log: each `activate` pushes a version, each `rollback` pops one; replaying
+    the log gives the stack that rollback walks back through."""
+
+    __tablename__ = "model_activations"
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    version: Mapped[str] = mapped_column(_Id)
+    action: Mapped[str] = mapped_column(String(16))  # "activate" | "rollback"
+    at: Mapped[float] = mapped_column(Double)
