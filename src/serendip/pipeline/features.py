@@ -1,0 +1,244 @@
+"""Features of every (user, candidate) pair of a `CandidateFrame`, for the learned ranker.
+
+Per pair: each source's score and rank (absent -> a sentinel, so a tree can split on "not
+proposed"), item popularity and age at `ctx.now`, the user's affinity to the item's author and
+category, how many of the user's (public) followees acted on it and the strongest tie among them,
+content similarity to the user's recent items, the user's activity level, and an in-network flag.
+All per-pair work is vectorised per user; nothing forms a users x items dense matrix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, Self
+
+import numpy as np
+import scipy.sparse as sp
+
+from serendip.data.dataset import Dataset
+from serendip.errors import ConfigError, NotFittedError
+from serendip.pipeline.candidates import CandidateFrame, UserContext
+from serendip.pipeline.sources._social import (
+    SOCIAL_EVENT_WEIGHTS,
+    ActionMatrix,
+    SocialStats,
+    action_matrix,
+    row_slices,
+    social_stats,
+)
+from serendip.pipeline.sources.content import fit_item_vectors
+
+__all__ = ["RANK_MISSING", "SCORE_MISSING", "FeatureBuilder"]
+
+#: What a source's score / rank column holds where the source did not propose the pair.
+SCORE_MISSING = -1000.0
+RANK_MISSING = 10_000.0
+#: Item age where the creation time is unknown.
+AGE_MISSING = -1.0
+
+_DAY = 86_400.0
+
+PAIR_FEATURES: tuple[str, ...] = (
+    "item_log_popularity",
+    "item_age_days",
+    "author_affinity",
+    "followees_involved",
+    "max_tie_strength",
+    "content_similarity",
+    "user_log_activity",
+    "category_match",
+    "in_network",
+)
+
+
+class FeatureBuilder:
+    """Turns a `CandidateFrame` and its contexts into a float32 (m, f) matrix, no NaN.
+
+    sources: the source names, in the frame's column order (None: taken from the first frame
+    built, then fixed). n_recent: latest distinct history items in the content profile.
+    vectors: content vectors ("tfidf" default, "sbert" for the offline sentence model).
+
+    >>> fb = FeatureBuilder(["in-network", "trending"]).fit(train)  # doctest: +SKIP
+    >>> X = fb.build(frame, contexts)  # doctest: +SKIP
+    >>> X.shape[1] == len(fb.feature_names)  # doctest: +SKIP
+    True
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[str] | None = None,
+        *,
+        n_recent: int = 20,
+        vectors: Literal["tfidf", "sbert"] = "tfidf",
+        tie_prior: float = 2.0,
+    ) -> None:
+        if n_recent < 1:
+            raise ConfigError(f"n_recent must be at least 1, got {n_recent}")
+        self.sources: tuple[str, ...] | None = tuple(sources) if sources is not None else None
+        self.n_recent = n_recent
+        self.vectors = vectors
+        self.tie_prior = tie_prior
+        self._fitted = False
+
+    @property
+    def feature_names(self) -> list[str]:
+        if self.sources is None:
+            raise NotFittedError("feature names are known once the sources are (build a frame)")
+        names = [f"score_{s}" for s in self.sources] + [f"rank_{s}" for s in self.sources]
+        return names + list(PAIR_FEATURES)
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, dataset: Dataset) -> Self:
+        """Item statistics, content vectors and social ties of the training window."""
+        self.log_pop_ = np.log1p(dataset.item_counts().astype(np.float64))
+        self.created_at_ = np.asarray(dataset.item_meta.created_at, np.float64)
+        self.author_ = dataset.item_author_index().astype(np.int64)
+        cats = np.asarray(dataset.item_meta.category, dtype=str)
+        self.categories_, codes = np.unique(cats, return_inverse=True)
+        self.item_cat_ = codes.astype(np.int64)
+        self.vectors_, _, _ = fit_item_vectors(dataset, self.vectors)
+        self.actions_ = action_matrix(dataset, SOCIAL_EVENT_WEIGHTS)
+        self.social_ = social_stats(dataset, self.actions_, self.tie_prior)
+        self._fitted = True
+        return self
+
+    def _check_fitted(self) -> None:
+        if not self._fitted:
+            raise NotFittedError("FeatureBuilder is not fitted: call fit(dataset) first")
+
+    # ------------------------------------------------------------------ building
+    def build(self, frame: CandidateFrame, contexts: Sequence[UserContext]) -> np.ndarray:
+        """float32 (len(frame), len(feature_names)); rows aligned with the frame's."""
+        self._check_fitted()
+        if self.sources is None:
+            self.sources = tuple(frame.sources)
+        if tuple(frame.sources) != self.sources:
+            raise ConfigError(
+                f"frame sources {list(frame.sources)} differ from the builder's "
+                f"{list(self.sources)}"
+            )
+        m = len(frame)
+        if m and (int(frame.row.max()) >= len(contexts) or int(frame.row.min()) < 0):
+            raise ConfigError("frame rows refer to contexts that were not given")
+        score = np.where(np.isnan(frame.score), SCORE_MISSING, frame.score)
+        rank = np.where(np.isnan(frame.rank), RANK_MISSING, frame.rank)
+        pair = np.zeros((m, len(PAIR_FEATURES)), np.float64)
+        if m:
+            order = np.argsort(frame.row, kind="stable")
+            rows = frame.row[order]
+            bounds = np.searchsorted(rows, np.arange(len(contexts) + 1))
+            for r in np.flatnonzero(np.diff(bounds)):
+                sel = order[bounds[r] : bounds[r + 1]]
+                pair[sel] = self._pair_features(contexts[int(r)], frame.item[sel])
+        k = len(self.sources)
+        out = np.hstack([score.reshape(m, k), rank.reshape(m, k), pair]).astype(np.float32)
+        return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
+
+    def _pair_features(self, ctx: UserContext, items: np.ndarray) -> np.ndarray:
+        items = np.asarray(items, np.int64)
+        k = len(items)
+        out = np.zeros((k, len(PAIR_FEATURES)), np.float64)
+        n_items = len(self.log_pop_)
+        valid = (items >= 0) & (items < n_items)
+        it = np.where(valid, items, 0)
+        hist = np.asarray(ctx.history, np.int64)
+        hist = hist[(hist >= 0) & (hist < n_items)]
+        out[:, 0] = np.where(valid, self.log_pop_[it], 0.0)
+        age = (ctx.now - self.created_at_[it]) / _DAY
+        out[:, 1] = np.where(np.isfinite(age) & valid, age, AGE_MISSING)
+        author = np.where(valid, self.author_[it], -1)
+        if len(hist):
+            out[:, 2] = _share(self.author_[hist], author)
+            out[:, 7] = _share(self.item_cat_[hist], np.where(valid, self.item_cat_[it], -1))
+        involved, max_tie = self._followee_signal(ctx, it)
+        out[:, 3] = np.where(valid, involved, 0.0)
+        out[:, 4] = np.where(valid, max_tie, 0.0)
+        out[:, 5] = np.where(valid, self._content_similarity(hist, it), 0.0)
+        out[:, 6] = np.log1p(len(hist))
+        followed = np.isin(author, np.asarray(ctx.followees, np.int64)) & (author >= 0)
+        out[:, 8] = (followed | (out[:, 3] > 0)).astype(np.float64)
+        return out
+
+    def _followee_signal(
+        self, ctx: UserContext, items: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        f, tie = self.social_.followee_ties(ctx)
+        owner, acted, _ = row_slices(self.actions_.weights, f)
+        if len(acted) == 0:
+            return np.zeros(len(items)), np.zeros(len(items))
+        uniq, inv = np.unique(acted, return_inverse=True)
+        count = np.bincount(inv, minlength=len(uniq)).astype(np.float64)
+        best = np.zeros(len(uniq))
+        np.maximum.at(best, inv, tie[owner])
+        pos = np.minimum(np.searchsorted(uniq, items), len(uniq) - 1)
+        hit = uniq[pos] == items
+        return np.where(hit, count[pos], 0.0), np.where(hit, best[pos], 0.0)
+
+    def _content_similarity(self, hist: np.ndarray, items: np.ndarray) -> np.ndarray:
+        if len(hist) == 0:
+            return np.zeros(len(items))
+        _, first = np.unique(hist, return_index=True)
+        seeds = hist[np.sort(first)][: self.n_recent]
+        v = self.vectors_
+        if sp.issparse(v):
+            p = np.asarray(v[seeds].mean(axis=0), dtype=np.float64).ravel()
+        else:
+            p = np.asarray(v[seeds], dtype=np.float64).mean(axis=0)
+        norm = float(np.linalg.norm(p))
+        if norm == 0:
+            return np.zeros(len(items))
+        return np.asarray(v[items] @ (p / norm), dtype=np.float64).ravel()
+
+    # ------------------------------------------------------------------ state
+    def _state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        self._check_fitted()
+        arrays: dict[str, Any] = {
+            "log_pop": self.log_pop_,
+            "created_at": self.created_at_,
+            "author": self.author_,
+            "categories": self.categories_.astype(str),
+            "item_cat": self.item_cat_,
+            "vectors": self.vectors_,
+            **self.actions_.to_arrays("actions"),
+            **self.social_.to_arrays(),
+        }
+        meta = {
+            "sources": list(self.sources) if self.sources is not None else None,
+            "n_recent": self.n_recent,
+            "vectors": self.vectors,
+            "tie_prior": self.tie_prior,
+        }
+        return arrays, meta
+
+    def _set_state(self, arrays: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
+        src = meta.get("sources")
+        self.sources = tuple(src) if src is not None else None
+        self.n_recent = int(meta["n_recent"])
+        self.vectors = meta["vectors"]
+        self.tie_prior = float(meta["tie_prior"])
+        self.log_pop_ = np.asarray(arrays["log_pop"], np.float64)
+        self.created_at_ = np.asarray(arrays["created_at"], np.float64)
+        self.author_ = np.asarray(arrays["author"], np.int64)
+        self.categories_ = np.asarray(arrays["categories"]).astype(str)
+        self.item_cat_ = np.asarray(arrays["item_cat"], np.int64)
+        v: Any = arrays["vectors"]
+        self.vectors_ = (
+            sp.csr_matrix(arrays["vectors"], dtype=np.float32)
+            if sp.issparse(v)
+            else np.asarray(v, np.float32)
+        )
+        self.actions_ = ActionMatrix.from_arrays(arrays, "actions")
+        self.social_ = SocialStats.from_arrays(arrays)
+        self._fitted = True
+
+
+def _share(history_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Share of the history whose key (author, category) equals each candidate's key; keys < 0
+    (unknown) never match."""
+    hk = history_keys[history_keys >= 0]
+    if len(hk) == 0:
+        return np.zeros(len(keys))
+    uniq, counts = np.unique(hk, return_counts=True)
+    pos = np.minimum(np.searchsorted(uniq, keys), len(uniq) - 1)
+    hit = (uniq[pos] == keys) & (keys >= 0)
+    return np.where(hit, counts[pos] / len(history_keys), 0.0)

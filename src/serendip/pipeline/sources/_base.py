@@ -1,0 +1,155 @@
+"""What every candidate source shares: a validated config, the fitted item table (creation times,
+authors, categories), and the final filter (history, exclusions, items not yet created at
+`ctx.now`) with a deterministic top-n."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from serendip.data.dataset import Dataset
+from serendip.data.vocabulary import Vocabulary
+from serendip.errors import ConfigError, NotFittedError
+from serendip.pipeline.candidates import CandidateSource, Proposal, UserContext
+
+__all__ = ["SourceBase", "SourceConfig", "top_n"]
+
+_DAY = 86_400.0
+
+
+class SourceConfig(BaseModel):
+    """Base of every source's parameters: frozen, validated, no unknown keys."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def top_n(items: np.ndarray, scores: np.ndarray, n: int) -> Proposal:
+    """The n best (item, score) pairs, best first; ties by lower item index. Inputs unique."""
+    items = np.asarray(items, dtype=np.int64)
+    scores = np.asarray(scores, dtype=np.float32)
+    if len(items) == 0 or n <= 0:
+        return Proposal.empty()
+    if len(items) > n:
+        part = np.argpartition(-scores, n - 1)[:n]
+        items, scores = items[part], scores[part]
+    order = np.lexsort((items, -scores))
+    return Proposal(items[order], scores[order])
+
+
+class SourceBase(CandidateSource):
+    """A `CandidateSource` with a pydantic `Config`, the item table of the fitted dataset, and
+    the shared rules every proposal obeys (see `_finish`).
+
+    Learned state ends in `_` and is set only by `fit` or `_set_state`. `_state` always holds
+    `created_at` (and subclasses' arrays); its meta holds the parameters, so a source rebuilt
+    with `make_source(name, **meta["params"])` then `_set_state(arrays, meta)` proposes exactly
+    what the fitted one did.
+    """
+
+    Config: ClassVar[type[SourceConfig]] = SourceConfig
+
+    def __init__(self, **params: Any) -> None:
+        try:
+            self.config = self.Config(**params)
+        except ValidationError as exc:
+            valid = ", ".join(self.Config.model_fields)
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors()
+            )
+            raise ConfigError(
+                f"invalid parameters for source '{self.name}': {problems} (valid: {valid})"
+            ) from None
+        self._fitted = False
+
+    def get_params(self) -> dict[str, Any]:
+        return self.config.model_dump(mode="json")
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, dataset: Dataset) -> None:
+        self.items_ = dataset.items
+        self.users_ = dataset.users
+        self.created_at_ = np.asarray(dataset.item_meta.created_at, dtype=np.float64)
+        self._fit(dataset)
+        self._fitted = True
+
+    def _fit(self, dataset: Dataset) -> None:
+        raise NotImplementedError
+
+    def _check_fitted(self) -> None:
+        if not self._fitted:
+            raise NotFittedError(f"source '{self.name}' is not fitted: call fit(dataset) first")
+
+    @property
+    def n_items(self) -> int:
+        return len(self.created_at_)
+
+    # ------------------------------------------------------------------ shared rules
+    def _blocked(self, ctx: UserContext) -> np.ndarray:
+        """Item indices this user must never get: history and explicit exclusions."""
+        parts = [np.asarray(ctx.history, np.int64), np.asarray(ctx.exclude, np.int64)]
+        return np.concatenate(parts)
+
+    def _finish(self, ctx: UserContext, items: np.ndarray, scores: np.ndarray, n: int) -> Proposal:
+        """Drop blocked items, items created after `ctx.now` and non-positive or non-finite
+        scores, then keep the n best. `items` must be unique."""
+        items = np.asarray(items, dtype=np.int64)
+        scores = np.asarray(scores, dtype=np.float64)
+        keep = np.isfinite(scores) & (items >= 0) & (items < self.n_items)
+        items, scores = items[keep], scores[keep]
+        blocked = self._blocked(ctx)
+        if len(blocked) and len(items):
+            keep = ~np.isin(items, blocked)
+            items, scores = items[keep], scores[keep]
+        if np.isfinite(ctx.now) and len(items):
+            created = self.created_at_[items]
+            keep = ~(created > ctx.now)  # unknown creation time (NaN) passes
+            items, scores = items[keep], scores[keep]
+        return top_n(items, scores, n)
+
+    def _dense_finish(self, ctx: UserContext, scores: np.ndarray, n: int) -> Proposal:
+        """`_finish` for a dense score vector over every item (-inf = not proposed)."""
+        scores = np.array(scores, dtype=np.float64, copy=True)
+        blocked = self._blocked(ctx)
+        blocked = blocked[(blocked >= 0) & (blocked < len(scores))]
+        scores[blocked] = -np.inf
+        if np.isfinite(ctx.now):
+            scores[self.created_at_ > ctx.now] = -np.inf
+        m = int(np.isfinite(scores).sum())
+        k = min(n, m)
+        if k <= 0:
+            return Proposal.empty()
+        part = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+        part = part[np.isfinite(scores[part])]
+        return top_n(part, scores[part], k)
+
+    # ------------------------------------------------------------------ state
+    def _base_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        return (
+            {
+                "created_at": self.created_at_,
+                "item_ids": self.items_.ids.astype(str),
+                "user_ids": self.users_.ids.astype(str),
+            },
+            {"source": self.name, "params": self.get_params()},
+        )
+
+    def _set_base_state(self, arrays: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
+        self.created_at_ = np.asarray(arrays["created_at"], dtype=np.float64)
+        self.items_ = Vocabulary.from_unique(np.asarray(arrays["item_ids"]).astype(str))
+        self.users_ = Vocabulary.from_unique(np.asarray(arrays["user_ids"]).astype(str))
+        self._fitted = True
+
+
+def half_life_decay(age_seconds: np.ndarray, half_life_days: float | None) -> np.ndarray:
+    """0.5 ** (age_days / half_life_days); age clipped at 0; NaN age -> 1 (no decay)."""
+    age = np.nan_to_num(np.asarray(age_seconds, dtype=np.float64), nan=0.0).clip(min=0.0)
+    if half_life_days is None:
+        return np.ones_like(age)
+    return np.exp2(-age / _DAY / half_life_days)

@@ -1,0 +1,166 @@
+"""Collaborative source: any fitted model of the zoo, through its batch `recommend`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+from pydantic import Field
+
+from serendip.data.dataset import Dataset
+from serendip.data.vocabulary import Vocabulary
+from serendip.errors import SerendipError
+from serendip.models.base import Evidence, Recommender
+from serendip.models.registry import create_model, get_model_class
+from serendip.pipeline.candidates import Proposal, UserContext
+from serendip.pipeline.sources._base import SourceBase, SourceConfig
+
+__all__ = ["CollaborativeConfig", "CollaborativeSource"]
+
+_PREFIX = "model."
+
+
+class CollaborativeConfig(SourceConfig):
+    """model: a registry name of the zoo (`serendip models`), e.g. "ials", "ease", "item-knn";
+    params: its hyperparameters (validated by the model)."""
+
+    model: str = "ials"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class CollaborativeSource(SourceBase):
+    """Top-n of a wrapped `Recommender`. Known users are scored in one batch call (their live
+    history and exclusions are masked through `context`); users the model never saw take its
+    cold-start path with their context history. Evidence: the model's own `explain` (history
+    items, neighbours, factors...; social models never name private users).
+
+    Use `CollaborativeSource.from_model(fitted)` to wrap a model fitted elsewhere.
+    """
+
+    name = "collaborative"
+    kind = "item"
+    Config: ClassVar[type[SourceConfig]] = CollaborativeConfig
+
+    def _cfg(self) -> CollaborativeConfig:
+        assert isinstance(self.config, CollaborativeConfig)
+        return self.config
+
+    @classmethod
+    def from_model(cls, model: Recommender, dataset: Dataset) -> CollaborativeSource:
+        """Wrap an already fitted model (fitted on `dataset`'s vocabularies)."""
+        src = cls(model=model.name, params=model.get_params())
+        src.items_, src.users_ = dataset.items, dataset.users
+        src.created_at_ = np.asarray(dataset.item_meta.created_at, dtype=np.float64)
+        src.model_ = model
+        src._fitted = True
+        return src
+
+    def _fit(self, dataset: Dataset) -> None:
+        cfg = self._cfg()
+        self.model_ = create_model(cfg.model, dict(cfg.params)).fit(dataset)
+
+    # ------------------------------------------------------------------ proposing
+    def propose(self, ctx: UserContext, n: int) -> Proposal:
+        return self.propose_batch([ctx], n)[0]
+
+    def propose_batch(self, contexts: Sequence[UserContext], n: int) -> list[Proposal]:
+        self._check_fitted()
+        if not contexts or n <= 0:
+            return [Proposal.empty() for _ in contexts]
+        ids = self.items_.ids
+        users = [c.user for c in contexts]
+        # the model shares the dataset's vocabulary, so the context's index says who it knows
+        known = [c.user_idx >= 0 for c in contexts]
+        # Only users the model never saw need their history as item IDs (the cold-start
+        # fold-in, masked by the model). For known users the model masks its training items;
+        # live history beyond them and exclusions are masked by `_finish`, so the model is
+        # asked for that many extra items.
+        context: dict[str, list[str]] = {}
+        train = self.model_.train_
+        extras = []
+        for c, warm in zip(contexts, known, strict=True):
+            hist = np.asarray(c.history, np.int64)
+            hist = hist[(hist >= 0) & (hist < len(ids))]
+            if warm:
+                seen = train.indices[train.indptr[c.user_idx] : train.indptr[c.user_idx + 1]]
+                extras.append(int(np.count_nonzero(~np.isin(hist, seen))) + len(c.exclude))
+            else:
+                extras.append(len(c.exclude))
+                if len(hist):
+                    context[c.user] = [str(x) for x in ids[hist]]
+        nows = np.array([c.now for c in contexts], dtype=np.float64)
+        latest = float(np.nanmax(nows)) if np.isfinite(nows).any() else np.inf
+        cached = getattr(self, "_allowed", None)
+        if cached is None or cached[0] != latest:
+            cached = (latest, ~(self.created_at_ > latest))
+            self._allowed = cached
+        mask = cached[1]
+
+        def allowed(idx: np.ndarray) -> np.ndarray:
+            return mask[idx]
+
+        extra = max(extras) + 16
+        recs = self.model_.recommend(
+            users, n + extra, exclude_seen=True, filters=allowed, context=context or None
+        )
+        out = []
+        for row, c in enumerate(contexts):
+            items, scores = recs.items[row], recs.scores[row]
+            ok = items >= 0
+            out.append(self._finish(c, items[ok], scores[ok], n))
+        return out
+
+    def evidence(self, ctx: UserContext, item: int) -> list[Evidence]:
+        self._check_fitted()
+        try:
+            exp = self.model_.explain(ctx.user, self.items_.id(item))
+        except SerendipError:
+            return []
+        return list(exp.evidence)
+
+    # ------------------------------------------------------------------ state
+    def _state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        m = self.model_
+        # ANN indexes are rebuilt from the factors on load; other extra files cannot be embedded
+        rebuildable = hasattr(m, "build_ann")
+        if type(m)._save_extra is not Recommender._save_extra and not rebuildable:
+            raise SerendipError(
+                f"model '{m.name}' keeps member artifacts and cannot be embedded in a source"
+            )
+        arrays, meta = self._base_state()
+        inner, inner_meta = m._state()
+        base: dict[str, Any] = {
+            "_train": m.train_,
+            "_popularity": m.popularity_,
+            "_item_category": np.asarray(m.item_category_).astype(str),
+            "_item_author": np.asarray(m.item_author_).astype(str),
+            "_users": m.users_.ids.astype(str),
+            "_items": m.items_.ids.astype(str),
+        }
+        for k, v in {**base, **inner}.items():
+            arrays[_PREFIX + k] = v
+        meta["model"] = {
+            "name": m.name,
+            "config": m.config.model_dump(mode="json"),
+            "meta": inner_meta,
+        }
+        return arrays, meta
+
+    def _set_state(self, arrays: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
+        self._set_base_state(arrays, meta)
+        info = meta["model"]
+        inner = {k[len(_PREFIX) :]: v for k, v in arrays.items() if k.startswith(_PREFIX)}
+        m = get_model_class(info["name"])(info["config"])
+        m.users_ = Vocabulary.from_unique(np.asarray(inner["_users"]).astype(str))
+        m.items_ = Vocabulary.from_unique(np.asarray(inner["_items"]).astype(str))
+        m.train_ = sp.csr_matrix(inner["_train"])
+        m.popularity_ = np.asarray(inner["_popularity"], dtype=np.float32)
+        m.item_category_ = np.asarray(inner["_item_category"], dtype=object)
+        m.item_author_ = np.asarray(inner["_item_author"], dtype=object)
+        m._set_state(inner, info["meta"])
+        if (info["meta"].get("ann") or {}).get("indexes") and hasattr(m, "build_ann"):
+            m.build_ann()
+        m._fitted = True
+        self.model_ = m

@@ -1,0 +1,169 @@
+"""Content source: items whose text and tags resemble the user's recent items or interests."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import scipy.sparse as sp
+from pydantic import Field
+
+from serendip.data.dataset import Dataset
+from serendip.models.base import Evidence
+from serendip.models.content import ContentRecommender, SentenceContent, TfidfContent
+from serendip.models.content._text import tag_token
+from serendip.models.content._weights import l2_rows
+from serendip.pipeline.candidates import Proposal, UserContext
+from serendip.pipeline.sources._base import SourceBase, SourceConfig
+
+__all__ = ["ContentConfig", "ContentSource", "fit_item_vectors"]
+
+
+class ContentConfig(SourceConfig):
+    """vectors: "tfidf" (default; `serendip.models.content` TF-IDF over title, text and tags) or
+    "sbert" (the bundled offline sentence-embedding model; slower to fit). n_recent: latest
+    distinct history items in the profile; recency_decay: the r-th counts recency_decay ** r.
+    interest_weight: how much a match with a declared interest adds (users without history
+    rely on it alone). min_df: the TF-IDF word pruning threshold (see `TfidfConfig`)."""
+
+    vectors: Literal["tfidf", "sbert"] = "tfidf"
+    n_recent: int = Field(default=20, ge=1)
+    recency_decay: float = Field(default=0.9, gt=0, le=1)
+    interest_weight: float = Field(default=0.5, ge=0)
+    min_df: float = Field(default=0.001, gt=0)
+
+
+def fit_item_vectors(
+    dataset: Dataset, kind: Literal["tfidf", "sbert"] = "tfidf", min_df: float = 0.001
+) -> tuple[sp.csr_matrix | np.ndarray, sp.csr_matrix, np.ndarray]:
+    """L2-normalised item vectors (CSR for TF-IDF, dense float32 for embeddings), the
+    row-normalised term matrix and the term names, by the content family's vectorisation."""
+    model: ContentRecommender = (
+        TfidfContent(min_df=min_df) if kind == "tfidf" else SentenceContent()
+    )
+    iv = model._item_vectors(dataset)
+    vectors = ContentRecommender._normalised(iv.vectors)
+    terms = l2_rows(sp.csr_matrix(iv.terms, dtype=np.float32))
+    return vectors, terms, np.asarray(iv.term_names, dtype=str)
+
+
+class ContentSource(SourceBase):
+    """score(i) = cos(profile, v_i) + interest_weight * interest match of i, where the profile is
+    the recency-weighted sum of the user's latest items' vectors, and the interest match the
+    item's (normalised) weight on the terms that equal a declared interest (as a tag, category
+    or word). Every item with metadata has a vector, so brand-new items (no interactions) are
+    proposed as soon as they exist, and brand-new users as soon as they declare interests.
+    Evidence: the most similar recent item (kind "item") and matched interests (kind
+    "interest", id = the interest as declared)."""
+
+    name = "content"
+    kind = "item"
+    Config: ClassVar[type[SourceConfig]] = ContentConfig
+
+    def _cfg(self) -> ContentConfig:
+        assert isinstance(self.config, ContentConfig)
+        return self.config
+
+    def _fit(self, dataset: Dataset) -> None:
+        cfg = self._cfg()
+        self.vectors_, self.terms_, self.term_names_ = fit_item_vectors(
+            dataset, cfg.vectors, cfg.min_df
+        )
+        self._index_terms()
+
+    def _index_terms(self) -> None:
+        self.term_index_ = {str(t): j for j, t in enumerate(self.term_names_)}
+        self.terms_csc_ = sp.csc_matrix(self.terms_)
+
+    # ------------------------------------------------------------------ scoring
+    def _seeds(self, ctx: UserContext) -> tuple[np.ndarray, np.ndarray]:
+        hist = np.asarray(ctx.history, np.int64)
+        hist = hist[(hist >= 0) & (hist < self.n_items)]
+        _, first = np.unique(hist, return_index=True)
+        seeds = hist[np.sort(first)][: self._cfg().n_recent]
+        return seeds, self._cfg().recency_decay ** np.arange(len(seeds), dtype=np.float64)
+
+    def _profile(self, ctx: UserContext) -> np.ndarray | None:
+        seeds, w = self._seeds(ctx)
+        if len(seeds) == 0:
+            return None
+        v: Any = self.vectors_[seeds]
+        p = v.T @ w
+        p = np.asarray(p, dtype=np.float64).ravel()
+        norm = float(np.linalg.norm(p))
+        return p / norm if norm > 0 else None
+
+    def _interest_terms(self, interest: str) -> list[int]:
+        key = tag_token(str(interest))
+        return [self.term_index_[t] for t in (f"#{key}", key) if t in self.term_index_]
+
+    def _interest_scores(self, ctx: UserContext) -> np.ndarray | None:
+        cols = sorted({j for x in ctx.interests for j in self._interest_terms(x)})
+        if not cols:
+            return None
+        return np.asarray(self.terms_csc_[:, cols].sum(axis=1), dtype=np.float64).ravel()
+
+    def scores(self, ctx: UserContext) -> np.ndarray | None:
+        """Dense content scores of every item for this user (None: nothing to go on)."""
+        p = self._profile(ctx)
+        out = None if p is None else np.asarray(self.vectors_ @ p, dtype=np.float64).ravel()
+        w = self._cfg().interest_weight
+        if w > 0 and ctx.interests:
+            s = self._interest_scores(ctx)
+            if s is not None:
+                out = w * s if out is None else out + w * s
+        return out
+
+    def propose(self, ctx: UserContext, n: int) -> Proposal:
+        self._check_fitted()
+        s = self.scores(ctx)
+        if s is None:
+            return Proposal.empty()
+        s = np.where(s > 0, s, -np.inf)
+        return self._dense_finish(ctx, s, n)
+
+    def evidence(self, ctx: UserContext, item: int) -> list[Evidence]:
+        self._check_fitted()
+        ev: list[Evidence] = []
+        seeds, _ = self._seeds(ctx)
+        if len(seeds):
+            v = self.vectors_
+            sims = (
+                np.asarray((v[seeds] @ v[item].T).toarray()).ravel()
+                if sp.issparse(v)
+                else np.asarray(v[seeds] @ v[item], dtype=np.float64)
+            )
+            order = np.lexsort((seeds, -sims))[:3]
+            ev += [
+                Evidence("item", self.items_.id(int(seeds[j])), float(sims[j]), "similar to")
+                for j in order
+                if sims[j] > 0
+            ]
+        row = self.terms_[item]
+        weight = dict(zip(row.indices.tolist(), row.data.tolist(), strict=True))
+        for x in ctx.interests:
+            w = sum(weight.get(j, 0.0) for j in self._interest_terms(x))
+            if w > 0:
+                ev.append(Evidence("interest", str(x), float(w), "declared interest"))
+        return ev
+
+    # ------------------------------------------------------------------ state
+    def _state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        arrays, meta = self._base_state()
+        arrays.update(
+            {"vectors": self.vectors_, "terms": self.terms_, "term_names": self.term_names_}
+        )
+        return arrays, meta
+
+    def _set_state(self, arrays: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
+        self._set_base_state(arrays, meta)
+        v = arrays["vectors"]
+        self.vectors_ = (
+            sp.csr_matrix(v, dtype=np.float32)
+            if sp.issparse(v) or self._cfg().vectors == "tfidf"
+            else np.asarray(v, np.float32)
+        )
+        self.terms_ = sp.csr_matrix(arrays["terms"], dtype=np.float32)
+        self.term_names_ = np.asarray(arrays["term_names"]).astype(str)
+        self._index_terms()
