@@ -22,7 +22,9 @@ _COMMAND_MODULES = (
     "split",
     "evaluate",
     "models",
+    "study",
     "demo",
+    "serve",
 )
 
 for _name in _COMMAND_MODULES:

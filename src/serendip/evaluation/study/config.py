@@ -1,0 +1,368 @@
+"""What a study runs: a validated, frozen `StudyConfig`, read from TOML or a shipped profile.
+
+A study is the cross product datasets x protocols x models (zoo models, peers, the production
+pipeline). The config names each part; everything is checked before anything runs, and a
+mistake raises `ConfigError` naming the key (`datasets[0].protocols[1].method: ...`).
+
+TOML shape (see `profiles/quick.toml` and `profiles/full.toml`):
+
+    seed = 42
+    k = [5, 10, 20]
+    quick = false                      # true: each model starts from its class's quick_params
+
+    [[datasets]]
+    name = "ml-100k"                   # directory name of its cells; defaults from the source
+    source = "ml-100k"                 # ml-100k | lastfm-2k | synthetic:tiny|small | a path
+    protocols = ["random", {method = "cold-users", user_fraction = 0.1}]
+
+    [[models]]
+    name = "ease"                      # a name of serendip.models.registry
+    params = {l2 = 500.0}
+    trials = 20                        # optuna trials on validation (0 = no tuning)
+    timeout_s = 300                    # tuning time budget
+
+    [[peers]]
+    name = "implicit-als"              # a name of serendip.evaluation.study.peers.PEERS
+
+    [pipeline]                         # the production pipeline, once registered as "pipeline"
+    enabled = true
+
+>>> cfg = load_profile("quick")
+>>> cfg.profile, cfg.k
+('quick', (5, 10, 20))
+"""
+
+from __future__ import annotations
+
+import inspect
+import tomllib
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from serendip.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_PROTOCOL_PARAMS",
+    "PROFILES",
+    "PROTOCOLS",
+    "DatasetSpec",
+    "ModelSpec",
+    "PipelineSpec",
+    "ProtocolSpec",
+    "StudyConfig",
+    "load_config",
+    "load_profile",
+    "parse_config",
+]
+
+#: Split methods a study knows (names of `serendip.evaluation.splits.SPLIT_METHODS`).
+PROTOCOLS: tuple[str, ...] = ("random", "temporal", "leave-last", "cold-users", "cold-items")
+
+#: Parameters each protocol uses unless the config overrides them. `random` is the issue 3
+#: protocol: per-user 80/20 holdout, seed 42, users with < 5 items kept whole in train.
+DEFAULT_PROTOCOL_PARAMS: dict[str, dict[str, Any]] = {
+    "random": {"test_fraction": 0.2, "seed": 42, "min_interactions": 5},
+    "temporal": {"test_fraction": 0.2},
+    "leave-last": {"n": 1, "seed": 42, "min_interactions": 5},
+    "cold-users": {
+        "user_fraction": 0.1,
+        "fold_in_fraction": 0.5,
+        "seed": 42,
+        "min_interactions": 5,
+    },
+    "cold-items": {"item_fraction": 0.1},
+}
+
+#: Shipped profiles (package data under `profiles/`).
+PROFILES: tuple[str, ...] = ("quick", "full")
+
+#: Named sources resolved under the shared data directory.
+REAL_SOURCES: tuple[str, ...] = ("ml-100k", "lastfm-2k")
+SYNTHETIC_PRESETS: tuple[str, ...] = ("tiny", "small")
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+
+def _split_params(method: str) -> set[str]:
+    from serendip.evaluation.splits import SPLIT_METHODS
+
+    sig = inspect.signature(SPLIT_METHODS[method])
+    return {p.name for p in sig.parameters.values() if p.kind is p.KEYWORD_ONLY}
+
+
+class ProtocolSpec(BaseModel):
+    """One split protocol of a dataset: a method of `SPLIT_METHODS` and its parameters.
+
+    `name` (the cell directory; default the method) lets one dataset use one method twice
+    with different parameters. `params` are merged over `DEFAULT_PROTOCOL_PARAMS[method]`.
+    """
+
+    model_config = _FROZEN
+
+    method: Literal["random", "temporal", "leave-last", "cold-users", "cold-items"]
+    name: str = ""
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat(cls, data: Any) -> Any:
+        # TOML: "random" or {method = "cold-users", user_fraction = 0.1}
+        if isinstance(data, str):
+            return {"method": data}
+        if isinstance(data, Mapping):
+            known = {"method", "name", "params"}
+            extra = {k: v for k, v in data.items() if k not in known}
+            out = {k: v for k, v in data.items() if k in known}
+            if extra:
+                out["params"] = {**dict(data.get("params") or {}), **extra}
+            return out
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> ProtocolSpec:
+        valid = _split_params(self.method)
+        unknown = sorted(set(self.params) - valid)
+        if unknown:
+            raise ValueError(
+                f"protocol '{self.method}' does not take {', '.join(unknown)}; "
+                f"valid: {', '.join(sorted(valid))}"
+            )
+        if not self.name:
+            object.__setattr__(self, "name", self.method)
+        return self
+
+    @property
+    def split_params(self) -> dict[str, Any]:
+        """Parameters passed to `split_dataset`: the defaults, then the config's."""
+        return {**DEFAULT_PROTOCOL_PARAMS[self.method], **self.params}
+
+
+class DatasetSpec(BaseModel):
+    """One dataset: where it comes from and the protocols it is split by.
+
+    source: "ml-100k" / "lastfm-2k" (under the shared data directory), "synthetic:tiny" /
+    "synthetic:small" (generated with the study's seed into the study's cache), or a path any
+    `serendip.data.loaders.load_source` reads.
+    """
+
+    model_config = _FROZEN
+
+    name: str = ""
+    source: str
+    protocols: tuple[ProtocolSpec, ...] = (ProtocolSpec(method="random"),)
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, v: str) -> str:
+        v = v.strip()
+        if not v:
+            raise ValueError("empty source")
+        if v.startswith("synthetic:") and v.split(":", 1)[1] not in SYNTHETIC_PRESETS:
+            raise ValueError(
+                f"unknown synthetic preset '{v.split(':', 1)[1]}'; valid: "
+                + ", ".join(f"synthetic:{p}" for p in SYNTHETIC_PRESETS)
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _defaults(self) -> DatasetSpec:
+        if not self.name:
+            object.__setattr__(self, "name", default_dataset_name(self.source))
+        _check_name(self.name, "dataset name")
+        if not self.protocols:
+            raise ValueError("a dataset needs at least one protocol")
+        names = [p.name for p in self.protocols]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"protocol name(s) used twice: {', '.join(sorted(dup))}")
+        return self
+
+
+def default_dataset_name(source: str) -> str:
+    """Directory name of a dataset's cells when the config gives none."""
+    if source.startswith("synthetic:"):
+        return "synthetic-" + source.split(":", 1)[1]
+    if source in REAL_SOURCES:
+        return source
+    return Path(source).name or "dataset"
+
+
+def _check_name(name: str, what: str) -> None:
+    if not name or name in (".", "..") or "/" in name or "\\" in name:
+        raise ValueError(f"{what} '{name}' cannot be a directory name")
+
+
+class ModelSpec(BaseModel):
+    """One model (or peer) of the study and its tuning budget.
+
+    params: base hyperparameters (over the class defaults, and over `quick_params` in a quick
+    study). trials: optuna trials on the validation split (0 or 1 = no search: the base
+    parameters are used). timeout_s: tuning time budget in seconds (optuna stops starting
+    new trials after it; a running fit is not interrupted).
+    """
+
+    model_config = _FROZEN
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    trials: int = Field(default=0, ge=0)
+    timeout_s: float | None = Field(default=None, gt=0)
+
+
+class PipelineSpec(BaseModel):
+    """The production pipeline: studied when `enabled` and registered as "pipeline"."""
+
+    model_config = _FROZEN
+
+    enabled: bool = True
+    params: dict[str, Any] = Field(default_factory=dict)
+    trials: int = Field(default=0, ge=0)
+    timeout_s: float | None = Field(default=None, gt=0)
+
+
+class StudyConfig(BaseModel):
+    """A whole study. See the module docstring for the TOML shape.
+
+    seed: seeds tuning and the latency sample (protocol seeds are their own parameters).
+    k: cutoffs of every metric. metric: what tuning maximises on validation.
+    quick: start every model from its class's `quick_params` (the quick profile).
+    latency_users: users timed one at a time for p50/p99 latency.
+    write_splits: write each split's files (train/test/items/social CSV) under
+    `OUT/splits/<dataset>/<protocol>/`, so `serendip evaluate` can be rerun on a cell's recs.
+    """
+
+    model_config = _FROZEN
+
+    profile: str = "custom"
+    description: str = ""
+    seed: int = Field(default=42, ge=0)
+    k: tuple[int, ...] = (5, 10, 20)
+    metric: str = "ndcg@10"
+    quick: bool = False
+    latency_users: int = Field(default=100, ge=1)
+    write_splits: bool = True
+    datasets: tuple[DatasetSpec, ...]
+    models: tuple[ModelSpec, ...] = ()
+    peers: tuple[ModelSpec, ...] = ()
+    pipeline: PipelineSpec = PipelineSpec()
+
+    @field_validator("k")
+    @classmethod
+    def _ks(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if not v or any(x < 1 for x in v):
+            raise ValueError(f"k must be positive integers, got {list(v)}")
+        return tuple(sorted(set(v)))
+
+    @field_validator("metric")
+    @classmethod
+    def _metric(cls, v: str) -> str:
+        from serendip.evaluation.evaluate import METRIC_DESCRIPTIONS
+
+        base, _, cut = v.partition("@")
+        if base not in METRIC_DESCRIPTIONS or not cut.isdigit():
+            raise ValueError(f"metric must be NAME@K with NAME in {', '.join(METRIC_DESCRIPTIONS)}")
+        return v
+
+    @field_validator("models")
+    @classmethod
+    def _models(cls, v: tuple[ModelSpec, ...]) -> tuple[ModelSpec, ...]:
+        from serendip.models.registry import MODELS
+
+        for spec in v:
+            if spec.name not in MODELS:
+                raise ValueError(f"unknown model '{spec.name}'; valid: {', '.join(MODELS)}")
+        _no_duplicates([s.name for s in v], "model")
+        return v
+
+    @field_validator("peers")
+    @classmethod
+    def _peers(cls, v: tuple[ModelSpec, ...]) -> tuple[ModelSpec, ...]:
+        peers = available_peers()
+        if peers is not None:  # without peers.py every peer is skipped (with a note) at run time
+            for spec in v:
+                if spec.name not in peers:
+                    raise ValueError(f"unknown peer '{spec.name}'; valid: {', '.join(peers)}")
+        _no_duplicates([s.name for s in v], "peer")
+        return v
+
+    @model_validator(mode="after")
+    def _unique(self) -> StudyConfig:
+        _no_duplicates([d.name for d in self.datasets], "dataset")
+        if not self.datasets:
+            raise ValueError("a study needs at least one dataset")
+        return self
+
+
+def _no_duplicates(names: Sequence[str], what: str) -> None:
+    dup = sorted({n for n in names if list(names).count(n) > 1})
+    if dup:
+        raise ValueError(f"{what} name(s) listed twice: {', '.join(dup)}")
+
+
+def available_peers() -> Mapping[str, Any] | None:
+    """`peers.PEERS` when the peers module is importable, else None."""
+    try:
+        from serendip.evaluation.study.peers import PEERS
+    except ImportError:
+        return None
+    return PEERS
+
+
+# --------------------------------------------------------------------------- loading
+def _loc(loc: Sequence[int | str]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("function-after[_check(), ProtocolSpec]",) or "[" in str(part):
+            continue  # pydantic's validator frames, not keys
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "config"
+
+
+def parse_config(data: Mapping[str, Any], *, source: str = "study config") -> StudyConfig:
+    """Validate a config dict (as read from TOML); errors name the key."""
+    try:
+        return StudyConfig.model_validate(dict(data))
+    except ValidationError as exc:
+        problems = []
+        for e in exc.errors():
+            msg = str(e["msg"]).removeprefix("Value error, ")
+            problems.append(f"{_loc(e['loc'])}: {msg}")
+        raise ConfigError(f"{source}: " + "; ".join(problems)) from None
+
+
+def _read_toml(text: str, source: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML ({exc})") from None
+
+
+def load_config(path: str | Path) -> StudyConfig:
+    """A study config from a TOML file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: study config not found")
+    data = _read_toml(p.read_text(encoding="utf-8"), str(p))
+    data.setdefault("profile", p.stem)
+    return parse_config(data, source=str(p))
+
+
+def load_profile(name: str) -> StudyConfig:
+    """A shipped profile ("quick" or "full")."""
+    if name not in PROFILES:
+        raise ConfigError(f"unknown profile '{name}'; valid: {', '.join(PROFILES)}")
+    text = (
+        resources.files("serendip.evaluation.study")
+        .joinpath("profiles", f"{name}.toml")
+        .read_text(encoding="utf-8")
+    )
+    data = _read_toml(text, f"profile {name}")
+    data["profile"] = name
+    return parse_config(data, source=f"profile {name}")

@@ -1,0 +1,714 @@
+"""The study loop: every (dataset, protocol, model) cell split, tuned, fitted, measured, cached.
+
+For each cell:
+
+1. split the dataset by the protocol (seeded, so every run and every model sees the same split)
+   and carve a validation split from train by the same scheme (`with_validation`);
+2. tune on validation with `tune_model` (optuna, the model's trial/time budget), never on test;
+3. refit the best parameters on the full train, measuring time and memory (`cost.measure_fit`);
+4. recommend top-max(K) for every test user, in one batch and one user at a time (latency);
+   on the cold-users protocol the held-out users are unknown to the model and their fold-in
+   history is passed as `context` (the cold-start path);
+5. evaluate with `evaluate_recommendations` (the same function as `serendip evaluate`);
+6. write `OUT/cells/<dataset>/<protocol>/<model>/` result.json (+ per_user.npz, recs.csv),
+   each file atomically, result.json last: a cell with a result.json is finished, and a rerun
+   skips it (unless `fresh`). A failure of one cell (a `SerendipError` or any exception from a
+   model) is recorded with status "failed" and the study goes on; failed cells are retried by
+   the next run.
+
+At the end: paired significance against the best baseline per dataset x protocol (when
+`significance.py` is present), results.json + results.csv, and the HTML leaderboard (when
+`leaderboard.py` is present).
+
+>>> from serendip.evaluation.study import load_profile, run_study
+>>> results = run_study(load_profile("quick"), Path("study-out"))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import subprocess
+import time
+import traceback
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from serendip.data.dataset import Dataset, SocialGraph, UserTable
+from serendip.data.vocabulary import Vocabulary
+from serendip.errors import ConfigError, SerendipError
+from serendip.evaluation.splits import Split, split_dataset, with_validation
+from serendip.evaluation.study import cost as costs
+from serendip.evaluation.study.config import (
+    REAL_SOURCES,
+    DatasetSpec,
+    ModelSpec,
+    ProtocolSpec,
+    StudyConfig,
+    available_peers,
+)
+from serendip.evaluation.study.results import (
+    atomic_write_bytes,
+    atomic_write_text,
+    jsonable,
+    write_results,
+)
+
+__all__ = [
+    "Cell",
+    "StudyEvent",
+    "StudyRunner",
+    "code_version",
+    "plan_cells",
+    "resolve_source",
+    "run_study",
+]
+
+#: Per-user metrics stored in per_user.npz (for each K of the study).
+PER_USER_METRICS: tuple[str, ...] = ("ndcg", "recall", "precision", "hit_rate")
+
+#: Environment variable naming the directory that holds ml-100k/ and lastfm-2k/.
+SHARED_DATA_ENV = "SERENDIP_SHARED_DATA"
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    """One unit of work: a model (of some kind) on one dataset split by one protocol."""
+
+    dataset: DatasetSpec
+    protocol: ProtocolSpec
+    model: ModelSpec
+    kind: str  # "model" | "peer" | "pipeline"
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.dataset.name, self.protocol.name, self.model.name)
+
+    @property
+    def label(self) -> str:
+        return "/".join(self.key)
+
+    def directory(self, out: Path) -> Path:
+        return out / "cells" / self.dataset.name / self.protocol.name / self.model.name
+
+
+@dataclass(frozen=True, slots=True)
+class StudyEvent:
+    """What a progress display needs: `kind` is "start" (a study of `total` cells, `done`
+    already finished), "cell" (`cell` begins), "done" (`cell` finished with `row`), "note"."""
+
+    kind: str
+    done: int
+    total: int
+    cell: Cell | None = None
+    row: Mapping[str, Any] | None = None
+    message: str = ""
+
+
+def code_version() -> str:
+    """Package version, plus "+g<short sha>" of the source checkout when git can tell."""
+    from serendip import __version__
+
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return __version__
+    return f"{__version__}+g{sha}" if sha else __version__
+
+
+# --------------------------------------------------------------------------- planning
+def plan_cells(config: StudyConfig) -> tuple[list[Cell], list[str]]:
+    """Every cell of the study in run order, and notes on what is left out (and why)."""
+    notes: list[str] = []
+    specs: list[tuple[ModelSpec, str]] = [(m, "model") for m in config.models]
+    if config.peers:
+        if available_peers() is None:
+            notes.append(
+                "peers skipped: serendip.evaluation.study.peers is not available in this checkout"
+            )
+        else:
+            specs += [(p, "peer") for p in config.peers]
+    if config.pipeline.enabled:
+        from serendip.models.registry import MODELS
+
+        if "pipeline" in MODELS:
+            p = config.pipeline
+            specs.append(
+                (
+                    ModelSpec(
+                        name="pipeline", params=p.params, trials=p.trials, timeout_s=p.timeout_s
+                    ),
+                    "pipeline",
+                )
+            )
+        else:
+            notes.append("pipeline skipped: no model named 'pipeline' is registered yet")
+    cells = [Cell(d, p, m, kind) for d in config.datasets for p in d.protocols for m, kind in specs]
+    return cells, notes
+
+
+def resolve_source(
+    source: str, *, cache_dir: Path, seed: int, shared_data: Path | None = None
+) -> Path:
+    """Directory or file of a dataset source (generating a synthetic one into `cache_dir`).
+
+    "ml-100k"/"lastfm-2k" are looked up under `shared_data` (default: $SERENDIP_SHARED_DATA,
+    else ../shared/data next to the working directory's repository). A synthetic preset is
+    generated once per seed; a complete earlier generation (its manifest.json) is reused.
+    """
+    if source.startswith("synthetic:"):
+        from serendip.data.synthetic import generate_platform
+
+        preset = source.split(":", 1)[1]
+        target = cache_dir / f"synthetic-{preset}-seed{seed}"
+        if not (target / "manifest.json").is_file():
+            generate_platform(preset, seed=seed, out=target)
+        return target
+    if source in REAL_SOURCES:
+        base = shared_data or _shared_data_dir()
+        path = base / source
+        if not path.is_dir():
+            raise ConfigError(
+                f"dataset '{source}' not found at {path}; set {SHARED_DATA_ENV} to the directory "
+                f"holding {', '.join(REAL_SOURCES)}"
+            )
+        return path
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise ConfigError(f"dataset source '{source}' is neither a known name nor an existing path")
+    return path
+
+
+def _shared_data_dir() -> Path:
+    env = os.environ.get(SHARED_DATA_ENV)
+    if env:
+        return Path(env)
+    # The checkout's sibling ../shared/data (src/serendip/evaluation/study -> repo root).
+    repo = Path(__file__).resolve().parents[4]
+    candidates = [repo.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"]
+    return next((c for c in candidates if c.is_dir()), candidates[0])
+
+
+# --------------------------------------------------------------------------- helpers
+def _without_users(ds: Dataset, drop: np.ndarray) -> Dataset:
+    """`ds` with the users of index array `drop` removed from its user vocabulary (and from the
+    user metadata and the social graph). `drop` users must have no interactions in `ds`.
+
+    Used for the cold-users protocol: a model fitted on this does not know the held-out users,
+    so `recommend` sends them down its cold-start path with their fold-in history as context.
+    """
+    keep = np.ones(ds.n_users, dtype=bool)
+    keep[drop] = False
+    remap = np.full(ds.n_users, -1, dtype=np.int64)
+    remap[keep] = np.arange(int(keep.sum()))
+    it = ds.interactions
+    if (remap[it.user] < 0).any():  # pragma: no cover - guarded by the caller
+        raise SerendipError("cannot forget users that still have interactions")
+    um = ds.user_meta
+    users = UserTable(
+        um.created_at[keep],
+        um.interests[keep],
+        um.private[keep],
+        {k: v[keep] for k, v in um.attributes.items()},
+    )
+    s = ds.social
+    edge = keep[s.follower] & keep[s.followee] if len(s) else np.zeros(0, dtype=bool)
+    social = SocialGraph(
+        remap[s.follower[edge]].astype(np.int32),
+        remap[s.followee[edge]].astype(np.int32),
+        s.created_at[edge],
+    )
+    interactions = replace(it, user=remap[it.user].astype(np.int32))
+    return replace(
+        ds,
+        users=Vocabulary.from_unique(ds.users.ids[keep]),
+        interactions=interactions,
+        user_meta=users,
+        social=social,
+        _cache={},
+    )
+
+
+def _history(ds: Dataset) -> dict[str, list[str]]:
+    """External item IDs per user of `ds` (the fold-in context of cold users)."""
+    it = ds.interactions
+    users = ds.users.lookup(it.user)
+    items = ds.items.lookup(it.item)
+    out: dict[str, dict[str, None]] = {}
+    for u, i in zip(users, items, strict=True):
+        out.setdefault(str(u), {})[str(i)] = None  # ordered set: first occurrence wins
+    return {u: list(v) for u, v in out.items()}
+
+
+def _test_users(split: Split) -> np.ndarray:
+    """External IDs of the users with test interactions (in vocabulary order)."""
+    return split.test.users.lookup(np.unique(split.test.interactions.user))
+
+
+@dataclass
+class _Prepared:
+    """A split ready for the cells of one dataset x protocol."""
+
+    split: Split
+    fit_train: Dataset  # what models are fitted on (cold-users: without the held-out users)
+    tune_train: Dataset
+    tune_validation: Dataset
+    tune_scheme: str
+    context: dict[str, list[str]] | None
+    users: np.ndarray
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- the runner
+class StudyRunner:
+    """Runs a `StudyConfig` into `out`; see the module docstring.
+
+    on_event: called with a `StudyEvent` as the study advances (the CLI's progress bar).
+    fresh: recompute finished cells instead of reusing them.
+    shared_data: where ml-100k/ and lastfm-2k/ live (default: see `resolve_source`).
+    sources: dataset name -> an already available directory or file, overriding the config's
+    source (the demo passes the platform it just generated).
+    datasets: dataset name -> an already loaded `Dataset`, overriding the config's source.
+    leaderboard: write the HTML leaderboard at the end (when its module is present).
+    """
+
+    def __init__(
+        self,
+        config: StudyConfig,
+        out: Path,
+        *,
+        fresh: bool = False,
+        on_event: Callable[[StudyEvent], None] | None = None,
+        shared_data: Path | None = None,
+        sources: Mapping[str, Path] | None = None,
+        datasets: Mapping[str, Dataset] | None = None,
+        leaderboard: bool = True,
+    ) -> None:
+        self.config = config
+        self.write_leaderboard = leaderboard
+        self.leaderboard_path: Path | None = None
+        self.out = Path(out)
+        self.fresh = fresh
+        self.on_event = on_event or (lambda event: None)
+        self.shared_data = shared_data
+        self.sources = dict(sources or {})
+        self.version = code_version()
+        self.notes: list[str] = []
+        self._datasets: dict[str, Dataset] = dict(datasets or {})
+        self._splits: dict[tuple[str, str], _Prepared] = {}
+
+    # ------------------------------------------------------------- public
+    def run(self) -> dict[str, Any]:
+        """Run every unfinished cell, then write results (and the leaderboard); returns the
+        results dict (the content of results.json)."""
+        start = time.perf_counter()
+        self.out.mkdir(parents=True, exist_ok=True)
+        cells, notes = plan_cells(self.config)
+        self.notes.extend(notes)
+        for note in notes:
+            self._emit("note", 0, len(cells), message=note)
+        rows: list[dict[str, Any]] = []
+        todo: list[Cell] = []
+        for cell in cells:
+            row = None if self.fresh else self._finished(cell)
+            if row is not None:
+                rows.append(row)
+            else:
+                todo.append(cell)
+        done = len(rows)
+        self._emit("start", done, len(cells))
+        for cell in todo:
+            self._emit("cell", done, len(cells), cell=cell)
+            row = self._run_cell(cell)
+            rows.append(row)
+            done += 1
+            self._emit("done", done, len(cells), cell=cell, row=row)
+        order = {c.key: i for i, c in enumerate(cells)}
+        rows.sort(key=lambda r: order.get((r["dataset"], r["protocol"], r["model"]), 0))
+        significance = self._significance(rows)
+        study: dict[str, Any] = {
+            "profile": self.config.profile,
+            "config": self.config.model_dump(mode="json"),
+            "code_version": self.version,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "seconds": time.perf_counter() - start,  # this run (reused cells cost nothing)
+            "notes": list(self.notes),
+            "cost_measures": costs.COST_NOTES,
+            "cells": len(cells),
+            "cells_reused": len(cells) - len(todo),
+            "failed": sum(r["status"] != "ok" for r in rows),
+        }
+        results = {"study": study, "rows": rows, "significance": significance}
+        write_results(results, self.out)
+        if self.write_leaderboard:
+            self._leaderboard(results)
+        return results
+
+    # ------------------------------------------------------------- cells
+    def _emit(self, kind: str, done: int, total: int, **kw: Any) -> None:
+        self.on_event(StudyEvent(kind, done, total, **kw))
+
+    def _finished(self, cell: Cell) -> dict[str, Any] | None:
+        path = cell.directory(self.out) / "result.json"
+        if not path.is_file():
+            return None
+        try:
+            row = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return row if row.get("status") == "ok" else None
+
+    def _base_row(self, cell: Cell) -> dict[str, Any]:
+        return {
+            "dataset": cell.dataset.name,
+            "protocol": cell.protocol.name,
+            "model": cell.model.name,
+            "kind": cell.kind,
+            "family": self._family(cell),
+            "status": "failed",
+            "error": "",
+            "params": {},
+            "tuning": {},
+            "metrics": {},
+            "slices": {},
+            "cost": {},
+            "n_test_users": 0,
+            "seed": self.config.seed,
+            "code_version": self.version,
+        }
+
+    def _family(self, cell: Cell) -> str:
+        if cell.kind == "peer":
+            return "peer"
+        from serendip.models.registry import MODELS
+
+        entry = MODELS.get(cell.model.name)
+        return entry.family if entry else cell.kind
+
+    def _run_cell(self, cell: Cell) -> dict[str, Any]:
+        row = self._base_row(cell)
+        directory = cell.directory(self.out)
+        try:
+            row.update(self._compute(cell, directory))
+            row["status"] = "ok"
+        except Exception as exc:  # SerendipError or anything a model raises
+            row["status"] = "failed"
+            row["error"] = (
+                f"{type(exc).__name__}: {exc}" if not isinstance(exc, SerendipError) else str(exc)
+            )
+            if not isinstance(exc, SerendipError):
+                row["traceback"] = traceback.format_exc(limit=8)
+            for stale in ("recs.csv", "per_user.npz"):  # from an earlier run of this cell
+                (directory / stale).unlink(missing_ok=True)
+        atomic_write_text(directory / "result.json", json.dumps(jsonable(row), indent=2) + "\n")
+        return row
+
+    def _model_class(self, cell: Cell) -> Any:
+        if cell.kind == "peer":
+            peers = available_peers()
+            if peers is None or cell.model.name not in peers:
+                raise ConfigError(f"peer '{cell.model.name}' is not available")
+            return peers[cell.model.name]
+        from serendip.models.registry import get_model_class
+
+        return get_model_class(cell.model.name)
+
+    def _compute(self, cell: Cell, directory: Path) -> dict[str, Any]:
+        from serendip.evaluation.evaluate import evaluate_recommendations
+
+        cfg = self.config
+        prep = self._prepare(cell.dataset, cell.protocol)
+        cls = self._model_class(cell)
+        base: dict[str, Any] = {}
+        if cfg.quick:
+            base.update(dict(getattr(cls, "quick_params", {}) or {}))
+        base.update(cell.model.params)
+
+        tuning: dict[str, Any] = {"trials": 0, "seconds": 0.0, "metric": cfg.metric}
+        if cell.kind == "peer":
+            tuning["note"] = "peers run with the library's own defaults (used raw)"
+        params = dict(base)
+        if cell.model.trials > 1 and cell.kind != "peer" and getattr(cls, "search_space", None):
+            from serendip.evaluation.tuning import tune_model
+
+            t0 = time.perf_counter()
+            cut = int(cfg.metric.partition("@")[2])
+            tuned = tune_model(
+                cell.model.name,
+                prep.tune_train,
+                prep.tune_validation,
+                base_params=base,
+                n_trials=cell.model.trials,
+                timeout_s=cell.model.timeout_s,
+                k=cut,
+                metric=cfg.metric,
+                seed=cfg.seed,
+            )
+            params = dict(tuned.best_params)
+            tuning = {
+                "trials": len(tuned.trials),
+                "seconds": time.perf_counter() - t0,
+                "metric": cfg.metric,
+                "best_validation": tuned.best_value,
+                "validation": prep.tune_scheme,
+                "failed_trials": sum(1 for t in tuned.trials if t.error),
+            }
+
+        model, fit_cost = costs.measure_fit(lambda: cls(params).fit(prep.fit_train))
+        kmax = max(cfg.k)
+        context = prep.context
+        notes: list[str] = []
+        if context and "context" not in inspect.signature(model.recommend).parameters:
+            context = None
+            notes.append(
+                "no cold-start path: recommend takes no fold-in context, so held-out users "
+                "get what the model gives unknown users"
+            )
+        recs, latency = costs.measure_latency(
+            model.recommend,
+            prep.users,
+            kmax,
+            context=context,
+            sample=cfg.latency_users,
+            seed=cfg.seed,
+        )
+        size: float | None
+        try:
+            size = costs.model_size_mb(model.save)
+        except Exception as exc:  # a model that cannot be saved still has its other numbers
+            size = None
+            notes.append(f"model size unknown: save failed ({type(exc).__name__}: {exc})")
+        result = evaluate_recommendations(
+            recs,
+            prep.split.train,
+            prep.split.test,
+            k=list(cfg.k),
+            fold_in=prep.split.fold_in,
+            keep_per_user=True,
+        )
+        self._write_cell_files(directory, recs, result)
+        used = model.get_params() if hasattr(model, "get_params") else params
+        return {
+            "params": used,
+            "tuning": tuning,
+            "metrics": dict(result.metrics),
+            "slices": {s: dict(v) for s, v in result.slices.items()},
+            "slice_sizes": dict(result.slice_sizes),
+            "cost": {
+                "fit_seconds": fit_cost.seconds,
+                "peak_memory_mb": fit_cost.peak_memory_mb,
+                "model_size_mb": size,
+                "recommend_batch_ms_per_user": latency.batch_ms_per_user,
+                "recommend_single_p50_ms": latency.single_p50_ms,
+                "recommend_single_p99_ms": latency.single_p99_ms,
+                "latency_sample_users": latency.n_single_users,
+                "peak_memory_measures": costs.PEAK_MEMORY_NOTE,
+            },
+            "n_test_users": result.n_users,
+            "notes": notes + list(result.notes),
+            "split": prep.summary,
+            "files": {"recs": "recs.csv", "per_user": "per_user.npz"},
+        }
+
+    def _write_cell_files(self, directory: Path, recs: Any, result: Any) -> None:
+        import io
+
+        frame = recs.to_frame()
+        atomic_write_text(directory / "recs.csv", frame.to_csv(index=False))
+        per_user = result.per_user
+        arrays: dict[str, np.ndarray] = {"users": per_user["user"].to_numpy().astype(str)}
+        for name in PER_USER_METRICS:
+            for kk in self.config.k:
+                col = f"{name}@{kk}"
+                if col in per_user:
+                    arrays[col] = per_user[col].to_numpy(dtype=np.float64)
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
+        atomic_write_bytes(directory / "per_user.npz", buf.getvalue())
+
+    # ------------------------------------------------------------- data and splits
+    def _dataset(self, spec: DatasetSpec) -> Dataset:
+        if spec.name not in self._datasets:
+            from serendip.data.loaders import load_source
+
+            path = self.sources.get(spec.name) or resolve_source(
+                spec.source,
+                cache_dir=self.out / "cache",
+                seed=self.config.seed,
+                shared_data=self.shared_data,
+            )
+            self._datasets[spec.name] = load_source(path)
+        return self._datasets[spec.name]
+
+    def _prepare(self, dspec: DatasetSpec, pspec: ProtocolSpec) -> _Prepared:
+        key = (dspec.name, pspec.name)
+        if key in self._splits:
+            return self._splits[key]
+        ds = self._dataset(dspec)
+        split = split_dataset(ds, pspec.method, **pspec.split_params)
+        fit_train = split.train
+        context = None
+        if pspec.method == "cold-users":
+            # The held-out users are unknown to the model; their fold-in history is context.
+            assert split.fold_in is not None
+            cold = np.unique(
+                np.concatenate([split.fold_in.interactions.user, split.test.interactions.user])
+            )
+            fit_train = _without_users(split.train, cold)
+            context = _history(split.fold_in)
+            # tune_model cannot pass fold-in context to a model, so a cold-user validation
+            # split would score empty histories: tune on a random holdout of train instead.
+            from serendip.evaluation.splits import validation_split
+
+            inner = validation_split(fit_train, "random", **_random_defaults(self.config.seed))
+            tune_train, tune_val, scheme = inner.train, inner.test, "random holdout of train"
+        else:
+            split = with_validation(split)
+            assert split.validation is not None
+            tune_train, tune_val = split.validation.train, split.validation.test
+            scheme = f"{pspec.method} split of train"
+        summary = split.summary()
+        if self.config.write_splits:
+            self._write_split(dspec, pspec, split)
+        prep = _Prepared(
+            split=split,
+            fit_train=fit_train,
+            tune_train=tune_train,
+            tune_validation=tune_val,
+            tune_scheme=scheme,
+            context=context,
+            users=_test_users(split),
+            summary=summary,
+        )
+        self._splits[key] = prep
+        return prep
+
+    def _write_split(self, dspec: DatasetSpec, pspec: ProtocolSpec, split: Split) -> None:
+        from serendip.evaluation.io import write_split
+
+        target = self.out / "splits" / dspec.name / pspec.name
+        if (target / "split.json").is_file() and not self.fresh:
+            return
+        tmp = target.with_name(f".{target.name}.tmp")
+        write_split(split, tmp)
+        if target.exists():
+            import shutil
+
+            shutil.rmtree(target)
+        tmp.rename(target)
+
+    # ------------------------------------------------------------- the end
+    def _significance(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Paired comparisons with the best baseline, per dataset x protocol (when the
+        significance module is present)."""
+        try:
+            from serendip.evaluation.study.significance import (
+                compare_to_baseline,
+                pick_baseline,
+            )
+        except ImportError:
+            self.notes.append(
+                "significance skipped: serendip.evaluation.study.significance is not available"
+            )
+            return []
+        metric = "ndcg@10" if 10 in self.config.k else f"ndcg@{max(self.config.k)}"
+        out: list[dict[str, Any]] = []
+        groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for r in rows:
+            if r["status"] == "ok":
+                groups.setdefault((r["dataset"], r["protocol"]), []).append(r)
+        for (dname, pname), group in groups.items():
+            baseline = pick_baseline(group, metric=metric)
+            if baseline is None or len(group) < 2:
+                why = "no baseline model ran" if baseline is None else "only one model"
+                self.notes.append(f"significance skipped for {dname}/{pname}: {why}")
+                continue
+            names = [r["model"] for r in group]
+            per_user = _aligned_per_user(self.out, dname, pname, names, metric)
+            if baseline not in per_user or len(per_user) < 2:
+                continue
+            for comp in compare_to_baseline(
+                per_user, baseline, metric=metric, seed=self.config.seed
+            ):
+                out.append({"dataset": dname, "protocol": pname, **comp})
+        return out
+
+    def _leaderboard(self, results: Mapping[str, Any]) -> None:
+        try:
+            from serendip.evaluation.study.leaderboard import write_leaderboard
+        except ImportError:
+            self.notes.append(
+                "leaderboard skipped: serendip.evaluation.study.leaderboard is not available"
+            )
+            return
+        path = write_leaderboard(results, self.out)
+        self.leaderboard_path = path
+
+
+def _random_defaults(seed: int) -> dict[str, Any]:
+    from serendip.evaluation.study.config import DEFAULT_PROTOCOL_PARAMS
+
+    return {**DEFAULT_PROTOCOL_PARAMS["random"], "seed": seed}
+
+
+def _aligned_per_user(
+    out: Path, dataset: str, protocol: str, models: list[str], metric: str
+) -> dict[str, np.ndarray]:
+    """model -> per-user `metric`, aligned on the users every model's per_user.npz holds."""
+    loaded: dict[str, dict[str, float]] = {}
+    for name in models:
+        path = out / "cells" / dataset / protocol / name / "per_user.npz"
+        if not path.is_file():
+            continue
+        with np.load(path, allow_pickle=False) as npz:
+            if metric not in npz:
+                continue
+            loaded[name] = dict(zip(npz["users"].tolist(), npz[metric].tolist(), strict=True))
+    if not loaded:
+        return {}
+    common = sorted(set.intersection(*(set(v) for v in loaded.values())))
+    return {name: np.array([v[u] for u in common], dtype=np.float64) for name, v in loaded.items()}
+
+
+def iter_rows(out: Path) -> Iterator[dict[str, Any]]:
+    """Every cell's result.json under `out/cells` (finished and failed)."""
+    for path in sorted((out / "cells").glob("*/*/*/result.json")):
+        yield json.loads(path.read_text(encoding="utf-8"))
+
+
+def run_study(
+    config: StudyConfig,
+    out: Path,
+    *,
+    fresh: bool = False,
+    on_event: Callable[[StudyEvent], None] | None = None,
+    shared_data: Path | None = None,
+    sources: Mapping[str, Path] | None = None,
+    datasets: Mapping[str, Dataset] | None = None,
+    leaderboard: bool = True,
+) -> dict[str, Any]:
+    """Run a study into `out` and return its results (see `StudyRunner`)."""
+    runner = StudyRunner(
+        config,
+        out,
+        fresh=fresh,
+        on_event=on_event,
+        shared_data=shared_data,
+        sources=sources,
+        datasets=datasets,
+        leaderboard=leaderboard,
+    )
+    return runner.run()
