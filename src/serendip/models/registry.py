@@ -189,6 +189,13 @@ MODELS: dict[str, ModelEntry] = {
             f"{_P}.hybrid:MixedHybrid",
             "Interleaved lists with per-source quotas.",
         ),
+        # the production pipeline (sources -> ranker -> rerank -> explanations)
+        ModelEntry(
+            "pipeline",
+            "pipeline",
+            "serendip.pipeline.recommender:PipelineRecommender",
+            "Two-stage pipeline: many candidate sources, LightGBM LambdaRank, diversity re-ranking, explanations.",
+        ),
     ]
 }
 

@@ -1,0 +1,242 @@
+"""Every knob of the two-stage pipeline in one frozen, validated config.
+
+`PipelineConfig` is the `pipeline` model's `Config` (a `ModelConfig`), grouped by stage:
+
+- `sources`: {source name: `SourceSpec(params, quota)`} -- which candidate sources run, their
+  parameters, and how many candidates each may contribute to the merged frame (its quota);
+- `ranker`: the LightGBM LambdaRank parameters and the time-based training recipe
+  (`RankerParams`);
+- `rerank`: MMR diversity, the in-network/out-of-network mix target and the per-author cap
+  (`RerankParams`);
+- `filters`: what may never be shown (`FilterParams`).
+
+Nested groups can be set whole (`{"ranker": {"n_estimators": 50}}`) or by dotted key
+(`{"ranker.n_estimators": 50, "sources.trending.quota": 10}`), which is how the flat search
+space of the study (`SEARCH_SPACE`) addresses them. A typo anywhere fails at once with the valid
+names.
+
+>>> cfg = PipelineConfig.model_validate({"ranker.learning_rate": 0.1, "rerank.author_cap": 2})
+>>> cfg.ranker.learning_rate, cfg.rerank.author_cap
+(0.1, 2)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from serendip.models.base import Choice, FloatRange, IntRange, ModelConfig, SearchSpace
+
+__all__ = [
+    "DEFAULT_SOURCES",
+    "SEARCH_SPACE",
+    "FilterParams",
+    "PipelineConfig",
+    "RankerParams",
+    "RerankParams",
+    "SourceSpec",
+]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SourceSpec(_Frozen):
+    """One candidate source: its constructor parameters and its quota (the most candidates it
+    contributes per user to the merged frame; 0 switches it off without removing its entry)."""
+
+    params: dict[str, Any] = Field(default_factory=dict)
+    quota: int = Field(default=50, ge=0, le=5000)
+
+
+def _default_sources() -> dict[str, SourceSpec]:
+    return {name: SourceSpec(quota=q) for name, q in DEFAULT_SOURCES.items()}
+
+
+#: The default sources and quotas: collaborative retrieval carries most of the recall on dense
+#: data; social, content, fresh and trending sources add what it cannot see (new items, the
+#: network, declared interests), exploration adds out-of-network discovery.
+DEFAULT_SOURCES: dict[str, int] = {
+    "collaborative": 100,
+    "recent-item-knn": 50,
+    "in-network": 50,
+    "content": 40,
+    "fresh-followed": 20,
+    "trending": 30,
+    "explore": 30,
+}
+
+
+class RankerParams(_Frozen):
+    """LightGBM LambdaRank and its training recipe.
+
+    The training data is split in time: sources and features are fitted on the past window and
+    the labels are the interactions of the following window -- with `label_split="global"` the
+    last `label_fraction` of the training interactions by time (one cut for everyone, as the
+    temporal protocol), with "per-user" each user's latest `label_fraction` of interactions
+    (every active user becomes a training group; for data where users come and go); a seeded
+    per-user random holdout of that share when the data has no timestamps. `n_windows` > 1
+    slides further label windows back in time (each one `label_fraction` earlier, stage one
+    refitted on what precedes it): more training groups for small data. Labels
+    are graded by event strength (`label_gains`: event name -> grade; a rating of 4 or more
+    counts one grade above a lower one). Users of the label window are split into training and
+    early-stopping groups (`valid_fraction`); at most `max_label_users` are used (seeded sample).
+    """
+
+    n_estimators: int = Field(default=300, ge=1, le=5000)
+    learning_rate: float = Field(default=0.05, gt=0.0, le=1.0)
+    num_leaves: int = Field(default=31, ge=2, le=1024)
+    min_child_samples: int = Field(default=20, ge=1)
+    subsample: float = Field(default=1.0, gt=0.0, le=1.0)
+    colsample_bytree: float = Field(default=0.9, gt=0.0, le=1.0)
+    reg_lambda: float = Field(default=1.0, ge=0.0)
+    #: LightGBM threads: 1 is fastest on a shared, small machine (OpenMP threads contend).
+    early_stopping_rounds: int = Field(default=30, ge=1)
+    label_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
+    valid_fraction: float = Field(default=0.2, ge=0.0, lt=1.0)
+    max_label_users: int = Field(default=3_000, ge=1)
+    eval_at: int = Field(default=10, ge=1)
+    label_gains: dict[str, int] = Field(
+        default_factory=lambda: {
+            "view": 1,
+            "click": 2,
+            "like": 3,
+            "comment": 3,
+            "share": 4,
+            "rating": 1,
+        }
+    )
+    label_split: Literal["global", "per-user"] = "global"
+    n_windows: int = Field(default=3, ge=1, le=10)
+    num_threads: int = Field(default=1, ge=1, le=64)
+
+    @model_validator(mode="after")
+    def _windows_fit(self) -> RankerParams:
+        if self.n_windows * self.label_fraction >= 1.0:
+            raise ValueError(
+                f"n_windows ({self.n_windows}) x label_fraction ({self.label_fraction}) must stay "
+                "below 1: the oldest window needs a past"
+            )
+        return self
+
+    @field_validator("label_gains")
+    @classmethod
+    def _known_events(cls, v: dict[str, int]) -> dict[str, int]:
+        from serendip.data.dataset import EVENT_TYPES
+
+        unknown = set(v) - set(EVENT_TYPES)
+        if unknown:
+            raise ValueError(f"unknown event types {sorted(unknown)}; valid: {list(EVENT_TYPES)}")
+        if any(g < 0 or g > 30 for g in v.values()):
+            raise ValueError("label gains must be integers in 0..30")
+        return v
+
+
+class RerankParams(_Frozen):
+    """Re-ranking of the ranker's list.
+
+    mmr_lambda: maximal marginal relevance trade-off, 1 = pure relevance, lower = more diverse
+    (similarity over `diversity`: the items' category, tags, or both). oon_target: the share of
+    out-of-network items (none of the user's followees interacted with them) the list should
+    hold, None = no target. author_cap: at most this many items by one author, None = no cap.
+    pool: how many of the ranker's best candidates enter the re-ranking.
+    """
+
+    mmr_lambda: float = Field(default=0.85, ge=0.0, le=1.0)
+    diversity: Literal["category", "tags", "category+tags"] = "category+tags"
+    oon_target: float | None = Field(default=None, ge=0.0, le=1.0)
+    author_cap: int | None = Field(default=3, ge=1)
+    pool: int = Field(default=100, ge=1, le=5000)
+
+
+class FilterParams(_Frozen):
+    """Rules no ranking may break. exclude_seen: never recommend what the user interacted with
+    (the `recommend(exclude_seen=...)` argument overrides it per call); blocked_authors /
+    blocked_items: external IDs never shown; exclude_unpublished: hide items created after the
+    request time; exclude_own: hide the user's own items. Removed items are state, not config
+    (`PipelineRecommender.remove_items`)."""
+
+    exclude_seen: bool = True
+    blocked_authors: tuple[str, ...] = ()
+    blocked_items: tuple[str, ...] = ()
+    exclude_unpublished: bool = True
+    exclude_own: bool = True
+
+
+def _expand_dotted(data: Any, defaults: Mapping[str, Any]) -> Any:
+    """{"a.b": 1} -> {"a": {"b": 1}}, merged into what is already there (or into the field's
+    default, so that "sources.x.quota" changes one quota and keeps the other sources)."""
+    if not isinstance(data, Mapping) or not any("." in str(k) for k in data):
+        return data
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if "." not in str(key):
+            out[key] = value.model_dump() if isinstance(value, BaseModel) else value
+    for key in {str(k).split(".")[0] for k in data if "." in str(k)}:
+        if key not in out and key in defaults:
+            out[key] = defaults[key]
+    for key, value in data.items():
+        parts = str(key).split(".")
+        if len(parts) == 1:
+            continue
+        node = out
+        for p in parts[:-1]:
+            child = node.get(p)
+            if isinstance(child, BaseModel):
+                child = child.model_dump()
+            child = dict(child) if isinstance(child, Mapping) else {}
+            node[p] = child
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+class PipelineConfig(ModelConfig):
+    """The `pipeline` model's hyperparameters (see the module docstring)."""
+
+    sources: dict[str, SourceSpec] = Field(default_factory=_default_sources)
+    ranker: RankerParams = Field(default_factory=RankerParams)
+    rerank: RerankParams = Field(default_factory=RerankParams)
+    filters: FilterParams = Field(default_factory=FilterParams)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _dotted(cls, data: Any) -> Any:
+        return _expand_dotted(
+            data, {"sources": {k: v.model_dump() for k, v in _default_sources().items()}}
+        )
+
+    @field_validator("sources")
+    @classmethod
+    def _known_sources(cls, v: dict[str, SourceSpec]) -> dict[str, SourceSpec]:
+        from serendip.pipeline.sources import SOURCES
+
+        unknown = sorted(set(v) - set(SOURCES))
+        if unknown:
+            raise ValueError(f"unknown sources {unknown}; valid: {sorted(SOURCES)}")
+        if not any(s.quota > 0 for s in v.values()):
+            raise ValueError("at least one source needs a quota above 0")
+        return v
+
+    def quotas(self) -> dict[str, int]:
+        """Source name -> quota, for the sources that run (quota > 0), in config order."""
+        return {name: s.quota for name, s in self.sources.items() if s.quota > 0}
+
+
+#: The study's search space over the pipeline (dotted keys into the nested groups).
+SEARCH_SPACE: SearchSpace = {
+    "ranker.n_estimators": IntRange(50, 600, log=True),
+    "ranker.learning_rate": FloatRange(0.01, 0.2, log=True),
+    "ranker.num_leaves": IntRange(7, 127, log=True),
+    "ranker.min_child_samples": IntRange(5, 100, log=True),
+    "ranker.label_fraction": FloatRange(0.1, 0.3),
+    "ranker.n_windows": IntRange(1, 3),
+    "rerank.mmr_lambda": FloatRange(0.5, 1.0),
+    "rerank.author_cap": Choice((None, 1, 2, 3, 5)),
+    "rerank.oon_target": Choice((None, 0.2, 0.3, 0.5)),
+    "sources.collaborative.quota": IntRange(20, 300, log=True),
+    "sources.explore.quota": IntRange(0, 100),
+}

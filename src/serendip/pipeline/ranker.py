@@ -1,0 +1,461 @@
+"""Stage two: the learned ranker and its training recipe.
+
+Recipe (`train_ranker`), all inside the training data (the test split is never touched):
+
+1. `time_split`: the training interactions are cut in time; the past window (everything before
+   the last `label_fraction` of the time span's interactions) is what the sources and the
+   feature builder are fitted on, the following window gives the labels. Data without
+   timestamps (Last.fm's listen counts) falls back to a seeded per-user random holdout.
+2. `graded_labels`: a (user, item) pair of the label window, not already in the past window,
+   gets the grade of its strongest event (`RankerParams.label_gains`: share > like > click >
+   view; a rating of 4 or more one grade above a lower one).
+3. Candidates for the label window's users come from the past-fitted stage one
+   (`StageOne.frame`: every source's proposals merged with quotas), features from its
+   `FeatureBuilder`; a user's candidates are one LambdaRank group. Groups without any labelled
+   candidate carry no gradient and are dropped.
+4. `LambdaRanker` (LightGBM `objective="lambdarank"`) is trained with early stopping on
+   NDCG@`eval_at` of a held-out share of the label users. Deterministic: seeded,
+   `deterministic=True`, row-wise histograms, a fixed small thread count.
+
+The caller then refits stage one on the full training data for serving; the ranker transfers
+because its features are relative (ranks, normalised scores, ages relative to the request time).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+import numpy as np
+import scipy.sparse as sp
+
+from serendip.data.dataset import EVENT_CODES, EVENT_TYPES, Dataset
+from serendip.errors import ConfigError, NotFittedError
+from serendip.pipeline.candidates import CandidateFrame, CandidateSource, UserContext
+from serendip.pipeline.config import PipelineConfig, RankerParams
+
+__all__ = [
+    "LambdaRanker",
+    "RankerReport",
+    "StageOne",
+    "fusion_scores",
+    "graded_labels",
+    "label_lookup",
+    "time_split",
+    "train_ranker",
+]
+
+
+# ----------------------------------------------------------------------------- stage one
+class StageOne:
+    """The sources, the merge and the feature builder of one pipeline, fitted together.
+
+    `frame(contexts)` asks every source for its quota and merges the proposals into one
+    `CandidateFrame`; `features(frame, contexts)` turns it into the ranker's float32 matrix.
+    """
+
+    def __init__(self, config: PipelineConfig) -> None:
+        from serendip.pipeline.features import FeatureBuilder
+        from serendip.pipeline.sources import make_source
+
+        self.quotas = config.quotas()
+        self.sources: dict[str, CandidateSource] = {
+            name: make_source(name, **config.sources[name].params) for name in self.quotas
+        }
+        self.builder = FeatureBuilder(list(self.quotas))
+
+    def fit(self, dataset: Dataset) -> Self:
+        for source in self.sources.values():
+            source.fit(dataset)
+        self.builder.fit(dataset)
+        return self
+
+    def frame(self, contexts: Sequence[UserContext]) -> CandidateFrame:
+        from serendip.pipeline.merge import merge_proposals
+
+        per_source = {
+            name: source.propose_batch(contexts, self.quotas[name])
+            for name, source in self.sources.items()
+        }
+        return merge_proposals(per_source, len(contexts), self.quotas)
+
+    def features(self, frame: CandidateFrame, contexts: Sequence[UserContext]) -> np.ndarray:
+        return np.asarray(self.builder.build(frame, contexts), dtype=np.float32)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.builder.feature_names)
+
+
+def fusion_scores(frame: CandidateFrame, quotas: Mapping[str, int] | None = None) -> np.ndarray:
+    """Reciprocal-rank fusion of the sources' ranks (sum of 1 / (60 + rank)): the merged
+    candidate order without a learned ranker (the fallback, and the baseline it must beat)."""
+    rank = np.asarray(frame.rank, dtype=np.float64)
+    return np.nansum(1.0 / (60.0 + rank), axis=1).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- labels
+def time_split(
+    dataset: Dataset,
+    label_fraction: float,
+    *,
+    seed: int = 0,
+    per_user: bool = False,
+    window: int = 0,
+) -> tuple[Dataset, Dataset, float]:
+    """(past, future, cut) for one label window.
+
+    Window 0: the label window is the last `label_fraction` of the timed interactions (a time
+    quantile; untimed rows stay in the past); `cut` is the request time of the label window's
+    contexts. Window j > 0 slides back by j * label_fraction: what comes after it is left out,
+    so older windows add training groups without looking ahead. per_user: each user's latest
+    `label_fraction` of timed interactions instead (at least one, none for users with fewer
+    than 2); `cut` is then the newest past timestamp. Without timestamps: each user's
+    interactions are held out at random with probability `label_fraction` (seeded, one draw per
+    window) and `cut` is NaN.
+    """
+    it = dataset.interactions
+    drop = np.zeros(len(it), dtype=bool)
+    if (window + 1) * label_fraction >= 1.0:
+        raise ConfigError(
+            f"label window {window} with label_fraction {label_fraction} leaves no past"
+        )
+    if it.has_timestamps and not per_user:
+        ts = it.timestamp
+        timed = ~np.isnan(ts)
+        cut = float(np.quantile(ts[timed], 1.0 - (window + 1) * label_fraction))
+        upper = float(np.quantile(ts[timed], 1.0 - window * label_fraction)) if window else np.inf
+        future = timed & (ts >= cut) & (ts < upper)
+        drop = timed & (ts >= upper)
+    elif it.has_timestamps:
+        ts = it.timestamp
+        timed = ~np.isnan(ts)
+        rows = np.flatnonzero(timed)
+        order = rows[np.lexsort((ts[rows], it.user[rows]))]
+        users = it.user[order]
+        start = np.searchsorted(users, users, side="left")
+        count = np.bincount(users, minlength=dataset.n_users)[users]
+        pos = np.arange(len(order)) - start  # 0 = the user's oldest
+        n_f = np.where(count >= 2, np.maximum(1, np.floor(label_fraction * count)), 0)
+        hi = count - window * n_f
+        future = np.zeros(len(it), dtype=bool)
+        future[order[(pos >= hi - n_f) & (pos < hi)]] = True
+        drop[order[pos >= hi]] = True
+        past_ts = ts[timed & ~future & ~drop]
+        cut = float(past_ts.max()) if len(past_ts) else float("nan")
+    else:
+        rng = np.random.default_rng(seed + window)
+        future = rng.random(len(it)) < label_fraction
+        cut = float("nan")
+    past = ~future & ~drop
+    if not past.any() or not future.any():
+        raise ConfigError(
+            f"label_fraction {label_fraction} leaves no past or no label window in '{dataset.name}'"
+        )
+    return dataset.filter_interactions(past), dataset.filter_interactions(future), cut
+
+
+def graded_labels(future: Dataset, past: Dataset | None, gains: Mapping[str, int]) -> sp.csr_matrix:
+    """int32 CSR users x items: the grade of each (user, item) pair of `future` (its strongest
+    event's gain; ratings >= 4 one above), 0 where the pair already occurs in `past`."""
+    it = future.interactions
+    gain = np.array([int(gains.get(e, 0)) for e in EVENT_TYPES], dtype=np.int32)
+    grade = gain[it.event.astype(np.int64)]
+    is_rating = it.event == EVENT_CODES["rating"]
+    grade = grade + (is_rating & (np.nan_to_num(it.value, nan=0.0) >= 4.0)).astype(np.int32)
+    keep = grade > 0
+    m = sp.coo_matrix(
+        (grade[keep], (it.user[keep], it.item[keep])), shape=(future.n_users, future.n_items)
+    ).tocsr()
+    # duplicates: keep the max grade (csr sums duplicates, so rebuild from the max)
+    if m.nnz and len(it):
+        key = it.user[keep].astype(np.int64) * future.n_items + it.item[keep]
+        order = np.lexsort((-grade[keep], key))
+        k_sorted = key[order]
+        first = np.r_[True, k_sorted[1:] != k_sorted[:-1]]
+        k_u = k_sorted[first]
+        g_u = grade[keep][order][first]
+        m = sp.csr_matrix(
+            (g_u, (k_u // future.n_items, k_u % future.n_items)),
+            shape=(future.n_users, future.n_items),
+        )
+    if past is not None:
+        seen = past.seen()
+        m = m - m.multiply(seen > 0)
+        m.eliminate_zeros()
+    m.sort_indices()
+    return sp.csr_matrix(m, dtype=np.int32)
+
+
+def label_lookup(labels: sp.csr_matrix, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """labels[users[j], items[j]] for every j (0 where absent), vectorised."""
+    if len(users) == 0:
+        return np.zeros(0, np.int32)
+    return np.asarray(labels[users, items], dtype=np.int32).ravel()
+
+
+# ----------------------------------------------------------------------------- the ranker
+class LambdaRanker:
+    """LightGBM LambdaRank over candidate features, stored as LightGBM's text model."""
+
+    def __init__(self, params: RankerParams, seed: int = 42) -> None:
+        self.params = params
+        self.seed = seed
+        self.booster_: Any = None
+        self.best_iteration_: int = 0
+
+    def _estimator(self) -> Any:
+        import lightgbm as lgb
+
+        p = self.params
+        return lgb.LGBMRanker(
+            objective="lambdarank",
+            n_estimators=p.n_estimators,
+            learning_rate=p.learning_rate,
+            num_leaves=p.num_leaves,
+            min_child_samples=p.min_child_samples,
+            subsample=p.subsample,
+            subsample_freq=1 if p.subsample < 1.0 else 0,
+            colsample_bytree=p.colsample_bytree,
+            reg_lambda=p.reg_lambda,
+            random_state=self.seed,
+            deterministic=True,
+            force_row_wise=True,
+            n_jobs=p.num_threads,
+            verbose=-1,
+        )
+
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        groups: np.ndarray,
+        *,
+        valid: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+        feature_names: Sequence[str] | None = None,
+    ) -> Self:
+        """Train on rows grouped by user (`groups`: sizes, in row order); early stopping on
+        NDCG@eval_at of `valid` = (X, y, groups) when given."""
+        import lightgbm as lgb
+
+        est = self._estimator()
+        kwargs: dict[str, Any] = {"group": groups}
+        if feature_names is not None:
+            kwargs["feature_name"] = [_lgb_name(n) for n in feature_names]
+        if valid is not None and len(valid[2]):
+            kwargs.update(
+                eval_X=(valid[0],),
+                eval_y=(valid[1],),
+                eval_group=[valid[2]],
+                eval_at=[self.params.eval_at],
+                callbacks=[lgb.early_stopping(self.params.early_stopping_rounds, verbose=False)],
+            )
+        est.fit(X, y, **kwargs)
+        self.booster_ = est.booster_
+        best = int(getattr(est, "best_iteration_", 0) or 0)
+        self.best_iteration_ = best if best > 0 else int(self.booster_.current_iteration())
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        if self.booster_ is None:
+            raise NotFittedError("the ranker is not trained")
+        if len(X) == 0:
+            return np.zeros(0, np.float32)
+        out = self.booster_.predict(
+            X, num_iteration=self.best_iteration_, num_threads=self.params.num_threads
+        )
+        return np.asarray(out, dtype=np.float32)
+
+    def to_string(self) -> str:
+        if self.booster_ is None:
+            raise NotFittedError("the ranker is not trained")
+        return str(self.booster_.model_to_string(num_iteration=self.best_iteration_))
+
+    @classmethod
+    def from_string(cls, text: str, params: RankerParams, seed: int = 42) -> LambdaRanker:
+        import lightgbm as lgb
+
+        r = cls(params, seed)
+        r.booster_ = lgb.Booster(model_str=text)
+        r.best_iteration_ = int(r.booster_.current_iteration())
+        return r
+
+    def importance(self, names: Sequence[str]) -> dict[str, float]:
+        """Total gain per feature (for the report)."""
+        if self.booster_ is None:
+            return {}
+        gain = self.booster_.feature_importance(importance_type="gain")
+        return {n: float(g) for n, g in zip(names, gain, strict=False)}
+
+
+def _lgb_name(name: str) -> str:
+    """LightGBM refuses some characters in feature names (JSON specials)."""
+    return "".join(c if c.isalnum() or c in "_-" else "_" for c in name)
+
+
+# ----------------------------------------------------------------------------- the recipe
+@dataclass
+class RankerReport:
+    """What training saw: sizes, the cut, the early-stopping score, feature importances."""
+
+    cut: float
+    n_label_users: int
+    n_train_groups: int
+    n_valid_groups: int
+    n_rows: int
+    positive_share: float
+    best_iteration: int
+    valid_ndcg: float | None
+    importance: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cut": None if not np.isfinite(self.cut) else self.cut,
+            "n_label_users": self.n_label_users,
+            "n_train_groups": self.n_train_groups,
+            "n_valid_groups": self.n_valid_groups,
+            "n_rows": self.n_rows,
+            "positive_share": self.positive_share,
+            "best_iteration": self.best_iteration,
+            "valid_ndcg": self.valid_ndcg,
+        }
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Groups:
+    X: np.ndarray
+    y: np.ndarray
+    sizes: np.ndarray
+
+
+def _ranking_data(
+    stage: StageOne,
+    contexts: Sequence[UserContext],
+    labels: sp.csr_matrix,
+    *,
+    batch: int = 512,
+) -> _Groups:
+    """Candidates, features and labels of these contexts; groups without a positive dropped."""
+    xs, ys, sizes = [], [], []
+    for s in range(0, len(contexts), batch):
+        part = contexts[s : s + batch]
+        frame = stage.frame(part)
+        if len(frame) == 0:
+            continue
+        X = stage.features(frame, part)
+        uidx = np.array([c.user_idx for c in part], dtype=np.int64)[frame.row]
+        y = label_lookup(labels, uidx, frame.item)
+        g = frame.group_sizes(len(part))
+        pos_per_group = np.bincount(frame.row, weights=(y > 0), minlength=len(part))
+        keep_group = pos_per_group > 0
+        keep_row = keep_group[frame.row]
+        xs.append(X[keep_row])
+        ys.append(y[keep_row])
+        sizes.append(g[keep_group])
+    if not xs:
+        n_f = len(stage.feature_names)
+        return _Groups(np.zeros((0, n_f), np.float32), np.zeros(0, np.int32), np.zeros(0, int))
+    return _Groups(np.vstack(xs), np.concatenate(ys), np.concatenate(sizes).astype(np.int64))
+
+
+def _concat(parts: Sequence[_Groups]) -> _Groups:
+    return _Groups(
+        np.vstack([g.X for g in parts]),
+        np.concatenate([g.y for g in parts]),
+        np.concatenate([g.sizes for g in parts]),
+    )
+
+
+def train_ranker(
+    dataset: Dataset, config: PipelineConfig
+) -> tuple[LambdaRanker | None, RankerReport]:
+    """Run the recipe of the module docstring on `dataset` (the training data). Returns the
+    trained ranker (None when the label window yields no labelled candidate at all, e.g. on
+    a very small dataset: the pipeline then ranks by `fusion_scores`) and a report."""
+    from serendip.pipeline.context import contexts_from_dataset
+
+    p = config.ranker
+    rng = np.random.default_rng(config.seed)
+    # early-stopping users: one seeded share of all users, the same in every window
+    valid_user = rng.random(dataset.n_users) < p.valid_fraction
+    per_window = max(1, p.max_label_users // p.n_windows)
+    trains: list[_Groups] = []
+    valids: list[_Groups] = []
+    n_label_users = 0
+    cut = float("nan")
+    for w in range(p.n_windows):
+        past, future, w_cut = time_split(
+            dataset,
+            p.label_fraction,
+            seed=config.seed,
+            per_user=p.label_split == "per-user",
+            window=w,
+        )
+        cut = w_cut if w == 0 else cut
+        labels = graded_labels(future, past, p.label_gains)
+        users = np.flatnonzero(np.diff(labels.indptr) > 0)
+        if len(users) > per_window:
+            users = np.sort(rng.choice(users, size=per_window, replace=False))
+        n_label_users += len(users)
+        if len(users) < 10:
+            valid_users, train_users = users[:0], users
+        else:
+            valid_users, train_users = users[valid_user[users]], users[~valid_user[users]]
+        stage = StageOne(config).fit(past)
+        now = w_cut if np.isfinite(w_cut) else None
+        ids = past.users.ids
+        trains.append(
+            _ranking_data(
+                stage, contexts_from_dataset(past, list(ids[train_users]), now=now), labels
+            )
+        )
+        valids.append(
+            _ranking_data(
+                stage, contexts_from_dataset(past, list(ids[valid_users]), now=now), labels
+            )
+        )
+        names = stage.feature_names
+    tr, va = _concat(trains), _concat(valids)
+    report = RankerReport(
+        cut=cut,
+        n_label_users=n_label_users,
+        n_train_groups=len(tr.sizes),
+        n_valid_groups=len(va.sizes),
+        n_rows=len(tr.y) + len(va.y),
+        positive_share=float(np.mean(np.concatenate([tr.y, va.y]) > 0))
+        if len(tr.y) + len(va.y)
+        else 0.0,
+        best_iteration=0,
+        valid_ndcg=None,
+    )
+    if len(tr.sizes) == 0:
+        return None, report
+    ranker = LambdaRanker(p, seed=config.seed).fit(
+        tr.X,
+        tr.y,
+        tr.sizes,
+        valid=(va.X, va.y, va.sizes) if len(va.sizes) else None,
+        feature_names=names,
+    )
+    report.best_iteration = ranker.best_iteration_
+    if len(va.sizes):
+        report.valid_ndcg = _mean_ndcg(ranker.predict(va.X), va.y, va.sizes, p.eval_at)
+    report.importance = ranker.importance(names)
+    return ranker, report
+
+
+def _mean_ndcg(scores: np.ndarray, y: np.ndarray, sizes: np.ndarray, k: int) -> float:
+    """Mean graded NDCG@k over groups (gain 2^y - 1), for the report and the tests."""
+    out = []
+    start = 0
+    disc = 1.0 / np.log2(np.arange(2, k + 2))
+    for n in sizes:
+        s, g = scores[start : start + n], y[start : start + n].astype(np.float64)
+        start += n
+        order = np.lexsort((np.arange(n), -s))[:k]
+        dcg = float(((2 ** g[order] - 1) * disc[: len(order)]).sum())
+        ideal = np.sort(g)[::-1][:k]
+        idcg = float(((2**ideal - 1) * disc[: len(ideal)]).sum())
+        out.append(dcg / idcg if idcg > 0 else 0.0)
+    return float(np.mean(out)) if out else 0.0

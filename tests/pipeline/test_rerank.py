@@ -1,0 +1,134 @@
+"""Re-ranking and rules: author cap, network mix target and filters hold exactly."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from serendip.data.dataset import ItemTable
+from serendip.pipeline.candidates import UserContext
+from serendip.pipeline.config import RerankParams
+from serendip.pipeline.rerank import CatalogRules, allowed_candidates, diversity_vectors, rerank
+
+
+def _ctx(user: str = "u0", history=(), exclude=(), now: float = float("nan")) -> UserContext:
+    h = np.asarray(history, np.int64)
+    return UserContext(
+        user=user,
+        user_idx=0,
+        history=h,
+        history_time=np.full(len(h), np.nan),
+        history_event=np.zeros(len(h), np.int8),
+        followees=np.zeros(0, np.int64),
+        now=now,
+        exclude=np.asarray(exclude, np.int64),
+    )
+
+
+def _catalog(n: int = 40) -> ItemTable:
+    t = ItemTable.empty(n)
+    cats = np.array([f"c{i % 4}" for i in range(n)], dtype=object)
+    tags = np.empty(n, dtype=object)
+    tags[:] = [(f"t{i % 4}", f"x{i % 2}") for i in range(n)]
+    authors = np.array([f"a{i % 5}" for i in range(n)], dtype=object)
+    return ItemTable(t.title, t.text, tags, cats, authors, np.arange(n, dtype=np.float64))
+
+
+def test_author_cap_is_exact() -> None:
+    items = _catalog()
+    rules = CatalogRules.build(items.author, items.created_at, item_ids=np.arange(40).astype(str))
+    cand = np.arange(40)
+    scores = -cand.astype(float)  # item 0 best
+    for cap in (1, 2, 3):
+        params = RerankParams(mmr_lambda=1.0, author_cap=cap, pool=40)
+        out, shown = rerank(cand, scores, 10, params, author=rules.author)
+        counts = np.bincount(rules.author[out])
+        assert counts.max() <= cap
+        assert len(out) == min(10, 5 * cap)
+        # greedy in score order: the first `cap` items of every author, best first
+        expected = [i for i in cand if (cand[:i] % 5 == i % 5).sum() < cap][:10]
+        assert out.tolist() == expected
+        assert np.all(np.diff(shown) <= 0)
+
+
+def test_without_rules_the_list_is_the_score_order() -> None:
+    cand = np.array([5, 3, 9, 1])
+    scores = np.array([0.1, 0.9, 0.5, 0.7])
+    out, shown = rerank(cand, scores, 3, RerankParams(mmr_lambda=1.0, author_cap=None))
+    assert out.tolist() == [3, 1, 9]
+    np.testing.assert_allclose(shown, [0.9, 0.7, 0.5])
+
+
+@pytest.mark.parametrize("target", [0.0, 0.3, 0.5, 1.0])
+def test_network_mix_target_is_exact_when_both_sides_suffice(target: float) -> None:
+    cand = np.arange(30)
+    scores = -cand.astype(float)
+    in_net = cand < 20  # the 20 best are in-network
+    params = RerankParams(mmr_lambda=1.0, author_cap=None, oon_target=target, pool=30)
+    out, _ = rerank(cand, scores, 10, params, in_network=in_net)
+    assert len(out) == 10
+    for p in range(1, 11):  # every prefix meets the target
+        assert int((~in_net[out[:p]]).sum()) == math.floor(target * p + 0.5)
+
+
+def test_mix_target_falls_back_when_one_side_runs_out() -> None:
+    cand = np.arange(12)
+    in_net = cand < 10  # only 2 out-of-network items
+    params = RerankParams(mmr_lambda=1.0, author_cap=None, oon_target=0.5)
+    out, _ = rerank(cand, -cand.astype(float), 10, params, in_network=in_net)
+    assert len(out) == 10 and int((~in_net[out]).sum()) == 2
+
+
+def test_mmr_diversifies_categories() -> None:
+    items = _catalog()
+    content = diversity_vectors(items, "category")
+    # the 10 best items all share category c0; lower-scored items carry the other categories
+    cand = np.arange(40)
+    scores = np.where(cand % 4 == 0, 10.0 + (40 - cand) * 0.01, 9.0 + (40 - cand) * 0.01)
+    plain, _ = rerank(cand, scores, 4, RerankParams(mmr_lambda=1.0, author_cap=None, pool=40))
+    diverse, _ = rerank(
+        cand, scores, 4, RerankParams(mmr_lambda=0.3, author_cap=None, pool=40), content=content
+    )
+    cats = items.category
+    assert len({cats[i] for i in plain}) == 1
+    assert len({cats[i] for i in diverse}) == 4
+
+
+def test_diversity_vectors_are_unit_rows() -> None:
+    v = diversity_vectors(_catalog(), "category+tags")
+    norms = np.sqrt(np.asarray(v.multiply(v).sum(axis=1)).ravel())
+    np.testing.assert_allclose(norms, 1.0, rtol=1e-5)
+
+
+def test_filters_drop_exactly_what_they_should() -> None:
+    items = _catalog()
+    ids = np.array([f"i{j}" for j in range(40)])
+    removed = np.zeros(40, bool)
+    removed[7] = True
+    rules = CatalogRules.build(
+        items.author,
+        items.created_at,
+        item_ids=ids,
+        blocked_items=("i3",),
+        blocked_authors=("a4",),
+        removed=removed,
+    )
+    ctx = _ctx(user="a1", history=[0, 2], exclude=[5], now=30.0)
+    cand = np.arange(40)
+    ok = allowed_candidates(cand, ctx, rules)
+    expected = np.ones(40, bool)
+    expected[[0, 2, 3, 5, 7]] = False  # seen, blocked item, excluded, removed
+    expected[cand % 5 == 4] = False  # blocked author a4
+    expected[cand % 5 == 1] = False  # the user's own items (author a1)
+    expected[cand > 30] = False  # created after now
+    np.testing.assert_array_equal(ok, expected)
+    ok = allowed_candidates(
+        cand, ctx, rules, exclude_seen=False, exclude_unpublished=False, exclude_own=False
+    )
+    assert ok[0] and ok[35] and ok[1] and not ok[3]
+    extra = np.zeros(40, bool)
+    extra[[10, 12]] = True
+    ok = allowed_candidates(cand, ctx, rules, extra_allowed=extra)
+    assert np.flatnonzero(ok).tolist() == [10, 12]
