@@ -1,0 +1,594 @@
+"""The serving runtime: the active model, hot swaps, and the live state between retrains.
+
+`ModelRuntime` holds the active `(model, version, metadata)` as one immutable `Snapshot` behind a
+single reference. Requests read that reference once and use the snapshot they got to the end, so
+they never take a lock and never see half of a swap; `load` builds and validates a complete new
+snapshot (artifact read, a smoke recommendation for a few known users and one unknown user) and
+only then replaces the reference. A failed load raises `SerendipError` with the reason and leaves
+the old snapshot serving.
+
+`OnlineState` is what happened since the model's training window: per-user recent events (bounded),
+catalog additions and updates, deletions, follows and unfollows, and time-decayed event counts.
+It survives swaps. Every request combines the snapshot with it, so an event changes that user's
+next recommendations at once, without a retrain:
+
+- the item is excluded (it is in the user's history);
+- models that fold users in (`supports_update`, factorization and content families) score the user
+  from their training history plus the live events (a per-user fold-in through the model's
+  cold-start path, no shared state mutated);
+- other zoo models get the live history as `context`; the `pipeline` model gets it inside its
+  `UserContext` (recent-history sources use it);
+- deleted items are filtered from every response; new items reach users through `trending`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from serendip.errors import ConfigError, SerendipError
+from serendip.models.base import Evidence, Explanation, RecLists, Recommender
+
+__all__ = ["ModelRuntime", "OnlineState", "RecItem", "Snapshot"]
+
+#: Families whose cold-start path folds a history in exactly as fitting would (user factors,
+#: content profiles): a known user with live events is re-scored from train + live history.
+_FOLD_IN_FAMILIES = frozenset({"factorization", "content"})
+#: Prefix of the request-local alias under which a known user is folded in (never a real ID:
+#: external IDs are printable strings).
+_ALIAS = "\x00live:"
+
+
+@dataclass(frozen=True, slots=True)
+class RecItem:
+    """One recommended item: external ID, score (higher = better; comparable within a list only)
+    and the explanation (`Explanation.to_dict()` form) when asked for."""
+
+    item: str
+    score: float
+    explanation: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Snapshot:
+    """One loaded, validated model version; never mutated after construction."""
+
+    model: Recommender
+    version: str
+    directory: Path
+    loaded_at: float
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def _get(obj: Any, name: str, default: Any = None) -> Any:
+    """Attribute of a dataclass/pydantic object, or key of a mapping (API and store types)."""
+    if isinstance(obj, Mapping):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+@dataclass(frozen=True, slots=True)
+class _ItemInfo:
+    category: str
+    author: str
+    created_at: float
+
+
+class OnlineState:
+    """Thread-safe live state. Every method takes one short lock; readers get copies.
+
+    history_size: events kept per user (the oldest fall off); half_life_s: the decay of the live
+    event counts behind `trending` (relative to the newest event time seen, so replayed or
+    synthetic data with old timestamps trends the same way live data does).
+    """
+
+    def __init__(self, *, history_size: int = 200, half_life_s: float = 86_400.0) -> None:
+        if history_size < 1:
+            raise ConfigError(f"history_size must be at least 1, got {history_size}")
+        if half_life_s <= 0:
+            raise ConfigError(f"half_life_s must be positive, got {half_life_s}")
+        self.history_size = history_size
+        self.half_life_s = half_life_s
+        self._lock = threading.Lock()
+        self._history: dict[str, deque[tuple[str, float, str]]] = {}
+        self._items: dict[str, _ItemInfo] = {}
+        self._deleted: set[str] = set()
+        self._follows: dict[str, set[str]] = {}
+        self._unfollows: dict[str, set[str]] = {}
+        # counts are stored as sums of 2 ** ((t_event - ref) / hl), so an event costs O(1)
+        # (no pass over every item); the value at time `now` is stored * 2 ** ((ref - now) / hl).
+        # `ref` moves forward (one O(n) rescale) only when the exponents grow large.
+        self._counts: dict[str, float] = {}
+        self._ref = math.nan
+        self._clock = -math.inf  # the newest event time
+        self._first = math.inf  # time of the first live event
+
+    # -------------------------------------------------------------- writes
+    def add_events(self, events: Iterable[Any]) -> int:
+        """Record events (objects or mappings with user, item, event, timestamp); returns how
+        many were recorded."""
+        n = 0
+        with self._lock:
+            for e in events:
+                user, item = str(_get(e, "user")), str(_get(e, "item"))
+                ts = _get(e, "timestamp")
+                ts = float(ts) if ts is not None and math.isfinite(float(ts)) else time.time()
+                kind = str(_get(e, "event", "view") or "view")
+                hist = self._history.get(user)
+                if hist is None:
+                    hist = self._history[user] = deque(maxlen=self.history_size)
+                hist.append((item, ts, kind))
+                self._count(item, ts)
+                n += 1
+        return n
+
+    def _count(self, item: str, ts: float) -> None:
+        self._first = min(self._first, ts)
+        self._clock = max(self._clock, ts)
+        if math.isnan(self._ref):
+            self._ref = ts
+        elif (self._clock - self._ref) / self.half_life_s > 60.0:  # 2**60: rescale
+            factor = 2.0 ** ((self._ref - self._clock) / self.half_life_s)
+            self._counts = {key: v * factor for key, v in self._counts.items()}
+            self._ref = self._clock
+        weight = 2.0 ** ((ts - self._ref) / self.half_life_s)
+        self._counts[item] = self._counts.get(item, 0.0) + weight
+
+    def upsert_items(self, items: Iterable[Any]) -> None:
+        with self._lock:
+            for it in items:
+                iid = str(_get(it, "item"))
+                created = _get(it, "created_at")
+                self._items[iid] = _ItemInfo(
+                    str(_get(it, "category", "") or ""),
+                    str(_get(it, "author", "") or ""),
+                    float(created) if created is not None else math.nan,
+                )
+                self._deleted.discard(iid)
+
+    def delete_items(self, ids: Iterable[str]) -> None:
+        with self._lock:
+            for iid in ids:
+                self._deleted.add(str(iid))
+                self._items.pop(str(iid), None)
+                self._counts.pop(str(iid), None)
+
+    def follow(self, a: str, b: str) -> None:
+        with self._lock:
+            self._follows.setdefault(str(a), set()).add(str(b))
+            self._unfollows.get(str(a), set()).discard(str(b))
+
+    def unfollow(self, a: str, b: str) -> None:
+        with self._lock:
+            self._follows.get(str(a), set()).discard(str(b))
+            self._unfollows.setdefault(str(a), set()).add(str(b))
+
+    # -------------------------------------------------------------- reads (copies)
+    def history(self, user: str) -> list[tuple[str, float, str]]:
+        """The user's live events, oldest first: (item, epoch seconds, event)."""
+        with self._lock:
+            return list(self._history.get(str(user), ()))
+
+    def deleted(self) -> frozenset[str]:
+        with self._lock:
+            return frozenset(self._deleted)
+
+    def items(self) -> dict[str, _ItemInfo]:
+        with self._lock:
+            return dict(self._items)
+
+    def followees(self, user: str) -> tuple[set[str], set[str]]:
+        """(followed live, unfollowed live) of `user`."""
+        with self._lock:
+            return set(self._follows.get(str(user), ())), set(self._unfollows.get(str(user), ()))
+
+    def counts(self) -> tuple[dict[str, float], float, float]:
+        """Decayed live event counts per item, the time they refer to (the newest event time)
+        and the time of the first live event (inf / -inf before any)."""
+        with self._lock:
+            if not self._counts:
+                return {}, self._clock, self._first
+            factor = 2.0 ** ((self._ref - self._clock) / self.half_life_s)
+            return (
+                {key: v * factor for key, v in self._counts.items()},
+                self._clock,
+                self._first,
+            )
+
+
+class ModelRuntime:
+    """The active model plus live state; what the HTTP layer calls.
+
+    >>> rt = ModelRuntime()                                    # doctest: +SKIP
+    >>> rt.load(Path("models/ials-3"), "3")                    # doctest: +SKIP
+    >>> rt.on_events([EventIn("e1", "u1", "i9", "like", 1.7e9, None)])  # doctest: +SKIP
+    >>> rt.recommend("u1", 10, explain=True)                   # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        store: Any | None = None,
+        *,
+        history_size: int = 200,
+        trending_half_life_s: float = 86_400.0,
+        smoke_users: int = 3,
+        loader: Callable[[Path], Recommender] | None = None,
+    ) -> None:
+        self.store = store
+        self.state = OnlineState(history_size=history_size, half_life_s=trending_half_life_s)
+        self.smoke_users = smoke_users
+        self._loader = loader or Recommender.load
+        self._snapshot: Snapshot | None = None
+        self._load_lock = threading.Lock()
+
+    # -------------------------------------------------------------- versions
+    @property
+    def active_version(self) -> str | None:
+        snap = self._snapshot
+        return None if snap is None else snap.version
+
+    @property
+    def snapshot(self) -> Snapshot | None:
+        """The active snapshot (read once per request)."""
+        return self._snapshot
+
+    def _active(self) -> Snapshot:
+        snap = self._snapshot
+        if snap is None:
+            raise SerendipError("no model is loaded: load or activate a model version first")
+        return snap
+
+    def load(self, directory: Path | str, version: str) -> None:
+        """Load the artifact in `directory` as `version`, validate it, then make it active.
+
+        Validation: the artifact reads and is fitted, and a smoke recommendation for a few
+        known users and one unknown user returns well-formed lists (valid, unique items, finite
+        scores). Any failure raises `SerendipError` naming the version and the reason; the
+        previous version keeps serving. Loads are serialised; requests never wait for them.
+        """
+        directory = Path(directory)
+        with self._load_lock:
+            try:
+                model = self._loader(directory)
+                metadata = self._validate(model)
+            except Exception as exc:  # any failure of a candidate version is reported, not served
+                reason = str(exc) or type(exc).__name__
+                raise SerendipError(
+                    f"model version '{version}' at {directory} was not activated: {reason}"
+                ) from exc
+            metadata["live_clock_at_load"] = self.state.counts()[1]
+            self._snapshot = Snapshot(model, str(version), directory, time.time(), metadata)
+
+    def _validate(self, model: Recommender) -> dict[str, Any]:
+        if not model.is_fitted:
+            raise SerendipError("the model is not fitted")
+        n_users, n_items = len(model.users_), len(model.items_)
+        if n_items == 0:
+            raise SerendipError("the model has an empty catalog")
+        picks = sorted({0, n_users // 2, n_users - 1})[: self.smoke_users] if n_users else []
+        users = [model.users_.id(u) for u in picks] + [_ALIAS + "smoke"]
+        k = min(5, n_items)
+        if _is_pipeline(model):
+            contexts = model.user_contexts(users)  # type: ignore[attr-defined]
+            served = model.recommend_contexts(contexts, k)  # type: ignore[attr-defined]
+            lists = [np.asarray(s.items, np.int64) for s in served]
+            scores = [np.asarray(s.scores, np.float32) for s in served]
+        else:
+            recs = model.recommend(users, k)
+            lists = [row for row in recs.items]
+            scores = [row for row in recs.scores]
+        for user, items, sc in zip(users, lists, scores, strict=True):
+            got = items[items >= 0]
+            if len(got) > k or np.any(got >= n_items) or len(np.unique(got)) != len(got):
+                raise SerendipError(f"smoke recommendation for '{user}' is malformed: {items}")
+            if not np.all(np.isfinite(sc[: len(got)])):
+                raise SerendipError(f"smoke recommendation for '{user}' has non-finite scores")
+        return {
+            "model": model.name,
+            "family": model.family,
+            "n_users": n_users,
+            "n_items": n_items,
+            "supports_update": model.supports_update,
+            "ann": sorted(getattr(model, "ann_indexes_", None) or {}),
+        }
+
+    # -------------------------------------------------------------- live state
+    def on_events(self, events: Sequence[Any]) -> None:
+        """Record interactions (EventIn-like: user, item, event, timestamp); the users' next
+        requests see them."""
+        self.state.add_events(events)
+
+    def on_items(self, items: Sequence[Any]) -> None:
+        """New or updated catalog items (ItemIn-like: item, category, author, created_at)."""
+        self.state.upsert_items(items)
+
+    def on_items_deleted(self, ids: Iterable[str]) -> None:
+        """Items removed from the catalog: filtered from every response from now on."""
+        self.state.delete_items(ids)
+
+    def on_follow(self, a: str, b: str) -> None:
+        self.state.follow(a, b)
+
+    def on_unfollow(self, a: str, b: str) -> None:
+        self.state.unfollow(a, b)
+
+    # -------------------------------------------------------------- requests
+    def _allowed_mask(
+        self,
+        model: Recommender,
+        *,
+        categories: Iterable[str] | None,
+        authors: Iterable[str] | None,
+        exclude: Iterable[str],
+    ) -> np.ndarray:
+        """Bool mask over the model's items: not deleted, not excluded, and in the requested
+        categories / by the requested authors (live catalog updates override fitted metadata)."""
+        n = len(model.items_)
+        mask = np.ones(n, dtype=bool)
+        removed = list(self.state.deleted()) + [str(x) for x in exclude]
+        if removed:
+            idx = model.items_.indices(removed)
+            mask[idx[idx >= 0]] = False
+        if categories is None and authors is None:
+            return mask
+        cat, auth = _item_columns(model, self.state.items())
+        # hashed membership (pandas) rather than np.isin's sort: O(n_items) per request
+        if categories is not None:
+            mask &= pd.Index(cat).isin([str(c) for c in categories])
+        if authors is not None:
+            mask &= pd.Index(auth).isin([str(a) for a in authors])
+        return mask
+
+    def recommend(
+        self,
+        user: str,
+        k: int,
+        *,
+        explain: bool = False,
+        categories: Iterable[str] | None = None,
+        authors: Iterable[str] | None = None,
+        exclude: Iterable[str] = (),
+        context_item: str | None = None,
+    ) -> list[RecItem]:
+        """Top-k for a known or unknown user, with live history, filters and explanations.
+
+        categories / authors: only items in these categories / by these authors (None = any).
+        exclude: item IDs never to return. context_item: the item the user is looking at now;
+        it counts as the most recent history item and is never returned.
+        """
+        if k < 1:
+            raise ConfigError(f"k must be at least 1, got {k}")
+        snap = self._active()
+        model = snap.model
+        user = str(user)
+        events = self.state.history(user)
+        if context_item is not None:
+            last = max((t for _, t, _ in events), default=math.nan)
+            events.append((str(context_item), last, "view"))
+        live = [item for item, _, _ in events]
+        exclude = [str(x) for x in exclude]
+        if context_item is not None:
+            exclude.append(str(context_item))
+        allowed = self._allowed_mask(model, categories=categories, authors=authors, exclude=exclude)
+        if _is_pipeline(model):
+            return self._recommend_pipeline(model, user, k, events, allowed, explain)
+        known = model.users_.get(user) >= 0
+        ask = user
+        history = live
+        if known and live and model.supports_update and model.family in _FOLD_IN_FAMILIES:
+            # per-user fold-in: the model's cold-start path with the whole history, under an alias
+            train = model.train_
+            u = model.users_.index(user)
+            past = model.items_.lookup(train.indices[train.indptr[u] : train.indptr[u + 1]])
+            history = [str(x) for x in past] + live
+            ask = _ALIAS + user
+        recs = model.recommend(
+            [ask],
+            k,
+            filters=lambda idx: allowed[idx],
+            context={ask: history} if history else None,
+        )
+        if known:
+
+            def explainer(it: str) -> dict[str, Any]:
+                return model.explain(user, it).to_dict()
+        else:
+
+            def explainer(it: str) -> dict[str, Any]:
+                return _live_explanation(model, user, it, live)
+
+        return self._items(snap, recs, 0, user, explain, explainer)
+
+    def _recommend_pipeline(
+        self,
+        model: Any,
+        user: str,
+        k: int,
+        events: list[tuple[str, float, str]],
+        allowed: np.ndarray,
+        explain: bool,
+    ) -> list[RecItem]:
+        """The pipeline serves a `UserContext`: its fitted view of the user plus the live
+        events (with their times and event types, so recent-history sources weigh them) and the
+        live follows."""
+        from serendip.data.dataset import EVENT_CODES
+        from serendip.pipeline.context import dedupe_history
+
+        ctx = model.user_contexts([user])[0]
+        if events:
+            idx = model.items_.indices([e[0] for e in events])
+            ok = idx >= 0
+            times = np.array([e[1] for e in events], np.float64)[ok]
+            codes = np.array([EVENT_CODES.get(e[2], 0) for e in events], np.int8)[ok]
+            items, times_all, codes_all = dedupe_history(
+                np.concatenate([ctx.history, idx[ok]]),
+                np.concatenate([ctx.history_time, times]),
+                np.concatenate([ctx.history_event, codes]),
+            )
+            now = ctx.now
+            if len(times) and np.isfinite(times).any():
+                latest = float(np.nanmax(times))
+                now = latest if not math.isfinite(now) else max(now, latest)
+            ctx = dataclasses.replace(
+                ctx, history=items, history_time=times_all, history_event=codes_all, now=now
+            )
+        followed, unfollowed = self.state.followees(user)
+        if followed or unfollowed:
+            fol = set(int(x) for x in ctx.followees)
+            add = model.users_.indices(sorted(followed))
+            drop = model.users_.indices(sorted(unfollowed))
+            fol |= {int(x) for x in add if x >= 0}
+            fol -= {int(x) for x in drop if x >= 0}
+            ctx = dataclasses.replace(ctx, followees=np.array(sorted(fol), dtype=np.int64))
+        served = model.recommend_contexts([ctx], k, explain=explain, allowed=allowed)[0]
+        out = []
+        for j, (iid, sc) in enumerate(zip(served.item_ids, served.scores, strict=True)):
+            expl = None
+            if explain and served.explanations is not None:
+                expl = served.explanations[j].to_dict()
+            out.append(RecItem(str(iid), float(sc), expl))
+        return out
+
+    def _items(
+        self,
+        snap: Snapshot,
+        recs: RecLists,
+        row: int,
+        user: str,
+        explain: bool,
+        explainer: Callable[[str], dict[str, Any]],
+    ) -> list[RecItem]:
+        out = []
+        for idx, sc in zip(recs.items[row], recs.scores[row], strict=True):
+            if idx < 0:
+                break
+            item = snap.model.items_.id(int(idx))
+            expl = None
+            if explain:
+                try:
+                    expl = {**explainer(item), "score": float(sc)}  # the score served
+                except SerendipError as exc:  # a model without explanations still serves
+                    expl = {
+                        "user": user,
+                        "item": item,
+                        "model": snap.model.name,
+                        "text": "",
+                        "evidence": [],
+                        "error": str(exc),
+                    }
+            out.append(RecItem(item, float(sc), expl))
+        return out
+
+    def similar(self, item: str, k: int) -> list[RecItem]:
+        """The k items most like `item` (deleted items filtered; over-fetched to keep k)."""
+        if k < 1:
+            raise ConfigError(f"k must be at least 1, got {k}")
+        snap = self._active()
+        deleted = self.state.deleted()
+        if str(item) in deleted:
+            raise SerendipError(f"item '{item}' was deleted")
+        recs = snap.model.similar_items(str(item), k + len(deleted))
+        out = [
+            r
+            for r in self._items(snap, recs, 0, "", False, _no_explanation)
+            if r.item not in deleted
+        ]
+        return out[:k]
+
+    def trending(self, k: int, category: str | None = None) -> list[RecItem]:
+        """Most active items now: the model's training popularity (counted as one half-life
+        old when the live events start, then decaying like them) plus the live event counts,
+        decayed with `trending_half_life_s`. New catalog items enter as soon as they get events;
+        deleted items never appear."""
+        if k < 1:
+            raise ConfigError(f"k must be at least 1, got {k}")
+        snap = self._active()
+        model = snap.model
+        live, clock, first = self.state.counts()
+        deleted = self.state.deleted()
+        updates = self.state.items()
+        anchor = max(float(snap.metadata.get("live_clock_at_load", -math.inf)), first)
+        age = max(0.0, clock - anchor) if math.isfinite(clock) and math.isfinite(anchor) else 0.0
+        prior = 0.5 ** (1.0 + age / self.state.half_life_s)
+        pop = np.asarray(model.popularity_, dtype=np.float64) * prior
+        if category is not None:
+            cat, _ = _item_columns(model, updates)
+            pop = np.where(cat.astype(str) == str(category), pop, 0.0)
+        scores: dict[str, float] = {}
+        for i in np.argsort(-pop, kind="stable")[: k + len(deleted) + len(live)]:
+            if pop[i] > 0:
+                scores[model.items_.id(int(i))] = float(pop[i])
+        for iid, c in live.items():
+            if category is not None:
+                info = updates.get(iid)
+                j = model.items_.get(iid)
+                c_cat = info.category if info else (str(model.item_category_[j]) if j >= 0 else "")
+                if c_cat != str(category):
+                    continue
+            scores[iid] = scores.get(iid, 0.0) + c
+        ranked = heapq.nsmallest(
+            k, ((i, s) for i, s in scores.items() if i not in deleted), key=lambda x: (-x[1], x[0])
+        )
+        return [RecItem(i, s) for i, s in ranked]
+
+
+def _item_columns(
+    model: Recommender, updates: Mapping[str, _ItemInfo]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Category and author of every model item, with live catalog updates applied."""
+    cat = np.asarray(model.item_category_, dtype=object)
+    auth = np.asarray(model.item_author_, dtype=object)
+    if updates:
+        idx = model.items_.indices(list(updates))
+        if (idx >= 0).any():
+            cat, auth = cat.copy(), auth.copy()
+            for j, info in zip(idx, updates.values(), strict=True):
+                if j >= 0:
+                    cat[j], auth[j] = info.category, info.author
+    return cat, auth
+
+
+def _live_explanation(
+    model: Recommender, user: str, item: str, live: Sequence[str]
+) -> dict[str, Any]:
+    """For a user the model never saw: the live history items most similar to `item` (where the
+    model defines similarity), else the model's own cold-start explanation."""
+    base = model.explain(user, item)
+    i = model.items_.get(item)
+    hist = model.items_.indices(list(dict.fromkeys(live)))
+    hist = hist[hist >= 0]
+    if i < 0 or len(hist) == 0:
+        return base.to_dict()
+    try:
+        sims = np.asarray(model._similar(i), dtype=np.float64)[hist]
+    except SerendipError:
+        return base.to_dict()
+    order = np.argsort(-sims, kind="stable")[:3]
+    evidence = [
+        Evidence("item", model.items_.id(int(hist[j])), float(sims[j]))
+        for j in order
+        if sims[j] > 0
+    ]
+    if not evidence:
+        return base.to_dict()
+    text = f"Because you interacted with {evidence[0].id}"
+    return Explanation(user, item, model.name, base.score, tuple(evidence), text).to_dict()
+
+
+def _no_explanation(item: str) -> dict[str, Any]:
+    return {}
+
+
+def _is_pipeline(model: Recommender) -> bool:
+    return hasattr(model, "recommend_contexts") and hasattr(model, "user_contexts")
