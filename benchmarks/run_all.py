@@ -27,8 +27,29 @@ BENCHES: list[tuple[str, list[str], list[str]]] = [
         ["bench_models.py", "--dataset", "ml-100k", "--dataset", "lastfm-2k"],
         ["models.md"],
     ),
+    # the weighted hybrid's member/weight search on validation (by hand: see its docstring)
+    ("hybrid-search", [], ["hybrid-search-ml-100k.md"]),
     # needs a CUDA device: run by hand where one is lent (see the script's docstring)
     ("deep-device", [], ["deep-device.md"]),
+    ("study", ["bench_study.py", "--dataset", "ml-100k"], ["study-ml-100k.md"]),
+    (
+        "pipeline",
+        [
+            "bench_pipeline.py",
+            "--dataset",
+            "ml-100k",
+            "--dataset",
+            "lastfm-2k",
+            "--dataset",
+            "small",
+        ],
+        ["pipeline.md"],
+    ),
+    ("sources", ["bench_sources_latency.py"], ["sources_latency.md"]),
+    ("sources-recall", ["bench_sources_recall.py"], ["sources_recall.md"]),
+    ("ann", ["bench_ann.py"], ["ann.md"]),
+    ("ingest", ["bench_ingest.py"], ["ingest.md"]),
+    ("serve", ["bench_serve.py"], ["serve.md"]),
 ]
 
 HEADER = """# Benchmark results
