@@ -1,0 +1,561 @@
+"""Benchmark the HTTP API: recommendation latency under load, event ingestion, cold start.
+
+Starts `serendip serve` as a subprocess on loopback (its first start loads the synthetic
+`--preset` platform into a SQLite store and fits the default model), then, from this separate
+process:
+
+1. **cold start**: stops the server and starts it again on the same store; time from spawn to
+   `/readyz` 200 (the active model version loaded). The first start (generate + import + fit)
+   is timed too when this run did it.
+2. **latency**: open-loop load of `GET /v1/users/{id}/recommendations?k=10&explain=true` at each
+   `--rates` (requests/s) for `--duration` s with httpx + asyncio. Arrivals are scheduled at fixed
+   intervals and latency counts from the scheduled time, so a slow server cannot hide its queue
+   (no coordinated omission). Users: 90% known platform users, 10% never-seen (cold start).
+   Then it steps the rate up until p99 > 100 ms or a request fails, and reports the highest
+   rate held at p99 <= 100 ms with no errors.
+   A rate stops early once more than 10% of its requests failed (the table says how many were
+   sent), and the server is drained (until `/healthz` answers in < 50 ms) before each rate.
+3. **ingestion**: `POST /v1/events/batch` with `--batch`-event batches from `--senders`
+   concurrent clients into the SQLite server, then into a second server on PostgreSQL (a fresh
+   schema, dropped afterwards); events/s from the first send to the last acknowledgement, and
+   a durability check: every acknowledged event is counted in the store afterwards.
+
+Writes benchmarks/results/serve.md and serve.json from the run.
+
+    .venv/bin/python benchmarks/bench_serve.py                          # platform preset
+    .venv/bin/python benchmarks/bench_serve.py --preset small --duration 10   # quick run
+    .venv/bin/python benchmarks/bench_serve.py --model item-knn --workdir bench-out/serve-x
+
+The work directory (default `bench-out/serve-<preset>-<model>`) keeps the store and artifacts,
+so a second run skips the first start and measures only the cold start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+SERENDIP = Path(sys.executable).with_name("serendip")
+DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+P99_TARGET_MS = 100.0
+
+
+# ----------------------------------------------------------------------------- server process
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """`serendip serve` in a subprocess; its output goes to `<workdir>/server-<port>.log`."""
+
+    def __init__(self, db_url: str, workdir: Path, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = workdir / f"server-{self.port}.log"
+        self.started = time.perf_counter()
+        self._log = self.log_path.open("wb")
+        full_env = {**os.environ, "SERENDIP_LOG_LEVEL": "warning", **env}
+        full_env.pop("SERENDIP_API_KEYS", None)
+        self.proc = subprocess.Popen(
+            [
+                str(SERENDIP),
+                "serve",
+                "--db",
+                db_url,
+                "--artifacts",
+                str(workdir / "artifacts"),
+                "--port",
+                str(self.port),
+            ],
+            env=full_env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait(self, path: str, timeout: float) -> float:
+        """Seconds from spawn until `path` answers 200."""
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                if httpx.get(self.url + path, timeout=2).status_code == 200:
+                    return time.perf_counter() - self.started
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{path} not 200 after {timeout} s; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+# ----------------------------------------------------------------------------- latency
+@dataclass
+class LoadResult:
+    rate: int
+    duration_s: float
+    sent: int
+    ok: int
+    errors: int
+    achieved_rps: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+
+    @property
+    def held(self) -> bool:
+        return self.errors == 0 and self.p99_ms <= P99_TARGET_MS
+
+
+async def _load(url: str, users: list[str], rate: int, duration: float, seed: int) -> LoadResult:
+    rng = random.Random(seed)
+    n = int(rate * duration)
+    latencies: list[float] = []
+    errors = 0
+    limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=10.0) as client:
+
+        async def one(user: str, scheduled: float) -> None:
+            nonlocal errors
+            try:
+                r = await client.get(
+                    f"/v1/users/{user}/recommendations", params={"k": 10, "explain": "true"}
+                )
+                ok = r.status_code == 200 and len(r.json()["items"]) > 0
+            except httpx.HTTPError:
+                ok = False
+            if ok:
+                latencies.append(time.perf_counter() - scheduled)
+            else:
+                errors += 1
+
+        # warm the connection pool and the server's code paths
+        await asyncio.gather(*(one(users[i % len(users)], time.perf_counter()) for i in range(20)))
+        latencies.clear()
+        errors = 0
+        start = time.perf_counter()
+        tasks = []
+        for i in range(n):
+            if errors > max(10, n // 10):
+                break  # overloaded: more arrivals only pile up work the server will do for nobody
+            scheduled = start + i / rate
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            user = rng.choice(users) if rng.random() < 0.9 else f"cold-{rng.randrange(10**9)}"
+            tasks.append(asyncio.create_task(one(user, scheduled)))
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - start
+    lat = np.array(latencies) * 1000.0 if latencies else np.array([float("nan")])
+    return LoadResult(
+        rate=rate,
+        duration_s=round(elapsed, 2),
+        sent=len(tasks),
+        ok=len(latencies),
+        errors=errors,
+        achieved_rps=round(len(latencies) / elapsed, 1),
+        p50_ms=round(float(np.percentile(lat, 50)), 2),
+        p90_ms=round(float(np.percentile(lat, 90)), 2),
+        p99_ms=round(float(np.percentile(lat, 99)), 2),
+        max_ms=round(float(np.max(lat)), 2),
+    )
+
+
+def drain(url: str, timeout: float = 120.0) -> None:
+    """Wait until the server answers /healthz in under 50 ms again: requests the load generator
+    gave up on are still being served, and must not count against the next rate."""
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        t = time.perf_counter()
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.get(url + "/healthz", timeout=30)
+        if time.perf_counter() - t < 0.05:
+            return
+        time.sleep(0.5)
+
+
+# ----------------------------------------------------------------------------- ingestion
+async def _ingest(
+    url: str, users: list[str], items: list[str], n_events: int, batch: int, senders: int
+) -> dict[str, Any]:
+    rng = np.random.default_rng(7)
+    tag = uuid.uuid4().hex[:8]
+    now = time.time()
+    batches = []
+    for b in range(0, n_events, batch):
+        m = min(batch, n_events - b)
+        u = rng.integers(0, len(users), m)
+        it = rng.integers(0, len(items), m)
+        batches.append(
+            json.dumps(
+                {
+                    "events": [
+                        {
+                            "event_id": f"bench-{tag}-{b + j}",
+                            "user": users[u[j]],
+                            "item": items[it[j]],
+                            "event": "view",
+                            "timestamp": now - 60.0,
+                        }
+                        for j in range(m)
+                    ]
+                }
+            ).encode()
+        )
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for body in batches:
+        queue.put_nowait(body)
+    acked = 0
+    failed = 0
+    batch_ms: list[float] = []
+    headers = {"content-type": "application/json"}
+    async with httpx.AsyncClient(base_url=url, timeout=120.0) as client:
+
+        async def sender() -> None:
+            nonlocal acked, failed
+            while not queue.empty():
+                body = queue.get_nowait()
+                t = time.perf_counter()
+                r = await client.post("/v1/events/batch", content=body, headers=headers)
+                batch_ms.append((time.perf_counter() - t) * 1000.0)
+                if r.status_code == 200:
+                    acked += r.json()["accepted"]
+                else:
+                    failed += 1
+
+        start = time.perf_counter()
+        await asyncio.gather(*(sender() for _ in range(senders)))
+        elapsed = time.perf_counter() - start
+    return {
+        "events": n_events,
+        "batch": batch,
+        "senders": senders,
+        "acknowledged": acked,
+        "failed_batches": failed,
+        "seconds": round(elapsed, 2),
+        "events_per_s": round(acked / elapsed),
+        "batch_p50_ms": round(float(np.percentile(batch_ms, 50)), 1),
+        "batch_p99_ms": round(float(np.percentile(batch_ms, 99)), 1),
+    }
+
+
+def in_process_cost(db_url: str, users: list[str], n: int = 100) -> dict[str, Any]:
+    """Per-request cost of `ModelRuntime.recommend` alone (no HTTP, no queueing), in this
+    process: what the model and pipeline spend, to tell it apart from the API's share."""
+    from serendip.service.runtime import ModelRuntime
+    from serendip.store import Store
+
+    store = Store.open(db_url, migrate=False)
+    try:
+        version = store.models.active()
+        assert version is not None
+        runtime = ModelRuntime(store)
+        runtime.load(Path(version.path), version.version)
+    finally:
+        store.close()
+    picks = users[:: max(1, len(users) // n)][:n]
+    out: dict[str, Any] = {"users": len(picks)}
+    for explain in (False, True):
+        runtime.recommend(picks[0], 10, explain=explain)  # warm caches
+        wall, cpu = time.perf_counter(), time.process_time()
+        for u in picks:
+            runtime.recommend(u, 10, explain=explain)
+        key = "explain" if explain else "plain"
+        out[f"{key}_wall_ms"] = round((time.perf_counter() - wall) / len(picks) * 1000, 2)
+        out[f"{key}_cpu_ms"] = round((time.process_time() - cpu) / len(picks) * 1000, 2)
+    return out
+
+
+def _count_events(db_url: str) -> int:
+    from serendip.store import Store
+
+    store = Store.open(db_url, migrate=False)
+    try:
+        return store.events.count()
+    finally:
+        store.close()
+
+
+def ingest_into(
+    db_url: str, workdir: Path, env: dict[str, str], users: list[str], items: list[str], args: Any
+) -> dict[str, Any]:
+    """Start a server on `db_url` (unless it is the serving one), ingest, check durability."""
+    server = Server(db_url, workdir, {**env, "SERENDIP_BOOTSTRAP": "false"})
+    try:
+        server.wait("/healthz", 120)
+        before = _count_events(db_url)
+        result = asyncio.run(
+            _ingest(server.url, users, items, args.ingest_events, args.batch, args.senders)
+        )
+    finally:
+        server.stop()
+    after = _count_events(db_url)  # after the server is gone: only what reached the disk
+    result["stored_after_stop"] = after - before
+    result["durable"] = after - before >= result["acknowledged"]
+    return result
+
+
+def _pg_schema(url: str) -> tuple[str, str] | None:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    schema = f"bench_serve_{uuid.uuid4().hex[:8]}"
+    try:
+        admin = create_engine(url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        admin.dispose()
+    except Exception as exc:
+        print(f"PostgreSQL skipped: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return None
+    scoped = make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
+    return scoped.render_as_string(hide_password=False), schema
+
+
+def _drop_pg_schema(url: str, schema: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    admin.dispose()
+
+
+# ----------------------------------------------------------------------------- report
+def _platform_ids(workdir: Path, preset: str, seed: int) -> tuple[list[str], list[str]]:
+    import pyarrow.parquet as pq
+
+    root = workdir / "bootstrap" / f"{preset}-seed{seed}"
+    users = pq.read_table(root / "users.parquet", columns=["user"]).column(0).to_pylist()
+    items = pq.read_table(root / "items.parquet", columns=["item"]).column(0).to_pylist()
+    return [str(u) for u in users], [str(i) for i in items]
+
+
+def write_report(result: dict[str, Any], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "serve.json").write_text(json.dumps(result, indent=2) + "\n")
+    lines = [
+        "# HTTP API: recommendation latency, event ingestion, cold start",
+        "",
+        f"Command: `{result['command']}`  ",
+        f"Machine: {result['machine']}  ",
+        f"Run at: {result['run_at']}; load average at start {result['load_before']}, "
+        f"at end {result['load_after']}  ",
+        f"Platform: `{result['preset']}` preset (seed {result['seed']}): "
+        f"{result['n_users']:,} users, {result['n_items']:,} items; model `{result['model']}` "
+        f"(version {result['model_version']}); store SQLite (WAL, synchronous=FULL).",
+        "",
+        "Server and load generator are separate processes on loopback and share the machine's "
+        "cores (and, on a shared machine, other work: see the load averages).",
+        "",
+        "## Cold start",
+        "",
+    ]
+    cs = result["cold_start"]
+    if cs.get("first_start_s") is not None:
+        lines.append(
+            f"- First start (generate the platform, import it into the store, fit the default "
+            f"model, activate): {cs['first_start_s']:.1f} s"
+        )
+    lines += [
+        f"- Restart with the fitted model to `/readyz` 200: **{cs['restart_to_ready_s']:.2f} s** "
+        f"(target < 60 s; `/healthz` after {cs['restart_to_live_s']:.2f} s)",
+        "",
+        "## Recommendations with explanations (`k=10&explain=true`, open loop)",
+        "",
+        "| target req/s | sent | ok | errors | achieved req/s | p50 ms | p90 ms | p99 ms | max ms |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in result["latency"]:
+        lines.append(
+            f"| {r['rate']} | {r['sent']:,} | {r['ok']:,} | {r['errors']} | {r['achieved_rps']} "
+            f"| {r['p50_ms']} | {r['p90_ms']} | {r['p99_ms']} | {r['max_ms']} |"
+        )
+    held = result["highest_rate_p99_under_100ms"]
+    cost = result.get("in_process")
+    if cost:
+        lines += [
+            "",
+            f"In-process cost of `ModelRuntime.recommend(k=10)` alone (no HTTP, no queue; mean "
+            f"over {cost['users']} users, this machine at the same time): with explanations "
+            f"{cost['explain_cpu_ms']} ms CPU ({cost['explain_wall_ms']} ms wall), without "
+            f"{cost['plain_cpu_ms']} ms CPU ({cost['plain_wall_ms']} ms wall). One server "
+            f"process serves at most about 1000 / CPU-ms requests per second per core it gets.",
+        ]
+    lines += [
+        "",
+        f"Highest rate held at p99 <= {P99_TARGET_MS:.0f} ms with no errors: "
+        f"**{held if held is not None else 'none of the rates tried'}** req/s.",
+        f"Floor in the issue: p99 <= 50 ms at 200 req/s with no errors: **{result['floor_met']}**.",
+        "",
+        "## Event ingestion over HTTP (`POST /v1/events/batch`)",
+        "",
+        "| backend | events | batch | senders | events/s | batch p50 ms | batch p99 ms | "
+        "failed batches | durable |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for name, r in result["ingestion"].items():
+        if r is None:
+            lines.append(f"| {name} | skipped (not reachable) | | | | | | | |")
+            continue
+        lines.append(
+            f"| {name} | {r['events']:,} | {r['batch']:,} | {r['senders']} | "
+            f"**{r['events_per_s']:,}** | {r['batch_p50_ms']} | {r['batch_p99_ms']} | "
+            f"{r['failed_batches']} | {'yes' if r['durable'] else 'NO'} "
+            f"({r['stored_after_stop']:,} stored / {r['acknowledged']:,} acknowledged) |"
+        )
+    lines += [
+        "",
+        "Durable: after the server stopped, the store holds at least every acknowledged event.",
+        "",
+    ]
+    if result.get("note"):
+        lines += [f"Note: {result['note']}", ""]
+    (out / "serve.md").write_text("\n".join(lines))
+
+
+# ----------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--preset", default="platform", help="tiny, small or platform")
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--model", default=None, help="default model (default: pipeline)")
+    ap.add_argument("--rates", default="50,100,200")
+    ap.add_argument("--duration", type=float, default=20.0, help="seconds per rate")
+    ap.add_argument("--max-rate", type=int, default=1000, help="stop stepping up here")
+    ap.add_argument("--ingest-events", type=int, default=200_000)
+    ap.add_argument("--batch", type=int, default=10_000)
+    ap.add_argument("--senders", type=int, default=2)
+    ap.add_argument("--postgres-url", default=DEFAULT_PG)
+    ap.add_argument("--no-postgres", action="store_true")
+    ap.add_argument(
+        "--no-in-process", action="store_true", help="skip timing the runtime without HTTP"
+    )
+    ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--first-start-timeout", type=float, default=4 * 3600)
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--note", default="", help="a sentence for the report (e.g. why a preset)")
+    args = ap.parse_args(argv)
+
+    from serendip.service.bootstrap import default_model_name
+
+    model = default_model_name(args.model)
+    workdir = (args.workdir or ROOT / "bench-out" / f"serve-{args.preset}-{model}").resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    db_url = f"sqlite:///{workdir / 'serendip.db'}"
+    env = {
+        "SERENDIP_BOOTSTRAP_PRESET": args.preset,
+        "SERENDIP_BOOTSTRAP_SEED": str(args.seed),
+        "SERENDIP_DEFAULT_MODEL": model,
+    }
+    load_before = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    run_at = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+
+    # 1. first start (if the store is empty), then the cold start we report
+    fresh = not (workdir / "serendip.db").exists()
+    server = Server(db_url, workdir, env)
+    try:
+        t = server.wait("/readyz", args.first_start_timeout)
+        first_start = round(t, 1) if fresh else None
+    finally:
+        server.stop()
+    server = Server(db_url, workdir, env)
+    try:
+        live_s = server.wait("/healthz", 300)
+        ready_s = server.wait("/readyz", 300)
+        version = httpx.get(server.url + "/readyz").json()["model_version"]
+        users, items = _platform_ids(workdir, args.preset, args.seed)
+        print(f"ready in {ready_s:.2f} s (model {version}); load test", file=sys.stderr)
+
+        # 2. latency at the given rates, then step up to find the highest rate held
+        rates = [int(r) for r in args.rates.split(",")]
+        results = []
+        for r in rates:
+            drain(server.url)
+            results.append(asyncio.run(_load(server.url, users, r, args.duration, r)))
+            print(asdict(results[-1]), file=sys.stderr)
+        rate = max(rates)
+        while results[-1].held and rate < args.max_rate:
+            rate = int(rate * 1.5)
+            drain(server.url)
+            results.append(asyncio.run(_load(server.url, users, rate, args.duration, rate)))
+            print(asdict(results[-1]), file=sys.stderr)
+        drain(server.url)
+    finally:
+        server.stop()
+    held = [r.rate for r in results if r.held]
+    cost = None if args.no_in_process else in_process_cost(db_url, users)
+    at200 = [r for r in results if r.rate == 200]
+
+    # 3. ingestion: SQLite (the serving store), then PostgreSQL
+    ingestion: dict[str, Any] = {"sqlite": ingest_into(db_url, workdir, env, users, items, args)}
+    ingestion["postgresql"] = None
+    if not args.no_postgres:
+        pg = _pg_schema(args.postgres_url)
+        if pg is not None:
+            try:
+                ingestion["postgresql"] = ingest_into(pg[0], workdir, env, users, items, args)
+            finally:
+                _drop_pg_schema(args.postgres_url, pg[1])
+
+    argv_s = " ".join(argv if argv is not None else sys.argv[1:])
+    result = {
+        "command": f"python benchmarks/bench_serve.py {argv_s}".strip(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "run_at": run_at,
+        "load_before": load_before,
+        "load_after": " ".join(f"{x:.1f}" for x in os.getloadavg()),
+        "preset": args.preset,
+        "seed": args.seed,
+        "n_users": len(users),
+        "n_items": len(items),
+        "model": model,
+        "model_version": version,
+        "cold_start": {
+            "first_start_s": first_start,
+            "restart_to_live_s": round(live_s, 2),
+            "restart_to_ready_s": round(ready_s, 2),
+        },
+        "latency": [asdict(r) for r in results],
+        "in_process": cost,
+        "highest_rate_p99_under_100ms": max(held) if held else None,
+        "floor_met": bool(at200 and at200[0].errors == 0 and at200[0].p99_ms <= 50.0),
+        "ingestion": ingestion,
+        "note": args.note,
+    }
+    write_report(result, args.out)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

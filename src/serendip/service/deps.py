@@ -1,0 +1,108 @@
+"""Dependencies every route shares: the app's store, runtime, settings and metrics, and the
+error shape for limits the settings set (FastAPI's own 422 shape, so clients parse one).
+
+The dependencies are `async def` although they do no I/O: FastAPI runs a sync dependency on the
+thread pool, a thread hop per dependency per request; these only read `app.state`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from fastapi import HTTPException, Request, status
+
+if TYPE_CHECKING:
+    from serendip.service.metrics import ServiceMetrics
+    from serendip.service.runtime import ModelRuntime
+    from serendip.service.settings import Settings
+    from serendip.store import Store
+
+__all__ = [
+    "check_lengths",
+    "enforce_limits",
+    "field_error",
+    "get_metrics",
+    "get_runtime",
+    "get_settings",
+    "get_store",
+    "serving_runtime",
+]
+
+
+async def get_settings(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+async def get_metrics(request: Request) -> ServiceMetrics:
+    return request.app.state.metrics  # type: ignore[no-any-return]
+
+
+async def get_store(request: Request) -> Store:
+    store = getattr(request.app.state, "store", None)
+    if store is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="store is not open yet")
+    return store  # type: ignore[no-any-return]
+
+
+async def get_runtime(request: Request) -> ModelRuntime:
+    runtime = getattr(request.app.state, "runtime", None)
+    if runtime is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="runtime is not up yet")
+    return runtime  # type: ignore[no-any-return]
+
+
+async def serving_runtime(request: Request) -> ModelRuntime:
+    """The runtime, or 503 when no model is active yet (say, the first start still fitting)."""
+    runtime = await get_runtime(request)
+    if runtime.active_version is None:
+        reason = getattr(request.app.state, "not_ready_reason", None) or "no model is active"
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail=f"not ready: {reason}; see /readyz",
+            headers={"Retry-After": "5"},
+        )
+    return runtime
+
+
+def field_error(loc: tuple[str | int, ...], msg: str, code: int = 422) -> HTTPException:
+    """An HTTP error naming the field, in FastAPI's validation-error shape."""
+    detail: list[dict[str, Any]] = [{"loc": list(loc), "msg": msg, "type": "value_error"}]
+    return HTTPException(code, detail=detail)
+
+
+_TEXT_FIELDS = frozenset({"title", "text"})
+
+
+def check_lengths(value: Any, limits: Any, loc: tuple[str | int, ...] = ("body",)) -> None:
+    """Apply the server's string and list limits (`Settings.limits`, possibly stricter than the
+    schema's hard caps) to a parsed body; 422 naming the first field over its limit."""
+    from pydantic import BaseModel
+
+    if isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            check_lengths(getattr(value, name), limits, (*loc, name))
+    elif isinstance(value, str):
+        text = loc[-1] in _TEXT_FIELDS
+        limit = limits.max_text_length if text else limits.max_string_length
+        if len(value) > limit:
+            raise field_error(loc, f"{len(value)} characters; the limit is {limit}")
+    elif isinstance(value, (list, tuple)):
+        if len(value) > limits.max_list_length and loc[-1] not in ("events", "items"):
+            raise field_error(loc, f"{len(value)} entries; the limit is {limits.max_list_length}")
+        if value and isinstance(value[0], (str, BaseModel, list, tuple)):
+            for i, v in enumerate(value):
+                check_lengths(v, limits, (*loc, i))
+
+
+def enforce_limits(body: Any, settings: Settings) -> None:
+    """`check_lengths` when the settings are stricter than the schema's caps (else a no-op, so
+    the common case costs nothing on a 10,000-event batch)."""
+    from serendip.service.schemas import MAX_ID_LENGTH, MAX_LIST_LENGTH, MAX_TEXT_LENGTH
+
+    lim = settings.limits
+    if (
+        lim.max_string_length >= MAX_ID_LENGTH
+        and lim.max_text_length >= MAX_TEXT_LENGTH
+        and lim.max_list_length >= MAX_LIST_LENGTH
+    ):
+        return
+    check_lengths(body, lim)

@@ -1,0 +1,18 @@
+"""One router per area; `create_app` includes `ROUTERS` in this order."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from serendip.service.routes import catalog, events, health, models, recommendations, users
+
+__all__ = ["ROUTERS"]
+
+ROUTERS: tuple[APIRouter, ...] = (
+    recommendations.router,
+    events.router,
+    catalog.router,
+    users.router,
+    models.router,
+    health.router,
+)

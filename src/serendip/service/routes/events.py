@@ -1,0 +1,89 @@
+"""Event ingestion: one event or a batch, idempotent by event_id, durable once acknowledged."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import APIRouter, Depends
+
+from serendip.service.auth import require
+from serendip.service.deps import (
+    enforce_limits,
+    field_error,
+    get_metrics,
+    get_runtime,
+    get_settings,
+    get_store,
+)
+from serendip.service.metrics import ServiceMetrics
+from serendip.service.schemas import EventBatchCreate, EventCreate, IngestPublic
+from serendip.service.settings import Settings
+from serendip.store import EventIn
+
+log = logging.getLogger("serendip.service")
+
+router = APIRouter(prefix="/v1", tags=["events"], dependencies=[Depends(require("write"))])
+
+
+def ingest(
+    events: Sequence[EventCreate], store: Any, runtime: Any, metrics: ServiceMetrics
+) -> IngestPublic:
+    """Store first (one transaction), then update the online state: once the response is sent
+    the events survive a crash, and the user's next recommendations already reflect them."""
+    now = time.time()
+    rows = [
+        EventIn(
+            event_id=e.event_id,
+            user=e.user,
+            item=e.item,
+            event=e.event,
+            timestamp=e.timestamp if e.timestamp is not None else now,
+            value=e.value,
+        )
+        for e in events
+    ]
+    result = store.events.add_batch(rows)
+    metrics.events.labels("accepted").inc(result.accepted)
+    metrics.events.labels("duplicate").inc(result.duplicates)
+    if result.accepted:
+        try:
+            runtime.on_events(rows)
+        except Exception:  # the events are stored; a failed online update must not lose them
+            log.exception("online update after %d stored events failed", len(rows))
+    return IngestPublic(received=len(rows), accepted=result.accepted, duplicates=result.duplicates)
+
+
+@router.post("/events", response_model=IngestPublic, summary="Send one event")
+def post_event(
+    event: EventCreate,
+    store: Any = Depends(get_store),
+    runtime: Any = Depends(get_runtime),
+    settings: Settings = Depends(get_settings),
+    metrics: ServiceMetrics = Depends(get_metrics),
+) -> IngestPublic:
+    """Store one event. Repeating an `event_id` is acknowledged as a duplicate and ignored."""
+    enforce_limits(event, settings)
+    return ingest([event], store, runtime, metrics)
+
+
+@router.post("/events/batch", response_model=IngestPublic, summary="Send up to 10,000 events")
+def post_events(
+    batch: EventBatchCreate,
+    store: Any = Depends(get_store),
+    runtime: Any = Depends(get_runtime),
+    settings: Settings = Depends(get_settings),
+    metrics: ServiceMetrics = Depends(get_metrics),
+) -> IngestPublic:
+    """Store a batch in one transaction: all of it is durable when this answers, or none of it
+    (any invalid event rejects the batch with 422 naming it)."""
+    if len(batch.events) > settings.limits.max_batch:
+        raise field_error(
+            ("body", "events"),
+            f"{len(batch.events)} events; this server takes at most {settings.limits.max_batch}",
+            413,
+        )
+    enforce_limits(batch, settings)
+    return ingest(batch.events, store, runtime, metrics)

@@ -1,0 +1,51 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+
+from serendip.service.auth import require
+from serendip.service.metrics import CONTENT_TYPE_LATEST
+from serendip.service.schemas import HealthPublic, ReadyPublic
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=HealthPublic, summary="Liveness")
+def healthz() -> HealthPublic:
+    """200 while the process answers (even before a model is active)."""
+    return HealthPublic(status="ok")
+
+
+@router.get(
+    "/readyz",
+    response_model=ReadyPublic,
+    summary="Readiness",
+    responses={503: {"model": ReadyPublic, "description": "No model is active yet."}},
+)
+def readyz(request: Request) -> JSONResponse:
+    """200 once a model version is active and serving; 503 (with the reason) before."""
+    runtime = getattr(request.app.state, "runtime", None)
+    version = runtime.active_version if runtime is not None else None
+    if version is None:
+        reason = request.app.state.not_ready_reason or "no model is active"
+        body = ReadyPublic(ready=False, model_version=None, reason=reason)
+        return JSONResponse(body.model_dump(), status_code=503)
+    return JSONResponse(ReadyPublic(ready=True, model_version=version).model_dump())
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    dependencies=[Depends(require("read"))],
+)
+def metrics(request: Request) -> Response:
+    """Request latency per route, errors, recommendations served, events ingested, the active
+    model version and the candidate-source mix, in the Prometheus text format."""
+    m = request.app.state.metrics
+    runtime = getattr(request.app.state, "runtime", None)
+    if runtime is not None:
+        m.set_model_version(runtime.active_version)
+    return Response(m.render(), media_type=CONTENT_TYPE_LATEST)

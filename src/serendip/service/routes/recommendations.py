@@ -1,0 +1,120 @@
+"""Recommendations for a user, items similar to an item, trending items. Read scope."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, status
+
+from serendip.errors import SerendipError
+from serendip.service.auth import require
+from serendip.service.deps import field_error, get_metrics, get_settings, serving_runtime
+from serendip.service.metrics import ServiceMetrics
+from serendip.service.routes._params import IdList, ItemPath, K, UserPath
+from serendip.service.schemas import Id, RecItemPublic, RecommendationsPublic
+from serendip.service.settings import Settings
+
+router = APIRouter(prefix="/v1", tags=["recommendations"], dependencies=[Depends(require("read"))])
+
+
+def _check_k(k: int, settings: Settings) -> None:
+    if k > settings.limits.max_k:
+        raise field_error(
+            ("query", "k"), f"k={k} is above this server's limit of {settings.limits.max_k}"
+        )
+
+
+def _public(
+    recs: Sequence[Any], *, user: str | None, version: str | None, explain: bool
+) -> RecommendationsPublic:
+    items = [
+        RecItemPublic(
+            item=str(r.item),
+            rank=i + 1,
+            score=float(r.score),
+            explanation=(dict(r.explanation) if explain and r.explanation is not None else None),
+        )
+        for i, r in enumerate(recs)
+    ]
+    return RecommendationsPublic(user=user, model_version=version, items=items)
+
+
+@router.get(
+    "/users/{user_id}/recommendations",
+    response_model=RecommendationsPublic,
+    summary="Recommendations for a user",
+)
+def recommend(
+    user_id: UserPath,
+    k: K = 10,
+    explain: Annotated[bool, Query(description="Add an explanation to every item.")] = False,
+    category: Annotated[IdList, Query(description="Only items of these categories.")] = None,
+    author: Annotated[IdList, Query(description="Only items by these authors.")] = None,
+    exclude: Annotated[IdList, Query(description="Never return these item IDs.")] = None,
+    context_item: Annotated[
+        Id | None, Query(description="The item the user is looking at now (context).")
+    ] = None,
+    runtime: Any = Depends(serving_runtime),
+    settings: Settings = Depends(get_settings),
+    metrics: ServiceMetrics = Depends(get_metrics),
+) -> RecommendationsPublic:
+    """The user's top-k items, best first. An unknown user is not an error: they get the
+    cold-start list (declared interests, trending). Items the user already interacted with,
+    `exclude`, `context_item` and deleted items are never returned."""
+    _check_k(k, settings)
+    version = runtime.active_version
+    recs = runtime.recommend(
+        user_id,
+        k,
+        explain=explain,
+        categories=tuple(category) if category else None,
+        authors=tuple(author) if author else None,
+        exclude=tuple(exclude or ()),
+        context_item=context_item,
+    )
+    metrics.observe_recommendations(
+        "user", [r.explanation for r in recs] if explain else [None] * len(recs), len(recs)
+    )
+    return _public(recs, user=user_id, version=version, explain=explain)
+
+
+@router.get(
+    "/items/{item_id}/similar",
+    response_model=RecommendationsPublic,
+    summary="Items similar to an item",
+    responses={404: {"description": "The item was deleted."}},
+)
+def similar(
+    item_id: ItemPath,
+    k: K = 10,
+    runtime: Any = Depends(serving_runtime),
+    settings: Settings = Depends(get_settings),
+    metrics: ServiceMetrics = Depends(get_metrics),
+) -> RecommendationsPublic:
+    """Items like `item_id` ("more like this"); an unknown item gets an empty list, a deleted
+    one 404."""
+    _check_k(k, settings)
+    version = runtime.active_version
+    try:
+        recs = runtime.similar(item_id, k)
+    except SerendipError as exc:  # the item was deleted
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
+    metrics.observe_recommendations("similar", [None] * len(recs), len(recs))
+    return _public(recs, user=None, version=version, explain=True)
+
+
+@router.get("/trending", response_model=RecommendationsPublic, summary="Trending items")
+def trending(
+    k: K = 10,
+    category: Annotated[Id | None, Query(description="Only this category.")] = None,
+    runtime: Any = Depends(serving_runtime),
+    settings: Settings = Depends(get_settings),
+    metrics: ServiceMetrics = Depends(get_metrics),
+) -> RecommendationsPublic:
+    """What is popular now, time-decayed."""
+    _check_k(k, settings)
+    version = runtime.active_version
+    recs = runtime.trending(k, category=category)
+    metrics.observe_recommendations("trending", [None] * len(recs), len(recs))
+    return _public(recs, user=None, version=version, explain=True)

@@ -1,0 +1,147 @@
+"""Users and the social graph: declared interests, follow/unfollow, activity privacy."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, status
+
+from serendip.service.auth import require
+from serendip.service.deps import enforce_limits, field_error, get_runtime, get_settings, get_store
+from serendip.service.routes._params import UserPath
+from serendip.service.routes.catalog import notify
+from serendip.service.schemas import FollowPublic, PrivacyUpdate, UserCreate, UserPublic
+from serendip.service.settings import Settings
+from serendip.store import UserIn
+
+router = APIRouter(prefix="/v1/users", tags=["users"])
+
+_write = [Depends(require("write"))]
+
+
+def _public(user: Any) -> UserPublic:
+    return UserPublic(user=user.user, interests=list(user.interests), private=bool(user.private))
+
+
+def _notify_user(runtime: Any, row: UserIn) -> None:
+    # Not every runtime keeps profiles in memory; those that do learn about it at once.
+    hook = getattr(runtime, "on_users", None)
+    if hook is not None:
+        notify("users", lambda: hook([row]))
+
+
+@router.put(
+    "/{user_id}", response_model=UserPublic, summary="Create or replace a user", dependencies=_write
+)
+def upsert_user(
+    user_id: UserPath,
+    body: UserCreate,
+    store: Any = Depends(get_store),
+    runtime: Any = Depends(get_runtime),
+    settings: Settings = Depends(get_settings),
+) -> UserPublic:
+    """Declared interests steer a new user's first recommendations (cold start)."""
+    enforce_limits(body, settings)
+    row = UserIn(
+        user=user_id,
+        interests=tuple(dict.fromkeys(body.interests)),
+        private=body.private,
+        created_at=body.created_at if body.created_at is not None else time.time(),
+    )
+    store.users.upsert([row])
+    _notify_user(runtime, row)
+    return UserPublic(user=row.user, interests=list(row.interests), private=row.private)
+
+
+@router.get(
+    "/{user_id}",
+    response_model=UserPublic,
+    summary="Read a user",
+    dependencies=[Depends(require("read"))],
+    responses={404: {"description": "No such user."}},
+)
+def get_user(user_id: UserPath, store: Any = Depends(get_store)) -> UserPublic:
+    user = store.users.get(user_id)
+    if user is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no user '{user_id}'")
+    return _public(user)
+
+
+@router.put(
+    "/{user_id}/privacy",
+    response_model=UserPublic,
+    summary="Set activity privacy",
+    dependencies=_write,
+)
+def set_privacy(
+    user_id: UserPath,
+    body: PrivacyUpdate,
+    store: Any = Depends(get_store),
+    runtime: Any = Depends(get_runtime),
+) -> UserPublic:
+    """A private user's activity is never shown to others as a reason ("X liked this"), nor
+    used by others' in-network sources."""
+    current = store.users.get(user_id)
+    row = UserIn(
+        user=user_id,
+        interests=tuple(current.interests) if current else (),
+        private=body.private,
+        created_at=current.created_at if current else time.time(),
+    )
+    store.users.upsert([row])
+    _notify_user(runtime, row)
+    return UserPublic(user=user_id, interests=list(row.interests), private=row.private)
+
+
+def _check_pair(user_id: str, followee: str) -> None:
+    if user_id == followee:
+        raise field_error(("path", "followee"), "a user cannot follow themselves")
+
+
+@router.get(
+    "/{user_id}/follows",
+    response_model=list[str],
+    summary="Whom a user follows",
+    dependencies=[Depends(require("read"))],
+)
+def followees(user_id: UserPath, store: Any = Depends(get_store)) -> list[str]:
+    return list(store.social.followees(user_id))
+
+
+@router.put(
+    "/{user_id}/follows/{followee}",
+    response_model=FollowPublic,
+    summary="Follow a user",
+    dependencies=_write,
+)
+def follow(
+    user_id: UserPath,
+    followee: UserPath,
+    store: Any = Depends(get_store),
+    runtime: Any = Depends(get_runtime),
+) -> FollowPublic:
+    """Idempotent: following twice is one edge. Their posts reach the user's list at once."""
+    _check_pair(user_id, followee)
+    store.social.follow(user_id, followee, time.time())
+    notify("follow", lambda: runtime.on_follow(user_id, followee))
+    return FollowPublic(follower=user_id, followee=followee, following=True)
+
+
+@router.delete(
+    "/{user_id}/follows/{followee}",
+    response_model=FollowPublic,
+    summary="Unfollow a user",
+    dependencies=_write,
+)
+def unfollow(
+    user_id: UserPath,
+    followee: UserPath,
+    store: Any = Depends(get_store),
+    runtime: Any = Depends(get_runtime),
+) -> FollowPublic:
+    """Idempotent: unfollowing someone not followed is a no-op."""
+    _check_pair(user_id, followee)
+    store.social.unfollow(user_id, followee)
+    notify("unfollow", lambda: runtime.on_unfollow(user_id, followee))
+    return FollowPublic(follower=user_id, followee=followee, following=False)

@@ -1,0 +1,139 @@
+"""Service settings, read once at the edge (the `serve` command, or a test) and passed down.
+
+Every field can be set from the environment with the `SERENDIP_` prefix, e.g.
+`SERENDIP_DB_URL=postgresql+psycopg://...`, `SERENDIP_PORT=9000`, or the API keys as JSON:
+`SERENDIP_API_KEYS='[{"name": "web", "key": "s3cret", "scopes": ["read", "write"]}]'`.
+The library below `service/` never reads the environment.
+
+>>> Settings(port=9000, api_keys=[{"name": "ops", "key": "k", "scopes": ["admin"]}]).port
+9000
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from serendip.errors import ConfigError
+
+__all__ = ["SCOPES", "ApiKey", "Limits", "Scope", "Settings", "is_loopback"]
+
+Scope = Literal["read", "write", "admin"]
+#: read: recommendations, similar items, trending, metrics; write: events, catalog, users and the
+#: social graph; admin: model versions (and, implicitly, everything else).
+SCOPES: tuple[str, ...] = ("read", "write", "admin")
+
+
+class ApiKey(BaseModel):
+    """One API key and what it may do. `admin` implies `read` and `write`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(
+        default="key", min_length=1, max_length=64, description="Who holds the key (logs)."
+    )
+    key: SecretStr = Field(description="The secret, sent as `Authorization: Bearer <key>`.")
+    scopes: frozenset[Scope] = Field(description="Any of read, write, admin.")
+
+    @field_validator("key")
+    @classmethod
+    def _long_enough(cls, v: SecretStr) -> SecretStr:
+        if len(v.get_secret_value()) < 1:
+            raise ValueError("an API key must not be empty")
+        return v
+
+    def allows(self, scope: Scope) -> bool:
+        return scope in self.scopes or "admin" in self.scopes
+
+
+class Limits(BaseModel):
+    """Bounds on every input, so that no request can ask for unbounded work or memory."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_k: int = Field(default=200, ge=1, le=10_000, description="Largest k a request may ask for.")
+    max_batch: int = Field(
+        default=10_000, ge=1, le=100_000, description="Most events/items per batch."
+    )
+    max_body_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=1024, description="Largest request body; larger gets 413."
+    )
+    max_string_length: int = Field(
+        default=256, ge=8, le=4096, description="Longest ID, tag, category or author name."
+    )
+    max_text_length: int = Field(default=20_000, ge=16, description="Longest title or item text.")
+    max_list_length: int = Field(
+        default=1_000, ge=1, description="Most entries in a list field (tags, interests, exclude)."
+    )
+
+
+class Settings(BaseSettings):
+    """How one Serendip server runs: where its data lives, who may call it, its limits."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SERENDIP_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    db_url: str = Field(
+        default="sqlite:///./serendip-data/serendip.db",
+        description="Store URL: sqlite:///path.db or postgresql+psycopg://user@host/db.",
+    )
+    artifacts_dir: Path = Field(
+        default=Path("./serendip-data/artifacts"),
+        description="Where fitted model versions are kept.",
+    )
+    host: str = Field(default="127.0.0.1", description="Interface to bind.")
+    port: int = Field(default=8000, ge=0, le=65535, description="Port to bind (0: any free port).")
+    api_keys: list[ApiKey] = Field(
+        default_factory=list,
+        description="API keys; none configured = unauthenticated, localhost only.",
+    )
+    limits: Limits = Field(default_factory=lambda: Limits())
+    bootstrap: bool = Field(
+        default=True, description="On first start with an empty store, load a synthetic platform."
+    )
+    bootstrap_preset: str = Field(
+        default="small",
+        description="Synthetic preset for the first start: tiny, small or platform.",
+    )
+    bootstrap_seed: int = Field(default=42, ge=0, description="Seed of the synthetic platform.")
+    default_model: str | None = Field(
+        default=None,
+        description="Model fitted at first start; default: `pipeline` when available, else item-knn.",
+    )
+    threads: int = Field(
+        default=4,
+        ge=1,
+        le=256,
+        description=(
+            "Worker threads for request handlers. Recommending is CPU-bound under one GIL, so "
+            "a few threads keep each request fast; many only share the CPU among more requests."
+        ),
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @property
+    def authenticated(self) -> bool:
+        return bool(self.api_keys)
+
+    def check_bind(self) -> None:
+        """Refuse to expose an unauthenticated server beyond this machine."""
+        if not self.authenticated and not is_loopback(self.host):
+            raise ConfigError(
+                f"refusing to bind to {self.host} without API keys: an unauthenticated server "
+                "may only listen on localhost (set SERENDIP_API_KEYS or use --host 127.0.0.1)"
+            )
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses (127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
