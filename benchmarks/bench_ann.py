@@ -38,7 +38,6 @@ from serendip.models.ann import AnnIndex, AnnParams, exact_top_k, recall_at_k
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-DATA = ROOT.parent / "shared" / "data"
 K = 100
 
 
@@ -49,19 +48,18 @@ def ials_params(dataset: str) -> dict[str, Any]:
 
 
 def real_cases(max_queries: int) -> list[tuple[str, np.ndarray, np.ndarray, str]]:
-    from serendip.data.loaders import load_lastfm, load_movielens
+    from serendip.data.loaders import load_source
+    from serendip.evaluation.study.config import REAL_SOURCES
+    from serendip.evaluation.study.runner import shared_data_dir
     from serendip.models.factorization import IALS
 
     cases = []
-    loaders = {
-        "ml-100k": lambda: load_movielens(DATA / "ml-100k"),
-        "lastfm-2k": lambda: load_lastfm(DATA / "lastfm-2k"),
-    }
-    for name, load in loaders.items():
-        if not (DATA / name).is_dir():
-            print(f"skip {name}: not found under {DATA}", file=sys.stderr)
+    data = shared_data_dir()
+    for name in REAL_SOURCES:
+        if not (data / name).is_dir():
+            print(f"skip {name}: not found under {data}", file=sys.stderr)
             continue
-        ds = load()
+        ds = load_source(data / name)
         model = IALS(**ials_params(name)).fit(ds)
         cases.append(_case(name, model, max_queries))
     import tempfile

@@ -28,19 +28,18 @@ import platform
 import sqlite3
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
 from serendip.cli._common import progress
 from serendip.data.dataset import EVENT_TYPES
 from serendip.store import MAX_BATCH, EventIn, Store
+from serendip.store.scratch import scratch_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -68,21 +67,6 @@ def sqlite_url() -> Iterator[str]:
         yield f"sqlite:///{Path(d) / 'ingest.db'}"
 
 
-@contextmanager
-def postgres_url(base: str) -> Iterator[str]:
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
-
-
 def backend_info(store: Store) -> str:
     with store.database.read() as conn:
         if store.backend == "sqlite":
@@ -92,9 +76,9 @@ def backend_info(store: Store) -> str:
             ]
             return f"SQLite {sqlite3.sqlite_version}, journal_mode={mode}, synchronous={sync}"
         version = conn.execute(text("SHOW server_version")).scalar()
-        sync = conn.execute(text("SHOW synchronous_commit")).scalar()
+        commit = conn.execute(text("SHOW synchronous_commit")).scalar()
         fsync = conn.execute(text("SHOW fsync")).scalar()
-        return f"PostgreSQL {version}, synchronous_commit={sync}, fsync={fsync}"
+        return f"PostgreSQL {version}, synchronous_commit={commit}, fsync={fsync}"
 
 
 def timed_batches(store: Store, events: list[EventIn], batch: int, label: str) -> dict[str, Any]:
@@ -230,7 +214,7 @@ def main() -> None:
                 )
         elif backend == "postgres":
             try:
-                with postgres_url(args.postgres_url) as url:
+                with scratch_schema(args.postgres_url, "bench") as url:
                     results["backends"].append(
                         run_backend(url, "postgresql", args.events, batches, args.singles)
                     )

@@ -28,11 +28,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from serendip.data.loaders import load_lastfm, load_movielens
 from serendip.evaluation import evaluate_recommendations, random_split, validation_split
+from serendip.evaluation.study.runner import shared_data_dir
 from serendip.evaluation.tuning import tune_model
 from serendip.models.registry import MODELS, get_model_class
 
 ROOT = Path(__file__).resolve().parent
-SHARED = Path(os.environ.get("SERENDIP_SHARED_DATA", ROOT.parent.parent / "shared" / "data"))
+SHARED = shared_data_dir()
 PARAMS_FILE = ROOT / "model_params.json"
 RESULTS_DIR = ROOT / "results"
 

@@ -325,30 +325,16 @@ def ingest_into(
     return result
 
 
-def _pg_schema(url: str) -> tuple[str, str] | None:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
+def _pg_schema(url: str) -> str | None:
+    """A scratch schema's URL (drop it with `drop_scratch_schema`), or None when the server
+    cannot be reached: the PostgreSQL part of the benchmark is then skipped, saying why."""
+    from serendip.store.scratch import create_scratch_schema
 
-    schema = f"bench_serve_{uuid.uuid4().hex[:8]}"
     try:
-        admin = create_engine(url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        admin.dispose()
+        return create_scratch_schema(url, "bench_serve")
     except Exception as exc:
         print(f"PostgreSQL skipped: {type(exc).__name__}: {exc}", file=sys.stderr)
         return None
-    scoped = make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
-    return scoped.render_as_string(hide_password=False), schema
-
-
-def _drop_pg_schema(url: str, schema: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    admin.dispose()
 
 
 # ----------------------------------------------------------------------------- report
@@ -523,10 +509,12 @@ def main(argv: list[str] | None = None) -> None:
     if not args.no_postgres:
         pg = _pg_schema(args.postgres_url)
         if pg is not None:
+            from serendip.store.scratch import drop_scratch_schema
+
             try:
-                ingestion["postgresql"] = ingest_into(pg[0], workdir, env, users, items, args)
+                ingestion["postgresql"] = ingest_into(pg, workdir, env, users, items, args)
             finally:
-                _drop_pg_schema(args.postgres_url, pg[1])
+                drop_scratch_schema(pg)
 
     argv_s = " ".join(argv if argv is not None else sys.argv[1:])
     result = {

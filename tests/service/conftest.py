@@ -5,7 +5,6 @@ factory. Tests that check real behaviour (real time, hot swap) use the real `Mod
 from __future__ import annotations
 
 import shutil
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,17 +12,17 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from serendip.errors import SerendipError
 from serendip.service.app import create_app
 from serendip.service.settings import Settings
 from serendip.store import Store
+from serendip.store.scratch import create_scratch_schema, drop_scratch_schema
 
 
 def postgres_url() -> str:
-    """URL of a fresh PostgreSQL schema (created here; drop it with `drop_schema`), or skip.
+    """URL of a fresh PostgreSQL schema (created here; drop it with
+    `serendip.store.scratch.drop_scratch_schema`), or skip.
 
     Uses the server and the skip rule of the store's contract tests (tests/store/conftest.py)."""
     from tests.store.conftest import POSTGRES_URL, _pg_reason_cached
@@ -31,23 +30,7 @@ def postgres_url() -> str:
     reason = _pg_reason_cached()
     if reason:
         pytest.skip(reason)
-    schema = f"api_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    admin.dispose()
-    url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    return url.render_as_string(hide_password=False)
-
-
-def drop_schema(url: str) -> None:
-    from tests.store.conftest import POSTGRES_URL
-
-    schema = make_url(url).query["options"].split("=", 1)[1]  # type: ignore[union-attr]
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    admin.dispose()
+    return create_scratch_schema(POSTGRES_URL, "api")
 
 
 def _postgres_store() -> Iterator[Store]:
@@ -57,7 +40,7 @@ def _postgres_store() -> Iterator[Store]:
         yield store
     finally:
         store.close()
-        drop_schema(url)
+        drop_scratch_schema(url)
 
 
 @pytest.fixture(scope="session")

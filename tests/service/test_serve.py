@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 
 from serendip.cli.main import app as cli
 from serendip.store import Store
-from tests.service.conftest import drop_schema, postgres_url
+from serendip.store.scratch import drop_scratch_schema
+from tests.service.conftest import postgres_url
 
 SERENDIP = Path(sys.executable).with_name("serendip")
 
@@ -100,7 +101,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     else:
         url = postgres_url()
         yield url
-        drop_schema(url)
+        drop_scratch_schema(url)
 
 
 @pytest.mark.slow

@@ -22,16 +22,26 @@ faiss inserts HNSW points in parallel otherwise, and the graph would depend on t
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
 
 from serendip.errors import ConfigError, SerendipError
 from serendip.models.base import ModelConfig, RecLists, top_k
+
+if TYPE_CHECKING:
+    from serendip.models.base import ItemFilter, Recommender
+
+    # For the type checker the mixin is a Recommender (it is only ever mixed into one, before
+    # the model's base class), so `self.items_`, `super()._fit` ... are checked against the
+    # real declarations; at run time it stays a plain mixin.
+    _MixinBase = Recommender
+else:
+    _MixinBase = object
 
 __all__ = [
     "AnnIndex",
@@ -327,7 +337,7 @@ class AnnOptions(ModelConfig):
     ann_ef_search: int = Field(default=512, ge=1)
 
 
-class AnnRetrieval:
+class AnnRetrieval(_MixinBase):
     """Mixin for embedding models: `recommend` for warm users and `similar_items` go through
     ANN indexes when the config turns them on; everything else (cold users, candidate sets,
     restrictive filters, users whose exclusions exhaust the index) takes the exact path of the
@@ -366,12 +376,12 @@ class AnnRetrieval:
 
     # machinery ---------------------------------------------------------
     def _ann_params(self) -> AnnParams:
-        cfg: Any = self.config  # type: ignore[attr-defined]
+        cfg: Any = self.config
         return AnnParams(cfg.ann_m, cfg.ann_ef_construction, cfg.ann_ef_search, cfg.ann_exact_below)
 
     def ann_wanted(self, n_items: int) -> bool:
         """Whether this configuration builds indexes for a catalog of `n_items`."""
-        cfg: Any = self.config  # type: ignore[attr-defined]
+        cfg: Any = self.config
         if cfg.ann == "auto":
             return n_items >= cfg.ann_min_items
         return bool(cfg.ann)
@@ -382,7 +392,7 @@ class AnnRetrieval:
     def build_ann(self) -> None:
         """(Re)build the indexes from the fitted item vectors (called at the end of fit)."""
         self.ann_indexes_ = {}
-        if not self.ann_wanted(len(self.items_)):  # type: ignore[attr-defined]
+        if not self.ann_wanted(len(self.items_)):
             return
         for purpose in self._purposes():
             self.ann_indexes_[purpose] = AnnIndex.build(
@@ -396,17 +406,18 @@ class AnnRetrieval:
         return indexes.get("recommend" if self._ann_shared else purpose)
 
     def _fit(self, dataset: Any) -> None:
-        super()._fit(dataset)  # type: ignore[misc]
+        # abstract on Recommender, implemented by the model's base class (next in the MRO)
+        super()._fit(dataset)  # type: ignore[safe-super]
         self.build_ann()
 
     # persistence: the index files live in the artifact directory, their entries in its meta.
     def _state(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        arrays, meta = super()._state()  # type: ignore[misc]
+        arrays, meta = super()._state()
         names = sorted(getattr(self, "ann_indexes_", None) or {})
         return arrays, {**meta, "ann": {"indexes": names}}
 
     def _save_extra(self, directory: Path) -> None:
-        super()._save_extra(directory)  # type: ignore[misc]
+        super()._save_extra(directory)
         entries = {
             purpose: index.save(directory, f"ann_{purpose}")
             for purpose, index in (getattr(self, "ann_indexes_", None) or {}).items()
@@ -417,11 +428,11 @@ class AnnRetrieval:
             (Path(directory) / "ann.json").write_text(json.dumps(entries, indent=2))
 
     def _set_state(self, arrays: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
-        super()._set_state(arrays, meta)  # type: ignore[misc]
+        super()._set_state(arrays, meta)
         self._ann_names = list((meta.get("ann") or {}).get("indexes", []))
 
     def _load_extra(self, directory: Path) -> None:
-        super()._load_extra(directory)  # type: ignore[misc]
+        super()._load_extra(directory)
         self.ann_indexes_ = {}
         names = getattr(self, "_ann_names", [])
         if not names:
@@ -437,52 +448,57 @@ class AnnRetrieval:
             if purpose not in entries:
                 raise SerendipError(f"{directory}: ANN index '{purpose}' missing from ann.json")
             index = AnnIndex.load(Path(directory), entries[purpose])
-            if index.n != len(self.items_):  # type: ignore[attr-defined]
+            if index.n != len(self.items_):
                 raise SerendipError(
                     f"{directory}: ANN index '{purpose}' has {index.n} items, the model "
-                    f"{len(self.items_)}"  # type: ignore[attr-defined]
+                    f"{len(self.items_)}"
                 )
             self.ann_indexes_[purpose] = index
 
     # retrieval ---------------------------------------------------------
-    def recommend(  # type: ignore[no-untyped-def]
+    def recommend(
         self,
-        users,
+        users: Sequence[str] | np.ndarray | str,
         k: int = 10,
         *,
         exclude_seen: bool = True,
-        candidates=None,
-        filters=None,
-        context=None,
+        candidates: Iterable[str] | np.ndarray | None = None,
+        filters: ItemFilter | Callable[[np.ndarray], np.ndarray] | None = None,
+        context: Mapping[str, Sequence[str]] | None = None,
         batch_size: int | None = None,
     ) -> RecLists:
         """As `Recommender.recommend`; warm users through the ANN index when one is built."""
-        base = super().recommend  # type: ignore[misc]
+        base = super().recommend
+
+        def exact(who: Sequence[str] | np.ndarray | str) -> RecLists:
+            return base(
+                who,
+                k,
+                exclude_seen=exclude_seen,
+                candidates=candidates,
+                filters=filters,
+                context=context,
+                batch_size=batch_size,
+            )
+
         index = self._ann_index("recommend")
-        kwargs = dict(
-            exclude_seen=exclude_seen,
-            candidates=candidates,
-            filters=filters,
-            context=context,
-            batch_size=batch_size,
-        )
         if index is None or candidates is not None or k < 1:
-            return base(users, k, **kwargs)  # type: ignore[no-any-return]
-        self._check_fitted()  # type: ignore[attr-defined]
+            return exact(users)
+        self._check_fitted()
         from serendip.models.base import ItemFilter
 
         user_ids = np.asarray([users] if isinstance(users, str) else list(users), dtype=object)
-        n_items = len(self.items_)  # type: ignore[attr-defined]
+        n_items = len(self.items_)
         allowed = None
         if filters is not None:
             allowed = (
-                filters.allowed(self.items_, self.item_category_, self.item_author_)  # type: ignore[attr-defined]
+                filters.allowed(self.items_, self.item_category_, self.item_author_)
                 if isinstance(filters, ItemFilter)
                 else np.asarray(filters(np.arange(n_items)), dtype=bool)
             )
             if allowed.mean() < 0.5:  # a selective filter: graph search degrades; go exact
-                return base(users, k, **kwargs)  # type: ignore[no-any-return]
-        uidx = self.users_.indices(user_ids) if len(user_ids) else np.zeros(0, np.int64)  # type: ignore[attr-defined]
+                return exact(users)
+        uidx = self.users_.indices(user_ids) if len(user_ids) else np.zeros(0, np.int64)
         warm = np.flatnonzero(uidx >= 0)
         queries, usable = self._ann_queries(uidx[warm])
         rows = warm[usable]
@@ -491,17 +507,17 @@ class AnnRetrieval:
         for r in rows:
             parts = []
             if exclude_seen:
-                train = self.train_  # type: ignore[attr-defined]
+                train = self.train_
                 u = uidx[r]
                 parts.append(train.indices[train.indptr[u] : train.indptr[u + 1]])
                 if context:
-                    parts.append(self._context_indices(str(user_ids[r]), context))  # type: ignore[attr-defined]
+                    parts.append(self._context_indices(str(user_ids[r]), context))
             excl.append(np.concatenate(parts) if parts else np.zeros(0, np.int64))
         # unknown users with a context history: their folded-in vector is a query like any other
         # (the serving runtime's real-time path); without history they score by popularity
         cold_rows, cold_queries = [], []
         for r in np.flatnonzero(uidx < 0) if context else ():
-            hist = self._context_indices(str(user_ids[r]), context)  # type: ignore[attr-defined]
+            hist = self._context_indices(str(user_ids[r]), context)
             q = self._ann_cold_query(hist) if len(hist) else None
             if q is not None and np.linalg.norm(q) > 0:
                 cold_rows.append(r)
@@ -531,25 +547,25 @@ class AnnRetrieval:
             done[rows[ok]] = True
         rest = np.flatnonzero(~done)
         if len(rest):
-            exact = base(user_ids[rest], k, **kwargs)
-            out_items[rest] = exact.items
-            out_scores[rest] = exact.scores
-        return RecLists(user_ids, out_items, out_scores, self.items_)  # type: ignore[attr-defined]
+            exact_lists = exact(user_ids[rest])
+            out_items[rest] = exact_lists.items
+            out_scores[rest] = exact_lists.scores
+        return RecLists(user_ids, out_items, out_scores, self.items_)
 
     def similar_items(self, item: str, k: int = 10) -> RecLists:
         """As `Recommender.similar_items`; through the "similar" ANN index when one is built."""
         index = self._ann_index("similar")
         if index is None:
-            return super().similar_items(item, k)  # type: ignore[misc,no-any-return]
-        self._check_fitted()  # type: ignore[attr-defined]
-        i = self.items_.get(str(item))  # type: ignore[attr-defined]
+            return super().similar_items(item, k)
+        self._check_fitted()
+        i = self.items_.get(str(item))
         if i < 0:
             raise SerendipError(f"unknown item '{item}'")
         vec = self._ann_vectors("similar")[i][None, :]
         res = index.search(vec, k, [np.array([i])])
         if not res.complete[0]:
-            return super().similar_items(item, k)  # type: ignore[misc,no-any-return]
-        return RecLists(np.array([str(item)], dtype=object), res.items, res.scores, self.items_)  # type: ignore[attr-defined]
+            return super().similar_items(item, k)
+        return RecLists(np.array([str(item)], dtype=object), res.items, res.scores, self.items_)
 
 
 def exact_top_k(

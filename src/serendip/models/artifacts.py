@@ -8,7 +8,8 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,14 @@ import scipy.sparse as sp
 from serendip.data.vocabulary import Vocabulary
 from serendip.errors import SerendipError
 
-__all__ = ["ARTIFACT_FORMAT", "ARTIFACT_VERSION", "Artifact", "read_artifact", "write_artifact"]
+__all__ = [
+    "ARTIFACT_FORMAT",
+    "ARTIFACT_VERSION",
+    "Artifact",
+    "atomic_directory",
+    "read_artifact",
+    "write_artifact",
+]
 
 ARTIFACT_FORMAT = "serendip-model"
 ARTIFACT_VERSION = 1
@@ -60,9 +68,7 @@ def write_artifact(
     from serendip import __version__
 
     directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    try:
+    with atomic_directory(directory) as tmp:
         files: dict[str, dict[str, str]] = {}
         np.save(tmp / "users.npy", users.ids.astype(str), allow_pickle=False)
         np.save(tmp / "items.npy", items.ids.astype(str), allow_pickle=False)
@@ -91,6 +97,23 @@ def write_artifact(
         if extra is not None:
             extra(tmp)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=_json_default))
+    return directory
+
+
+@contextmanager
+def atomic_directory(directory: Path) -> Iterator[Path]:
+    """Fill a directory so that readers see the old one or the complete new one, never half.
+
+    Yields an empty temporary sibling of `directory` (same file system, so the final rename is
+    atomic); when the block ends without error it replaces `directory` (an existing one is
+    renamed aside first, then removed). On error the temporary directory is removed and
+    `directory` is left as it was.
+    """
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        yield tmp
         if directory.exists():
             old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
             directory.rename(old)
@@ -101,7 +124,6 @@ def write_artifact(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return directory
 
 
 def read_artifact(directory: Path) -> Artifact:

@@ -29,25 +29,27 @@ __all__ = [
 
 
 async def get_settings(request: Request) -> Settings:
-    return request.app.state.settings  # type: ignore[no-any-return]
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 async def get_metrics(request: Request) -> ServiceMetrics:
-    return request.app.state.metrics  # type: ignore[no-any-return]
+    metrics: ServiceMetrics = request.app.state.metrics
+    return metrics
 
 
 async def get_store(request: Request) -> Store:
-    store = getattr(request.app.state, "store", None)
+    store: Store | None = getattr(request.app.state, "store", None)
     if store is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="store is not open yet")
-    return store  # type: ignore[no-any-return]
+    return store
 
 
 async def get_runtime(request: Request) -> ModelRuntime:
-    runtime = getattr(request.app.state, "runtime", None)
+    runtime: ModelRuntime | None = getattr(request.app.state, "runtime", None)
     if runtime is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="runtime is not up yet")
-    return runtime  # type: ignore[no-any-return]
+    return runtime
 
 
 async def serving_runtime(request: Request) -> ModelRuntime:

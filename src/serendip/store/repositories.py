@@ -58,6 +58,8 @@ __all__ = [
 
 Clock = Callable[[], float]
 
+# SQLAlchemy types a mapped class's `__table__` as the wider `FromClause`; a declarative class
+# with `__tablename__` always gets a `Table`, which the dialect INSERTs below need.
 EVENTS: Table = EventRow.__table__  # type: ignore[assignment]
 ITEMS: Table = ItemRow.__table__  # type: ignore[assignment]
 USERS: Table = UserRow.__table__  # type: ignore[assignment]
@@ -136,6 +138,32 @@ class _Repository:
         if self._db.dialect == "postgresql":
             return postgresql.insert(table)
         return sqlite.insert(table)
+
+    def _upsert(
+        self,
+        table: Table,
+        key: str,
+        rows: Sequence[dict[str, Any]],
+        replaced: Sequence[str],
+        now: float,
+    ) -> None:
+        """Insert `rows`, or update the columns `replaced` of those whose `key` exists, in one
+        transaction. A row's `created_at` None means "not given": a new row gets `now`, an
+        existing one keeps its stored creation time. (Two statements, since `created_at` is
+        either in a statement's update set or not.)"""
+        with_created = [r for r in rows if r["created_at"] is not None]
+        without_created = [{**r, "created_at": now} for r in rows if r["created_at"] is None]
+        ins = self._insert(table)
+        with self._db.write() as conn:
+            for part, cols in (
+                (with_created, [*replaced, "created_at"]),
+                (without_created, list(replaced)),
+            ):
+                if part:
+                    stmt = ins.on_conflict_do_update(
+                        index_elements=[key], set_={c: ins.excluded[c] for c in cols}
+                    )
+                    conn.execute(stmt, part)
 
 
 # --------------------------------------------------------------------- events
@@ -298,36 +326,25 @@ class CatalogRepository(_Repository):
         if not items:
             return 0
         now = self._clock()
-        with_created: list[dict[str, Any]] = []
-        without_created: list[dict[str, Any]] = []
+        rows: list[dict[str, Any]] = []
         for i, it in enumerate(items, start=1):
             if not isinstance(it, ItemIn):
                 raise DataError(f"expected an ItemIn, got {type(it).__name__}", row=i)
-            created = _check_number(it.created_at, "created_at", i)
-            row = {
-                "item_id": _check_id(it.item, "item", i),
-                "title": _check_str(it.title, "title", i),
-                "text": _check_str(it.text, "text", i),
-                "tags": _check_tags(it.tags, "tags", i),
-                "category": _check_str(it.category, "category", i, MAX_ID_LENGTH),
-                "author": _check_str(it.author, "author", i, MAX_ID_LENGTH),
-                "created_at": now if created is None else created,
-                "updated_at": now,
-                "deleted_at": None,
-            }
-            (without_created if created is None else with_created).append(row)
-        ins = self._insert(ITEMS)
+            rows.append(
+                {
+                    "item_id": _check_id(it.item, "item", i),
+                    "title": _check_str(it.title, "title", i),
+                    "text": _check_str(it.text, "text", i),
+                    "tags": _check_tags(it.tags, "tags", i),
+                    "category": _check_str(it.category, "category", i, MAX_ID_LENGTH),
+                    "author": _check_str(it.author, "author", i, MAX_ID_LENGTH),
+                    "created_at": _check_number(it.created_at, "created_at", i),
+                    "updated_at": now,
+                    "deleted_at": None,
+                }
+            )
         replaced = ["title", "text", "tags", "category", "author", "updated_at", "deleted_at"]
-        with self._db.write() as conn:
-            for rows, cols in (
-                (with_created, [*replaced, "created_at"]),
-                (without_created, replaced),
-            ):
-                if rows:
-                    stmt = ins.on_conflict_do_update(
-                        index_elements=["item_id"], set_={c: ins.excluded[c] for c in cols}
-                    )
-                    conn.execute(stmt, rows)
+        self._upsert(ITEMS, "item_id", rows, replaced, now)
         return len(items)
 
     def delete(self, item_ids: Sequence[str]) -> int:
@@ -424,34 +441,22 @@ class UserRepository(_Repository):
         if not users:
             return 0
         now = self._clock()
-        with_created: list[dict[str, Any]] = []
-        without_created: list[dict[str, Any]] = []
+        rows: list[dict[str, Any]] = []
         for i, u in enumerate(users, start=1):
             if not isinstance(u, UserIn):
                 raise DataError(f"expected a UserIn, got {type(u).__name__}", row=i)
             if not isinstance(u.private, bool):
                 raise DataError(f"must be true or false, got {u.private!r}", field="private", row=i)
-            created = _check_number(u.created_at, "created_at", i)
-            row = {
-                "user_id": _check_id(u.user, "user", i),
-                "interests": _check_tags(u.interests, "interests", i),
-                "private": u.private,
-                "created_at": now if created is None else created,
-                "updated_at": now,
-            }
-            (without_created if created is None else with_created).append(row)
-        ins = self._insert(USERS)
-        replaced = ["interests", "private", "updated_at"]
-        with self._db.write() as conn:
-            for rows, cols in (
-                (with_created, [*replaced, "created_at"]),
-                (without_created, replaced),
-            ):
-                if rows:
-                    stmt = ins.on_conflict_do_update(
-                        index_elements=["user_id"], set_={c: ins.excluded[c] for c in cols}
-                    )
-                    conn.execute(stmt, rows)
+            rows.append(
+                {
+                    "user_id": _check_id(u.user, "user", i),
+                    "interests": _check_tags(u.interests, "interests", i),
+                    "private": u.private,
+                    "created_at": _check_number(u.created_at, "created_at", i),
+                    "updated_at": now,
+                }
+            )
+        self._upsert(USERS, "user_id", rows, ["interests", "private", "updated_at"], now)
         return len(users)
 
     def get(self, user_id: str) -> User | None:

@@ -98,6 +98,15 @@ def test_end_to_end(study: tuple[Path, dict[str, Any]]) -> None:
         }
 
 
+def test_splits_are_written_whole(study: tuple[Path, dict[str, Any]]) -> None:
+    """Each split lands in its final directory at once (no temporary sibling left behind)."""
+    out, _ = study
+    folder = out / "splits" / "toy"
+    assert sorted(p.name for p in folder.iterdir()) == ["cold-users", "random"]
+    for protocol in ("random", "cold-users"):
+        assert (folder / protocol / "split.json").is_file()
+
+
 def test_cold_users_get_their_history_as_context(
     study: tuple[Path, dict[str, Any]], toy_platform: Dataset
 ) -> None:

@@ -68,6 +68,7 @@ __all__ = [
     "plan_cells",
     "resolve_source",
     "run_study",
+    "shared_data_dir",
 ]
 
 #: Per-user metrics stored in per_user.npz (for each K of the study).
@@ -178,8 +179,7 @@ def resolve_source(
             generate_platform(preset, seed=seed, out=target)
         return target
     if source in REAL_SOURCES:
-        base = shared_data or _shared_data_dir()
-        path = base / source
+        path = (shared_data or shared_data_dir()) / source
         if not path.is_dir():
             raise ConfigError(
                 f"dataset '{source}' not found at {path}; set {SHARED_DATA_ENV} to the directory "
@@ -192,7 +192,10 @@ def resolve_source(
     return path
 
 
-def _shared_data_dir() -> Path:
+def shared_data_dir() -> Path:
+    """The directory holding the real datasets (ml-100k/, lastfm-2k/): $SERENDIP_SHARED_DATA,
+    else the checkout's sibling ../shared/data (or the working directory's). The study and the
+    benchmarks look real datasets up here, so both find the same copy."""
     env = os.environ.get(SHARED_DATA_ENV)
     if env:
         return Path(env)
@@ -536,6 +539,8 @@ class StudyRunner:
                 if col in per_user:
                     arrays[col] = per_user[col].to_numpy(dtype=np.float64)
         buf = io.BytesIO()
+        # numpy's stub types `allow_pickle: bool` next to `**kwds`, so mypy fears a key of
+        # `arrays` could land there; the keys are metric names, never "allow_pickle".
         np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
         atomic_write_bytes(directory / "per_user.npz", buf.getvalue())
 
@@ -598,17 +603,13 @@ class StudyRunner:
 
     def _write_split(self, dspec: DatasetSpec, pspec: ProtocolSpec, split: Split) -> None:
         from serendip.evaluation.io import write_split
+        from serendip.models.artifacts import atomic_directory
 
         target = self.out / "splits" / dspec.name / pspec.name
         if (target / "split.json").is_file() and not self.fresh:
             return
-        tmp = target.with_name(f".{target.name}.tmp")
-        write_split(split, tmp)
-        if target.exists():
-            import shutil
-
-            shutil.rmtree(target)
-        tmp.rename(target)
+        with atomic_directory(target) as tmp:
+            write_split(split, tmp)
 
     # ------------------------------------------------------------- the end
     def _significance(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -1,0 +1,33 @@
+"""`atomic_directory`: a reader sees the old directory or the complete new one, never half."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from serendip.models.artifacts import atomic_directory
+
+
+def test_atomic_directory_replaces_an_existing_one_and_leaves_no_temporary(tmp_path: Path) -> None:
+    target = tmp_path / "out" / "split"
+    with atomic_directory(target) as tmp:
+        assert tmp.is_dir() and tmp.parent == target.parent and not target.exists()
+        (tmp / "a.txt").write_text("first")
+    assert (target / "a.txt").read_text() == "first"
+    with atomic_directory(target) as tmp:
+        (tmp / "b.txt").write_text("second")
+        assert (target / "a.txt").read_text() == "first"  # the old one until the block ends
+    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
+    assert [p.name for p in target.parent.iterdir()] == ["split"]
+
+
+def test_atomic_directory_keeps_the_old_one_on_error(tmp_path: Path) -> None:
+    target = tmp_path / "split"
+    target.mkdir()
+    (target / "a.txt").write_text("old")
+    with pytest.raises(RuntimeError, match="half way"), atomic_directory(target) as tmp:
+        (tmp / "a.txt").write_text("new, half written")
+        raise RuntimeError("half way")
+    assert (target / "a.txt").read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["split"]
