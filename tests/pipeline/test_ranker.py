@@ -50,6 +50,18 @@ def test_time_split_without_timestamps_holds_out_at_random() -> None:
     np.testing.assert_array_equal(future.interactions.item, again.interactions.item)
 
 
+def test_random_label_split_ignores_timestamps() -> None:
+    ds = _toy()
+    past, future, cut = time_split(ds, 0.25, random=True, seed=3)
+    assert np.isnan(cut)
+    assert len(past.interactions) + len(future.interactions) == ds.n_interactions
+    assert abs(len(future.interactions) / ds.n_interactions - 0.25) < 0.03
+    # not a time cut: the label window reaches back before the latest past interaction
+    assert future.interactions.timestamp.min() < past.interactions.timestamp.max()
+    again = time_split(ds, 0.25, random=True, seed=3)[1]
+    np.testing.assert_array_equal(future.interactions.item, again.interactions.item)
+
+
 def test_labels_are_graded_by_event_strength() -> None:
     inter = pd.DataFrame(
         {

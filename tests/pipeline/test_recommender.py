@@ -186,3 +186,47 @@ def test_save_load_round_trip_keeps_lists_explanations_and_live_state(tmp_path: 
         assert [e.to_dict() for e in x.explanations or ()] == [
             e.to_dict() for e in y.explanations or ()
         ]
+
+
+def test_two_collaborative_sources_random_labels_and_popularity_penalty(tmp_path: Path) -> None:
+    ds = _data()
+    params = {
+        **QUICK,
+        "sources.collaborative-2.params": {"model": "ials", "params": {"factors": 4}},
+        "sources.collaborative-2.quota": 15,
+        "ranker.label_split": "random",
+        "rerank.popularity_penalty": 0.5,
+    }
+    model = PipelineRecommender(params).fit(ds)
+    assert "score_collaborative-2" in model.stage_.feature_names
+    users = list(ds.users.ids[:30])
+    recs = model.recommend(users, 10)
+    assert (recs.items >= 0).all()
+    # the penalty lowers the mean popularity of what is shown
+    plain = PipelineRecommender({**params, "rerank.popularity_penalty": 0.0}).fit(ds)
+    pop = model.popularity_
+    assert pop[recs.items].mean() < pop[plain.recommend(users, 10).items].mean()
+    # the long tail: everything outside the most popular items holding half the interactions
+    tail = model._long_tail()
+    head_share = pop[~tail].sum() / pop.sum()
+    assert 0.5 <= head_share < 0.5 + pop[~tail].min() / pop.sum()
+    head_first = {**params, "rerank.popularity_penalty": 0.0}
+    quota = PipelineRecommender({**head_first, "rerank.tail_target": 0.9}).fit(ds)
+    with_quota = tail[quota.recommend(users, 10).items].mean()
+    assert with_quota >= 0.85 and with_quota >= tail[plain.recommend(users, 10).items].mean()
+    model.save(tmp_path / "p2")
+    loaded = Recommender.load(tmp_path / "p2")
+    np.testing.assert_array_equal(loaded.recommend(users, 10).items, recs.items)
+
+
+def test_loading_for_serving_limits_thread_pools_once(tmp_path: Path) -> None:
+    from threadpoolctl import threadpool_info
+
+    from serendip.pipeline import recommender as rec_module
+
+    _fitted().save(tmp_path / "p")
+    Recommender.load(tmp_path / "p")
+    assert len(rec_module._THREADS_LIMITED) == 1
+    Recommender.load(tmp_path / "p")  # a second load does not stack limiters
+    assert len(rec_module._THREADS_LIMITED) == 1
+    assert all(pool["num_threads"] == 1 for pool in threadpool_info())

@@ -132,3 +132,36 @@ def test_filters_drop_exactly_what_they_should() -> None:
     extra[[10, 12]] = True
     ok = allowed_candidates(cand, ctx, rules, extra_allowed=extra)
     assert np.flatnonzero(ok).tolist() == [10, 12]
+
+
+def test_popularity_penalty_moves_the_long_tail_up() -> None:
+    cand = np.arange(6)
+    scores = np.array([1.0, 0.95, 0.9, 0.5, 0.4, 0.0])  # popular items score best
+    pop = np.array([1.0, 1.0, 1.0, 0.0, 0.0, 0.0])
+    plain, _ = rerank(cand, scores, 3, RerankParams(mmr_lambda=1.0, author_cap=None))
+    assert plain.tolist() == [0, 1, 2]
+    off, _ = rerank(cand, scores, 3, RerankParams(mmr_lambda=1.0, author_cap=None), popularity=pop)
+    assert off.tolist() == [0, 1, 2]  # penalty 0: popularity is ignored
+    params = RerankParams(mmr_lambda=1.0, author_cap=None, popularity_penalty=0.6)
+    out, shown = rerank(cand, scores, 3, params, popularity=pop)
+    # relevance - 0.6 * popularity: 0.4, 0.35, 0.3 vs 0.5, 0.4, 0.0 -> 3, then 4 ~ 0 (tie to 0)
+    assert out.tolist()[0] == 3 and set(out.tolist()) <= {0, 3, 4}
+    assert np.all(np.diff(shown) <= 0)  # displayed scores still read as sorted
+    # MMR path takes the same penalised relevance
+    mmr = RerankParams(mmr_lambda=0.99, author_cap=None, popularity_penalty=0.6)
+    out2, _ = rerank(cand, scores, 3, mmr, popularity=pop, content=None)
+    assert out2.tolist() == out.tolist()
+
+
+@pytest.mark.parametrize("target", [0.2, 0.3, 0.5])
+def test_long_tail_quota_holds_on_every_prefix(target: float) -> None:
+    cand = np.arange(30)
+    scores = -cand.astype(float)  # head items (even) and tail items (odd) interleaved
+    tail = cand % 3 == 2  # a third of the candidates are long tail, the lower ones
+    params = RerankParams(mmr_lambda=1.0, author_cap=None, tail_target=target)
+    out, shown = rerank(cand, scores, 10, params, long_tail=tail)
+    for p in range(1, 11):
+        assert tail[out[:p]].sum() >= math.floor(target * p + 0.5)
+    assert np.all(np.diff(shown) <= 0)
+    none, _ = rerank(cand, scores, 10, params)  # no long-tail mask: no quota
+    assert none.tolist() == list(range(10))

@@ -18,6 +18,7 @@ from tests.pipeline._tiny import DAY, NOW, tiny_platform
 
 QUICK: dict[str, dict[str, Any]] = {
     "collaborative": {"model": "ials", "params": {"factors": 8, "iterations": 3}},
+    "collaborative-2": {"model": "item-knn", "params": {"k": 10}},
 }
 
 
@@ -57,6 +58,7 @@ def test_registry_names_and_bad_params() -> None:
     assert set(SOURCES) == {
         "in-network",
         "collaborative",
+        "collaborative-2",
         "recent-item-knn",
         "content",
         "trending",

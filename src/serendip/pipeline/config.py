@@ -77,8 +77,10 @@ class RankerParams(_Frozen):
     the labels are the interactions of the following window -- with `label_split="global"` the
     last `label_fraction` of the training interactions by time (one cut for everyone, as the
     temporal protocol), with "per-user" each user's latest `label_fraction` of interactions
-    (every active user becomes a training group; for data where users come and go); a seeded
-    per-user random holdout of that share when the data has no timestamps. `n_windows` > 1
+    (every active user becomes a training group; for data where users come and go); with
+    "random" -- and whatever the split when the data has no timestamps -- a seeded random
+    holdout of that share of each user's interactions (matches a random evaluation protocol,
+    and data whose timestamps are sparse or not interaction times, e.g. Last.fm's tag dates). `n_windows` > 1
     slides further label windows back in time (each one `label_fraction` earlier, stage one
     refitted on what precedes it): more training groups for small data. Labels
     are graded by event strength (`label_gains`: event name -> grade; a rating of 4 or more
@@ -109,7 +111,7 @@ class RankerParams(_Frozen):
             "rating": 1,
         }
     )
-    label_split: Literal["global", "per-user"] = "global"
+    label_split: Literal["global", "per-user", "random"] = "global"
     n_windows: int = Field(default=3, ge=1, le=10)
     num_threads: int = Field(default=1, ge=1, le=64)
 
@@ -142,7 +144,13 @@ class RerankParams(_Frozen):
     (similarity over `diversity`: the items' category, tags, or both). oon_target: the share of
     out-of-network items (none of the user's followees interacted with them) the list should
     hold, None = no target. author_cap: at most this many items by one author, None = no cap.
-    pool: how many of the ranker's best candidates enter the re-ranking.
+    pool: how many of the ranker's best candidates enter the re-ranking. popularity_penalty:
+    relevance (the score min-max scaled over the pool, in [0, 1]) minus this times the item's
+    log popularity over the catalog's largest (in [0, 1]); 0 = off, higher = more long tail,
+    more catalog coverage (a calibrated popularity debiasing, tuned on validation).
+    tail_target: the least share of the list from the long tail (items outside the popular head:
+    the most interacted-with items that together hold half of the training interactions),
+    held on every prefix like oon_target; None = no quota.
     """
 
     mmr_lambda: float = Field(default=0.85, ge=0.0, le=1.0)
@@ -150,6 +158,8 @@ class RerankParams(_Frozen):
     oon_target: float | None = Field(default=None, ge=0.0, le=1.0)
     author_cap: int | None = Field(default=3, ge=1)
     pool: int = Field(default=100, ge=1, le=5000)
+    popularity_penalty: float = Field(default=0.0, ge=0.0, le=5.0)
+    tail_target: float | None = Field(default=None, ge=0.0, le=1.0)
 
 
 class FilterParams(_Frozen):
@@ -237,6 +247,8 @@ SEARCH_SPACE: SearchSpace = {
     "rerank.mmr_lambda": FloatRange(0.5, 1.0),
     "rerank.author_cap": Choice((None, 1, 2, 3, 5)),
     "rerank.oon_target": Choice((None, 0.2, 0.3, 0.5)),
+    "rerank.popularity_penalty": FloatRange(0.0, 1.0),
+    "rerank.tail_target": Choice((None, 0.2, 0.3, 0.5)),
     "sources.collaborative.quota": IntRange(20, 300, log=True),
     "sources.explore.quota": IntRange(0, 100),
 }

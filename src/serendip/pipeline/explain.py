@@ -38,6 +38,7 @@ _PRIORITY: tuple[str, ...] = (
     "in-network",
     "recent-item-knn",
     "collaborative",
+    "collaborative-2",
     "content",
     "explore",
     "trending",

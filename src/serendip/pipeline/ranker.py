@@ -103,6 +103,7 @@ def time_split(
     seed: int = 0,
     per_user: bool = False,
     window: int = 0,
+    random: bool = False,
 ) -> tuple[Dataset, Dataset, float]:
     """(past, future, cut) for one label window.
 
@@ -111,9 +112,9 @@ def time_split(
     contexts. Window j > 0 slides back by j * label_fraction: what comes after it is left out,
     so older windows add training groups without looking ahead. per_user: each user's latest
     `label_fraction` of timed interactions instead (at least one, none for users with fewer
-    than 2); `cut` is then the newest past timestamp. Without timestamps: each user's
-    interactions are held out at random with probability `label_fraction` (seeded, one draw per
-    window) and `cut` is NaN.
+    than 2); `cut` is then the newest past timestamp. Without timestamps, or with `random`:
+    each user's interactions are held out at random with probability `label_fraction` (seeded,
+    one draw per window) and `cut` is NaN.
     """
     it = dataset.interactions
     drop = np.zeros(len(it), dtype=bool)
@@ -121,14 +122,14 @@ def time_split(
         raise ConfigError(
             f"label window {window} with label_fraction {label_fraction} leaves no past"
         )
-    if it.has_timestamps and not per_user:
+    if it.has_timestamps and not per_user and not random:
         ts = it.timestamp
         timed = ~np.isnan(ts)
         cut = float(np.quantile(ts[timed], 1.0 - (window + 1) * label_fraction))
         upper = float(np.quantile(ts[timed], 1.0 - window * label_fraction)) if window else np.inf
         future = timed & (ts >= cut) & (ts < upper)
         drop = timed & (ts >= upper)
-    elif it.has_timestamps:
+    elif it.has_timestamps and not random:
         ts = it.timestamp
         timed = ~np.isnan(ts)
         rows = np.flatnonzero(timed)
@@ -391,6 +392,7 @@ def train_ranker(
             seed=config.seed,
             per_user=p.label_split == "per-user",
             window=w,
+            random=p.label_split == "random",
         )
         cut = w_cut if w == 0 else cut
         labels = graded_labels(future, past, p.label_gains)

@@ -53,10 +53,28 @@ from serendip.pipeline.rerank import (
     rerank,
 )
 
-__all__ = ["PipelineRecommender", "ServedList"]
+__all__ = ["PipelineRecommender", "ServedList", "single_thread_serving"]
 
 _SEP = "\x1f"  # joins a user's interests into one string in the artifact
 _RANKER_FILE = "ranker.txt"
+
+
+_THREADS_LIMITED: list[Any] = []  # the process-wide threadpoolctl limiter, once set
+
+
+def single_thread_serving() -> None:
+    """Limit BLAS / OpenMP thread pools of this process to one thread, once (idempotent).
+
+    A one-user request is a few small matrix products (~5 ms of CPU); letting BLAS and OpenMP
+    fan each of them out over every core only adds contention and tail latency, worst on a
+    small shared machine. Called when a pipeline is loaded for serving and by the latency
+    benchmark; not per request (threadpoolctl's introspection costs more than a request).
+    """
+    if _THREADS_LIMITED:
+        return
+    from threadpoolctl import threadpool_limits
+
+    _THREADS_LIMITED.append(threadpool_limits(limits=1))
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -328,6 +346,8 @@ class PipelineRecommender(Recommender):
             content=self.content_,
             author=self.rules_.author,
             in_network=in_net,
+            popularity=self._popularity_scale() if params.popularity_penalty > 0 else None,
+            long_tail=self._long_tail() if params.tail_target is not None else None,
         )
         if len(chosen) < k:
             extra = self._backfill(ctx, chosen, k - len(chosen), allowed, exclude_seen)
@@ -366,6 +386,32 @@ class PipelineRecommender(Recommender):
         if cached is None:
             cached = np.lexsort((np.arange(len(self.popularity_)), -self.popularity_))
             self._pop_order = cached
+        return cached
+
+    def _popularity_scale(self) -> np.ndarray:
+        """Per item log(1 + interactions) over the catalog's largest, in [0, 1]: what the
+        re-ranking's popularity penalty multiplies."""
+        cached: np.ndarray | None = getattr(self, "_pop_scale", None)
+        if cached is None:
+            logp = np.log1p(np.asarray(self.popularity_, np.float64))
+            top = float(logp.max()) if len(logp) else 0.0
+            cached = logp / top if top > 0 else np.zeros_like(logp)
+            self._pop_scale = cached
+        return cached
+
+    def _long_tail(self) -> np.ndarray:
+        """Per item: outside the popular head (the most interacted-with items that together
+        hold half of the training interactions; ties broken by item index)."""
+        cached: np.ndarray | None = getattr(self, "_tail", None)
+        if cached is None:
+            pop = np.asarray(self.popularity_, np.float64)
+            order = self._popular_order()
+            total = float(pop.sum())
+            cached = np.ones(len(pop), dtype=bool)
+            if total > 0:
+                before = np.cumsum(pop[order]) - pop[order]  # interactions held by more popular
+                cached[order[before < 0.5 * total]] = False
+            self._tail = cached
         return cached
 
     def _in_network(self, ctx: UserContext, items: np.ndarray) -> np.ndarray:
@@ -531,6 +577,8 @@ class PipelineRecommender(Recommender):
             self.train_ = merged
             self.popularity_ = np.asarray(merged.sum(axis=0)).ravel().astype(np.float32)
             self.__dict__.pop("_pop_order", None)  # recomputed on the next backfill
+            self.__dict__.pop("_pop_scale", None)
+            self.__dict__.pop("_tail", None)
         self._derive()
 
     def remove_items(self, items: Iterable[str]) -> None:
@@ -642,6 +690,7 @@ class PipelineRecommender(Recommender):
         )
 
     def _load_extra(self, directory: Path) -> None:
+        single_thread_serving()  # a loaded pipeline serves requests one user at a time
         self.ranker_ = None
         if self._ranker_file:
             path = directory / str(self._ranker_file)

@@ -144,6 +144,8 @@ def rerank(
     content: sp.csr_matrix | None = None,
     author: np.ndarray | None = None,
     in_network: np.ndarray | None = None,
+    popularity: np.ndarray | None = None,
+    long_tail: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The final list of at most k items (indices from `items`) and its displayed scores.
 
@@ -158,6 +160,18 @@ def rerank(
     meets the target. When the side asked for has no eligible candidate left the other side
     fills the slot, so a short pool never shortens the list.
 
+    Popularity penalty (`params.popularity_penalty` > 0 and `popularity` given: a float per
+    catalog item in [0, 1], e.g. log popularity over its maximum): relevance becomes the
+    min-max scaled score minus penalty x popularity, a calibrated push toward the long tail --
+    a learned ranker leans on popularity, which keeps catalog coverage below that of the
+    single models; the penalty trades a little relevance for exposure (tuned on validation).
+
+    Long-tail quota (`params.tail_target` and `long_tail`: bool per catalog item, True outside
+    the popular head): after p items, at least floor(tail_target * p + 0.5) of them come from
+    the long tail (checked after the network mix: a slot the network target asks for is
+    filled from its side first). Tail items differ from user to user, so the quota
+    guarantees exposure to the catalog's long tail -- the lever on catalog coverage.
+
     Displayed scores are the ranker scores made non-increasing along the list (a running
     minimum), so the list reads as sorted while MMR may reorder it. Ties keep the higher-scored
     (then lower-indexed) candidate; deterministic.
@@ -170,14 +184,21 @@ def rerank(
     items, scores = items[order], scores[order]
     m = len(items)
     net = np.zeros(m, bool) if in_network is None else np.asarray(in_network, dtype=bool)[order]
+    lo, hi = scores.min(), scores.max()
+    rel = (scores - lo) / (hi - lo) if hi > lo else np.ones(m)
+    if params.popularity_penalty > 0 and popularity is not None:
+        rel = rel - params.popularity_penalty * np.asarray(popularity, np.float64)[items]
+        again = np.lexsort((items, -rel))  # the candidates in penalised-relevance order
+        items, scores, rel, net = items[again], scores[again], rel[again], net[again]
+    tail_target = None if long_tail is None else params.tail_target
+    tail = np.zeros(m, bool) if long_tail is None else np.asarray(long_tail, dtype=bool)[items]
+    n_tail = 0
     lam = params.mmr_lambda
     use_mmr = lam < 1.0 and content is not None
     if use_mmr:
         assert content is not None
         sub = content[items]
         sim = np.asarray((sub @ sub.T).todense(), dtype=np.float64)
-        lo, hi = scores.min(), scores.max()
-        rel = (scores - lo) / (hi - lo) if hi > lo else np.ones(m)
         max_sim = np.zeros(m)
     cap = params.author_cap
     codes = None if author is None or cap is None else np.asarray(author, np.int64)[items]
@@ -196,14 +217,21 @@ def rerank(
             side = eligible & (~net if want_oon else net)
             if side.any():
                 mask = side
+        # at least floor(tail_target * p + 0.5) long-tail items among the first p: a floor,
+        # not a mix -- the ranker may still choose more of them
+        if tail_target is not None and math.floor(tail_target * (len(chosen) + 1) + 0.5) > n_tail:
+            side = mask & tail
+            if side.any():
+                mask = side
         if use_mmr:
             value = lam * rel - (1.0 - lam) * max_sim
             j = int(np.argmax(np.where(mask, value, -np.inf)))
         else:
-            j = int(np.argmax(mask))  # candidates are in score order
+            j = int(np.argmax(mask))  # candidates are in (penalised) relevance order
         chosen.append(j)
         eligible[j] = False
         n_oon += int(not net[j])
+        n_tail += int(tail[j])
         if use_mmr:
             np.maximum(max_sim, sim[j], out=max_sim)
         if codes is not None and codes[j] >= 0:

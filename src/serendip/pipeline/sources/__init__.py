@@ -4,6 +4,7 @@
 |---|---|---|
 | `in-network` | items followees authored, liked or shared, by tie strength, recency-decayed | followee, author |
 | `collaborative` | a zoo model's top-n (default iALS) | the model's (item, user, factor, ...) |
+| `collaborative-2` | a second zoo model's top-n (not in the default config) | as `collaborative` |
 | `recent-item-knn` | items co-interacted with the user's latest items | item |
 | `content` | items similar in text/tags to the latest items or declared interests | item, interest |
 | `trending` | time-decayed popularity at `ctx.now` (optionally in the user's categories) | popularity (id = category) |
@@ -25,7 +26,7 @@ from typing import Any
 from serendip.errors import ConfigError
 from serendip.pipeline.candidates import CandidateSource
 from serendip.pipeline.sources._base import SourceBase, SourceConfig, top_n
-from serendip.pipeline.sources.collaborative import CollaborativeSource
+from serendip.pipeline.sources.collaborative import CollaborativeSource, SecondCollaborativeSource
 from serendip.pipeline.sources.content import ContentSource
 from serendip.pipeline.sources.explore import ExploreSource
 from serendip.pipeline.sources.fresh_followed import FreshFollowedSource
@@ -41,6 +42,7 @@ __all__ = [
     "FreshFollowedSource",
     "InNetworkSource",
     "RecentItemKNNSource",
+    "SecondCollaborativeSource",
     "SourceBase",
     "SourceConfig",
     "TrendingSource",
@@ -53,6 +55,7 @@ SOURCES: Mapping[str, type[SourceBase]] = {
     for cls in (
         InNetworkSource,
         CollaborativeSource,
+        SecondCollaborativeSource,
         RecentItemKNNSource,
         ContentSource,
         TrendingSource,

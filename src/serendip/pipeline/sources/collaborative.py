@@ -17,7 +17,7 @@ from serendip.models.registry import create_model, get_model_class
 from serendip.pipeline.candidates import Proposal, UserContext
 from serendip.pipeline.sources._base import SourceBase, SourceConfig
 
-__all__ = ["CollaborativeConfig", "CollaborativeSource"]
+__all__ = ["CollaborativeConfig", "CollaborativeSource", "SecondCollaborativeSource"]
 
 _PREFIX = "model."
 
@@ -164,3 +164,11 @@ class CollaborativeSource(SourceBase):
             m.build_ann()
         m._fitted = True
         self.model_ = m
+
+
+class SecondCollaborativeSource(CollaborativeSource):
+    """A second zoo model as its own source (`collaborative-2`, off by default): the ranker
+    then sees both models' scores and ranks per candidate (a learned blend of two
+    collaborative models), and the candidate union gains the second model's recall."""
+
+    name = "collaborative-2"
