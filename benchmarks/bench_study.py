@@ -124,6 +124,7 @@ def main() -> None:
     ap.add_argument("--from", dest="source", type=Path, default=None)
     ap.add_argument("--wall", type=float, default=None, help="with --from: measured wall s")
     ap.add_argument("--cpu", type=float, default=None, help="with --from: measured CPU s")
+    ap.add_argument("--ran", default=None, help="with --from: the exact study command that ran")
     args = ap.parse_args()
     load = os.getloadavg()
     if args.source is None:
@@ -132,15 +133,17 @@ def main() -> None:
         how = f"`python benchmarks/bench_study.py --dataset {args.dataset}`"
     else:
         out, wall, cpu = args.source, args.wall, args.cpu
+        ran = args.ran or f"serendip study --profile full --dataset {args.dataset} --out {out}"
         how = (
-            f"`serendip study --profile full --dataset {args.dataset} --out {out.name}` "
-            "(timed with /usr/bin/time), table by "
-            f"`python benchmarks/bench_study.py --from {out.name} --wall W --cpu C`"
+            f"`{ran}` (timed outside), table by "
+            f"`python benchmarks/bench_study.py --from {out} --wall W --cpu C`"
         )
     results = json.loads((out / "results.json").read_text())
     rows = [r for r in results["rows"] if r["dataset"] == args.dataset]
     n_ok = sum(r.get("status") == "ok" for r in rows)
-    timing = f"{wall / 60:.1f} min wall, {cpu / 60:.1f} min CPU" if wall and cpu else "not timed"
+    timing = "not timed"
+    if wall:
+        timing = f"{wall / 60:.1f} min wall" + (f", {cpu / 60:.1f} min CPU" if cpu else "")
     md = [
         f"## The full study on {args.dataset} (issue 4)\n",
         f"- Command: {how}",
