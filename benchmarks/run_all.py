@@ -49,6 +49,7 @@ BENCHES: list[tuple[str, list[str], list[str]]] = [
     ("sources-recall", ["bench_sources_recall.py"], ["sources_recall.md"]),
     ("ann", ["bench_ann.py"], ["ann.md"]),
     ("ingest", ["bench_ingest.py"], ["ingest.md"]),
+    ("serve-cache", ["bench_runtime_cache.py"], ["serve_cache.md"]),
     ("serve", ["bench_serve.py"], ["serve.md"]),
 ]
 

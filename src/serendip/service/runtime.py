@@ -19,6 +19,21 @@ next recommendations at once, without a retrain:
 - other zoo models get the live history as `context`; the `pipeline` model gets it inside its
   `UserContext` (recent-history sources use it);
 - deleted items are filtered from every response; new items reach users through `trending`.
+
+Serving fast path (the `pipeline` model): each snapshot owns a `SnapshotCache`. Per user it keeps
+the expensive half of the pipeline -- the context, the merged candidates and their ranker scores
+(~10 ms of CPU on the `small` preset) -- stamped with the user's live-state version
+(`OnlineState.user_version`: events, follows, unfollows); the cheap half -- filters (seen, deleted,
+categories, authors, exclude), MMR re-ranking and backfill, well under a millisecond -- runs on
+every request. So a hit returns exactly what a miss would, a new event or follow recomputes that
+user's candidates at once (the recent-history sources see it), a deletion or catalog update
+applies at once to every cached user, and a swap starts an empty cache. Explanations are computed
+for returned items only, once per cached entry. Users the model never saw and who have no live
+state share one cold-start entry. The LRU is bounded (`cache_size` users).
+
+Thread pools: BLAS and OpenMP are limited to one thread per process after each model load
+(`limit_threads`): one request is a few small products, and fanning them out over the cores of a
+shared machine triples their CPU cost (measured: `benchmarks/results/serve_cache.md`).
 """
 
 from __future__ import annotations
@@ -28,7 +43,7 @@ import heapq
 import math
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +55,7 @@ import pandas as pd
 from serendip.errors import ConfigError, SerendipError
 from serendip.models.base import Evidence, Explanation, RecLists, Recommender
 
-__all__ = ["ModelRuntime", "OnlineState", "RecItem", "Snapshot"]
+__all__ = ["ModelRuntime", "OnlineState", "RecItem", "Snapshot", "SnapshotCache"]
 
 #: Families whose cold-start path folds a history in exactly as fitting would (user factors,
 #: content profiles): a known user with live events is re-scored from train + live history.
@@ -48,6 +63,8 @@ _FOLD_IN_FAMILIES = frozenset({"factorization", "content"})
 #: Prefix of the request-local alias under which a known user is folded in (never a real ID:
 #: external IDs are printable strings).
 _ALIAS = "\x00live:"
+#: Cache key of the shared cold-start candidates (users the model never saw, no live state).
+_COLD_KEY = "\x00cold"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +86,135 @@ class Snapshot:
     directory: Path
     loaded_at: float
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: per-snapshot serving caches: they belong to this model, so a swap starts empty ones
+    cache: SnapshotCache | None = None
+
+
+@dataclass(slots=True, eq=False)
+class _Candidates:
+    """One user's scored candidates from the pipeline's expensive half (sources, merge,
+    features, ranker) -- a pure function of the snapshot and the user's context, so it stays
+    valid until the user's live state changes (`stamp`). The cheap half (filters, re-ranking,
+    backfill) runs on every request, which keeps filters exact and immediate.
+    Explanations are computed for returned items only, once each (they do not depend on the
+    score shown, which is set per request)."""
+
+    ctx: Any  # pipeline UserContext with the live history and follows merged in
+    frame: Any  # the user's CandidateFrame (one row per candidate)
+    scores: np.ndarray  # ranker scores, aligned with frame.item
+    stamp: int  # OnlineState.user_version when the context was read
+    explained: dict[int, Explanation] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Column:
+    """A catalog column (category or author) as integer codes into its distinct values, so a
+    filter is one table lookup per item rather than a string comparison."""
+
+    codes: np.ndarray  # int64 per item, -1 missing
+    names: pd.Index
+
+    @classmethod
+    def build(cls, values: np.ndarray) -> _Column:
+        codes, names = pd.factorize(np.asarray(values, dtype=object))
+        return cls(np.asarray(codes, np.int64), pd.Index(names))
+
+    def member(self, wanted: set[str]) -> np.ndarray:
+        """Bool per item: its value is in `wanted` (a fresh, writable array)."""
+        lut = np.append(np.asarray(self.names.isin(list(wanted)), dtype=bool), False)
+        return lut[self.codes]  # code -1 reads the trailing False
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Updates:
+    """Live catalog updates of the snapshot's items (model indices with their new category and
+    author), stamped with the catalog version they were read at."""
+
+    version: int
+    idx: np.ndarray
+    category: np.ndarray
+    author: np.ndarray
+
+
+class SnapshotCache:
+    """Serving caches of one snapshot: a bounded LRU of per-user candidates (`_Candidates`, keyed
+    by user and context item) and the catalog mask of deleted items (stamped with the live
+    catalog version). Thread-safe; every operation is O(1) under one short lock.
+
+    capacity: most users kept (0 disables the candidate cache). An entry is ~30-35 KB on the
+    `small` preset (~230 candidates with per-source scores and ranks, the user's context, the
+    explanations served), so 10,000 users hold ~350 MB."""
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 0:
+            raise ConfigError(f"cache capacity must be at least 0, got {capacity}")
+        self.capacity = capacity
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[tuple[str, str | None], _Candidates] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+        self._mask: tuple[int, np.ndarray] | None = None
+        self._columns: tuple[_Column, _Column] | None = None
+        self._updates: _Updates | None = None
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: tuple[str, str | None], stamp: int) -> _Candidates | None:
+        """The entry if present and computed from the user's current live state."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry.stamp != stamp:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return entry
+
+    def put(self, key: tuple[str, str | None], entry: _Candidates) -> None:
+        if self.capacity == 0:
+            return
+        with self._lock:
+            old = self._entries.get(key)
+            if old is not None and old.stamp > entry.stamp:
+                return  # a concurrent request stored fresher candidates
+            self._entries[key] = entry
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.capacity:
+                self._entries.popitem(last=False)
+
+    def columns(self, model: Recommender) -> tuple[_Column, _Column]:
+        """Category and author columns of the fitted catalog, factorized once per snapshot."""
+        cols = self._columns
+        if cols is None:
+            cols = self._columns = (
+                _Column.build(model.item_category_),
+                _Column.build(model.item_author_),
+            )
+        return cols
+
+    def updates(self, version: int) -> _Updates | None:
+        upd = self._updates
+        return upd if upd is not None and upd.version == version else None
+
+    def set_updates(self, upd: _Updates) -> None:
+        self._updates = upd
+
+    def deleted_mask(self, version: int) -> np.ndarray | None:
+        mask = self._mask
+        return mask[1] if mask is not None and mask[0] == version else None
+
+    def set_deleted_mask(self, version: int, mask: np.ndarray) -> None:
+        mask.flags.writeable = False  # shared by concurrent requests: copy before changing
+        self._mask = (version, mask)
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "entries": len(self._entries),
+            "capacity": self.capacity,
+            "hits": self.hits,
+            "misses": self.misses,
+        }
 
 
 def _get(obj: Any, name: str, default: Any = None) -> Any:
@@ -110,6 +256,10 @@ class OnlineState:
         # (no pass over every item); the value at time `now` is stored * 2 ** ((ref - now) / hl).
         # `ref` moves forward (one O(n) rescale) only when the exponents grow large.
         self._counts: dict[str, float] = {}
+        # freshness stamps for the runtime's caches: per user, bumped by that user's events,
+        # follows and unfollows; catalog, bumped by deletions and upserts (a re-added item)
+        self._user_version: dict[str, int] = {}
+        self._catalog_version = 0
         self._ref = math.nan
         self._clock = -math.inf  # the newest event time
         self._first = math.inf  # time of the first live event
@@ -129,6 +279,7 @@ class OnlineState:
                 if hist is None:
                     hist = self._history[user] = deque(maxlen=self.history_size)
                 hist.append((item, ts, kind))
+                self._user_version[user] = self._user_version.get(user, 0) + 1
                 self._count(item, ts)
                 n += 1
         return n
@@ -156,6 +307,7 @@ class OnlineState:
                     float(created) if created is not None else math.nan,
                 )
                 self._deleted.discard(iid)
+            self._catalog_version += 1
 
     def delete_items(self, ids: Iterable[str]) -> None:
         with self._lock:
@@ -163,16 +315,30 @@ class OnlineState:
                 self._deleted.add(str(iid))
                 self._items.pop(str(iid), None)
                 self._counts.pop(str(iid), None)
+            self._catalog_version += 1
 
     def follow(self, a: str, b: str) -> None:
         with self._lock:
             self._follows.setdefault(str(a), set()).add(str(b))
             self._unfollows.get(str(a), set()).discard(str(b))
+            self._user_version[str(a)] = self._user_version.get(str(a), 0) + 1
 
     def unfollow(self, a: str, b: str) -> None:
         with self._lock:
             self._follows.get(str(a), set()).discard(str(b))
             self._unfollows.setdefault(str(a), set()).add(str(b))
+            self._user_version[str(a)] = self._user_version.get(str(a), 0) + 1
+
+    # -------------------------------------------------------------- freshness stamps
+    def user_version(self, user: str) -> int:
+        """Grows with every live event, follow and unfollow of `user` (0 before any). Read it
+        before the data it stamps: a change in between only makes a cached result look older."""
+        return self._user_version.get(str(user), 0)  # one dict read: atomic under the GIL
+
+    @property
+    def catalog_version(self) -> int:
+        """Grows with every catalog deletion and upsert."""
+        return self._catalog_version
 
     # -------------------------------------------------------------- reads (copies)
     def history(self, user: str) -> list[tuple[str, float, str]]:
@@ -224,10 +390,16 @@ class ModelRuntime:
         trending_half_life_s: float = 86_400.0,
         smoke_users: int = 3,
         loader: Callable[[Path], Recommender] | None = None,
+        cache_size: int = 10_000,
+        single_thread: bool = True,
     ) -> None:
+        if cache_size < 0:
+            raise ConfigError(f"cache_size must be at least 0, got {cache_size}")
         self.store = store
         self.state = OnlineState(history_size=history_size, half_life_s=trending_half_life_s)
         self.smoke_users = smoke_users
+        self.cache_size = cache_size
+        self.single_thread = single_thread
         self._loader = loader or Recommender.load
         self._snapshot: Snapshot | None = None
         self._load_lock = threading.Lock()
@@ -261,6 +433,8 @@ class ModelRuntime:
         with self._load_lock:
             try:
                 model = self._loader(directory)
+                if self.single_thread:  # after the load: it may bring its own OpenMP (LightGBM)
+                    limit_threads()
                 metadata = self._validate(model)
             except Exception as exc:  # any failure of a candidate version is reported, not served
                 reason = str(exc) or type(exc).__name__
@@ -268,7 +442,8 @@ class ModelRuntime:
                     f"model version '{version}' at {directory} was not activated: {reason}"
                 ) from exc
             metadata["live_clock_at_load"] = self.state.counts()[1]
-            self._snapshot = Snapshot(model, str(version), directory, time.time(), metadata)
+            cache = SnapshotCache(self.cache_size)
+            self._snapshot = Snapshot(model, str(version), directory, time.time(), metadata, cache)
 
     def _validate(self, model: Recommender) -> dict[str, Any]:
         if not model.is_fitted:
@@ -326,28 +501,65 @@ class ModelRuntime:
     # -------------------------------------------------------------- requests
     def _allowed_mask(
         self,
-        model: Recommender,
+        snap: Snapshot,
         *,
         categories: Iterable[str] | None,
         authors: Iterable[str] | None,
         exclude: Iterable[str],
     ) -> np.ndarray:
         """Bool mask over the model's items: not deleted, not excluded, and in the requested
-        categories / by the requested authors (live catalog updates override fitted metadata)."""
-        n = len(model.items_)
-        mask = np.ones(n, dtype=bool)
-        removed = list(self.state.deleted()) + [str(x) for x in exclude]
+        categories / by the requested authors (live catalog updates override fitted metadata).
+
+        The deleted-items part is kept per snapshot until the next catalog change, so a request
+        without filters costs O(1) here; the returned array may be that shared, read-only mask."""
+        model = snap.model
+        version = self.state.catalog_version  # before reading the data it stamps
+        base = snap.cache.deleted_mask(version) if snap.cache is not None else None
+        if base is None:
+            base = np.ones(len(model.items_), dtype=bool)
+            deleted = list(self.state.deleted())
+            if deleted:
+                idx = model.items_.indices(deleted)
+                base[idx[idx >= 0]] = False
+            if snap.cache is not None:
+                snap.cache.set_deleted_mask(version, base)
+        removed = [str(x) for x in exclude]
+        if not removed and categories is None and authors is None:
+            return base
+        mask = base.copy()
         if removed:
             idx = model.items_.indices(removed)
             mask[idx[idx >= 0]] = False
         if categories is None and authors is None:
             return mask
-        cat, auth = _item_columns(model, self.state.items())
-        # hashed membership (pandas) rather than np.isin's sort: O(n_items) per request
-        if categories is not None:
-            mask &= pd.Index(cat).isin([str(c) for c in categories])
-        if authors is not None:
-            mask &= pd.Index(auth).isin([str(a) for a in authors])
+        # factorized columns (cached per snapshot): one table lookup per item, then the live
+        # catalog updates (cached per catalog version) override the fitted values
+        cache = snap.cache if snap.cache is not None else SnapshotCache(0)
+        cat_col, auth_col = cache.columns(model)
+        upd = cache.updates(version)
+        if upd is None:
+            items = self.state.items()
+            idx = model.items_.indices(list(items)) if items else np.zeros(0, np.int64)
+            ok = idx >= 0
+            infos = [info for info, keep in zip(items.values(), ok, strict=True) if keep]
+            upd = _Updates(
+                version,
+                idx[ok],
+                np.array([i.category for i in infos], dtype=object),
+                np.array([i.author for i in infos], dtype=object),
+            )
+            cache.set_updates(upd)
+        for wanted, col, live in (
+            (categories, cat_col, upd.category),
+            (authors, auth_col, upd.author),
+        ):
+            if wanted is None:
+                continue
+            names = {str(x) for x in wanted}
+            member = col.member(names)
+            if len(upd.idx):
+                member[upd.idx] = pd.Index(live).isin(list(names))
+            mask &= member
         return mask
 
     def recommend(
@@ -372,17 +584,14 @@ class ModelRuntime:
         snap = self._active()
         model = snap.model
         user = str(user)
-        events = self.state.history(user)
-        if context_item is not None:
-            last = max((t for _, t, _ in events), default=math.nan)
-            events.append((str(context_item), last, "view"))
-        live = [item for item, _, _ in events]
         exclude = [str(x) for x in exclude]
         if context_item is not None:
             exclude.append(str(context_item))
-        allowed = self._allowed_mask(model, categories=categories, authors=authors, exclude=exclude)
+        allowed = self._allowed_mask(snap, categories=categories, authors=authors, exclude=exclude)
         if _is_pipeline(model):
-            return self._recommend_pipeline(model, user, k, events, allowed, explain)
+            return self._recommend_pipeline(snap, user, k, context_item, allowed, explain)
+        events = self._events(user, context_item)
+        live = [item for item, _, _ in events]
         known = model.users_.get(user) >= 0
         ask = user
         history = live
@@ -410,15 +619,82 @@ class ModelRuntime:
 
         return self._items(snap, recs, 0, user, explain, explainer)
 
+    def _events(self, user: str, context_item: str | None) -> list[tuple[str, float, str]]:
+        """The user's live events; the context item counts as the newest."""
+        events = self.state.history(user)
+        if context_item is not None:
+            last = max((t for _, t, _ in events), default=math.nan)
+            events.append((str(context_item), last, "view"))
+        return events
+
     def _recommend_pipeline(
         self,
-        model: Any,
+        snap: Snapshot,
         user: str,
         k: int,
-        events: list[tuple[str, float, str]],
+        context_item: str | None,
         allowed: np.ndarray,
         explain: bool,
     ) -> list[RecItem]:
+        """The pipeline in two halves. The expensive half -- the user's context (fitted view
+        plus live events and follows), sources, merge, features, ranker -- is cached per user
+        and recomputed when the user's live state changes; the cheap half -- filters (seen,
+        deleted, categories, authors, exclude), re-ranking and backfill -- runs on every
+        request over the cached candidates, so a hit returns exactly what a miss would."""
+        # a PipelineRecommender, duck-typed: the runtime does not import the pipeline
+        model: Any = snap.model
+        cache = snap.cache
+        if cache is None or cache.capacity == 0 or not _has_fast_path(model):
+            ctx = self._pipeline_context(model, user, self._events(user, context_item))
+            served = model.recommend_contexts([ctx], k, explain=explain, allowed=allowed)[0]
+            out = []
+            for j, (iid, sc) in enumerate(zip(served.item_ids, served.scores, strict=True)):
+                expl = None
+                if explain and served.explanations is not None:
+                    expl = served.explanations[j].to_dict()
+                out.append(RecItem(str(iid), float(sc), expl))
+            return out
+        stamp = self.state.user_version(user)  # before the data it stamps
+        # a user the model never saw, with no live state: the context is everyone's cold start
+        # context, so all of them share one entry (only the ID differs, set per request). Any
+        # per-user input added to the context later (e.g. live interests) must bump
+        # `user_version`, which takes the user out of this shared entry.
+        anonymous = (
+            context_item is None
+            and stamp == 0
+            and model.users_.get(user) < 0
+            and user not in getattr(model, "live_", {})
+        )
+        if anonymous:
+            key: tuple[str, str | None] = (_COLD_KEY, None)
+        else:
+            key = (user, None if context_item is None else str(context_item))
+        entry = cache.get(key, stamp)
+        if entry is None:
+            ctx = self._pipeline_context(model, user, self._events(user, context_item))
+            frame = model.stage_.frame([ctx])
+            scores = np.asarray(model._rank(frame, [ctx]))
+            entry = _Candidates(ctx, frame, scores, stamp)
+            cache.put(key, entry)
+        ctx = dataclasses.replace(entry.ctx, user=user) if anonymous else entry.ctx
+        seen = model._cfg().filters.exclude_seen
+        items, shown = model._final_list(ctx, entry.frame.item, entry.scores, k, allowed, seen)
+        ids = model.items_.lookup(items)
+        out = []
+        for i, iid, sc in zip(items.tolist(), ids, shown.tolist(), strict=True):
+            expl = None
+            if explain:
+                base = entry.explained.get(i)
+                if base is None:
+                    rows = np.flatnonzero(entry.frame.item == i)
+                    hits = model._hits(entry.frame, int(rows[0])) if len(rows) else []
+                    base = model.explainer_.explain(ctx, i, hits, model.stage_.sources, sc)
+                    entry.explained[i] = base
+                expl = dataclasses.replace(base, score=sc, user=user).to_dict()
+            out.append(RecItem(str(iid), sc, expl))
+        return out
+
+    def _pipeline_context(self, model: Any, user: str, events: list[tuple[str, float, str]]) -> Any:
         """The pipeline serves a `UserContext`: its fitted view of the user plus the live
         events (with their times and event types, so recent-history sources weigh them) and the
         live follows."""
@@ -451,14 +727,7 @@ class ModelRuntime:
             fol |= {int(x) for x in add if x >= 0}
             fol -= {int(x) for x in drop if x >= 0}
             ctx = dataclasses.replace(ctx, followees=np.array(sorted(fol), dtype=np.int64))
-        served = model.recommend_contexts([ctx], k, explain=explain, allowed=allowed)[0]
-        out = []
-        for j, (iid, sc) in enumerate(zip(served.item_ids, served.scores, strict=True)):
-            expl = None
-            if explain and served.explanations is not None:
-                expl = served.explanations[j].to_dict()
-            out.append(RecItem(str(iid), float(sc), expl))
-        return out
+        return ctx
 
     def _items(
         self,
@@ -592,3 +861,29 @@ def _no_explanation(item: str) -> dict[str, Any]:
 
 def _is_pipeline(model: Recommender) -> bool:
     return hasattr(model, "recommend_contexts") and hasattr(model, "user_contexts")
+
+
+#: The pipeline internals the cached path splits `recommend_contexts` at (the expensive half:
+#: `stage_.frame` + `_rank`; the cheap half: `_final_list`; explanations: `_hits` +
+#: `explainer_`). A pipeline without them is served uncached, through `recommend_contexts`.
+_FAST_PATH = ("stage_", "_rank", "_final_list", "_hits", "explainer_", "_cfg")
+
+
+def _has_fast_path(model: Recommender) -> bool:
+    return all(hasattr(model, name) for name in _FAST_PATH)
+
+
+def limit_threads() -> None:
+    """Limit the BLAS / OpenMP pools loaded in this process to one thread.
+
+    One request is a handful of small matrix products; fanning each out over every core only
+    adds synchronisation and tail latency, worst on a small shared machine, and concurrent
+    requests already use the cores. Called after every model load (a model may load a library
+    with its own pool, e.g. LightGBM's OpenMP), never per request: threadpoolctl scans the
+    loaded libraries, which costs more than a request."""
+    try:
+        from threadpoolctl import threadpool_info, threadpool_limits
+    except ImportError:  # pragma: no cover - an optional speed-up
+        return
+    if any(int(lib.get("num_threads", 1)) > 1 for lib in threadpool_info()):
+        threadpool_limits(limits=1)
