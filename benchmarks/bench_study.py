@@ -144,6 +144,11 @@ def main() -> None:
     timing = "not timed"
     if wall:
         timing = f"{wall / 60:.1f} min wall" + (f", {cpu / 60:.1f} min CPU" if cpu else "")
+    cell_s = [r["cell_seconds"] for r in rows if "cell_seconds" in r]
+    if cell_s:
+        timing += f"; the cells' own wall time adds up to {sum(cell_s) / 60:.1f} min" + (
+            f" ({len(cell_s)} of {len(rows)} cells timed)" if len(cell_s) < len(rows) else ""
+        )
     md = [
         f"## The full study on {args.dataset} (issue 4)\n",
         f"- Command: {how}",

@@ -404,6 +404,7 @@ class StudyRunner:
     def _run_cell(self, cell: Cell) -> dict[str, Any]:
         row = self._base_row(cell)
         directory = cell.directory(self.out)
+        start = time.perf_counter()
         try:
             row.update(self._compute(cell, directory))
             row["status"] = "ok"
@@ -416,6 +417,8 @@ class StudyRunner:
                 row["traceback"] = traceback.format_exc(limit=8)
             for stale in ("recs.csv", "per_user.npz"):  # from an earlier run of this cell
                 (directory / stale).unlink(missing_ok=True)
+        # the whole cell (tuning, refit, recommend, evaluate, cost probes): what a study costs
+        row["cell_seconds"] = time.perf_counter() - start
         atomic_write_text(directory / "result.json", json.dumps(jsonable(row), indent=2) + "\n")
         return row
 
