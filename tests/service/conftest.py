@@ -8,6 +8,7 @@ import shutil
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -95,6 +96,11 @@ class FakeRuntime:
         self.active_version: str | None = None
         self.calls: list[tuple[str, Any]] = []
 
+    @property
+    def snapshot(self) -> Any:
+        """Like `ModelRuntime.snapshot`: the active version, read once per request."""
+        return None if self.active_version is None else SimpleNamespace(version=self.active_version)
+
     def load(self, directory: Path, version: str) -> None:
         if Path(directory).name == "broken":
             raise SerendipError(f"{directory}: not a model artifact")
@@ -110,6 +116,7 @@ class FakeRuntime:
         authors: Any = None,
         exclude: Any = (),
         context_item: Any = None,
+        snapshot: Any = None,
     ) -> list[FakeRec]:
         if user == "boom":
             raise RuntimeError("a bug")
@@ -120,10 +127,12 @@ class FakeRuntime:
         )
         return [FakeRec(i, 1.0 / (r + 1), exp(i)) for r, i in enumerate(out)]
 
-    def similar(self, item: str, k: int) -> list[FakeRec]:
+    def similar(self, item: str, k: int, *, snapshot: Any = None) -> list[FakeRec]:
         return [FakeRec(i, 0.5) for i in self.items if i != item and i not in self.deleted][:k]
 
-    def trending(self, k: int, category: str | None = None) -> list[FakeRec]:
+    def trending(
+        self, k: int, category: str | None = None, *, snapshot: Any = None
+    ) -> list[FakeRec]:
         return [FakeRec(i, 0.1) for i in self.items if i not in self.deleted][:k]
 
     def on_events(self, events: Sequence[Any]) -> None:

@@ -572,16 +572,19 @@ class ModelRuntime:
         authors: Iterable[str] | None = None,
         exclude: Iterable[str] = (),
         context_item: str | None = None,
+        snapshot: Snapshot | None = None,
     ) -> list[RecItem]:
         """Top-k for a known or unknown user, with live history, filters and explanations.
 
         categories / authors: only items in these categories / by these authors (None = any).
         exclude: item IDs never to return. context_item: the item the user is looking at now;
-        it counts as the most recent history item and is never returned.
+        it counts as the most recent history item and is never returned. snapshot: the version
+        to serve from (a caller that reports the version reads `snapshot` once and passes it,
+        so a concurrent swap cannot make the list and the reported version disagree).
         """
         if k < 1:
             raise ConfigError(f"k must be at least 1, got {k}")
-        snap = self._active()
+        snap = snapshot or self._active()
         model = snap.model
         user = str(user)
         exclude = [str(x) for x in exclude]
@@ -759,11 +762,11 @@ class ModelRuntime:
             out.append(RecItem(item, float(sc), expl))
         return out
 
-    def similar(self, item: str, k: int) -> list[RecItem]:
+    def similar(self, item: str, k: int, *, snapshot: Snapshot | None = None) -> list[RecItem]:
         """The k items most like `item` (deleted items filtered; over-fetched to keep k)."""
         if k < 1:
             raise ConfigError(f"k must be at least 1, got {k}")
-        snap = self._active()
+        snap = snapshot or self._active()
         deleted = self.state.deleted()
         if str(item) in deleted:
             raise SerendipError(f"item '{item}' was deleted")
@@ -775,14 +778,16 @@ class ModelRuntime:
         ]
         return out[:k]
 
-    def trending(self, k: int, category: str | None = None) -> list[RecItem]:
+    def trending(
+        self, k: int, category: str | None = None, *, snapshot: Snapshot | None = None
+    ) -> list[RecItem]:
         """Most active items now: the model's training popularity (counted as one half-life
         old when the live events start, then decaying like them) plus the live event counts,
         decayed with `trending_half_life_s`. New catalog items enter as soon as they get events;
         deleted items never appear."""
         if k < 1:
             raise ConfigError(f"k must be at least 1, got {k}")
-        snap = self._active()
+        snap = snapshot or self._active()
         model = snap.model
         live, clock, first = self.state.counts()
         deleted = self.state.deleted()

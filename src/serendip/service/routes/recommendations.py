@@ -63,7 +63,8 @@ def recommend(
     cold-start list (declared interests, trending). Items the user already interacted with,
     `exclude`, `context_item` and deleted items are never returned."""
     _check_k(k, settings)
-    version = runtime.active_version
+    snap = runtime.snapshot  # read once: the list and the reported version agree under a swap
+    version = snap.version if snap is not None else None
     recs = runtime.recommend(
         user_id,
         k,
@@ -72,6 +73,7 @@ def recommend(
         authors=tuple(author) if author else None,
         exclude=tuple(exclude or ()),
         context_item=context_item,
+        snapshot=snap,
     )
     metrics.observe_recommendations(
         "user", [r.explanation for r in recs] if explain else [None] * len(recs), len(recs)
@@ -95,9 +97,10 @@ def similar(
     """Items like `item_id` ("more like this"); an unknown item gets an empty list, a deleted
     one 404."""
     _check_k(k, settings)
-    version = runtime.active_version
+    snap = runtime.snapshot
+    version = snap.version if snap is not None else None
     try:
-        recs = runtime.similar(item_id, k)
+        recs = runtime.similar(item_id, k, snapshot=snap)
     except SerendipError as exc:  # the item was deleted
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
     metrics.observe_recommendations("similar", [None] * len(recs), len(recs))
@@ -114,7 +117,8 @@ def trending(
 ) -> RecommendationsPublic:
     """What is popular now, time-decayed."""
     _check_k(k, settings)
-    version = runtime.active_version
-    recs = runtime.trending(k, category=category)
+    snap = runtime.snapshot
+    version = snap.version if snap is not None else None
+    recs = runtime.trending(k, category=category, snapshot=snap)
     metrics.observe_recommendations("trending", [None] * len(recs), len(recs))
     return _public(recs, user=None, version=version, explain=True)
