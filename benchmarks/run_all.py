@@ -51,6 +51,7 @@ BENCHES: list[tuple[str, list[str], list[str]]] = [
     ("ingest", ["bench_ingest.py"], ["ingest.md"]),
     ("serve-cache", ["bench_runtime_cache.py"], ["serve_cache.md"]),
     ("serve", ["bench_serve.py"], ["serve.md"]),
+    ("app-inprocess", ["bench_app_inprocess.py"], ["app_inprocess.md"]),
 ]
 
 HEADER = """# Benchmark results
