@@ -175,9 +175,8 @@ def run_and_report(
     for note in study["notes"]:
         console.print(f"note: {note}")
     console.print(f"results: {out / 'results.json'} and {out / 'results.csv'}")
-    board = getattr(runner, "leaderboard_path", None)
-    if board is not None:
-        console.print(f"leaderboard: {board}")
+    if runner.leaderboard_path is not None:
+        console.print(f"leaderboard: {runner.leaderboard_path}")
     return results
 
 

@@ -282,10 +282,9 @@ class StudyConfig(BaseModel):
     @classmethod
     def _peers(cls, v: tuple[ModelSpec, ...]) -> tuple[ModelSpec, ...]:
         peers = available_peers()
-        if peers is not None:  # without peers.py every peer is skipped (with a note) at run time
-            for spec in v:
-                if spec.name not in peers:
-                    raise ValueError(f"unknown peer '{spec.name}'; valid: {', '.join(peers)}")
+        for spec in v:
+            if spec.name not in peers:
+                raise ValueError(f"unknown peer '{spec.name}'; valid: {', '.join(peers)}")
         _no_duplicates([s.name for s in v], "peer")
         return v
 
@@ -303,12 +302,10 @@ def _no_duplicates(names: Sequence[str], what: str) -> None:
         raise ValueError(f"{what} name(s) listed twice: {', '.join(dup)}")
 
 
-def available_peers() -> Mapping[str, Any] | None:
-    """`peers.PEERS` when the peers module is importable, else None."""
-    try:
-        from serendip.evaluation.study.peers import PEERS
-    except ImportError:
-        return None
+def available_peers() -> Mapping[str, Any]:
+    """`peers.PEERS`, imported on first use (peers.py pulls in scipy and the model base)."""
+    from serendip.evaluation.study.peers import PEERS
+
     return PEERS
 
 

@@ -32,7 +32,7 @@ import os
 import subprocess
 import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -135,13 +135,7 @@ def plan_cells(config: StudyConfig) -> tuple[list[Cell], list[str]]:
     """Every cell of the study in run order, and notes on what is left out (and why)."""
     notes: list[str] = []
     specs: list[tuple[ModelSpec, str]] = [(m, "model") for m in config.models]
-    if config.peers:
-        if available_peers() is None:
-            notes.append(
-                "peers skipped: serendip.evaluation.study.peers is not available in this checkout"
-            )
-        else:
-            specs += [(p, "peer") for p in config.peers]
+    specs += [(p, "peer") for p in config.peers]
     if config.pipeline.enabled:
         from serendip.models.registry import MODELS
 
@@ -425,7 +419,7 @@ class StudyRunner:
     def _model_class(self, cell: Cell) -> Any:
         if cell.kind == "peer":
             peers = available_peers()
-            if peers is None or cell.model.name not in peers:
+            if cell.model.name not in peers:
                 raise ConfigError(f"peer '{cell.model.name}' is not available")
             return peers[cell.model.name]
         from serendip.models.registry import get_model_class
@@ -616,18 +610,9 @@ class StudyRunner:
 
     # ------------------------------------------------------------- the end
     def _significance(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Paired comparisons with the best baseline, per dataset x protocol (when the
-        significance module is present)."""
-        try:
-            from serendip.evaluation.study.significance import (
-                compare_to_baseline,
-                pick_baseline,
-            )
-        except ImportError:
-            self.notes.append(
-                "significance skipped: serendip.evaluation.study.significance is not available"
-            )
-            return []
+        """Paired comparisons with the best baseline, per dataset x protocol."""
+        from serendip.evaluation.study.significance import compare_to_baseline, pick_baseline
+
         metric = "ndcg@10" if 10 in self.config.k else f"ndcg@{max(self.config.k)}"
         out: list[dict[str, Any]] = []
         groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -651,15 +636,9 @@ class StudyRunner:
         return out
 
     def _leaderboard(self, results: Mapping[str, Any]) -> None:
-        try:
-            from serendip.evaluation.study.leaderboard import write_leaderboard
-        except ImportError:
-            self.notes.append(
-                "leaderboard skipped: serendip.evaluation.study.leaderboard is not available"
-            )
-            return
-        path = write_leaderboard(results, self.out)
-        self.leaderboard_path = path
+        from serendip.evaluation.study.leaderboard import write_leaderboard
+
+        self.leaderboard_path = write_leaderboard(results, self.out)
 
 
 def _random_defaults(seed: int) -> dict[str, Any]:
@@ -685,12 +664,6 @@ def _aligned_per_user(
         return {}
     common = sorted(set.intersection(*(set(v) for v in loaded.values())))
     return {name: np.array([v[u] for u in common], dtype=np.float64) for name, v in loaded.items()}
-
-
-def iter_rows(out: Path) -> Iterator[dict[str, Any]]:
-    """Every cell's result.json under `out/cells` (finished and failed)."""
-    for path in sorted((out / "cells").glob("*/*/*/result.json")):
-        yield json.loads(path.read_text(encoding="utf-8"))
 
 
 def run_study(
