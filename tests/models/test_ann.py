@@ -68,6 +68,7 @@ def test_allowed_mask_filters_inside_the_search() -> None:
     allowed = np.zeros(len(items), bool)
     allowed[::2] = True
     res = index.search(queries, 10, allowed=allowed)
+    assert (res.items >= 0).all() and res.complete.all()
     assert allowed[res.items].all()
 
 
@@ -153,6 +154,9 @@ def test_ials_with_ann_recommends_like_exact_and_keeps_the_contract(tmp_path: Pa
     rec = ann.recommend(users[:5], 5, filters=f)
     cats = np.asarray(ds.item_meta.category)
     assert all(cats[i] == "cat1" for row in rec.items for i in row if i >= 0)
+    # a permissive filter (75% allowed) stays on the index, applied inside the search
+    rec = ann.recommend(users[:5], 5, filters=lambda idx: idx % 4 != 0)
+    assert (rec.items >= 0).all() and (rec.items % 4 != 0).all()
     # unknown users: with a context history through the index (folded in), without by popularity
     ctx = {"nobody": ["i001", "i002", "i003"], "fresh": ["i050"]}
     cold_users = ["nobody", "fresh", "nohistory"]

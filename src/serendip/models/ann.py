@@ -22,6 +22,7 @@ faiss inserts HNSW points in parallel otherwise, and the graph would depend on t
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,10 +32,10 @@ import numpy as np
 from pydantic import Field
 
 from serendip.errors import ConfigError, SerendipError
-from serendip.models.base import ModelConfig, RecLists, top_k
+from serendip.models.base import ItemFilter, ModelConfig, RecLists, top_k
 
 if TYPE_CHECKING:
-    from serendip.models.base import ItemFilter, Recommender
+    from serendip.models.base import Recommender
 
     # For the type checker the mixin is a Recommender (it is only ever mixed into one, before
     # the model's base class), so `self.items_`, `super()._fit` ... are checked against the
@@ -423,8 +424,6 @@ class AnnRetrieval(_MixinBase):
             for purpose, index in (getattr(self, "ann_indexes_", None) or {}).items()
         }
         if entries:
-            import json
-
             (Path(directory) / "ann.json").write_text(json.dumps(entries, indent=2))
 
     def _set_state(self, arrays: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
@@ -437,8 +436,6 @@ class AnnRetrieval(_MixinBase):
         names = getattr(self, "_ann_names", [])
         if not names:
             return
-        import json
-
         path = Path(directory) / "ann.json"
         try:
             entries = json.loads(path.read_text())
@@ -485,8 +482,6 @@ class AnnRetrieval(_MixinBase):
         if index is None or candidates is not None or k < 1:
             return exact(users)
         self._check_fitted()
-        from serendip.models.base import ItemFilter
-
         user_ids = np.asarray([users] if isinstance(users, str) else list(users), dtype=object)
         n_items = len(self.items_)
         allowed = None

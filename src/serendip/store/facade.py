@@ -28,6 +28,8 @@ from serendip.store.repositories import (
     ModelRepository,
     SocialRepository,
     UserRepository,
+    _event,
+    _user,
 )
 from serendip.store.types import MAX_BATCH, EventIn, Follow, ItemIn, UserIn
 
@@ -266,8 +268,6 @@ class Store:
             followers = conn.execute(
                 select(FOLLOWS).where(FOLLOWS.c.followee == user).order_by(FOLLOWS.c.follower)
             ).all()
-        from serendip.store.repositories import _event, _user
-
         return {
             "user": user,
             "profile": None if profile is None else _jsonable(asdict(_user(profile))),

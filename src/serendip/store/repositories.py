@@ -139,6 +139,12 @@ class _Repository:
             return postgresql.insert(table)
         return sqlite.insert(table)
 
+    def _count(self, table: Table, *where: Any) -> int:
+        """Rows of `table` matching the `where` clauses (all rows when none)."""
+        q = select(func.count()).select_from(table).where(*where)
+        with self._db.read() as conn:
+            return int(conn.execute(q).scalar_one())
+
     def _upsert(
         self,
         table: Table,
@@ -233,8 +239,7 @@ class EventRepository(_Repository):
         return None if row is None else _event(row)
 
     def count(self) -> int:
-        with self._db.read() as conn:
-            return int(conn.execute(select(func.count()).select_from(EVENTS)).scalar_one())
+        return self._count(EVENTS)
 
 
 def _event_row(e: EventIn, now: float) -> tuple[Any, ...] | None:
@@ -413,9 +418,7 @@ class CatalogRepository(_Repository):
 
     def count(self) -> int:
         """Live items."""
-        q = select(func.count()).select_from(ITEMS).where(ITEMS.c.deleted_at.is_(None))
-        with self._db.read() as conn:
-            return int(conn.execute(q).scalar_one())
+        return self._count(ITEMS, ITEMS.c.deleted_at.is_(None))
 
 
 def _item(r: Row[Any]) -> Item:
@@ -470,8 +473,7 @@ class UserRepository(_Repository):
             return set(conn.execute(select(USERS.c.user_id).where(USERS.c.private)).scalars())
 
     def count(self) -> int:
-        with self._db.read() as conn:
-            return int(conn.execute(select(func.count()).select_from(USERS)).scalar_one())
+        return self._count(USERS)
 
 
 def _user(r: Row[Any]) -> User:
@@ -545,8 +547,7 @@ class SocialRepository(_Repository):
             return list(conn.execute(q).scalars())
 
     def count(self) -> int:
-        with self._db.read() as conn:
-            return int(conn.execute(select(func.count()).select_from(FOLLOWS)).scalar_one())
+        return self._count(FOLLOWS)
 
 
 # --------------------------------------------------------------------- model versions
