@@ -77,7 +77,8 @@ CANDIDATES.update(
 
 
 def rank_normalise(scores: np.ndarray, exclude: Any) -> np.ndarray:
-    """Per-row 1 - rank/n over the unseen items (an experiment; not a model option)."""
+    """Per-row reciprocal-rank fusion 1 / (60 + rank) over the unseen items (an experiment;
+    not a model option)."""
     s = np.asarray(scores, dtype=np.float64).copy()
     r, c = exclude.nonzero()
     s[r, c] = -np.inf

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from serendip.cli.main import app
 from serendip.models.registry import MODELS
 
 runner = CliRunner()
+
+
+def _fit(files: dict[str, Path], out: Path, *args: str) -> Result:
+    """`serendip fit` on the fixture's interactions into `out`, with extra `args`."""
+    return runner.invoke(
+        app, ["fit", "--interactions", str(files["interactions"]), *args, "--out", str(out)]
+    )
 
 
 @pytest.fixture
@@ -48,21 +56,15 @@ def test_models_lists_every_registered_model_on_one_line() -> None:
 
 def test_fit_then_recommend_round_trip(files: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "model"
-    result = runner.invoke(
-        app,
-        [
-            "fit",
-            "--interactions",
-            str(files["interactions"]),
-            "--items",
-            str(files["items"]),
-            "--model",
-            "item-knn",
-            "--params",
-            '{"k": 10, "confidence": "log1p"}',
-            "--out",
-            str(out),
-        ],
+    result = _fit(
+        files,
+        out,
+        "--items",
+        str(files["items"]),
+        "--model",
+        "item-knn",
+        "--params",
+        '{"k": 10, "confidence": "log1p"}',
     )
     assert result.exit_code == 0, result.output
     assert "fitted item-knn" in result.stdout and (out / "manifest.json").is_file()
@@ -133,20 +135,7 @@ def test_bad_params_are_one_line_errors(files: dict[str, Path], tmp_path: Path) 
 
 
 def test_model_beyond_its_capacity_says_so(files: dict[str, Path], tmp_path: Path) -> None:
-    result = runner.invoke(
-        app,
-        [
-            "fit",
-            "--interactions",
-            str(files["interactions"]),
-            "--model",
-            "ease",
-            "--params",
-            '{"max_items": 10}',
-            "--out",
-            str(tmp_path / "m"),
-        ],
-    )
+    result = _fit(files, tmp_path / "m", "--model", "ease", "--params", '{"max_items": 10}')
     assert result.exit_code == 1
     assert "max_items=10" in result.stderr and "item-knn" in result.stderr
     assert not (tmp_path / "m").exists()
@@ -156,95 +145,30 @@ def test_config_toml(files: dict[str, Path], tmp_path: Path) -> None:
     config = tmp_path / "ease.toml"
     config.write_text('model = "ease"\n\n[params]\nl2 = 25.0\ndropout = 0.1\n')
     out = tmp_path / "m"
-    result = runner.invoke(
-        app,
-        [
-            "fit",
-            "--interactions",
-            str(files["interactions"]),
-            "--config",
-            str(config),
-            "--out",
-            str(out),
-        ],
-    )
+    result = _fit(files, out, "--config", str(config))
     assert result.exit_code == 0, result.output
-    import json
-
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["model"] == "ease"
     assert manifest["config"]["l2"] == 25.0 and manifest["config"]["dropout"] == 0.1
 
     flat = tmp_path / "flat.toml"
     flat.write_text("k = 7\nsimilarity = 'jaccard'\n")
-    result = runner.invoke(
-        app,
-        [
-            "fit",
-            "--interactions",
-            str(files["interactions"]),
-            "--model",
-            "user-knn",
-            "--config",
-            str(flat),
-            "--out",
-            str(out),
-        ],
-    )
+    result = _fit(files, out, "--model", "user-knn", "--config", str(flat))
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["model"] == "user-knn" and manifest["config"]["k"] == 7
 
     bad = tmp_path / "bad.toml"
     bad.write_text("k = \n")
-    result = runner.invoke(
-        app,
-        [
-            "fit",
-            "--interactions",
-            str(files["interactions"]),
-            "--model",
-            "item-knn",
-            "--config",
-            str(bad),
-            "--out",
-            str(out),
-        ],
-    )
+    result = _fit(files, out, "--model", "item-knn", "--config", str(bad))
     assert result.exit_code == 1 and "invalid TOML" in result.stderr
-    result = runner.invoke(
-        app,
-        [
-            "fit",
-            "--interactions",
-            str(files["interactions"]),
-            "--model",
-            "item-knn",
-            "--config",
-            str(flat),
-            "--params",
-            "{}",
-            "--out",
-            str(out),
-        ],
-    )
+    result = _fit(files, out, "--model", "item-knn", "--config", str(flat), "--params", "{}")
     assert result.exit_code == 1 and "not both" in result.stderr
 
 
 def test_recommend_users_file_errors(files: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "m"
-    fitted = runner.invoke(
-        app,
-        [
-            "fit",
-            "--interactions",
-            str(files["interactions"]),
-            "--model",
-            "popularity",
-            "--out",
-            str(out),
-        ],
-    )
+    fitted = _fit(files, out, "--model", "popularity")
     assert fitted.exit_code == 0, fitted.output
     no_header = tmp_path / "ids.csv"
     no_header.write_text("id\nu1\n")

@@ -291,6 +291,19 @@ class TorchRecommender(Recommender):
         """Keep what scoring needs (sequences, ...) once the weights are final."""
         return None
 
+    @abstractmethod
+    def _item_vectors(self) -> torch.Tensor:
+        """(n_items, d) item embeddings of the fitted module, for `_similar`."""
+
+    def _similar(self, item_idx: int) -> np.ndarray:
+        """Cosine similarity of every item to `item_idx` in the module's item-vector space."""
+        import torch
+
+        with torch.no_grad():
+            v = self._item_vectors().cpu().numpy().astype(np.float64)
+        norms = np.linalg.norm(v, axis=1) + 1e-12
+        return (v @ v[item_idx] / (norms * norms[item_idx])).astype(np.float32)
+
     # -------------------------------------------------------------- fitting
     def _fit(self, dataset: Dataset) -> None:
         cfg: DeepConfig = self.config  # type: ignore[assignment]

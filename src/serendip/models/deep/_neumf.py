@@ -214,13 +214,8 @@ class NeuMF(TorchRecommender):
                 opt.step()
         return gu.detach(), mu.detach()
 
-    def _similar(self, item_idx: int) -> np.ndarray:
-        import torch
-
-        with torch.no_grad():
-            v = self.module_.item_vectors().cpu().numpy().astype(np.float64)  # type: ignore[operator]
-        norms = np.linalg.norm(v, axis=1) + 1e-12
-        return (v @ v[item_idx] / (norms * norms[item_idx])).astype(np.float32)
+    def _item_vectors(self) -> torch.Tensor:
+        return self.module_.item_vectors()  # type: ignore[operator]
 
     # -------------------------------------------------------------- persistence
     def _state(self) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -226,13 +226,8 @@ class SASRec(TorchRecommender):
         ev = [Evidence("item", self.items_.id(int(items[j])), float(per_item[j])) for j in order]
         return ev, f"Because you recently interacted with {ev[0].id}"
 
-    def _similar(self, item_idx: int) -> np.ndarray:
-        import torch
-
-        with torch.no_grad():
-            v = self.module_.item_weights().cpu().numpy().astype(np.float64)
-        norms = np.linalg.norm(v, axis=1) + 1e-12
-        return (v @ v[item_idx] / (norms * norms[item_idx])).astype(np.float32)
+    def _item_vectors(self) -> torch.Tensor:
+        return self.module_.item_weights()
 
     def _update(self, events: pd.DataFrame) -> None:
         """Append the events of known users to their sequences in time order (items already in

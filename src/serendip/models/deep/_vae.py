@@ -187,13 +187,8 @@ class MultVAE(TorchRecommender):
         ]
         return ev, (f"Because you interacted with {ev[0].id}" if ev else "")
 
-    def _similar(self, item_idx: int) -> np.ndarray:
-        import torch
-
-        with torch.no_grad():
-            v = self.module_.to_items.weight.cpu().numpy().astype(np.float64)
-        norms = np.linalg.norm(v, axis=1) + 1e-12
-        return (v @ v[item_idx] / (norms * norms[item_idx])).astype(np.float32)
+    def _item_vectors(self) -> torch.Tensor:
+        return self.module_.to_items.weight
 
     def _update(self, events: pd.DataFrame) -> None:
         fold_in_seen(self, events)
