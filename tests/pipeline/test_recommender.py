@@ -230,3 +230,19 @@ def test_loading_for_serving_limits_thread_pools_once(tmp_path: Path) -> None:
     Recommender.load(tmp_path / "p")  # a second load does not stack limiters
     assert len(rec_module._THREADS_LIMITED) == 1
     assert all(pool["num_threads"] == 1 for pool in threadpool_info())
+
+
+def test_refit_on_new_data_drops_the_lazy_caches_of_the_old_fit() -> None:
+    """Popularity order, penalty scale, long tail and live time are cached lazily; a refit of
+    the same instance must serve exactly what a fresh model fitted on the new data serves."""
+    params = {**QUICK, "rerank": {"popularity_penalty": 0.2, "tail_target": 0.3}}
+    model = PipelineRecommender(params).fit(_data())
+    users = [*_data().users.ids[:5], "stranger"]
+    model.recommend(users, 10)  # fills the caches
+    other = make_toy_platform(seed=5, n_users=60, n_items=90)
+    fresh = PipelineRecommender(params).fit(other)
+    model.fit(other)
+    users = [*other.users.ids[:5], "stranger"]
+    a, b = model.recommend(users, 10), fresh.recommend(users, 10)
+    assert np.array_equal(a.items, b.items)
+    assert np.allclose(a.scores, b.scores)

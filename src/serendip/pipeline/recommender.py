@@ -157,6 +157,8 @@ class PipelineRecommender(Recommender):
 
     def _derive(self) -> None:
         """Rebuild what follows from the state (after fit, load, update or removals)."""
+        for cache in ("_live_now", "_pop_order", "_pop_scale", "_tail"):
+            self.__dict__.pop(cache, None)  # lazy caches, recomputed on next use
         f = self._cfg().filters
         self.author_idx_ = self.users_.indices(np.asarray(self.item_author_).astype(str))
         self.rules_ = CatalogRules.build(
@@ -325,16 +327,7 @@ class PipelineRecommender(Recommender):
     ) -> tuple[np.ndarray, np.ndarray]:
         """Filters, re-ranking, then a popularity backfill when the candidates run short (so a
         list is full whenever the catalog allows; backfilled scores continue below the last)."""
-        f = self._cfg().filters
-        ok = allowed_candidates(
-            items,
-            ctx,
-            self.rules_,
-            exclude_seen=exclude_seen,
-            exclude_unpublished=f.exclude_unpublished,
-            exclude_own=f.exclude_own,
-            extra_allowed=allowed,
-        )
+        ok = self._rules_allow(items, ctx, allowed, exclude_seen)
         items, scores = items[ok], scores[ok]
         params = self._cfg().rerank
         in_net = self._in_network(ctx, items) if params.oon_target is not None else None
@@ -366,10 +359,23 @@ class PipelineRecommender(Recommender):
         allowed: np.ndarray | None,
         exclude_seen: bool,
     ) -> np.ndarray:
-        f = self._cfg().filters
         order = self._popular_order()
-        ok = allowed_candidates(
-            order,
+        ok = self._rules_allow(order, ctx, allowed, exclude_seen)
+        if len(chosen):
+            ok &= ~np.isin(order, chosen)
+        return order[ok][:n]
+
+    def _rules_allow(
+        self,
+        items: np.ndarray,
+        ctx: UserContext,
+        allowed: np.ndarray | None,
+        exclude_seen: bool,
+    ) -> np.ndarray:
+        """Per item: passes the config's filters, the catalog rules and the request's mask."""
+        f = self._cfg().filters
+        return allowed_candidates(
+            items,
             ctx,
             self.rules_,
             exclude_seen=exclude_seen,
@@ -377,9 +383,6 @@ class PipelineRecommender(Recommender):
             exclude_own=f.exclude_own,
             extra_allowed=allowed,
         )
-        if len(chosen):
-            ok &= ~np.isin(order, chosen)
-        return order[ok][:n]
 
     def _popular_order(self) -> np.ndarray:
         cached: np.ndarray | None = getattr(self, "_pop_order", None)
@@ -563,7 +566,6 @@ class PipelineRecommender(Recommender):
         ok = iidx >= 0
         for u, i, t, c in zip(users[ok], iidx[ok], ts[ok], codes[ok], strict=True):
             self.live_.setdefault(str(u), []).append((int(i), float(t), int(c)))
-        self.__dict__.pop("_live_now", None)
         uidx = self.users_.indices(users)
         known = ok & (uidx >= 0)
         if known.any():
@@ -576,9 +578,6 @@ class PipelineRecommender(Recommender):
             merged.sort_indices()
             self.train_ = merged
             self.popularity_ = np.asarray(merged.sum(axis=0)).ravel().astype(np.float32)
-            self.__dict__.pop("_pop_order", None)  # recomputed on the next backfill
-            self.__dict__.pop("_pop_scale", None)
-            self.__dict__.pop("_tail", None)
         self._derive()
 
     def remove_items(self, items: Iterable[str]) -> None:
