@@ -119,6 +119,22 @@ def test_event_is_stored_before_ack_and_idempotent(client: TestClient, store: St
     assert store.events.count() == 1
 
 
+def test_a_failed_online_update_still_acks_what_was_stored(
+    client: TestClient, store: Store, fake_runtime: FakeRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fail(*_: object) -> None:
+        raise RuntimeError("online update bug")
+
+    monkeypatch.setattr(fake_runtime, "on_events", fail)
+    monkeypatch.setattr(fake_runtime, "on_items", fail)
+    r = client.post("/v1/events", json=_event(7))
+    assert r.status_code == 200 and r.json()["accepted"] == 1
+    assert store.events.get("e7") is not None
+    r = client.post("/v1/items", json={"items": [{"item": "late-1", "title": "t"}]})
+    assert r.status_code == 200 and r.json() == {"upserted": 1}
+    assert store.catalog.get("late-1") is not None
+
+
 def test_event_without_timestamp_gets_arrival_time(client: TestClient, store: Store) -> None:
     ev = _event(2)
     del ev["timestamp"]

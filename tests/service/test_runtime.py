@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 import threading
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -21,28 +20,12 @@ from serendip.models.baselines import Popularity
 from serendip.models.content import TfidfContent
 from serendip.models.factorization import IALS
 from serendip.service.runtime import ModelRuntime, OnlineState, RecItem
+from serendip.store import EventIn, ItemIn
 from tests.conftest import make_toy_platform
 
 
-@dataclass(frozen=True)
-class Ev:  # the fields of the store's EventIn the runtime reads
-    user: str
-    item: str
-    event: str = "like"
-    timestamp: float = 1_700_900_000.0
-    event_id: str = ""
-    value: float | None = None
-
-
-@dataclass(frozen=True)
-class It:  # ItemIn
-    item: str
-    title: str = ""
-    text: str = ""
-    tags: tuple[str, ...] = ()
-    category: str = ""
-    author: str = ""
-    created_at: float | None = None
+def _ev(user: str, item: str, event: str = "like", timestamp: float = 1_700_900_000.0) -> EventIn:
+    return EventIn("", user, item, event, timestamp)
 
 
 @cache
@@ -182,7 +165,7 @@ def test_an_event_changes_the_next_recommendations_at_once(artifacts: dict[str, 
     rt.load(artifacts["ials"], "v1")
     before = rt.recommend("u003", 10)
     top = before[0].item
-    rt.on_events([Ev("u003", top)])
+    rt.on_events([_ev("u003", top)])
     after = rt.recommend("u003", 10)
     assert top not in _ids(after)
     assert len(after) == 10
@@ -202,7 +185,7 @@ def test_live_history_is_kept_across_a_swap(artifacts: dict[str, Path]) -> None:
     rt = ModelRuntime()
     rt.load(artifacts["ials"], "v1")
     item = rt.recommend("u005", 1)[0].item
-    rt.on_events([Ev("u005", item)])
+    rt.on_events([_ev("u005", item)])
     rt.load(artifacts["popularity"], "v2")
     assert item not in _ids(rt.recommend("u005", 20))
 
@@ -215,7 +198,7 @@ def test_a_cold_user_is_served_from_live_context(artifacts: dict[str, Path]) -> 
     ds = _ds()
     cats = np.asarray(ds.item_meta.category)
     cat3 = [str(i) for i in ds.items.ids[cats == "cat3"][:4]]
-    rt.on_events([Ev("stranger", i, timestamp=1_700_900_000.0 + j) for j, i in enumerate(cat3)])
+    rt.on_events([_ev("stranger", i, timestamp=1_700_900_000.0 + j) for j, i in enumerate(cat3)])
     warm = rt.recommend("stranger", 10, explain=True)
     assert not set(_ids(warm)) & set(cat3)
     assert _ids(warm) != _ids(cold)
@@ -248,16 +231,16 @@ def test_deleted_items_disappear_everywhere(artifacts: dict[str, Path]) -> None:
 def test_a_new_item_reaches_users_through_trending(artifacts: dict[str, Path]) -> None:
     rt = ModelRuntime(trending_half_life_s=3600.0)
     rt.load(artifacts["tfidf"], "v1")
-    rt.on_items([It("fresh-1", title="brand new", category="cat2", author="u001")])
+    rt.on_items([ItemIn("fresh-1", title="brand new", category="cat2", author="u001")])
     assert "fresh-1" not in _ids(rt.trending(5))
     t0 = 1_700_900_000.0
-    rt.on_events([Ev(f"u{u:03d}", "fresh-1", "view", t0 + u) for u in range(12)])
+    rt.on_events([_ev(f"u{u:03d}", "fresh-1", "view", t0 + u) for u in range(12)])
     top = rt.trending(5)
     assert top[0].item == "fresh-1"
     assert "fresh-1" in _ids(rt.trending(5, category="cat2"))
     assert "fresh-1" not in _ids(rt.trending(5, category="cat0"))
     # time decay: a day later, a burst on an old item wins
-    rt.on_events([Ev(f"u{u:03d}", "i050", "view", t0 + 86_400 + u) for u in range(5)])
+    rt.on_events([_ev(f"u{u:03d}", "i050", "view", t0 + 86_400 + u) for u in range(5)])
     assert rt.trending(1)[0].item == "i050"
 
 
@@ -277,7 +260,7 @@ def test_filters_exclude_list_and_context_item(artifacts: dict[str, Path]) -> No
     ctx = rt.recommend("u009", 5, context_item=plain[0])
     assert plain[0] not in _ids(ctx)
     # a live catalog update moves an item to another category
-    rt.on_items([It(plain[0], category="cat-new")])
+    rt.on_items([ItemIn(plain[0], category="cat-new")])
     assert _ids(rt.recommend("u009", 5, categories=["cat-new"])) == [plain[0]]
 
 
@@ -308,7 +291,7 @@ def test_the_pipeline_is_served_from_a_live_user_context(tmp_path: Path) -> None
     before = rt.recommend("newcomer", 10)
     assert len(before) == 10
     rt.on_follow("newcomer", "u001")
-    rt.on_events([Ev("newcomer", before[0].item), Ev("newcomer", before[1].item)])
+    rt.on_events([_ev("newcomer", before[0].item), _ev("newcomer", before[1].item)])
     after = rt.recommend("newcomer", 10, explain=True)
     assert not {before[0].item, before[1].item} & set(_ids(after))
     assert all(r.explanation is not None and r.explanation["text"] for r in after)
@@ -333,7 +316,7 @@ def test_follows_and_unfollows_are_tracked() -> None:
 
 def test_online_state_is_bounded_and_validated() -> None:
     state = OnlineState(history_size=3)
-    state.add_events([Ev("u", f"i{j}", timestamp=float(j)) for j in range(5)])
+    state.add_events([_ev("u", f"i{j}", timestamp=float(j)) for j in range(5)])
     assert [h[0] for h in state.history("u")] == ["i2", "i3", "i4"]
     with pytest.raises(ConfigError):
         OnlineState(history_size=0)
@@ -341,11 +324,11 @@ def test_online_state_is_bounded_and_validated() -> None:
 
 def test_live_counts_decay_by_half_life() -> None:
     state = OnlineState(half_life_s=10.0)
-    state.add_events([Ev("u", "a", timestamp=0.0), Ev("u", "b", timestamp=10.0)])
+    state.add_events([_ev("u", "a", timestamp=0.0), _ev("u", "b", timestamp=10.0)])
     counts, clock, first = state.counts()
     assert counts == pytest.approx({"a": 0.5, "b": 1.0}) and (clock, first) == (10.0, 0.0)
     # far beyond the reference time: the stored values are rescaled, not overflowed
-    state.add_events([Ev("u", "c", timestamp=10_000.0), Ev("u", "c", timestamp=10_010.0)])
+    state.add_events([_ev("u", "c", timestamp=10_000.0), _ev("u", "c", timestamp=10_010.0)])
     counts, _, _ = state.counts()
     assert counts["c"] == pytest.approx(1.5) and counts["a"] == pytest.approx(0.0)
     state.delete_items(["c"])
@@ -361,7 +344,7 @@ def test_real_time_through_an_ann_index(tmp_path: Path) -> None:
     ref.load(tmp_path / "exact", "e")
     assert rt.snapshot is not None and rt.snapshot.metadata["ann"] == ["recommend", "similar"]
     for runtime in (rt, ref):
-        runtime.on_events([Ev("u011", "i001"), Ev("u011", "i002"), Ev("newbie", "i003")])
+        runtime.on_events([_ev("u011", "i001"), _ev("u011", "i002"), _ev("newbie", "i003")])
     for user in ("u011", "newbie"):
         got, want = _ids(rt.recommend(user, 10)), _ids(ref.recommend(user, 10))
         assert len(set(got) & set(want)) >= 9

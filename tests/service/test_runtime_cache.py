@@ -5,7 +5,6 @@ deletions, catalog updates, with every filter, across swaps, under the LRU bound
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -15,25 +14,14 @@ import pytest
 from serendip.data.dataset import Dataset
 from serendip.errors import ConfigError
 from serendip.service.runtime import ModelRuntime, RecItem, SnapshotCache
+from serendip.store import EventIn, ItemIn
 from tests.conftest import make_toy_platform
 
 USERS = ["u001", "u007", "u013", "u029", "u042", "newcomer"]
 
 
-@dataclass(frozen=True)
-class Ev:
-    user: str
-    item: str
-    event: str = "like"
-    timestamp: float = 1_700_900_000.0
-
-
-@dataclass(frozen=True)
-class It:
-    item: str
-    category: str = ""
-    author: str = ""
-    created_at: float | None = None
+def _ev(user: str, item: str, event: str = "like", timestamp: float = 1_700_900_000.0) -> EventIn:
+    return EventIn("", user, item, event, timestamp)
 
 
 @cache
@@ -95,7 +83,7 @@ def test_an_event_invalidates_the_user_and_is_excluded_at_once(pipe: Path) -> No
     before = rt.recommend("u007", 10, explain=True)
     other = rt.recommend("u013", 10)
     misses = _stats(rt)["misses"]
-    events = [Ev("u007", before[0].item), Ev("u007", before[3].item, "view", 1_700_900_100.0)]
+    events = [_ev("u007", before[0].item), _ev("u007", before[3].item, "view", 1_700_900_100.0)]
     for runtime in (rt, ref):
         runtime.on_events(events)
     after = rt.recommend("u007", 10, explain=True)
@@ -139,7 +127,7 @@ def test_a_deleted_item_vanishes_from_cached_lists_at_once(pipe: Path) -> None:
     assert _stats(rt)["misses"] == misses  # served from the cached candidates
     # re-adding the item (a catalog upsert) brings it back at once
     for runtime in (rt, ref):
-        runtime.on_items([It(gone)])
+        runtime.on_items([ItemIn(gone)])
     assert rt.recommend("u001", 10) == ref.recommend("u001", 10) == lists["u001"]
 
 
@@ -179,7 +167,7 @@ def test_filters_on_cached_candidates_are_exact(pipe: Path) -> None:
     # a live catalog update moves an item between categories, for cached users too
     moved = _ids(rt.recommend("u001", 10))[0]
     for runtime in (rt, ref):
-        runtime.on_items([It(moved, category="cat-new", author="someone")])
+        runtime.on_items([ItemIn(moved, category="cat-new", author="someone")])
     assert _ids(rt.recommend("u001", 10, categories=["cat-new"])) == [moved]
     assert _ids(rt.recommend("u001", 10, authors=["someone"])) == [moved]
     for user in USERS:
@@ -249,7 +237,7 @@ def test_users_the_model_never_saw_share_the_cold_start_candidates(pipe: Path) -
     # an event gives the stranger a context of their own
     first = rt.recommend("stranger-2", 10)[0].item
     for runtime in (rt, ref):
-        runtime.on_events([Ev("stranger-2", first)])
+        runtime.on_events([_ev("stranger-2", first)])
     got = rt.recommend("stranger-2", 10, explain=True)
     assert first not in _ids(got) and got == ref.recommend("stranger-2", 10, explain=True)
     assert _stats(rt)["entries"] == 2

@@ -6,6 +6,8 @@ thread pool, a thread hop per dependency per request; these only read `app.state
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from fastapi import HTTPException, Request, status
@@ -24,6 +26,7 @@ __all__ = [
     "get_runtime",
     "get_settings",
     "get_store",
+    "notify",
     "serving_runtime",
 ]
 
@@ -108,3 +111,15 @@ def enforce_limits(body: Any, settings: Settings) -> None:
     ):
         return
     check_lengths(body, lim)
+
+
+_log = logging.getLogger("serendip.service")
+
+
+def notify(what: str, call: Callable[[], Any]) -> None:
+    """Tell the runtime about a change already stored; its failure is logged, not answered with
+    an error, because the change itself succeeded and is durable."""
+    try:
+        call()
+    except Exception:
+        _log.exception("online update (%s) failed", what)

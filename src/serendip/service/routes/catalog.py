@@ -3,14 +3,12 @@ sources); a deleted item disappears from every response at once."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, status
 
 from serendip.service.auth import require
-from serendip.service.deps import enforce_limits, get_runtime, get_settings, get_store
+from serendip.service.deps import enforce_limits, get_runtime, get_settings, get_store, notify
 from serendip.service.routes._params import ItemPath
 from serendip.service.schemas import (
     ItemBatchCreate,
@@ -22,18 +20,7 @@ from serendip.service.schemas import (
 from serendip.service.settings import Settings
 from serendip.store import ItemIn
 
-log = logging.getLogger("serendip.service")
-
 router = APIRouter(prefix="/v1", tags=["catalog"])
-
-
-def notify(what: str, call: Callable[[], Any]) -> None:
-    """Tell the runtime about a change already stored; its failure is logged, not answered with
-    an error, because the change itself succeeded and is durable."""
-    try:
-        call()
-    except Exception:
-        log.exception("online update (%s) failed", what)
 
 
 def _item_in(item: ItemCreate) -> ItemIn:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -17,13 +16,12 @@ from serendip.service.deps import (
     get_runtime,
     get_settings,
     get_store,
+    notify,
 )
 from serendip.service.metrics import ServiceMetrics
 from serendip.service.schemas import EventBatchCreate, EventCreate, IngestPublic
 from serendip.service.settings import Settings
 from serendip.store import EventIn
-
-log = logging.getLogger("serendip.service")
 
 router = APIRouter(prefix="/v1", tags=["events"], dependencies=[Depends(require("write"))])
 
@@ -49,10 +47,7 @@ def ingest(
     metrics.events.labels("accepted").inc(result.accepted)
     metrics.events.labels("duplicate").inc(result.duplicates)
     if result.accepted:
-        try:
-            runtime.on_events(rows)
-        except Exception:  # the events are stored; a failed online update must not lose them
-            log.exception("online update after %d stored events failed", len(rows))
+        notify("events", lambda: runtime.on_events(rows))
     return IngestPublic(received=len(rows), accepted=result.accepted, duplicates=result.duplicates)
 
 

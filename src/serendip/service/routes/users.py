@@ -8,9 +8,15 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, status
 
 from serendip.service.auth import require
-from serendip.service.deps import enforce_limits, field_error, get_runtime, get_settings, get_store
+from serendip.service.deps import (
+    enforce_limits,
+    field_error,
+    get_runtime,
+    get_settings,
+    get_store,
+    notify,
+)
 from serendip.service.routes._params import UserPath
-from serendip.service.routes.catalog import notify
 from serendip.service.schemas import FollowPublic, PrivacyUpdate, UserCreate, UserPublic
 from serendip.service.settings import Settings
 from serendip.store import UserIn
@@ -51,7 +57,7 @@ def upsert_user(
     )
     store.users.upsert([row])
     _notify_user(runtime, row)
-    return UserPublic(user=row.user, interests=list(row.interests), private=row.private)
+    return _public(row)
 
 
 @router.get(
@@ -91,7 +97,7 @@ def set_privacy(
     )
     store.users.upsert([row])
     _notify_user(runtime, row)
-    return UserPublic(user=user_id, interests=list(row.interests), private=row.private)
+    return _public(row)
 
 
 def _check_pair(user_id: str, followee: str) -> None:
