@@ -528,9 +528,18 @@ def main() -> None:
         help="with --latency-only: load the fitted `small` pipeline from here (fit and save it "
         "there when absent)",
     )
+    ap.add_argument(
+        "--results-dir",
+        type=Path,
+        default=RESULTS_DIR,
+        help="where pipeline.json / pipeline.md are read and written (experiments: a scratch "
+        "folder, so that the committed table only changes on a full run)",
+    )
     args = ap.parse_args()
     names = args.dataset or ["ml-100k", "lastfm-2k", "small"]
-    json_path = RESULTS_DIR / "pipeline.json"
+    results_dir: Path = args.results_dir
+    results_dir.mkdir(parents=True, exist_ok=True)
+    json_path = results_dir / "pipeline.json"
     if args.latency_only:
         stored = json.loads(json_path.read_text())
         res = stored["datasets"]["small"]
@@ -547,7 +556,7 @@ def main() -> None:
         res["latency"] = _latency(pipe, split)
         print(res["latency"], flush=True)
         json_path.write_text(json.dumps(stored, indent=2, default=float) + "\n")
-        (RESULTS_DIR / "pipeline.md").write_text(write_markdown(stored))
+        (results_dir / "pipeline.md").write_text(write_markdown(stored))
         return
     for name in names:
         result = run_dataset(name, args.platform_dir)
@@ -561,10 +570,9 @@ def main() -> None:
             f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared), "
             f"Python {sys.version.split()[0]}"
         )
-        RESULTS_DIR.mkdir(exist_ok=True)
         json_path.write_text(json.dumps(stored, indent=2, default=float) + "\n")
-        (RESULTS_DIR / "pipeline.md").write_text(write_markdown(stored))
-    print((RESULTS_DIR / "pipeline.md").read_text())
+        (results_dir / "pipeline.md").write_text(write_markdown(stored))
+    print((results_dir / "pipeline.md").read_text())
 
 
 if __name__ == "__main__":
