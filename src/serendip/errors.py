@@ -3,6 +3,10 @@ they can act on; the CLI prints it as one line, the API answers it with a 4xx.""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
+from pydantic import ValidationError
+
 
 class SerendipError(Exception):
     """Base class of every error Serendip raises on purpose."""
@@ -54,3 +58,28 @@ class NotFittedError(SerendipError):
 
 class CapacityError(SerendipError):
     """A method was asked to hold more than it can (said before it starts, not an OOM kill)."""
+
+
+def config_error_from(
+    exc: ValidationError,
+    subject: str,
+    *,
+    valid: Iterable[str] | None = None,
+    location: Callable[[tuple[int | str, ...]], str] | None = None,
+) -> ConfigError:
+    """One readable `ConfigError` from pydantic's `ValidationError`: "<subject>: <where>: <what>;
+    ..." with every problem named by its (dotted) location, unknown keys as "unknown setting
+    'x'", and the valid names appended when given. Raise it `from None`: the pydantic trace adds
+    nothing a user can act on.
+    """
+    where = location or (lambda loc: ".".join(str(p) for p in loc) or "config")
+    problems = []
+    for e in exc.errors():
+        if e["type"] == "extra_forbidden":
+            problems.append(f"unknown setting '{where(e['loc'])}'")
+        else:
+            problems.append(f"{where(e['loc'])}: {str(e['msg']).removeprefix('Value error, ')}")
+    msg = f"{subject}: " + "; ".join(problems)
+    if valid is not None:
+        msg += f" (valid: {', '.join(valid)})"
+    return ConfigError(msg)

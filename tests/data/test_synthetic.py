@@ -343,7 +343,7 @@ def test_overrides_are_validated() -> None:
         resolve_config("tiny", {"like_rate": "0.05"}).like_rate == 0.05
     )  # strings from the CLI convert
     with pytest.raises(
-        ConfigError, match=r"unknown setting 'in_network'.*valid settings: .*in_network_share"
+        ConfigError, match=r"unknown setting 'in_network'.*valid: .*in_network_share"
     ):
         resolve_config("tiny", {"in_network": 0.4})
     with pytest.raises(ConfigError, match="in_network_share"):

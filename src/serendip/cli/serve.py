@@ -13,7 +13,7 @@ from typing import Any
 import typer
 
 from serendip.cli._common import cli_errors
-from serendip.errors import ConfigError
+from serendip.errors import config_error_from
 
 
 @cli_errors
@@ -43,10 +43,7 @@ def serve(
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
-        raise ConfigError(f"invalid settings: {problems}") from None
+        raise config_error_from(exc, "invalid settings") from None
     settings.check_bind()
     run(settings)
 

@@ -371,8 +371,9 @@ class AnnRetrieval(_MixinBase):
         return None
 
     def _ann_cold_query(self, history: np.ndarray) -> np.ndarray | None:
-        """The query vector (d,) of an unknown user with these history item indices, as the
-        model's cold-start path would score them; None = score them exactly."""
+        """The query vector (d,) of an unknown user with these history item indices (distinct,
+        int64, sorted), as the model's cold-start path would score them; None = score them
+        exactly."""
         return None
 
     # machinery ---------------------------------------------------------
@@ -483,16 +484,9 @@ class AnnRetrieval(_MixinBase):
             return exact(users)
         self._check_fitted()
         user_ids = np.asarray([users] if isinstance(users, str) else list(users), dtype=object)
-        n_items = len(self.items_)
-        allowed = None
-        if filters is not None:
-            allowed = (
-                filters.allowed(self.items_, self.item_category_, self.item_author_)
-                if isinstance(filters, ItemFilter)
-                else np.asarray(filters(np.arange(n_items)), dtype=bool)
-            )
-            if allowed.mean() < 0.5:  # a selective filter: graph search degrades; go exact
-                return exact(users)
+        allowed = self._allowed_mask(None, filters)
+        if allowed is not None and allowed.mean() < 0.5:
+            return exact(users)  # a selective filter: graph search degrades; go exact
         uidx = self.users_.indices(user_ids) if len(user_ids) else np.zeros(0, np.int64)
         warm = np.flatnonzero(uidx >= 0)
         queries, usable = self._ann_queries(uidx[warm])
@@ -513,6 +507,7 @@ class AnnRetrieval(_MixinBase):
         cold_rows, cold_queries = [], []
         for r in np.flatnonzero(uidx < 0) if context else ():
             hist = self._context_indices(str(user_ids[r]), context)
+            hist = np.unique(np.asarray(hist, dtype=np.int64))
             q = self._ann_cold_query(hist) if len(hist) else None
             if q is not None and np.linalg.norm(q) > 0:
                 cold_rows.append(r)
@@ -533,7 +528,7 @@ class AnnRetrieval(_MixinBase):
             if offset is not None:
                 valid = items >= 0
                 scores = np.where(valid, scores + offset[np.maximum(items, 0)], -np.inf)
-                order = np.lexsort((np.where(valid, items, n_items), -scores), axis=1)
+                order = np.lexsort((np.where(valid, items, len(self.items_)), -scores), axis=1)
                 items = np.take_along_axis(items, order, axis=1)
                 scores = np.take_along_axis(scores, order, axis=1).astype(np.float32)
             ok = res.complete

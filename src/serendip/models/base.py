@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from serendip.data.dataset import Dataset, MatrixConfig
 from serendip.data.vocabulary import Vocabulary
-from serendip.errors import ConfigError, NotFittedError, SerendipError
+from serendip.errors import ConfigError, NotFittedError, SerendipError, config_error_from
 
 __all__ = [
     "Choice",
@@ -239,12 +239,8 @@ class Recommender(ABC):
             else:
                 self.config = self.Config(**{**dict(config or {}), **params})
         except ValidationError as exc:
-            valid = ", ".join(self.Config.model_fields)
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors()
-            )
-            raise ConfigError(
-                f"invalid parameters for model '{self.name}': {problems} (valid: {valid})"
+            raise config_error_from(
+                exc, f"invalid parameters for model '{self.name}'", valid=self.Config.model_fields
             ) from None
         self._fitted = False
 
@@ -294,6 +290,27 @@ class Recommender(ABC):
         return self.popularity_.astype(np.float32)
 
     # -------------------------------------------------------------- recommending
+    def _allowed_mask(
+        self,
+        candidates: Iterable[str] | np.ndarray | None,
+        filters: ItemFilter | Callable[[np.ndarray], np.ndarray] | None,
+    ) -> np.ndarray | None:
+        """bool (n_items,): the items a `recommend` call may return (inside `candidates`, passing
+        `filters`); None when neither restricts anything."""
+        if candidates is None and filters is None:
+            return None
+        n_items = len(self.items_)
+        allowed = np.ones(n_items, dtype=bool)
+        if candidates is not None:
+            cidx = self.items_.indices(np.asarray(list(candidates), dtype=object))
+            allowed[:] = False
+            allowed[cidx[cidx >= 0]] = True
+        if isinstance(filters, ItemFilter):
+            allowed &= filters.allowed(self.items_, self.item_category_, self.item_author_)
+        elif filters is not None:
+            allowed &= np.asarray(filters(np.arange(n_items)), dtype=bool)
+        return allowed
+
     def recommend(
         self,
         users: Sequence[str] | np.ndarray | str,
@@ -317,16 +334,9 @@ class Recommender(ABC):
             raise ConfigError(f"k must be at least 1, got {k}")
         user_ids = np.asarray([users] if isinstance(users, str) else list(users), dtype=object)
         n_items = len(self.items_)
-        allowed = np.ones(n_items, dtype=bool)
-        if candidates is not None:
-            cidx = self.items_.indices(np.asarray(list(candidates), dtype=object))
-            allowed[:] = False
-            allowed[cidx[cidx >= 0]] = True
-        if filters is not None:
-            if isinstance(filters, ItemFilter):
-                allowed &= filters.allowed(self.items_, self.item_category_, self.item_author_)
-            else:
-                allowed &= np.asarray(filters(np.arange(n_items)), dtype=bool)
+        allowed = self._allowed_mask(candidates, filters)
+        if allowed is None:
+            allowed = np.ones(n_items, dtype=bool)
         uidx = self.users_.indices(user_ids) if len(user_ids) else np.zeros(0, np.int64)
         batch = batch_size or max(1, min(1024, (1 << 25) // max(n_items, 1)))
         out_items = np.full((len(user_ids), k), -1, np.int64)

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from serendip.data.synthetic._topics import TOPICS
-from serendip.errors import ConfigError
+from serendip.errors import ConfigError, config_error_from
 
 __all__ = ["PRESETS", "PlatformConfig", "resolve_config"]
 
@@ -222,14 +222,7 @@ def resolve_config(
     try:
         return PlatformConfig.model_validate({**base.model_dump(), **overrides})
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            name = ".".join(str(p) for p in err["loc"]) or "config"
-            if err["type"] == "extra_forbidden":
-                problems.append(f"unknown setting '{name}'")
-            else:
-                problems.append(f"{name}: {err['msg']}")
-        msg = "; ".join(problems)
-        if any(e["type"] == "extra_forbidden" for e in exc.errors()):
-            msg += f" (valid settings: {', '.join(PlatformConfig.model_fields)})"
-        raise ConfigError(f"invalid platform config: {msg}") from None
+        unknown = any(e["type"] == "extra_forbidden" for e in exc.errors())
+        raise config_error_from(
+            exc, "invalid platform config", valid=PlatformConfig.model_fields if unknown else None
+        ) from None

@@ -43,7 +43,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from serendip.errors import ConfigError
+from serendip.errors import ConfigError, config_error_from
 
 __all__ = [
     "DEFAULT_PROTOCOL_PARAMS",
@@ -327,11 +327,7 @@ def parse_config(data: Mapping[str, Any], *, source: str = "study config") -> St
     try:
         return StudyConfig.model_validate(dict(data))
     except ValidationError as exc:
-        problems = []
-        for e in exc.errors():
-            msg = str(e["msg"]).removeprefix("Value error, ")
-            problems.append(f"{_loc(e['loc'])}: {msg}")
-        raise ConfigError(f"{source}: " + "; ".join(problems)) from None
+        raise config_error_from(exc, source, location=_loc) from None
 
 
 def _read_toml(text: str, source: str) -> dict[str, Any]:

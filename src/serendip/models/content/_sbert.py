@@ -108,8 +108,7 @@ class SentenceContent(AnnRetrieval, ContentRecommender):
         return self._tiebreak()
 
     def _ann_cold_query(self, history: np.ndarray) -> np.ndarray | None:
-        ctx = np.unique(np.asarray(history, dtype=np.int64))
-        return np.asarray(self.vectors_, dtype=np.float32)[ctx].sum(axis=0)  # as `_score_cold`
+        return np.asarray(self.vectors_, dtype=np.float32)[history].sum(axis=0)  # as `_score_cold`
 
     def _item_vectors(self, dataset: Dataset) -> ItemVectors:
         from sklearn.feature_extraction.text import CountVectorizer

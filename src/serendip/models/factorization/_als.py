@@ -96,9 +96,8 @@ class IALS(AnnRetrieval, FactorModel):
         return self.item_bias_ if np.any(self.item_bias_) else None
 
     def _ann_cold_query(self, history: np.ndarray) -> np.ndarray | None:
-        ctx = np.unique(np.asarray(history, dtype=np.int64))
         row = sp.csr_matrix(
-            (np.ones(len(ctx), np.float32), (np.zeros(len(ctx), np.int64), ctx)),
+            (np.ones(len(history), np.float32), (np.zeros(len(history), np.int64), history)),
             shape=(1, len(self.items_)),
         )
         return self._fold_in(row, None)[0]  # as `_score_cold` folds a context in

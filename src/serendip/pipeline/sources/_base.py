@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from serendip.data.dataset import Dataset
 from serendip.data.vocabulary import Vocabulary
-from serendip.errors import ConfigError, NotFittedError
+from serendip.errors import NotFittedError, config_error_from
 from serendip.pipeline.candidates import CandidateSource, Proposal, UserContext
 
 __all__ = ["SourceBase", "SourceConfig", "top_n"]
@@ -55,12 +55,8 @@ class SourceBase(CandidateSource):
         try:
             self.config = self.Config(**params)
         except ValidationError as exc:
-            valid = ", ".join(self.Config.model_fields)
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors()
-            )
-            raise ConfigError(
-                f"invalid parameters for source '{self.name}': {problems} (valid: {valid})"
+            raise config_error_from(
+                exc, f"invalid parameters for source '{self.name}'", valid=self.Config.model_fields
             ) from None
         self._fitted = False
 
