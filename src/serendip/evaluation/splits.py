@@ -31,6 +31,7 @@ import pandas as pd
 
 from serendip.data.dataset import Dataset
 from serendip.errors import ConfigError, DataError
+from serendip.jsonsafe import jsonable
 
 __all__ = [
     "SPLIT_METHODS",
@@ -81,7 +82,7 @@ class Split:
 
         out: dict[str, Any] = {
             "kind": self.kind,
-            "params": {k: _jsonable(v) for k, v in self.params.items()},
+            "params": jsonable(self.params),
             "train": sizes(self.train),
             "test": sizes(self.test),
         }
@@ -90,14 +91,6 @@ class Split:
         if self.validation is not None:
             out["validation"] = self.validation.summary()
         return out
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
 
 
 # --------------------------------------------------------------------------- helpers

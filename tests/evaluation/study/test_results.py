@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,6 @@ import pandas as pd
 from serendip.evaluation.study.results import (
     atomic_write_text,
     flatten_row,
-    jsonable,
     read_results,
     rows_frame,
     write_results,
@@ -46,14 +44,6 @@ def test_flatten_row() -> None:
     assert flat["tuning.best_validation"] == 0.5
     assert json.loads(flat["params"]) == {"l2": 10.0, "nested": {"a": 1}}
     assert flat["n_test_users"] == 7 and isinstance(flat["n_test_users"], int)
-
-
-def test_jsonable() -> None:
-    assert jsonable({"a": np.arange(3), "b": (np.float64(1.0), math.inf), 1: Path("x")}) == {
-        "a": [0, 1, 2],
-        "b": [1.0, None],
-        "1": "x",
-    }
 
 
 def test_write_results(tmp_path: Path) -> None:

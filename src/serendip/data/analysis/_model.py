@@ -12,13 +12,11 @@ Every number the HTML report shows lives here, so `DatasetAnalysis.to_dict()` (t
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import numpy as np
+from serendip.jsonsafe import jsonable
 
 __all__ = [
     "ActivityStats",
@@ -354,28 +352,3 @@ class DatasetAnalysis:
         out = jsonable(self)
         assert isinstance(out, dict)
         return out
-
-
-def jsonable(obj: Any) -> Any:
-    """Recursively turn dataclasses, tuples, NumPy scalars/arrays into JSON-safe Python values.
-
-    Non-finite floats become None, so the output passes `json.dumps(..., allow_nan=False)`.
-    """
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, Mapping):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return [jsonable(v) for v in obj.tolist()]
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        f = float(obj)
-        return f if math.isfinite(f) else None
-    if obj is None or isinstance(obj, str):
-        return obj
-    return str(obj)

@@ -12,7 +12,6 @@ results.csv: one line per row; nested keys flattened with dots (`metrics.ndcg@10
 from __future__ import annotations
 
 import json
-import math
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -20,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from serendip.jsonsafe import jsonable
 
 __all__ = [
     "atomic_write_bytes",
@@ -45,21 +46,6 @@ _LEADING = (
     "code_version",
     "params",
 )
-
-
-def jsonable(value: Any) -> Any:
-    """`value` with NumPy scalars/arrays as Python ones and non-finite floats as None."""
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if hasattr(value, "tolist"):  # numpy scalar or array
-        return jsonable(value.tolist())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
