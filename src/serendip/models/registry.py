@@ -95,7 +95,7 @@ MODELS: dict[str, ModelEntry] = {
             "bpr",
             "factorization",
             f"{_P}.factorization:BPR",
-            "Bayesian personalised ranking MF (torch, sampled negatives).",
+            "Bayesian personalised ranking MF (torch, seeded; sampled negatives, Adam).",
         ),
         ModelEntry(
             "lightfm",
@@ -194,7 +194,8 @@ MODELS: dict[str, ModelEntry] = {
             "pipeline",
             "pipeline",
             "serendip.pipeline.recommender:PipelineRecommender",
-            "Two-stage pipeline: many candidate sources, LightGBM LambdaRank, diversity re-ranking, explanations.",
+            "Two-stage pipeline: social, collaborative, content, trending and exploration sources, "
+            "a LightGBM LambdaRank ranker, diversity re-ranking with rules, explanations.",
         ),
     ]
 }
