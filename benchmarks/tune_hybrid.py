@@ -18,6 +18,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from bench_models import LOADERS, PARAMS_FILE, SHARED, _params, _save_params
 from serendip.evaluation import random_split, validation_split
 from serendip.models.hybrid import WeightedHybrid
+from serendip.models.hybrid._members import NORMALISATIONS
 
 
 def main() -> None:
@@ -33,16 +34,35 @@ def main() -> None:
         help="dataset directory (default ../shared/data/<dataset>)",
     )
     ap.add_argument("--grid-steps", type=int, default=4)
+    ap.add_argument("--normalization", default="minmax", choices=NORMALISATIONS)
+    ap.add_argument(
+        "--activity-bounds",
+        default="",
+        help="comma-separated history lengths (full-train scale): one weight vector per bucket",
+    )
     args = ap.parse_args()
     ds = LOADERS[args.dataset](args.data or SHARED / args.dataset)
     split = random_split(ds, test_fraction=0.2, seed=42, min_interactions=5)
     val = validation_split(split.train, "random", test_fraction=0.2, seed=42, min_interactions=5)
     params = _params(args.dataset)
     members = {m: params.get(m, {}) for m in args.members.split(",")}
-    model = WeightedHybrid({"members": members})
-    result = model.tune_weights(val.train, val.test, k=10, grid_steps=args.grid_steps)
+    model = WeightedHybrid({"members": members, "normalization": args.normalization})
+    # bounds are given at full-train scale; validation histories are 80% as long
+    bounds = [round(0.8 * int(b)) for b in args.activity_bounds.split(",") if b]
+    result = model.tune_weights(
+        val.train, val.test, k=10, grid_steps=args.grid_steps, activity_bounds=bounds or None
+    )
     weights = {k: float(v) for k, v in result.weights.items()}
-    params["weighted-hybrid"] = {"members": members, "weights": weights}
+    params["weighted-hybrid"] = {
+        "members": members,
+        "weights": weights,
+        "normalization": args.normalization,
+    }
+    if bounds:
+        params["weighted-hybrid"]["activity_bounds"] = [
+            int(b) for b in args.activity_bounds.split(",")
+        ]
+        params["weighted-hybrid"]["activity_weights"] = [dict(w) for w in result.activity_weights]
     _save_params(args.dataset, params)
     print(
         json.dumps(

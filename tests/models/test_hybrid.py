@@ -16,6 +16,7 @@ from serendip.evaluation.splits import random_split
 from serendip.models import Recommender, create_model
 from serendip.models.hybrid import MixedHybrid, SwitchingHybrid, WeightedHybrid, interleave
 from serendip.models.hybrid._members import normalise
+from serendip.models.hybrid._weighted import TUNED_BLEND
 from tests.conftest import make_toy_platform
 
 K = 10
@@ -50,8 +51,24 @@ def test_normalise_takes_statistics_from_unexcluded_items_only() -> None:
     np.testing.assert_allclose(z[0, 1:], (vals - vals.mean()) / vals.std())
 
 
+def test_rank_normalisations_keep_only_the_order_among_unseen_items() -> None:
+    scores = np.array([[10.0, 1.0, 2.0, 3.0, 3.0], [0.5, -np.inf, 100.0, 2.0, 1.0]])
+    exclude = sp.csr_matrix(np.array([[1, 0, 0, 0, 0], [0, 0, 0, 0, 0]], dtype=np.float32))
+    rrf = normalise(scores, exclude, "rank", rank_constant=10.0)
+    # row 0: unseen ranks 3 (1.0), 2 (2.0), tied 1.5 (the two 3.0s); the excluded item below all
+    np.testing.assert_allclose(rrf[0, 1:], 1.0 / (10.0 + np.array([4.0, 3.0, 1.5, 1.5])))
+    assert rrf[0, 0] < rrf[0, 1:].min()
+    # row 1: a huge score counts as much as rank 1 does anywhere; -inf ranks last
+    np.testing.assert_allclose(rrf[1], 1.0 / (10.0 + np.array([4.0, 5.0, 1.0, 2.0, 3.0])))
+    borda = normalise(scores, exclude, "borda")
+    np.testing.assert_allclose(borda[1], [1 - 3 / 4, 0.0, 1.0, 1 - 1 / 4, 1 - 2 / 4])
+    assert borda[0, 0] == 0.0 and borda[0, 3] == borda[0, 4] == 1 - 0.5 / 4
+    with pytest.raises(ConfigError, match="valid: minmax, zscore, rank, borda"):
+        normalise(scores, None, "softmax")  # type: ignore[arg-type]
+
+
 # ----------------------------------------------------------------------------- weighted
-@pytest.mark.parametrize("norm", ["zscore", "minmax"])
+@pytest.mark.parametrize("norm", ["zscore", "minmax", "rank", "borda"])
 def test_weight_one_and_zero_equals_the_members_ranking(norm: str) -> None:
     hybrid = WeightedHybrid(
         members={CAT: {}, POP: {}}, weights={CAT: 1.0, POP: 0.0}, normalization=norm
@@ -85,6 +102,48 @@ def test_blend_is_the_weighted_sum_of_per_user_zscores_over_unseen_items() -> No
     np.testing.assert_allclose(got[unseen], expected[unseen], rtol=1e-5, atol=1e-5)
 
 
+def test_activity_weights_give_each_history_length_bucket_its_own_blend(tmp_path: Path) -> None:
+    train = _train()
+    lengths = np.diff(train.seen().indptr)
+    bound = int(np.median(lengths))
+    # light users (< bound interactions) get the category member, heavy users popularity
+    hybrid = WeightedHybrid(
+        members={CAT: {}, POP: {}},
+        weights={CAT: 0.5, POP: 0.5},
+        activity_bounds=[bound],
+        activity_weights=[{CAT: 1.0, POP: 0.0}, {CAT: 0.0}],  # POP: its `weights` weight
+    ).fit(train)
+    users = [str(u) for u in train.users.ids]
+    light = lengths < bound
+    assert 0 < light.sum() < len(users)
+    got = hybrid.recommend(users, K).items
+    np.testing.assert_array_equal(got[light], _member(CAT).recommend(users, K).items[light])
+    np.testing.assert_array_equal(got[~light], _member(POP).recommend(users, K).items[~light])
+    u_light = users[int(np.flatnonzero(light)[0])]
+    exp = hybrid.explain(u_light, hybrid.recommend([u_light], 1).item_ids(0)[0])
+    assert exp.evidence[0].id == CAT and "weight 1" in exp.evidence[0].label
+    # unknown users: bucket by context length
+    ctx = [str(i) for i in train.items.ids[:2]]
+    cold = hybrid.recommend(["new"], K, context={"new": ctx})
+    np.testing.assert_array_equal(
+        cold.items, _member(CAT).recommend(["new"], K, context={"new": ctx}).items
+    )
+    hybrid.save(tmp_path / "a")
+    loaded = Recommender.load(tmp_path / "a")
+    np.testing.assert_array_equal(loaded.recommend(users, K).items, got)
+
+
+def test_activity_weight_errors_name_the_problem() -> None:
+    with pytest.raises(ConfigError, match="one weights mapping per bucket"):
+        WeightedHybrid(members={POP: {}}, activity_bounds=[5], activity_weights=[{POP: 1.0}])
+    with pytest.raises(ConfigError, match="strictly increasing"):
+        WeightedHybrid(members={POP: {}}, activity_bounds=[5, 5], activity_weights=[{}] * 3)
+    with pytest.raises(ConfigError, match=r"activity_weights\[1\] name keys that are not"):
+        WeightedHybrid(members={POP: {}}, activity_bounds=[5], activity_weights=[{}, {CAT: 1}])
+    with pytest.raises(ConfigError, match="positive weight in activity bucket 0"):
+        WeightedHybrid(members={POP: {}}, activity_bounds=[5], activity_weights=[{POP: 0}, {}])
+
+
 def test_explanation_comes_from_the_member_that_contributed_most() -> None:
     hybrid = WeightedHybrid(members={CAT: {}, POP: {}}, weights={CAT: 1.0, POP: 0.0}).fit(_train())
     u = _users()[0]
@@ -109,6 +168,25 @@ def test_tune_weights_moves_weight_to_the_member_that_ranks_better() -> None:
     WeightedHybrid(hybrid.config, weights=dict(result.weights)).fit(inner.train)
     tuned = hybrid.tune_weights(inner.train, inner.test, k=5, method="optuna", n_trials=8)
     assert tuned.ndcg > tuned.baseline_ndcg and tuned.weights[CAT] > tuned.weights[POP]
+
+
+def test_tune_weights_per_activity_bucket_gives_usable_bucket_weights() -> None:
+    inner = random_split(_train(), test_fraction=0.2, seed=2)
+    lengths = np.diff(inner.train.seen().indptr)
+    bound = int(np.median(lengths))
+    hybrid = WeightedHybrid(members={CAT: {}, POP: {}}, weights={CAT: 0.0, POP: 1.0})
+    result = hybrid.tune_weights(
+        inner.train, inner.test, k=5, grid_steps=2, activity_bounds=[bound]
+    )
+    assert result.activity_bounds == (bound,) and len(result.activity_weights) == 2
+    flat = hybrid.tune_weights(inner.train, inner.test, k=5, grid_steps=2)
+    assert result.weights == flat.weights, "the flat weights are searched as before"
+    assert result.ndcg >= flat.ndcg - 1e-12, "each bucket does at least as well as flat weights"
+    assert result.n_evaluated > flat.n_evaluated
+    tuned = WeightedHybrid(hybrid.config, **result.params()).fit(inner.train)
+    assert tuned.config.activity_bounds == [bound]  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match="strictly increasing"):
+        hybrid.tune_weights(inner.train, inner.test, activity_bounds=[3, 2])
 
 
 def test_config_errors_name_the_problem() -> None:
@@ -158,7 +236,7 @@ def test_update_needs_every_member_to_support_it() -> None:
     u, i = _users()[0], str(_train().items.ids[0])
     with pytest.raises(SerendipError, match="random"):
         hybrid.update(pd.DataFrame({"user": [u], "item": [i]}))
-    assert (hybrid.train_ != before).nnz == 0, "nothing changes when the update is refused"
+    assert (hybrid.train_ - before).count_nonzero() == 0, "nothing changes when refused"
 
 
 # ----------------------------------------------------------------------------- switching
@@ -256,3 +334,9 @@ def test_default_weights_belong_to_the_default_members_only() -> None:
     assert sum(tuned.values()) == pytest.approx(1.0) and len(set(tuned.values())) > 1
     own = WeightedHybrid(members={CAT: {}, POP: {}}).config.resolved_weights()  # type: ignore[attr-defined]
     assert own == {CAT: 1.0, POP: 1.0}
+    # the default members come with their tuned normalisation; other members with min-max
+    default = create_model("weighted-hybrid", {}).config  # what `serendip fit` builds
+    assert default.normalization == TUNED_BLEND["normalization"]  # type: ignore[attr-defined]
+    assert default.members == TUNED_BLEND["members"]  # type: ignore[attr-defined]
+    assert WeightedHybrid(members={CAT: {}}).config.normalization == "minmax"  # type: ignore[attr-defined]
+    assert WeightedHybrid(normalization="zscore").config.normalization == "zscore"  # type: ignore[attr-defined]

@@ -16,9 +16,21 @@ from serendip.data.dataset import Dataset
 from serendip.errors import ConfigError, SerendipError
 from serendip.models.base import Evidence, Recommender
 
-__all__ = ["HybridBase", "MemberSpec", "members_of", "normalise", "parse_members"]
+__all__ = [
+    "NORMALISATIONS",
+    "HybridBase",
+    "MemberSpec",
+    "members_of",
+    "normalise",
+    "parse_members",
+]
 
-Normalisation = Literal["minmax", "zscore"]
+#: How a member's scores are put on one scale per user: "minmax" and "zscore" keep the score
+#: shape; "rank" (reciprocal rank, 1 / (c + rank), as in reciprocal rank fusion) and "borda"
+#: (1 - (rank - 1) / n, linear in the rank) keep only the order, so a member with a heavy score
+#: tail cannot dominate the blend.
+Normalisation = Literal["minmax", "zscore", "rank", "borda"]
+NORMALISATIONS: tuple[str, ...] = ("minmax", "zscore", "rank", "borda")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,20 +67,32 @@ def parse_members(spec: Mapping[str, Mapping[str, Any]], field: str) -> list[Mem
 
 
 def normalise(
-    scores: np.ndarray, exclude: sp.csr_matrix | None, method: Normalisation
+    scores: np.ndarray,
+    exclude: sp.csr_matrix | None,
+    method: Normalisation,
+    *,
+    rank_constant: float = 60.0,
 ) -> np.ndarray:
     """Per-row normalised scores (float64, same shape as `scores` (n, n_items)).
 
-    Statistics (min/max, or mean/std) come from the row's finite scores outside `exclude` (a
-    bool-like CSR (n, n_items) of items that will not be recommended anyway, e.g. the user's
+    Statistics (min/max, mean/std, or ranks) come from the row's finite scores outside `exclude`
+    (a bool-like CSR (n, n_items) of items that will not be recommended anyway, e.g. the user's
     history, whose extreme scores would otherwise set the scale). Non-finite scores become the
-    row's minimum; a constant row becomes 0.
+    row's minimum; a constant row becomes 0 (minmax, zscore).
+
+    rank: 1 / (rank_constant + r), r the 1-based rank among the row's valid items (ties share
+    their average rank); borda: 1 - (r - 1) / n_valid. Excluded and non-finite items rank below
+    every valid item.
     """
+    if method not in NORMALISATIONS:
+        raise ConfigError(f"unknown normalisation '{method}'; valid: {', '.join(NORMALISATIONS)}")
     s = np.asarray(scores, dtype=np.float64)
     valid = np.isfinite(s)
     if exclude is not None and exclude.nnz:
         r, c = exclude.nonzero()
         valid[r, c] = False
+    if method in ("rank", "borda"):
+        return _rank_normalise(s, valid, method, rank_constant)
     masked = np.where(valid, s, np.nan)
     empty = ~valid.any(axis=1)
     masked[empty] = 0.0  # rows with nothing valid: constant, normalised to 0
@@ -86,6 +110,21 @@ def normalise(
         floor = np.nan_to_num(floor, nan=0.0)
         out = np.where(bad, np.broadcast_to(floor, out.shape), out)
     return out
+
+
+def _rank_normalise(
+    s: np.ndarray, valid: np.ndarray, method: Normalisation, rank_constant: float
+) -> np.ndarray:
+    """Rank-based scores (see `normalise`): invalid items share the ranks after the valid ones."""
+    from scipy.stats import rankdata
+
+    if rank_constant < 0:
+        raise ConfigError(f"rank_constant must be non-negative, got {rank_constant}")
+    ranks = rankdata(-np.where(valid, s, -np.inf), method="average", axis=1)
+    if method == "rank":
+        return 1.0 / (rank_constant + ranks)
+    n_valid = np.maximum(valid.sum(axis=1, keepdims=True), 1)
+    return np.maximum(1.0 - (ranks - 1.0) / n_valid, 0.0)
 
 
 def context_matrix(context: np.ndarray, n_items: int) -> sp.csr_matrix:
