@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from serendip.data.dataset import Dataset
-from serendip.errors import ConfigError, NotFittedError
+from serendip.errors import ConfigError, NotFittedError, SerendipError
 from serendip.models.artifacts import read_artifact, write_artifact
 from serendip.pipeline.candidates import Proposal
 from serendip.pipeline.context import contexts_from_dataset
@@ -94,7 +94,47 @@ def test_state_round_trip_and_errors(toy_platform: Dataset, tmp_path: Path) -> N
     again._set_state(art.arrays, art.meta)
     assert again.feature_names == fb.feature_names
     np.testing.assert_array_equal(again.build(frame, ctxs), fb.build(frame, ctxs))
+    older = {k: v for k, v in art.arrays.items() if k != "event_time"}
+    with pytest.raises(SerendipError, match="refit"):
+        FeatureBuilder()._set_state(older, art.meta)
     with pytest.raises(ConfigError, match="differ"):
         FeatureBuilder(["trending"]).fit(ds).build(frame, ctxs)
     empty = merge_proposals({s: [Proposal.empty()] * 5 for s in SOURCES}, 5, {})
     assert fb.build(empty, ctxs).shape == (0, len(fb.feature_names))
+
+
+def test_recency_features_count_only_what_happened_before_the_request_time() -> None:
+    from serendip.pipeline.features import DAYS_MISSING
+    from tests.pipeline._tiny import DAY, NOW
+
+    ds = tiny_platform()
+    fb = FeatureBuilder(["trending"]).fit(ds)
+    col = {n: j for j, n in enumerate(fb.feature_names)}
+    items = np.array([ds.items.index(i) for i in ("p3", "d1", "e1", "b_new")])
+
+    def features(now: float) -> dict[str, np.ndarray]:
+        ctx = contexts_from_dataset(ds, ["a"], now=now)
+        frame = merge_proposals(
+            {"trending": [Proposal(items, np.ones(len(items), np.float32))]}, 1, {}
+        )
+        x = fb.build(frame, ctx)
+        return {ds.items.id(int(i)): x[j] for j, i in enumerate(frame.item)}
+
+    row = features(NOW)
+    # p3: viewed by b 2 days ago and liked by z now: the top trend item at a 1-day half-life
+    assert row["p3"][col["item_trend_log_rank_1d"]] == pytest.approx(0.0)
+    assert row["d1"][col["item_trend_log_rank_1d"]] == pytest.approx(np.log(2))
+    assert row["d1"][col["item_days_since_last"]] == pytest.approx(0.5, abs=1e-4)
+    assert row["d1"][col["item_days_since_first"]] == pytest.approx(3.0, abs=1e-4)
+    # nobody touched b_new: the sentinel, and the catalog's last trend rank
+    assert row["b_new"][col["item_days_since_last"]] == DAYS_MISSING
+    assert row["b_new"][col["item_trend_log_rank_7d"]] == pytest.approx(np.log(ds.n_items + 1))
+    # a acted 4 and 5 days ago, each time 2 and 1 days after the item's first interaction
+    assert row["e1"][col["user_days_since_last"]] == pytest.approx(4.0, abs=1e-4)
+    assert row["e1"][col["user_new_item_affinity_days"]] == pytest.approx(1.5, abs=1e-4)
+    # 2.5 days earlier: p3's interactions had not happened yet, d1's second one neither
+    before = features(NOW - 2.5 * DAY)
+    assert before["p3"][col["item_days_since_last"]] == DAYS_MISSING
+    assert before["d1"][col["item_days_since_last"]] == pytest.approx(0.5, abs=1e-4)
+    assert before["e1"][col["user_days_since_last"]] == pytest.approx(1.5, abs=1e-4)
+    assert features(NOW)["d1"][col["item_days_since_last"]] == pytest.approx(0.5, abs=1e-4)

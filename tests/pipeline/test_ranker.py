@@ -143,3 +143,34 @@ def test_windows_must_leave_a_past() -> None:
 
     with pytest.raises(ConfigError, match="below 1"):
         PipelineRecommender({"ranker": {"n_windows": 4, "label_fraction": 0.25}})
+
+
+def test_bagged_members_average_and_round_trip() -> None:
+    ds = _toy()
+    cfg = PipelineConfig.model_validate({**QUICK, "ranker.n_models": 3})
+    bagged, report = train_ranker(ds, cfg)
+    assert bagged is not None and len(bagged.members_) == 3
+    # every label group trains two members and holds out for the third (out-of-fold score)
+    assert report.n_valid_groups == report.n_train_groups and report.valid_ndcg is not None
+    X = np.random.default_rng(1).normal(size=(40, bagged.booster_.num_feature())).astype(np.float32)
+    mean = np.mean([b.predict(X, num_iteration=it) for b, it in bagged.members_], axis=0)
+    np.testing.assert_allclose(bagged.predict(X), mean, rtol=1e-5)
+    again = LambdaRanker.from_string(bagged.to_string(), cfg.ranker)
+    assert len(again.members_) == 3
+    np.testing.assert_allclose(again.predict(X), bagged.predict(X), rtol=1e-6)
+    assert train_ranker(ds, cfg)[0].to_string() == bagged.to_string()  # type: ignore[union-attr]
+
+
+def test_label_users_without_a_past_are_left_out() -> None:
+    ds = _toy()
+    past, future, _ = time_split(ds, 0.2)
+    labels = graded_labels(future, past, RankerParams().label_gains)
+    users = np.flatnonzero(np.diff(labels.indptr) > 0)
+    n_past = np.bincount(past.interactions.user, minlength=ds.n_users)
+    need = int(np.median(n_past[users])) + 1  # a threshold half the label users miss
+    kept = int((n_past[users] >= need).sum())
+    assert 0 < kept < len(users)
+    base = {**QUICK, "ranker.label_fraction": 0.2, "ranker.max_label_users": 10_000}
+    every = train_ranker(ds, PipelineConfig.model_validate({**base, "ranker.min_history": 0}))[1]
+    warm = train_ranker(ds, PipelineConfig.model_validate({**base, "ranker.min_history": need}))[1]
+    assert every.n_label_users == len(users) and warm.n_label_users == kept

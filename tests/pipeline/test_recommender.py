@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from functools import cache
 from pathlib import Path
@@ -246,3 +247,48 @@ def test_refit_on_new_data_drops_the_lazy_caches_of_the_old_fit() -> None:
     a, b = model.recommend(users, 10), fresh.recommend(users, 10)
     assert np.array_equal(a.items, b.items)
     assert np.allclose(a.scores, b.scores)
+
+
+def _with_rerank(model: PipelineRecommender, **knobs: object) -> PipelineRecommender:
+    """A shallow copy of a fitted model with other request-time re-ranking knobs."""
+    out = copy.copy(model)
+    cfg = model.config
+    out.config = cfg.model_copy(update={"rerank": cfg.rerank.model_copy(update=knobs)})  # type: ignore[attr-defined]
+    return out
+
+
+def test_exposure_penalty_spreads_one_call_and_keeps_calls_independent() -> None:
+    model = _fitted()
+    users = list(_data().users.ids[:40])
+    plain = model.recommend(users, 10)
+    spread_model = _with_rerank(model, exposure_penalty=0.5, pool=40)
+    spread = spread_model.recommend(users, 10)
+    # the first user is served before anyone: the ranker's list
+    np.testing.assert_array_equal(spread.items[0], plain.items[0])
+    assert len(np.unique(spread.items)) > len(np.unique(plain.items))
+    # one count per call, across batches; a second call starts again from zero
+    np.testing.assert_array_equal(spread_model.recommend(users, 10).items, spread.items)
+    np.testing.assert_array_equal(
+        spread_model.recommend(users, 10, batch_size=7).items, spread.items
+    )
+    # one-user calls without a serving counter never feel each other
+    np.testing.assert_array_equal(spread_model.recommend(users[:1], 10).items, plain.items[:1])
+
+
+def _lists_counted(model: PipelineRecommender) -> int:
+    counter = model._exposure_counter()
+    assert counter is not None
+    return counter.n_lists
+
+
+def test_serving_exposure_counter_carries_over_calls_and_scores_do_not_feed_it() -> None:
+    model = _with_rerank(_fitted(), exposure_penalty=0.5, pool=40, exposure_half_life=1000.0)
+    user = str(_data().users.ids[0])
+    first = model.recommend([user], 10).item_ids(0)
+    model.score(user, first)  # a deep list for scoring: not served, not counted
+    assert _lists_counted(model) == 1
+    second = model.recommend([user], 10).item_ids(0)
+    assert second != first  # what this process just showed is penalised
+    assert _lists_counted(model) == 2
+    model.fit(_data())  # a refit starts a new count
+    assert _lists_counted(model) == 0

@@ -10,7 +10,13 @@ import pytest
 from serendip.data.dataset import ItemTable
 from serendip.pipeline.candidates import UserContext
 from serendip.pipeline.config import RerankParams
-from serendip.pipeline.rerank import CatalogRules, allowed_candidates, diversity_vectors, rerank
+from serendip.pipeline.rerank import (
+    CatalogRules,
+    ExposureCounter,
+    allowed_candidates,
+    diversity_vectors,
+    rerank,
+)
 
 
 def _ctx(user: str = "u0", history=(), exclude=(), now: float = float("nan")) -> UserContext:
@@ -165,3 +171,80 @@ def test_long_tail_quota_holds_on_every_prefix(target: float) -> None:
     assert np.all(np.diff(shown) <= 0)
     none, _ = rerank(cand, scores, 10, params)  # no long-tail mask: no quota
     assert none.tolist() == list(range(10))
+
+
+def _serve_batch(
+    n_users: int, params: RerankParams, counter: ExposureCounter | None
+) -> list[list[int]]:
+    """The same candidates and scores for every user, served in order through one counter."""
+    cand = np.arange(30)
+    scores = 1.0 - cand / 30.0  # relevance falls by 1/29 per rank over the pool
+    lists = []
+    for _ in range(n_users):
+        shown = None if counter is None else counter.shown(cand)
+        out, _ = rerank(cand, scores, 5, params, exposure=shown)
+        if counter is not None:
+            counter.record(out)
+        lists.append(out.tolist())
+    return lists
+
+
+def test_exposure_penalty_spreads_a_batch_over_the_catalog() -> None:
+    plain = RerankParams(mmr_lambda=1.0, author_cap=None, pool=30)
+    assert plain.exposure_penalty == 0.0  # off by default
+    same = _serve_batch(6, plain, ExposureCounter(30))
+    assert all(lst == same[0] for lst in same)  # no penalty: exposure is ignored
+    params = RerankParams(mmr_lambda=1.0, author_cap=None, pool=30, exposure_penalty=0.5)
+    spread = _serve_batch(6, params, ExposureCounter(30))
+    assert spread[0] == same[0]  # the first user of a batch gets the ranker's list
+    assert spread[1] != spread[0]  # later users move past what the batch already saw
+    assert len({i for lst in spread for i in lst}) > len(set(same[0]))  # catalog coverage
+    # item 0 shown once: penalty 0.5 * log 2 = 0.35 -> it drops below items 1..10 (relevance
+    # 1 - j/29 > 0.65 for j < 10.2) for the second user
+    assert spread[1] == [5, 6, 7, 8, 9]
+    assert _serve_batch(6, params, ExposureCounter(30)) == spread  # deterministic
+    assert _serve_batch(1, params, None) == [same[0]]  # no counter: no penalty
+    # a free head: the first two positions stay the most relevant, the penalty spreads the rest
+    head = _serve_batch(6, params.model_copy(update={"exposure_free_top": 2}), ExposureCounter(30))
+    assert head[0] == same[0]
+    assert all(lst[:2] == [0, 1] for lst in head)
+    assert head[1][2:] == [5, 6, 7]  # items 2-4 were shown once: 0.35 below their relevance
+    assert len({i for lst in head for i in lst}) > len(set(same[0]))
+
+
+def test_exposure_counter_counts_and_decays() -> None:
+    plain = ExposureCounter(4)
+    plain.record(np.array([0, 1]))
+    plain.record(np.array([1]))
+    np.testing.assert_allclose(plain.shown(np.arange(4)), [1.0, 2.0, 0.0, 0.0])
+    fading = ExposureCounter(4, half_life=2.0)
+    fading.record(np.array([0]))
+    fading.record(np.array([1]))
+    fading.record(np.array([2]))
+    # item 0 was shown two lists ago: one half-life
+    np.testing.assert_allclose(fading.shown(np.arange(4)), [0.5, 2**-0.5, 1.0, 0.0])
+    assert fading.n_lists == 3
+    for _ in range(3000):  # the lazy scale is renormalised before it underflows
+        fading.record(np.array([3]))
+    assert np.isfinite(fading.shown(np.arange(4))).all()
+    assert fading.shown(np.array([3]))[0] == pytest.approx(1 / (1 - 2**-0.5), rel=1e-6)
+    with pytest.raises(ValueError, match="half_life"):
+        ExposureCounter(4, half_life=0.0)
+
+
+def test_oon_boost_lifts_out_of_network_items_within_the_boost() -> None:
+    cand = np.arange(10)
+    scores = 1.0 - cand / 9.0  # relevance 1, 0.89, 0.78, ...
+    in_net = cand != 2  # item 2 (relevance 0.78) is the only out-of-network one
+    plain = RerankParams(mmr_lambda=1.0, author_cap=None)
+    out, _ = rerank(cand, scores, 3, plain, in_network=in_net)
+    assert out.tolist() == [0, 1, 2]
+    lifted, shown = rerank(
+        cand, scores, 3, plain.model_copy(update={"oon_boost": 0.15}), in_network=in_net
+    )
+    assert lifted.tolist() == [0, 2, 1]  # 0.78 + 0.15 passes 0.89, not 1.0
+    assert np.all(np.diff(shown) <= 0)
+    top, _ = rerank(cand, scores, 3, plain.model_copy(update={"oon_boost": 0.5}), in_network=in_net)
+    assert top.tolist() == [2, 0, 1]
+    no_net, _ = rerank(cand, scores, 3, plain.model_copy(update={"oon_boost": 0.5}))
+    assert no_net.tolist() == [0, 1, 2]  # without the network flags the boost cannot act

@@ -6,8 +6,8 @@
   parameters, and how many candidates each may contribute to the merged frame (its quota);
 - `ranker`: the LightGBM LambdaRank parameters and the time-based training recipe
   (`RankerParams`);
-- `rerank`: MMR diversity, the in-network/out-of-network mix target and the per-author cap
-  (`RerankParams`);
+- `rerank`: MMR diversity, the in-network/out-of-network mix target, the per-author cap and
+  the popularity / exposure penalties (`RerankParams`);
 - `filters`: what may never be shown (`FilterParams`).
 
 Nested groups can be set whole (`{"ranker": {"n_estimators": 50}}`) or by dotted key
@@ -113,6 +113,15 @@ class RankerParams(_Frozen):
     )
     label_split: Literal["global", "per-user", "random"] = "global"
     n_windows: int = Field(default=3, ge=1, le=10)
+    #: Label users need at least this many past interactions: the evaluation protocols (and a
+    #: request from a known user) rank for users with a history, while on data where users
+    #: arrive and leave (ML100K) most of a time window's label users are new and would train
+    #: the ranker on cold-start groups it is never asked about (0 = keep every label user).
+    min_history: int = Field(default=1, ge=0)
+    #: Ranker members averaged: 1 = one model early-stopped on the `valid_fraction` users; k > 1
+    #: = k models over k user folds, each early-stopped on its own fold (bagging: steadier
+    #: where a few hundred groups leave a few dozen early-stopping users).
+    n_models: int = Field(default=1, ge=1, le=20)
     num_threads: int = Field(default=1, ge=1, le=64)
 
     @model_validator(mode="after")
@@ -151,6 +160,19 @@ class RerankParams(_Frozen):
     tail_target: the least share of the list from the long tail (items outside the popular head:
     the most interacted-with items that together hold half of the training interactions),
     held on every prefix like oon_target; None = no quota.
+    oon_boost: added to the relevance of out-of-network candidates (relevance = the score min-max
+    scaled over the pool, in [0, 1]): a soft preference for discovery, 0 = off; combines with
+    oon_target (the target picks the side, the boost the order within and across sides).
+    exposure_penalty: relevance minus this times log(1 + how often the item was already shown)
+    -- to the users served before in the same `recommend` call (in the order given), or, with
+    `exposure_half_life`, by this serving process; 0 = off. Spreads attention over the catalog
+    (catalog coverage, reach for creators) at some relevance cost; tuned on validation.
+    exposure_free_top: the first positions of every list, exempt from the exposure penalty (the
+    head of a list carries most of its value; the penalty spreads the rest), 0 = none.
+    exposure_half_life: None = the count starts from zero at every call (one batch); a number of
+    served lists = one counter kept across calls, older lists fading with this half-life (a
+    serving knob: one-user requests then see what the others were shown). Runtime state only,
+    never saved with the model.
     """
 
     mmr_lambda: float = Field(default=0.85, ge=0.0, le=1.0)
@@ -160,6 +182,10 @@ class RerankParams(_Frozen):
     pool: int = Field(default=100, ge=1, le=5000)
     popularity_penalty: float = Field(default=0.0, ge=0.0, le=5.0)
     tail_target: float | None = Field(default=None, ge=0.0, le=1.0)
+    oon_boost: float = Field(default=0.0, ge=0.0, le=10.0)
+    exposure_penalty: float = Field(default=0.0, ge=0.0, le=100.0)
+    exposure_free_top: int = Field(default=0, ge=0, le=5000)
+    exposure_half_life: float | None = Field(default=None, gt=0.0)
 
 
 class FilterParams(_Frozen):

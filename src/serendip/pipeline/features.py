@@ -3,8 +3,12 @@
 Per pair: each source's score and rank (absent -> a sentinel, so a tree can split on "not
 proposed"), item popularity and age at `ctx.now`, the user's affinity to the item's author and
 category, how many of the user's (public) followees acted on it and the strongest tie among them,
-content similarity to the user's recent items, the user's activity level, and an in-network flag.
-All per-pair work is vectorised per user; nothing forms a users x items dense matrix.
+content similarity to the user's recent items, the user's activity level, an in-network flag, and
+recency as of `ctx.now`: the item's rank in the catalog by decayed interaction count at several
+half-lives (ranks, not counts, so a quiet and a busy training window mean the same), days since
+its last and first interaction, days since the user's last event, and how soon after an item's
+first interaction the user tends to take it (their appetite for new items). All per-pair work
+is vectorised per user; nothing forms a users x items dense matrix.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from serendip.data.dataset import Dataset
-from serendip.errors import ConfigError, NotFittedError
+from serendip.errors import ConfigError, NotFittedError, SerendipError
 from serendip.pipeline.candidates import CandidateFrame, UserContext
 from serendip.pipeline.sources._social import (
     SOCIAL_EVENT_WEIGHTS,
@@ -37,6 +41,11 @@ RANK_MISSING = 10_000.0
 AGE_MISSING = -1.0
 
 _DAY = 86_400.0
+#: Half-lives (days) of the decayed-count trend features.
+TREND_HALF_LIVES: tuple[float, ...] = (1.0, 7.0, 30.0)
+#: Days-since features where there is no such event (the item was never interacted with before
+#: `now`): far beyond any real gap, so a tree keeps them apart.
+DAYS_MISSING = 100_000.0
 
 PAIR_FEATURES: tuple[str, ...] = (
     "item_log_popularity",
@@ -48,7 +57,16 @@ PAIR_FEATURES: tuple[str, ...] = (
     "user_log_activity",
     "category_match",
     "in_network",
+    # recency, as of `ctx.now` (only interactions up to it count): what a temporal protocol
+    # rewards and what absolute popularity cannot tell apart
+    *(f"item_trend_log_rank_{h:g}d" for h in TREND_HALF_LIVES),
+    "item_days_since_last",
+    "item_days_since_first",
+    "user_days_since_last",
+    "user_new_item_affinity_days",
 )
+#: The column of PAIR_FEATURES where the item recency block (`_item_recency`) starts.
+_ITEM_RECENCY_AT = PAIR_FEATURES.index(f"item_trend_log_rank_{TREND_HALF_LIVES[0]:g}d")
 
 
 class FeatureBuilder:
@@ -99,8 +117,21 @@ class FeatureBuilder:
         self.vectors_, _, _ = fit_item_vectors(dataset, self.vectors)
         self.actions_ = action_matrix(dataset, SOCIAL_EVENT_WEIGHTS)
         self.social_ = social_stats(dataset, self.actions_, self.tie_prior)
+        it = dataset.interactions
+        timed = ~np.isnan(it.timestamp)
+        order = np.argsort(it.timestamp[timed], kind="stable")
+        self.event_time_ = np.asarray(it.timestamp[timed][order], np.float64)
+        self.event_item_ = np.asarray(it.item[timed][order], np.int64)
+        self._derive_temporal()
         self._fitted = True
         return self
+
+    def _derive_temporal(self) -> None:
+        """Each item's first interaction time (NaN: none) and an empty per-`now` cache."""
+        self.first_time_ = np.full(len(self.log_pop_), np.nan)
+        uniq, at = np.unique(self.event_item_, return_index=True)
+        self.first_time_[uniq] = self.event_time_[at]
+        self._temporal_cache: dict[float, np.ndarray] = {}
 
     def _check_fitted(self) -> None:
         if not self._fitted:
@@ -134,6 +165,60 @@ class FeatureBuilder:
         out = np.hstack([score.reshape(m, k), rank.reshape(m, k), pair]).astype(np.float32)
         return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
 
+    def _item_recency(self, now: float) -> np.ndarray:
+        """float64 (n_items, 5): log trend rank at each half-life, days since the item's last and
+        first interaction, all as of `now` (NaN: the newest fitted event). Cached per `now`: a
+        batch, and every request between two updates, share one request time."""
+        key = float(now) if np.isfinite(now) else -np.inf  # NaN never equals itself as a key
+        cached = self._temporal_cache.get(key)
+        if cached is not None:
+            return cached
+        n_items = len(self.log_pop_)
+        out = np.empty((n_items, len(TREND_HALF_LIVES) + 2), np.float64)
+        t = self.event_time_
+        if np.isfinite(key):
+            upto = int(np.searchsorted(t, key, side="right"))
+            ref = key
+        else:
+            upto = len(t)
+            ref = float(t[-1]) if len(t) else 0.0
+        times, items = t[:upto], self.event_item_[:upto]
+        age = (ref - times).clip(min=0.0) / _DAY
+        for j, hl in enumerate(TREND_HALF_LIVES):
+            counts = np.bincount(items, weights=np.exp2(-age / hl), minlength=n_items)
+            rank = np.empty(n_items, np.float64)
+            rank[np.lexsort((np.arange(n_items), -counts))] = np.arange(1, n_items + 1)
+            # items without any interaction before now share the last rank
+            out[:, j] = np.log(np.where(counts > 0, rank, n_items + 1))
+        last = np.full(n_items, DAYS_MISSING)
+        first = np.full(n_items, DAYS_MISSING)
+        if upto:
+            rev_items, rev_at = np.unique(items[::-1], return_index=True)
+            last[rev_items] = age[upto - 1 - rev_at]
+            fwd_items, fwd_at = np.unique(items, return_index=True)
+            first[fwd_items] = age[fwd_at]
+        out[:, -2] = last
+        out[:, -1] = first
+        if len(self._temporal_cache) >= 8:  # offline windows and a few live times at most
+            self._temporal_cache.clear()
+        self._temporal_cache[key] = out
+        return out
+
+    def _user_recency(self, ctx: UserContext) -> tuple[float, float]:
+        """(days since the user's last timed event, median days between an item's first
+        interaction and the user's, over the latest `n_recent` timed history items)."""
+        times = np.asarray(ctx.history_time, np.float64)[: len(ctx.history)]
+        ok = np.isfinite(times)
+        if not ok.any():
+            return AGE_MISSING, AGE_MISSING
+        since = (ctx.now - float(times[ok].max())) / _DAY if np.isfinite(ctx.now) else 0.0
+        items = np.asarray(ctx.history, np.int64)[: len(times)][ok][: self.n_recent]
+        t = times[ok][: self.n_recent]
+        valid = (items >= 0) & (items < len(self.first_time_))
+        gaps = (t[valid] - self.first_time_[items[valid]]) / _DAY
+        gaps = gaps[np.isfinite(gaps)]
+        return max(since, 0.0), float(np.median(gaps)) if len(gaps) else AGE_MISSING
+
     def _pair_features(self, ctx: UserContext, items: np.ndarray) -> np.ndarray:
         items = np.asarray(items, np.int64)
         k = len(items)
@@ -157,6 +242,10 @@ class FeatureBuilder:
         out[:, 6] = np.log1p(len(hist))
         followed = np.isin(author, np.asarray(ctx.followees, np.int64)) & (author >= 0)
         out[:, 8] = (followed | (out[:, 3] > 0)).astype(np.float64)
+        recency = self._item_recency(ctx.now)[it]
+        at = _ITEM_RECENCY_AT
+        out[:, at : at + recency.shape[1]] = np.where(valid[:, None], recency, 0.0)
+        out[:, at + recency.shape[1] :] = self._user_recency(ctx)
         return out
 
     def _followee_signal(
@@ -201,6 +290,8 @@ class FeatureBuilder:
             "vectors": self.vectors_,
             **self.actions_.to_arrays("actions"),
             **self.social_.to_arrays(),
+            "event_time": self.event_time_,
+            "event_item": self.event_item_,
         }
         meta = {
             "sources": list(self.sources) if self.sources is not None else None,
@@ -229,6 +320,14 @@ class FeatureBuilder:
         )
         self.actions_ = ActionMatrix.from_arrays(arrays, "actions")
         self.social_ = SocialStats.from_arrays(arrays)
+        if "event_time" not in arrays:
+            raise SerendipError(
+                "a pipeline artifact without the ranker's recency features (saved by an older "
+                "version): refit the pipeline"
+            )
+        self.event_time_ = np.asarray(arrays["event_time"], np.float64)
+        self.event_item_ = np.asarray(arrays["event_item"], np.int64)
+        self._derive_temporal()
         self._fitted = True
 
 

@@ -12,10 +12,12 @@ Recipe (`train_ranker`), all inside the training data (the test split is never t
 3. Candidates for the label window's users come from the past-fitted stage one
    (`StageOne.frame`: every source's proposals merged with quotas), features from its
    `FeatureBuilder`; a user's candidates are one LambdaRank group. Groups without any labelled
-   candidate carry no gradient and are dropped.
+   candidate carry no gradient and are dropped, and so are label users with fewer than
+   `min_history` past interactions (the protocols never ask about users without a history).
 4. `LambdaRanker` (LightGBM `objective="lambdarank"`) is trained with early stopping on
-   NDCG@`eval_at` of a held-out share of the label users. Deterministic: seeded,
-   `deterministic=True`, row-wise histograms, a fixed small thread count.
+   NDCG@`eval_at` of a held-out share of the label users -- or, with `n_models` = k > 1, k
+   members over k user folds, each early-stopped on its own fold, their scores averaged.
+   Deterministic: seeded, `deterministic=True`, row-wise histograms, a fixed small thread count.
 
 The caller then refits stage one on the full training data for serving; the ranker transfers
 because its features are relative (ranks, normalised scores, ages relative to the request time).
@@ -197,14 +199,34 @@ def label_lookup(labels: sp.csr_matrix, users: np.ndarray, items: np.ndarray) ->
 
 
 # ----------------------------------------------------------------------------- the ranker
+_MEMBER_SEP = "\n### serendip: next ranker member ###\n"
+
+
 class LambdaRanker:
-    """LightGBM LambdaRank over candidate features, stored as LightGBM's text model."""
+    """LightGBM LambdaRank over candidate features, stored as LightGBM's text model.
+
+    One or more members (`fit`, then `add`): the score is the members' mean. Bagging members
+    trained on different user folds, each early-stopped on its own held-out fold, steadies a
+    ranker trained on a few hundred groups, where one early-stopping set of a few dozen users
+    picks its best iteration by chance. Members are stored one after another in the text model.
+    """
 
     def __init__(self, params: RankerParams, seed: int = 42) -> None:
         self.params = params
         self.seed = seed
-        self.booster_: Any = None
-        self.best_iteration_: int = 0
+        self.members_: list[tuple[Any, int]] = []  # (booster, best iteration)
+
+    @property
+    def booster_(self) -> Any:
+        """The first member's LightGBM booster (None before training)."""
+        return self.members_[0][0] if self.members_ else None
+
+    @property
+    def best_iteration_(self) -> int:
+        """The members' mean best iteration (rounded; 0 before training)."""
+        if not self.members_:
+            return 0
+        return round(float(np.mean([best for _, best in self.members_])))
 
     def _estimator(self) -> Any:
         import lightgbm as lgb
@@ -237,10 +259,24 @@ class LambdaRanker:
         feature_names: Sequence[str] | None = None,
     ) -> Self:
         """Train on rows grouped by user (`groups`: sizes, in row order); early stopping on
-        NDCG@eval_at of `valid` = (X, y, groups) when given."""
+        NDCG@eval_at of `valid` = (X, y, groups) when given. Replaces any members."""
+        self.members_ = []
+        return self.add(X, y, groups, valid=valid, feature_names=feature_names)
+
+    def add(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        groups: np.ndarray,
+        *,
+        valid: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+        feature_names: Sequence[str] | None = None,
+    ) -> Self:
+        """Train one more member as `fit` does (its seed offset by the member count)."""
         import lightgbm as lgb
 
         est = self._estimator()
+        est.set_params(random_state=self.seed + len(self.members_))
         kwargs: dict[str, Any] = {"group": groups}
         if feature_names is not None:
             kwargs["feature_name"] = [_lgb_name(n) for n in feature_names]
@@ -253,40 +289,43 @@ class LambdaRanker:
                 callbacks=[lgb.early_stopping(self.params.early_stopping_rounds, verbose=False)],
             )
         est.fit(X, y, **kwargs)
-        self.booster_ = est.booster_
+        booster = est.booster_
         best = int(getattr(est, "best_iteration_", 0) or 0)
-        self.best_iteration_ = best if best > 0 else int(self.booster_.current_iteration())
+        self.members_.append((booster, best if best > 0 else int(booster.current_iteration())))
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        if self.booster_ is None:
+        if not self.members_:
             raise NotFittedError("the ranker is not trained")
         if len(X) == 0:
             return np.zeros(0, np.float32)
-        out = self.booster_.predict(
-            X, num_iteration=self.best_iteration_, num_threads=self.params.num_threads
-        )
-        return np.asarray(out, dtype=np.float32)
+        out = np.zeros(len(X), np.float64)
+        for booster, best in self.members_:
+            out += booster.predict(X, num_iteration=best, num_threads=self.params.num_threads)
+        return np.asarray(out / len(self.members_), dtype=np.float32)
 
     def to_string(self) -> str:
-        if self.booster_ is None:
+        if not self.members_:
             raise NotFittedError("the ranker is not trained")
-        return str(self.booster_.model_to_string(num_iteration=self.best_iteration_))
+        return _MEMBER_SEP.join(
+            str(booster.model_to_string(num_iteration=best)) for booster, best in self.members_
+        )
 
     @classmethod
     def from_string(cls, text: str, params: RankerParams, seed: int = 42) -> LambdaRanker:
         import lightgbm as lgb
 
         r = cls(params, seed)
-        r.booster_ = lgb.Booster(model_str=text)
-        r.best_iteration_ = int(r.booster_.current_iteration())
+        for part in text.split(_MEMBER_SEP):
+            booster = lgb.Booster(model_str=part)
+            r.members_.append((booster, int(booster.current_iteration())))
         return r
 
     def importance(self, names: Sequence[str]) -> dict[str, float]:
-        """Total gain per feature (for the report)."""
-        if self.booster_ is None:
+        """Total gain per feature over the members (for the report)."""
+        if not self.members_:
             return {}
-        gain = self.booster_.feature_importance(importance_type="gain")
+        gain = sum(b.feature_importance(importance_type="gain") for b, _ in self.members_)
         return {n: float(g) for n, g in zip(names, gain, strict=False)}
 
 
@@ -328,6 +367,12 @@ class _Groups:
     X: np.ndarray
     y: np.ndarray
     sizes: np.ndarray
+    users: np.ndarray  # user index of each group
+
+    def take(self, keep: np.ndarray) -> _Groups:
+        """The groups where `keep` (bool, one per group) holds, in order."""
+        rows = np.repeat(keep, self.sizes)
+        return _Groups(self.X[rows], self.y[rows], self.sizes[keep], self.users[keep])
 
 
 def _ranking_data(
@@ -338,15 +383,15 @@ def _ranking_data(
     batch: int = 512,
 ) -> _Groups:
     """Candidates, features and labels of these contexts; groups without a positive dropped."""
-    xs, ys, sizes = [], [], []
+    xs, ys, sizes, users = [], [], [], []
     for s in range(0, len(contexts), batch):
         part = contexts[s : s + batch]
         frame = stage.frame(part)
         if len(frame) == 0:
             continue
         X = stage.features(frame, part)
-        uidx = np.array([c.user_idx for c in part], dtype=np.int64)[frame.row]
-        y = label_lookup(labels, uidx, frame.item)
+        part_users = np.array([c.user_idx for c in part], dtype=np.int64)
+        y = label_lookup(labels, part_users[frame.row], frame.item)
         g = frame.group_sizes(len(part))
         pos_per_group = np.bincount(frame.row, weights=(y > 0), minlength=len(part))
         keep_group = pos_per_group > 0
@@ -354,10 +399,17 @@ def _ranking_data(
         xs.append(X[keep_row])
         ys.append(y[keep_row])
         sizes.append(g[keep_group])
+        users.append(part_users[keep_group])
     if not xs:
         n_f = len(stage.feature_names)
-        return _Groups(np.zeros((0, n_f), np.float32), np.zeros(0, np.int32), np.zeros(0, int))
-    return _Groups(np.vstack(xs), np.concatenate(ys), np.concatenate(sizes).astype(np.int64))
+        z = np.zeros(0, np.int64)
+        return _Groups(np.zeros((0, n_f), np.float32), np.zeros(0, np.int32), z, z)
+    return _Groups(
+        np.vstack(xs),
+        np.concatenate(ys),
+        np.concatenate(sizes).astype(np.int64),
+        np.concatenate(users),
+    )
 
 
 def _concat(parts: Sequence[_Groups]) -> _Groups:
@@ -365,6 +417,7 @@ def _concat(parts: Sequence[_Groups]) -> _Groups:
         np.vstack([g.X for g in parts]),
         np.concatenate([g.y for g in parts]),
         np.concatenate([g.sizes for g in parts]),
+        np.concatenate([g.users for g in parts]),
     )
 
 
@@ -380,11 +433,15 @@ def train_ranker(
     rng = np.random.default_rng(config.seed)
     # early-stopping users: one seeded share of all users, the same in every window
     valid_user = rng.random(dataset.n_users) < p.valid_fraction
+    # with several members: each user's fold (member k is early-stopped on fold k), drawn
+    # from its own stream so that one member trains exactly as before
+    fold = np.random.default_rng([config.seed, 1]).integers(0, p.n_models, dataset.n_users)
     per_window = max(1, p.max_label_users // p.n_windows)
-    trains: list[_Groups] = []
-    valids: list[_Groups] = []
+    parts: list[_Groups] = []
+    may_validate: list[np.ndarray] = []  # per group: its window had enough users to hold out
     n_label_users = 0
     cut = float("nan")
+    names: list[str] = []
     for w in range(p.n_windows):
         past, future, w_cut = time_split(
             dataset,
@@ -397,52 +454,62 @@ def train_ranker(
         cut = w_cut if w == 0 else cut
         labels = graded_labels(future, past, p.label_gains)
         users = np.flatnonzero(np.diff(labels.indptr) > 0)
+        if p.min_history > 0:
+            n_past = np.bincount(past.interactions.user, minlength=past.n_users)
+            users = users[n_past[users] >= p.min_history]
         if len(users) > per_window:
             users = np.sort(rng.choice(users, size=per_window, replace=False))
         n_label_users += len(users)
-        if len(users) < 10:
-            valid_users, train_users = users[:0], users
-        else:
-            valid_users, train_users = users[valid_user[users]], users[~valid_user[users]]
         stage = StageOne(config).fit(past)
         now = w_cut if np.isfinite(w_cut) else None
-        ids = past.users.ids
-        trains.append(
-            _ranking_data(
-                stage, contexts_from_dataset(past, list(ids[train_users]), now=now), labels
-            )
-        )
-        valids.append(
-            _ranking_data(
-                stage, contexts_from_dataset(past, list(ids[valid_users]), now=now), labels
-            )
-        )
+        contexts = contexts_from_dataset(past, list(past.users.ids[users]), now=now)
+        parts.append(_ranking_data(stage, contexts, labels))
+        may_validate.append(np.full(len(parts[-1].sizes), len(users) >= 10))
         names = stage.feature_names
-    tr, va = _concat(trains), _concat(valids)
+    data = _concat(parts)
+    hold_ok = np.concatenate(may_validate)
+    if p.n_models == 1:
+        splits = [valid_user[data.users] & hold_ok]
+    else:
+        splits = [(fold[data.users] == k) & hold_ok for k in range(p.n_models)]
+    n_valid = int(np.any(splits, axis=0).sum()) if len(data.sizes) else 0
     report = RankerReport(
         cut=cut,
         n_label_users=n_label_users,
-        n_train_groups=len(tr.sizes),
-        n_valid_groups=len(va.sizes),
-        n_rows=len(tr.y) + len(va.y),
-        positive_share=float(np.mean(np.concatenate([tr.y, va.y]) > 0))
-        if len(tr.y) + len(va.y)
-        else 0.0,
+        n_train_groups=len(data.sizes) if p.n_models > 1 else len(data.sizes) - n_valid,
+        n_valid_groups=n_valid,
+        n_rows=len(data.y),
+        positive_share=float(np.mean(data.y > 0)) if len(data.y) else 0.0,
         best_iteration=0,
         valid_ndcg=None,
     )
-    if len(tr.sizes) == 0:
+    if len(data.sizes) == 0:
         return None, report
-    ranker = LambdaRanker(p, seed=config.seed).fit(
-        tr.X,
-        tr.y,
-        tr.sizes,
-        valid=(va.X, va.y, va.sizes) if len(va.sizes) else None,
-        feature_names=names,
-    )
+    ranker = LambdaRanker(p, seed=config.seed)
+    held_scores: list[np.ndarray] = []
+    held: list[_Groups] = []
+    for is_valid in splits:
+        tr, va = data.take(~is_valid), data.take(is_valid)
+        if len(tr.sizes) == 0:
+            continue
+        ranker.add(
+            tr.X,
+            tr.y,
+            tr.sizes,
+            valid=(va.X, va.y, va.sizes) if len(va.sizes) else None,
+            feature_names=names,
+        )
+        if len(va.sizes):
+            booster, best = ranker.members_[-1]
+            held_scores.append(np.asarray(booster.predict(va.X, num_iteration=best)))
+            held.append(va)
+    if not ranker.members_:
+        return None, report
     report.best_iteration = ranker.best_iteration_
-    if len(va.sizes):
-        report.valid_ndcg = _mean_ndcg(ranker.predict(va.X), va.y, va.sizes, p.eval_at)
+    if held:
+        # each held-out group scored by the member that did not train on it
+        va = _concat(held)
+        report.valid_ndcg = _mean_ndcg(np.concatenate(held_scores), va.y, va.sizes, p.eval_at)
     report.importance = ranker.importance(names)
     return ranker, report
 

@@ -48,12 +48,13 @@ from serendip.pipeline.ranker import (
 )
 from serendip.pipeline.rerank import (
     CatalogRules,
+    ExposureCounter,
     allowed_candidates,
     diversity_vectors,
     rerank,
 )
 
-__all__ = ["PipelineRecommender", "ServedList", "single_thread_serving"]
+__all__ = ["PipelineRecommender", "RankedCandidates", "ServedList", "single_thread_serving"]
 
 _SEP = "\x1f"  # joins a user's interests into one string in the artifact
 _RANKER_FILE = "ranker.txt"
@@ -153,6 +154,7 @@ class PipelineRecommender(Recommender):
         self.now_ = float(np.nanmax(it.timestamp)) if it.has_timestamps else float("nan")
         self.removed_ = np.zeros(ds.n_items, dtype=bool)
         self.live_: dict[str, list[tuple[int, float, int]]] = {}
+        self.__dict__.pop("_serving_exposure", None)  # what an old fit served says nothing now
         self._derive()
 
     def _derive(self) -> None:
@@ -257,12 +259,17 @@ class PipelineRecommender(Recommender):
         explain: bool = False,
         allowed: np.ndarray | None = None,
         exclude_seen: bool | None = None,
+        exposure: ExposureCounter | None = None,
     ) -> list[ServedList]:
         """The final list of each context (the serving entry point).
 
         allowed: optional bool mask over the catalog (a request's candidates / item filters).
         exclude_seen: defaults to the config's `filters.exclude_seen`; sources never propose
         history items, so False only lets the backfill show them.
+        exposure: what the exposure penalty counts (`rerank.exposure_penalty` > 0): by default
+        the process's serving counter when `rerank.exposure_half_life` is set, else a counter
+        of this call alone (contexts served in the order given); `recommend` passes one counter
+        through all its batches.
         """
         self._check_fitted()
         if k < 1:
@@ -271,13 +278,17 @@ class PipelineRecommender(Recommender):
             return []
         cfg = self._cfg()
         seen = cfg.filters.exclude_seen if exclude_seen is None else exclude_seen
+        if exposure is None:
+            exposure = self._exposure_counter()
         frame = self.stage_.frame(contexts)
         scores = self._rank(frame, contexts)
         bounds = np.searchsorted(frame.row, np.arange(len(contexts) + 1))
         out = []
         for r, ctx in enumerate(contexts):
             sel = np.arange(bounds[r], bounds[r + 1])
-            items, shown = self._final_list(ctx, frame.item[sel], scores[sel], k, allowed, seen)
+            items, shown = self._final_list(
+                ctx, frame.item[sel], scores[sel], k, allowed, seen, exposure
+            )
             explanations = None
             if explain:
                 pos = {int(i): int(j) for j, i in enumerate(frame.item[sel])}
@@ -324,13 +335,16 @@ class PipelineRecommender(Recommender):
         k: int,
         allowed: np.ndarray | None,
         exclude_seen: bool,
+        exposure: ExposureCounter | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Filters, re-ranking, then a popularity backfill when the candidates run short (so a
-        list is full whenever the catalog allows; backfilled scores continue below the last)."""
+        list is full whenever the catalog allows; backfilled scores continue below the last).
+        The final list is recorded in `exposure` (when given) for the lists served after it."""
         ok = self._rules_allow(items, ctx, allowed, exclude_seen)
         items, scores = items[ok], scores[ok]
         params = self._cfg().rerank
-        in_net = self._in_network(ctx, items) if params.oon_target is not None else None
+        wants_net = params.oon_target is not None or params.oon_boost > 0
+        in_net = self._in_network(ctx, items) if wants_net else None
         chosen, shown = rerank(
             items,
             scores,
@@ -341,6 +355,7 @@ class PipelineRecommender(Recommender):
             in_network=in_net,
             popularity=self._popularity_scale() if params.popularity_penalty > 0 else None,
             long_tail=self._long_tail() if params.tail_target is not None else None,
+            exposure=exposure.shown(items) if exposure is not None else None,
         )
         if len(chosen) < k:
             extra = self._backfill(ctx, chosen, k - len(chosen), allowed, exclude_seen)
@@ -349,7 +364,28 @@ class PipelineRecommender(Recommender):
                 fill = (last - 1.0 - 1e-3 * np.arange(len(extra))).astype(np.float32)
                 chosen = np.concatenate([chosen, extra])
                 shown = np.concatenate([shown, fill])
+        if exposure is not None:
+            exposure.record(chosen)
         return chosen, shown
+
+    def _exposure_counter(self) -> ExposureCounter | None:
+        """What a call counts exposure in, when the exposure penalty is on: the serving counter
+        kept across calls (`rerank.exposure_half_life` set; created on first use, anew when the
+        catalog or the half-life changed), else a fresh counter for this call alone."""
+        params = self._cfg().rerank
+        if params.exposure_penalty <= 0:
+            return None
+        if params.exposure_half_life is None:
+            return ExposureCounter(len(self.items_))
+        counter: ExposureCounter | None = getattr(self, "_serving_exposure", None)
+        if (
+            counter is None
+            or counter.n_items != len(self.items_)
+            or counter.half_life != params.exposure_half_life
+        ):
+            counter = ExposureCounter(len(self.items_), params.exposure_half_life)
+            self._serving_exposure = counter
+        return counter
 
     def _backfill(
         self,
@@ -450,11 +486,12 @@ class PipelineRecommender(Recommender):
         out_items = np.full((len(user_ids), k), -1, np.int64)
         out_scores = np.full((len(user_ids), k), -np.inf, np.float32)
         batch = batch_size or 256
+        exposure = self._exposure_counter()  # one count over every batch of this call
         for start in range(0, len(user_ids), batch):
             ids = [str(u) for u in user_ids[start : start + batch]]
             contexts = self.user_contexts(ids, context=context)
             served = self.recommend_contexts(
-                contexts, k, allowed=allowed, exclude_seen=exclude_seen
+                contexts, k, allowed=allowed, exclude_seen=exclude_seen, exposure=exposure
             )
             for j, s in enumerate(served):
                 n = len(s.items)
@@ -493,7 +530,10 @@ class PipelineRecommender(Recommender):
     def _full_scores(self, user: str) -> np.ndarray:
         ctx = self.user_contexts([user])[0]
         depth = self._cfg().rerank.pool + 50
-        served = self.recommend_contexts([ctx], depth)[0]
+        # a fresh exposure count: a score is the user's own, it neither feels nor feeds the
+        # serving counter
+        fresh = ExposureCounter(len(self.items_))
+        served = self.recommend_contexts([ctx], depth, exposure=fresh)[0]
         out = np.full(len(self.items_), -np.inf, np.float32)
         out[served.items] = served.scores
         return out
@@ -699,6 +739,109 @@ class PipelineRecommender(Recommender):
                 path.read_text(), self._cfg().ranker, seed=self._cfg().seed
             )
         self._derive()
+
+    # ------------------------------------------------------------------ batch serving
+    # Public entry points for a server that precomputes candidates in batch and finishes each
+    # request itself (`serendip.service.runtime`): the expensive half of `recommend_contexts`
+    # for many users at once, then the cheap half per request.
+    @property
+    def rerank_pool(self) -> int:
+        """How many of the best allowed candidates enter the re-ranking."""
+        return self._cfg().rerank.pool
+
+    def ranked_candidates(
+        self, contexts: Sequence[UserContext], *, depth: int | None = None
+    ) -> list[RankedCandidates]:
+        """Each context's candidates (sources, merge, ranker) that pass the static rules (seen,
+        unpublished, own, blocked, removed; no request mask), best ranker score first (ties by
+        item index, the re-ranking's order), cut to the `depth` best (None: all). Batch first:
+        one call for many users costs far less per user than one call each."""
+        self._check_fitted()
+        if not contexts:
+            return []
+        seen = self._cfg().filters.exclude_seen
+        frame = self.stage_.frame(contexts)
+        scores = np.asarray(self._rank(frame, contexts), dtype=np.float32)
+        bounds = np.searchsorted(frame.row, np.arange(len(contexts) + 1))
+        out = []
+        for r, ctx in enumerate(contexts):
+            sel = np.arange(bounds[r], bounds[r + 1])
+            sel = sel[self._rules_allow(frame.item[sel], ctx, None, seen)]
+            sel = sel[np.lexsort((frame.item[sel], -scores[sel].astype(np.float64)))]
+            total = len(sel)
+            if depth is not None:
+                sel = sel[:depth]
+            out.append(
+                RankedCandidates(
+                    items=frame.item[sel].astype(np.int64),
+                    scores=scores[sel],
+                    sources=frame.sources,
+                    source_score=np.asarray(frame.score[sel], np.float32),
+                    source_rank=np.asarray(frame.rank[sel], np.float32),
+                    total=total,
+                )
+            )
+        return out
+
+    def final_list(
+        self,
+        ctx: UserContext,
+        items: np.ndarray,
+        scores: np.ndarray,
+        k: int,
+        allowed: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The cheap half for one user: filters (config rules plus the `allowed` mask),
+        re-ranking and backfill over given candidates; (items, displayed scores). The exposure
+        penalty, when on, counts in the serving counter (`rerank.exposure_half_life`)."""
+        return self._final_list(
+            ctx,
+            items,
+            scores,
+            k,
+            allowed,
+            self._cfg().filters.exclude_seen,
+            self._exposure_counter(),
+        )
+
+    @property
+    def stateless_rerank(self) -> bool:
+        """Does a final list depend only on the user's candidates and the request (no exposure
+        counted across requests)? Then a server may compute it ahead and reuse it."""
+        return float(getattr(self._cfg().rerank, "exposure_penalty", 0.0)) <= 0.0
+
+    def explain_candidate(
+        self,
+        ctx: UserContext,
+        item: int,
+        sources: Sequence[str],
+        source_score: np.ndarray,
+        source_rank: np.ndarray,
+        score: float,
+    ) -> Explanation:
+        """The explanation of candidate `item` from its per-source scores and ranks (NaN rank:
+        that source did not propose it), as `recommend_contexts(explain=True)` gives."""
+        hits = [
+            SourceHit(name, float(source_score[j]), float(source_rank[j]))
+            for j, name in enumerate(sources)
+            if not np.isnan(source_rank[j])
+        ]
+        return self.explainer_.explain(ctx, int(item), hits, self.stage_.sources, float(score))
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class RankedCandidates:
+    """One user's ranked candidates (`PipelineRecommender.ranked_candidates`): item indices,
+    ranker scores (non-increasing), per-source scores and ranks (n x len(sources), NaN where a
+    source did not propose the item), and how many candidates passed the rules before the cut
+    (`total` > len(items): the list was cut)."""
+
+    items: np.ndarray
+    scores: np.ndarray
+    sources: tuple[str, ...]
+    source_score: np.ndarray
+    source_rank: np.ndarray
+    total: int
 
 
 def _history_store(

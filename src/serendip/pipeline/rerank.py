@@ -3,8 +3,11 @@
 `allowed_candidates` applies the filters no ranking may break (seen, blocked, removed, not yet
 published, the user's own items); `rerank` then builds the final list greedily by maximal
 marginal relevance (Carbonell & Goldstein, 1998) over content similarity, under a per-author cap
-and an in-network / out-of-network mix target. Everything is per user over at most `pool`
-candidates (dense m x m similarity, m ~ 100), so one user costs well under a millisecond.
+and an in-network / out-of-network mix target, on a relevance that calibrated terms may shift
+(an out-of-network boost, popularity and exposure penalties). Everything is per user over at
+most `pool` candidates (dense m x m similarity, m ~ 100), so one user costs well under a
+millisecond. The one state across users is the `ExposureCounter`: how often each item was
+already shown in a batch (or by a serving process), so that later lists spread over the catalog.
 """
 
 from __future__ import annotations
@@ -21,7 +24,13 @@ from serendip.data.dataset import ItemTable
 from serendip.pipeline.candidates import UserContext
 from serendip.pipeline.config import RerankParams
 
-__all__ = ["CatalogRules", "allowed_candidates", "diversity_vectors", "rerank"]
+__all__ = [
+    "CatalogRules",
+    "ExposureCounter",
+    "allowed_candidates",
+    "diversity_vectors",
+    "rerank",
+]
 
 
 def diversity_vectors(items: ItemTable, mode: str) -> sp.csr_matrix:
@@ -135,6 +144,39 @@ def allowed_candidates(
     return ok
 
 
+class ExposureCounter:
+    """How often each catalog item has been shown in final lists, for the exposure penalty.
+
+    half_life: None counts every list alike (one batch); a number of lists makes old exposure
+    fade (a serving counter: a list served `half_life` lists ago counts half). Decay is lazy --
+    one scale factor, renormalised now and then -- so recording a list costs O(k), not
+    O(n_items). Not thread-safe; one counter per serving process.
+    """
+
+    def __init__(self, n_items: int, half_life: float | None = None) -> None:
+        if half_life is not None and half_life <= 0:
+            raise ValueError(f"half_life must be positive, got {half_life}")
+        self.n_items = int(n_items)
+        self.half_life = half_life
+        self._counts = np.zeros(self.n_items, np.float64)  # in units of 1 / self._scale
+        self._scale = 1.0
+        self._decay = 1.0 if half_life is None else 0.5 ** (1.0 / half_life)
+        self.n_lists = 0
+
+    def shown(self, items: np.ndarray) -> np.ndarray:
+        """The (decayed) number of times each of these catalog items was shown."""
+        return self._counts[np.asarray(items, np.int64)] * self._scale
+
+    def record(self, items: np.ndarray) -> None:
+        """One list was shown: its items count once each (earlier lists decay one step)."""
+        self._scale *= self._decay
+        if self._scale < 1e-150:  # fold the scale into the counts before it underflows
+            self._counts *= self._scale
+            self._scale = 1.0
+        self._counts[np.asarray(items, np.int64)] += 1.0 / self._scale
+        self.n_lists += 1
+
+
 def rerank(
     items: np.ndarray,
     scores: np.ndarray,
@@ -146,6 +188,7 @@ def rerank(
     in_network: np.ndarray | None = None,
     popularity: np.ndarray | None = None,
     long_tail: np.ndarray | None = None,
+    exposure: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The final list of at most k items (indices from `items`) and its displayed scores.
 
@@ -172,6 +215,21 @@ def rerank(
     filled from its side first). Tail items differ from user to user, so the quota
     guarantees exposure to the catalog's long tail -- the lever on catalog coverage.
 
+    Out-of-network boost (`params.oon_boost` > 0 and `in_network` given): relevance plus the
+    boost for out-of-network candidates -- a soft, calibrated preference for discovery beyond
+    the network: an out-of-network item overtakes in-network ones only when it is within the
+    boost of them, where a hard share (`oon_target`) takes the best out-of-network items
+    however weak.
+
+    Exposure penalty (`params.exposure_penalty` > 0 and `exposure`: per candidate, how often
+    the item was already shown -- to the users served before in the same batch, or a decayed
+    serving counter, see `ExposureCounter`): relevance minus penalty x log(1 + shown), from
+    position `params.exposure_free_top` on (the first positions stay the most relevant: they
+    carry most of the list's value). The first list of a batch is the ranker's; later lists
+    move past items the batch has already seen many times toward nearly as relevant ones it has
+    not, which spreads exposure over the catalog (catalog coverage; creators get reach). The
+    result depends on the order in which users are served (deterministic for a given order).
+
     Displayed scores are the ranker scores made non-increasing along the list (a running
     minimum), so the list reads as sorted while MMR may reorder it. Ties keep the higher-scored
     (then lower-indexed) candidate; deterministic.
@@ -186,10 +244,22 @@ def rerank(
     net = np.zeros(m, bool) if in_network is None else np.asarray(in_network, dtype=bool)[order]
     lo, hi = scores.min(), scores.max()
     rel = (scores - lo) / (hi - lo) if hi > lo else np.ones(m)
+    penalised = False
+    if params.oon_boost > 0 and in_network is not None:
+        rel = rel + params.oon_boost * ~net
+        penalised = True
     if params.popularity_penalty > 0 and popularity is not None:
         rel = rel - params.popularity_penalty * np.asarray(popularity, np.float64)[items]
+        penalised = True
+    # the exposure cost applies from position `exposure_free_top` on: kept apart from `rel`
+    cost = None
+    if params.exposure_penalty > 0 and exposure is not None:
+        shown_before = np.maximum(np.asarray(exposure, np.float64)[order], 0.0)
+        cost = params.exposure_penalty * np.log1p(shown_before)
+    if penalised:
         again = np.lexsort((items, -rel))  # the candidates in penalised-relevance order
         items, scores, rel, net = items[again], scores[again], rel[again], net[again]
+        cost = None if cost is None else cost[again]
     tail_target = None if long_tail is None else params.tail_target
     tail = np.zeros(m, bool) if long_tail is None else np.asarray(long_tail, dtype=bool)[items]
     n_tail = 0
@@ -223,9 +293,13 @@ def rerank(
             side = mask & tail
             if side.any():
                 mask = side
+        exposed = cost is not None and len(chosen) >= params.exposure_free_top
+        now = rel - cost if exposed and cost is not None else rel
         if use_mmr:
-            value = lam * rel - (1.0 - lam) * max_sim
+            value = lam * now - (1.0 - lam) * max_sim
             j = int(np.argmax(np.where(mask, value, -np.inf)))
+        elif exposed:
+            j = int(np.argmax(np.where(mask, now, -np.inf)))  # ties: the more relevant
         else:
             j = int(np.argmax(mask))  # candidates are in (penalised) relevance order
         chosen.append(j)
