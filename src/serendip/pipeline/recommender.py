@@ -482,7 +482,7 @@ class PipelineRecommender(Recommender):
         if k < 1:
             raise ConfigError(f"k must be at least 1, got {k}")
         user_ids = np.asarray([users] if isinstance(users, str) else list(users), dtype=object)
-        allowed = self._allowed(candidates, filters)
+        allowed = self._allowed_mask(candidates, filters)
         out_items = np.full((len(user_ids), k), -1, np.int64)
         out_scores = np.full((len(user_ids), k), -np.inf, np.float32)
         batch = batch_size or 256
@@ -498,26 +498,6 @@ class PipelineRecommender(Recommender):
                 out_items[start + j, :n] = s.items
                 out_scores[start + j, :n] = s.scores
         return RecLists(user_ids, out_items, out_scores, self.items_)
-
-    def _allowed(
-        self,
-        candidates: Iterable[str] | np.ndarray | None,
-        filters: ItemFilter | Callable[[np.ndarray], np.ndarray] | None,
-    ) -> np.ndarray | None:
-        if candidates is None and filters is None:
-            return None
-        n_items = len(self.items_)
-        allowed = np.ones(n_items, dtype=bool)
-        if candidates is not None:
-            cidx = self.items_.indices(np.asarray(list(candidates), dtype=object))
-            allowed[:] = False
-            allowed[cidx[cidx >= 0]] = True
-        if filters is not None:
-            if isinstance(filters, ItemFilter):
-                allowed &= filters.allowed(self.items_, self.item_category_, self.item_author_)
-            else:
-                allowed &= np.asarray(filters(np.arange(n_items)), dtype=bool)
-        return allowed
 
     def _score_warm(self, user_idx: np.ndarray) -> np.ndarray:
         """Dense scores for the base class's paths: the final list's displayed scores, -inf
