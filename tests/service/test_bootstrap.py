@@ -73,3 +73,40 @@ def test_active_version_that_fails_to_load_is_reported(tmp_path: Path) -> None:
         assert f"active model {v} failed to load" in reason
         assert client.get("/healthz").status_code == 200
         assert client.get("/v1/users/u1/recommendations").status_code == 503
+
+
+def test_fit_uses_the_window_and_params_and_saves_the_serving_lists(tmp_path: Path) -> None:
+    """`train_window_days` fits on recent events only, `default_model_params` reach the
+    model, and a pipeline is saved with its precomputed lists, which the next load finds."""
+    from serendip.models import get_model_class
+    from serendip.service.bootstrap import fit_and_register
+    from serendip.service.precompute import LISTS_DIR
+    from serendip.service.runtime import ModelRuntime
+    from serendip.store import Store
+    from tests.conftest import make_toy_platform
+
+    try:
+        cls = get_model_class("pipeline")
+    except ConfigError:
+        pytest.skip("pipeline model not registered")
+    ds = make_toy_platform()
+    settings = Settings(
+        db_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
+        artifacts_dir=tmp_path / "artifacts",
+        default_model="pipeline",
+        default_model_params=dict(cls.quick_params),
+        train_window_days=20,
+    )
+    store = Store.open(settings.db_url)
+    try:
+        version = fit_and_register(store, ds, settings, source="toy")
+    finally:
+        store.close()
+    metrics = version.metrics
+    assert 0 < metrics["n_interactions"] < ds.n_interactions
+    assert metrics["trained_on"] == "toy:last20d" and metrics["lists_seconds"] > 0
+    assert (Path(version.path) / LISTS_DIR / "meta.json").is_file()
+    rt = ModelRuntime(build_in_background=False)
+    rt.load(Path(version.path), version.version)
+    assert rt.snapshot is not None and rt.snapshot.lists is not None
+    assert rt.snapshot.lists.state == "ready"

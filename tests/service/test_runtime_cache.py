@@ -43,8 +43,9 @@ def pipe(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _pair(pipe: Path) -> tuple[ModelRuntime, ModelRuntime]:
-    """A cached runtime and an uncached reference on the same artifact."""
-    cached, ref = ModelRuntime(), ModelRuntime(cache_size=0)
+    """A cached runtime (the per-user cache alone: no precomputed lists) and an uncached
+    reference on the same artifact."""
+    cached, ref = ModelRuntime(precompute=False), ModelRuntime(cache_size=0)
     cached.load(pipe, "v1")
     ref.load(pipe, "v1")
     return cached, ref
@@ -179,7 +180,7 @@ def test_filters_on_cached_candidates_are_exact(pipe: Path) -> None:
 
 
 def test_a_swap_starts_an_empty_cache(pipe: Path) -> None:
-    rt = ModelRuntime()
+    rt = ModelRuntime(precompute=False)  # the LRU alone, no precomputed lists
     rt.load(pipe, "v1")
     first = rt.snapshot
     assert first is not None and first.cache is not None
@@ -195,7 +196,7 @@ def test_a_swap_starts_an_empty_cache(pipe: Path) -> None:
 
 
 def test_the_cache_is_a_bounded_lru(pipe: Path) -> None:
-    rt = ModelRuntime(cache_size=3)
+    rt = ModelRuntime(cache_size=3, precompute=False)  # the LRU alone, no precomputed lists
     rt.load(pipe, "v1")
     for user in ["u001", "u007", "u013"]:
         rt.recommend(user, 5)

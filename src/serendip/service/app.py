@@ -311,7 +311,7 @@ def _open(app: FastAPI, settings: Settings, holder: _Holder) -> None:
     if holder.runtime is None:
         from serendip.service.runtime import ModelRuntime
 
-        holder.runtime = ModelRuntime(holder.store)
+        holder.runtime = ModelRuntime(holder.store, precompute=settings.precompute_lists)
     app.state.store = holder.store
     app.state.runtime = holder.runtime
     store, runtime, metrics = holder.store, holder.runtime, app.state.metrics

@@ -58,26 +58,68 @@ def _synthetic(settings: Settings) -> Any:
 
 
 def fit_and_register(store: Any, dataset: Any, settings: Settings, *, source: str) -> Any:
-    """Fit the default model on `dataset`, save it under `artifacts_dir`, register it. Returns
-    the registered `ModelVersion` (not yet active)."""
+    """Fit the default model on `dataset` (its last `train_window_days` when set), save it under
+    `artifacts_dir` with its precomputed serving lists (pipeline), register it. Returns the
+    registered `ModelVersion` (not yet active)."""
+    import numpy as np
+
     from serendip.models.registry import create_model
 
     name = default_model_name(settings.default_model)
-    log.info("fitting the default model '%s' on %s", name, source)
+    full = len(dataset.interactions)
+    if settings.train_window_days is not None and dataset.interactions.has_timestamps:
+        end = float(np.nanmax(dataset.interactions.timestamp))
+        dataset = dataset.between(end - settings.train_window_days * 86_400.0, None)
+        source = f"{source}:last{settings.train_window_days:g}d"
+    log.info(
+        "fitting the default model '%s' on %s (%d of %d interactions)",
+        name,
+        source,
+        len(dataset.interactions),
+        full,
+    )
     start = time.perf_counter()
-    model = create_model(name).fit(dataset)
+    model = create_model(name, dict(settings.default_model_params)).fit(dataset)
     fit_s = time.perf_counter() - start
     stamp = time.strftime("%Y%m%dT%H%M%S")
     directory = Path(settings.artifacts_dir) / f"{name}-{stamp}-{uuid.uuid4().hex[:6]}"
     model.save(directory)
-    metrics = {
+    metrics: dict[str, Any] = {
         "fit_seconds": round(fit_s, 3),
         "n_users": len(dataset.users),
         "n_items": len(dataset.items),
         "n_interactions": len(dataset.interactions),
         "trained_on": source,
     }
+    if settings.precompute_lists and hasattr(model, "ranked_candidates"):
+        from serendip.service.precompute import build_ranked_lists, fingerprint
+
+        start = time.perf_counter()
+        lists = build_ranked_lists(
+            model,
+            fingerprint=fingerprint(directory),
+            workers=settings.precompute_workers,
+            directory=directory,
+            progress=_progress("precomputing ranked candidates"),
+        )
+        if lists is not None:
+            lists.save(directory)
+            metrics["lists_seconds"] = round(time.perf_counter() - start, 3)
+            log.info("precomputed lists: %d users, %.0f MB", len(lists), lists.nbytes / 2**20)
     return store.models.register(name, str(directory.resolve()), metrics)
+
+
+def _progress(what: str) -> Callable[[int, int], None]:
+    """A progress callback that logs about every 10%."""
+    last = [-1]
+
+    def report(done: int, total: int) -> None:
+        tenth = done * 10 // max(total, 1)
+        if tenth != last[0]:
+            last[0] = tenth
+            log.info("%s: %d / %d", what, done, total)
+
+    return report
 
 
 def run_bootstrap(
@@ -100,7 +142,13 @@ def run_bootstrap(
         log.info("imported %s", counts)
         source = f"synthetic:{settings.bootstrap_preset}:seed{settings.bootstrap_seed}"
     else:
-        dataset = store.to_dataset()
+        since = None
+        if settings.train_window_days is not None:
+            # only the window is read: the store may hold far more events than a fit needs
+            newest = store.events.newest_timestamp()
+            if newest is not None:
+                since = newest - settings.train_window_days * 86_400.0
+        dataset = store.to_dataset(since=since)
         source = "store"
     if should_stop():
         return None

@@ -20,7 +20,12 @@ next recommendations at once, without a retrain:
   `UserContext` (recent-history sources use it);
 - deleted items are filtered from every response; new items reach users through `trending`.
 
-Serving fast path (the `pipeline` model): each snapshot owns a `SnapshotCache`. Per user it keeps
+Serving fast path (the `pipeline` model): every known user's ranked candidates -- and the final
+list and explanations of an unfiltered request -- are precomputed in batch with the model
+(`serendip.service.precompute`, saved in the artifact's `serving-lists/`, built in the background
+after loading a model without them). A user with no live state since the fit is served from them
+(exact: the runtime checks that the request's filters leave the precomputed answer valid, and
+computes it otherwise). Each snapshot also owns a `SnapshotCache`. Per user it keeps
 the expensive half of the pipeline -- the context, the merged candidates and their ranker scores
 (~10 ms of CPU on the `small` preset) -- stamped with the user's live-state version
 (`OnlineState.user_version`: events, follows, unfollows); the cheap half -- filters (seen, deleted,
@@ -38,8 +43,11 @@ shared machine triples their CPU cost (measured: `benchmarks/results/serve_cache
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import heapq
+import json
+import logging
 import math
 import threading
 import time
@@ -54,8 +62,11 @@ import pandas as pd
 
 from serendip.errors import ConfigError, SerendipError
 from serendip.models.base import Evidence, Explanation, RecLists, Recommender
+from serendip.service.precompute import ListsHolder, RankedLists, build_ranked_lists, fingerprint
 
 __all__ = ["ModelRuntime", "OnlineState", "RecItem", "Snapshot", "SnapshotCache"]
+
+_log = logging.getLogger("serendip.service")
 
 #: Families whose cold-start path folds a history in exactly as fitting would (user factors,
 #: content profiles): a known user with live events is re-scored from train + live history.
@@ -88,6 +99,8 @@ class Snapshot:
     metadata: dict[str, Any] = field(default_factory=dict)
     #: per-snapshot serving caches: they belong to this model, so a swap starts empty ones
     cache: SnapshotCache | None = None
+    #: precomputed ranked candidates of every known user (pipeline only; see `precompute`)
+    lists: ListsHolder | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -97,13 +110,28 @@ class _Candidates:
     valid until the user's live state changes (`stamp`). The cheap half (filters, re-ranking,
     backfill) runs on every request, which keeps filters exact and immediate.
     Explanations are computed for returned items only, once each (they do not depend on the
-    score shown, which is set per request)."""
+    score shown, which is set per request). `cut`: the candidates are the precomputed best
+    `depth` only (`serendip.service.precompute`), exact while a request leaves at least the
+    re-ranking pool of them allowed."""
 
     ctx: Any  # pipeline UserContext with the live history and follows merged in
-    frame: Any  # the user's CandidateFrame (one row per candidate)
-    scores: np.ndarray  # ranker scores, aligned with frame.item
+    items: np.ndarray  # candidate item indices, best ranker score first
+    scores: np.ndarray  # ranker scores, aligned with items
+    source_score: np.ndarray  # per-source scores (len(items) x n_sources), NaN = not proposed
+    source_rank: np.ndarray  # per-source ranks, aligned
     stamp: int  # OnlineState.user_version when the context was read
+    cut: bool = False
     explained: dict[int, Explanation] = field(default_factory=dict)
+    #: from the precomputed lists: the unfiltered request's final list and explanations (JSON)
+    final: tuple[np.ndarray, np.ndarray] | None = None
+    final_explained: dict[int, bytes] = field(default_factory=dict)
+    row: dict[int, int] = field(default_factory=dict)  # item -> position, filled on demand
+
+    def position(self, item: int) -> int:
+        """Row of `item` in the candidates (-1: not a candidate, e.g. a backfilled item)."""
+        if not self.row:
+            self.row.update((int(i), j) for j, i in enumerate(self.items.tolist()))
+        return self.row.get(int(item), -1)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -392,9 +420,18 @@ class ModelRuntime:
         loader: Callable[[Path], Recommender] | None = None,
         cache_size: int = 10_000,
         single_thread: bool = True,
+        precompute: bool = True,
+        build_in_background: bool = True,
+        freeze_gc: bool = True,
     ) -> None:
         if cache_size < 0:
             raise ConfigError(f"cache_size must be at least 0, got {cache_size}")
+        #: use precomputed ranked candidates (a pipeline's `serving-lists/`, see `precompute`)
+        self.precompute = precompute
+        #: ... and build them in a background thread after a load that found none
+        self.build_in_background = build_in_background
+        #: after each load, move the heap out of the cyclic GC's sight (`_freeze_heap`)
+        self.freeze_gc = freeze_gc
         self.store = store
         self.state = OnlineState(history_size=history_size, half_life_s=trending_half_life_s)
         self.smoke_users = smoke_users
@@ -443,7 +480,54 @@ class ModelRuntime:
                 ) from exc
             metadata["live_clock_at_load"] = self.state.counts()[1]
             cache = SnapshotCache(self.cache_size)
-            self._snapshot = Snapshot(model, str(version), directory, time.time(), metadata, cache)
+            lists = self._lists_for(model, directory)
+            old = self._snapshot
+            self._snapshot = Snapshot(
+                model, str(version), directory, time.time(), metadata, cache, lists
+            )
+            if old is not None and old.lists is not None:
+                old.lists.stop()  # a background build for the old version is wasted work now
+            if self.freeze_gc:
+                _freeze_heap()
+            if lists is not None and lists.state == "absent" and self.build_in_background:
+                self._build_lists(model, directory, lists)
+
+    def _lists_for(self, model: Recommender, directory: Path) -> ListsHolder | None:
+        """The snapshot's precomputed lists: loaded from the artifact when saved with it."""
+        if not (self.precompute and self.cache_size > 0 and _has_batch_api(model)):
+            return None
+        holder = ListsHolder()
+        lists = RankedLists.load(directory, fingerprint=fingerprint(directory))
+        if lists is not None:
+            holder.lists, holder.state = lists, "ready"
+        return holder
+
+    def _build_lists(self, model: Recommender, directory: Path, holder: ListsHolder) -> None:
+        """Build the lists in a daemon thread (requests are served meanwhile, in full), then
+        save them into the artifact so the next load finds them."""
+
+        def run() -> None:
+            try:
+                lists = build_ranked_lists(
+                    model, fingerprint=fingerprint(directory), should_stop=lambda: holder.stopped
+                )
+                if lists is None:
+                    holder.state = "absent"
+                    return
+                try:
+                    lists.save(directory)
+                except OSError as exc:  # a read-only artifact still serves from memory
+                    _log.warning("could not save precomputed lists in %s: %s", directory, exc)
+                holder.lists, holder.state = lists, "ready"
+            except Exception:
+                holder.state = "failed"
+                _log.exception("building precomputed lists failed; serving without them")
+
+        holder.state = "building"
+        thread = threading.Thread(target=run, name="serendip-lists", daemon=True)
+        _BUILDS[:] = [(t, h) for t, h in _BUILDS if t.is_alive()]  # keep no finished ones
+        _BUILDS.append((thread, holder))
+        thread.start()
 
     def _validate(self, model: Recommender) -> dict[str, Any]:
         if not model.is_fitted:
@@ -647,7 +731,7 @@ class ModelRuntime:
         # a PipelineRecommender, duck-typed: the runtime does not import the pipeline
         model: Any = snap.model
         cache = snap.cache
-        if cache is None or cache.capacity == 0 or not _has_fast_path(model):
+        if cache is None or cache.capacity == 0 or not _has_batch_api(model):
             ctx = self._pipeline_context(model, user, self._events(user, context_item))
             served = model.recommend_contexts([ctx], k, explain=explain, allowed=allowed)[0]
             out = []
@@ -672,30 +756,85 @@ class ModelRuntime:
             key: tuple[str, str | None] = (_COLD_KEY, None)
         else:
             key = (user, None if context_item is None else str(context_item))
+        pool = model.rerank_pool
+        # a re-ranking that counts exposure across requests makes every answer new
+        stateless = bool(getattr(model, "stateless_rerank", True))
         entry = cache.get(key, stamp)
+        if entry is not None and entry.cut and not _enough(entry.items, allowed, pool):
+            entry = None  # this request's filters leave too few of the cut list: in full
         if entry is None:
-            ctx = self._pipeline_context(model, user, self._events(user, context_item))
-            frame = model.stage_.frame([ctx])
-            scores = np.asarray(model._rank(frame, [ctx]))
-            entry = _Candidates(ctx, frame, scores, stamp)
-            cache.put(key, entry)
+            # from the lists: rebuilt per request (~0.1 ms), never cached -- the LRU would only
+            # duplicate them, and a full one makes every garbage collection walk its entries
+            entry = self._precomputed(snap, user, stamp, context_item, allowed, pool)
+            if entry is None:
+                ctx = self._pipeline_context(model, user, self._events(user, context_item))
+                rc = model.ranked_candidates([ctx])[0]
+                entry = _Candidates(
+                    ctx, rc.items, rc.scores, rc.source_score, rc.source_rank, stamp
+                )
+                cache.put(key, entry)
         ctx = dataclasses.replace(entry.ctx, user=user) if anonymous else entry.ctx
-        seen = model._cfg().filters.exclude_seen
-        items, shown = model._final_list(ctx, entry.frame.item, entry.scores, k, allowed, seen)
+        final = _final_of(entry, k, allowed, pool) if stateless else None
+        if final is None:
+            items, shown = model.final_list(ctx, entry.items, entry.scores, k, allowed)
+        else:
+            items, shown = final
         ids = model.items_.lookup(items)
+        sources = tuple(model.stage_.sources)
         out = []
         for i, iid, sc in zip(items.tolist(), ids, shown.tolist(), strict=True):
             expl = None
             if explain:
+                ready = entry.final_explained.get(i)
+                if ready is not None and not anonymous:
+                    # computed with the lists for this user and this displayed score
+                    out.append(RecItem(str(iid), sc, {**json.loads(ready), "score": sc}))
+                    continue
                 base = entry.explained.get(i)
                 if base is None:
-                    rows = np.flatnonzero(entry.frame.item == i)
-                    hits = model._hits(entry.frame, int(rows[0])) if len(rows) else []
-                    base = model.explainer_.explain(ctx, i, hits, model.stage_.sources, sc)
+                    j = entry.position(i)
+                    if j >= 0:
+                        row_score, row_rank = entry.source_score[j], entry.source_rank[j]
+                    else:  # backfill: no source proposed it
+                        row_score = row_rank = np.full(len(sources), np.nan, np.float32)
+                    base = model.explain_candidate(ctx, i, sources, row_score, row_rank, sc)
                     entry.explained[i] = base
                 expl = dataclasses.replace(base, score=sc, user=user).to_dict()
             out.append(RecItem(str(iid), sc, expl))
         return out
+
+    def _precomputed(
+        self,
+        snap: Snapshot,
+        user: str,
+        stamp: int,
+        context_item: str | None,
+        allowed: np.ndarray,
+        pool: int,
+    ) -> _Candidates | None:
+        """The user's entry from the precomputed lists: only for a known user with no live
+        state (their context is the fitted one the lists were ranked from) and no context item,
+        and only when exact for this request (see `_enough`)."""
+        holder = snap.lists
+        if holder is None or holder.lists is None or stamp != 0 or context_item is not None:
+            return None
+        model: Any = snap.model
+        u = model.users_.get(user)
+        pre = holder.lists.get(u) if u >= 0 else None
+        if pre is None or (pre.cut and not _enough(pre.items, allowed, pool)):
+            return None
+        ctx = model.user_contexts([user])[0]
+        return _Candidates(
+            ctx,
+            pre.items,
+            pre.scores,
+            pre.source_score,
+            pre.source_rank,
+            stamp,
+            cut=pre.cut,
+            final=(pre.final_items, pre.final_scores),
+            final_explained=pre.explanations,
+        )
 
     def _pipeline_context(self, model: Any, user: str, events: list[tuple[str, float, str]]) -> Any:
         """The pipeline serves a `UserContext`: its fitted view of the user plus the live
@@ -868,14 +1007,64 @@ def _is_pipeline(model: Recommender) -> bool:
     return hasattr(model, "recommend_contexts") and hasattr(model, "user_contexts")
 
 
-#: The pipeline internals the cached path splits `recommend_contexts` at (the expensive half:
-#: `stage_.frame` + `_rank`; the cheap half: `_final_list`; explanations: `_hits` +
-#: `explainer_`). A pipeline without them is served uncached, through `recommend_contexts`.
-_FAST_PATH = ("stage_", "_rank", "_final_list", "_hits", "explainer_", "_cfg")
+#: The pipeline's batch-serving API the cached path splits `recommend_contexts` at (the
+#: expensive half: `ranked_candidates`; the cheap half: `final_list`; explanations:
+#: `explain_candidate`). A pipeline without it is served uncached, through `recommend_contexts`.
+_BATCH_API = ("ranked_candidates", "final_list", "explain_candidate", "rerank_pool", "stage_")
 
 
-def _has_fast_path(model: Recommender) -> bool:
-    return all(hasattr(model, name) for name in _FAST_PATH)
+def _has_batch_api(model: Recommender) -> bool:
+    return all(hasattr(model, name) for name in _BATCH_API)
+
+
+def _final_of(
+    entry: _Candidates, k: int, allowed: np.ndarray, pool: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The precomputed final list's first k items when they are this request's answer: k is
+    within it and the request's mask removes none of the re-ranking pool nor of the list
+    (then the pool, the greedy re-ranking and any backfill are the same; the list is greedy,
+    so its first k are the k-item answer). None: compute it."""
+    if entry.final is None:
+        return None
+    items, shown = entry.final
+    if k > len(items) or (len(items) < k and entry.cut):
+        return None
+    if not (allowed[entry.items[:pool]].all() and allowed[items].all()):
+        return None
+    return items[:k], shown[:k]
+
+
+def _enough(items: np.ndarray, allowed: np.ndarray, pool: int) -> bool:
+    """Does a cut candidate list still hold a full re-ranking pool under this request's mask?
+    Then the pool -- the best allowed candidates by score -- is the same as the full list's,
+    and so is the final list."""
+    return int(np.count_nonzero(allowed[items])) >= pool
+
+
+#: background list builds of this process: stopped and joined at exit, since a daemon thread
+#: frozen inside native code (LightGBM) at interpreter shutdown aborts the process
+_BUILDS: list[tuple[threading.Thread, ListsHolder]] = []
+
+
+@atexit.register
+def _stop_builds() -> None:
+    for _, holder in _BUILDS:
+        holder.stop()
+    for thread, _ in _BUILDS:
+        thread.join(timeout=30.0)
+
+
+def _freeze_heap() -> None:
+    """Collect, then freeze every object alive now (the model, the app) into the GC's permanent
+    generation. A full collection walks every tracked object -- tens of milliseconds with a
+    platform-size model loaded -- and stalls every request in flight; frozen, the long-lived
+    heap is never walked again and a collection only sees what requests allocate. Unfreezing
+    first lets the collection free a swapped-out version's cycles."""
+    import gc
+
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def limit_threads() -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -104,6 +104,37 @@ class Settings(BaseSettings):
     default_model: str | None = Field(
         default=None,
         description="Model fitted at first start; default: `pipeline` when available, else item-knn.",
+    )
+    default_model_params: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "Hyperparameters of the model fitted at first start or retrain (JSON), e.g. a "
+            "lighter pipeline for a large platform."
+        ),
+    )
+    train_window_days: float | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "Fit the default model on the last this many days of events only (None: all). A "
+            "feed's signal is recent; on a large platform it bounds the fit's time and memory."
+        ),
+    )
+    precompute_lists: bool = Field(
+        default=True,
+        description=(
+            "Serve the pipeline from per-user ranked candidates computed in batch at fit time "
+            "(saved with the model; built in the background after loading a model without them)."
+        ),
+    )
+    precompute_workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description=(
+            "Processes that precompute the lists at fit time (each loads the saved model; more "
+            "than one only pays off for large platforms)."
+        ),
     )
     threads: int = Field(
         default=4,

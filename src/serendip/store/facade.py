@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import delete, or_, select
 
-from serendip.data.dataset import Dataset
+from serendip.data.dataset import EVENT_TYPES, Dataset
 from serendip.errors import ConfigError
 from serendip.store.engine import Database, make_engine, schema_head
 from serendip.store.engine import migrate as run_migrations
@@ -31,7 +31,7 @@ from serendip.store.repositories import (
     _event,
     _user,
 )
-from serendip.store.types import MAX_BATCH, EventIn, Follow, ItemIn, UserIn
+from serendip.store.types import MAX_BATCH, ItemIn, UserIn
 
 __all__ = ["Store"]
 
@@ -184,72 +184,72 @@ class Store:
         )
         return Dataset.from_frames(inter, items_df, users_df, social, name=name)
 
-    def import_dataset(self, dataset: Dataset, *, batch: int = MAX_BATCH) -> dict[str, int]:
+    def import_dataset(
+        self, dataset: Dataset, *, batch: int = MAX_BATCH, chunk: int = 500_000
+    ) -> dict[str, int]:
         """Load a `Dataset` (e.g. the synthetic demo platform) into the store.
 
         Idempotent: event IDs are "<dataset name>:<row>", so importing twice adds nothing.
         Interactions without a timestamp get the import time. Returns rows written per table.
+        Follows and events take the bulk paths (`follow_columns`, `add_columns`) `chunk` rows
+        at a time, so memory stays bounded on the 20M-event `platform` preset; each chunk is
+        committed on its own, and an interrupted import completes when run again.
         """
         batch = max(1, min(batch, MAX_BATCH))
         um = dataset.user_meta
-        users = [
-            UserIn(
-                str(u),
-                tuple(um.interests[i]),
-                bool(um.private[i]),
-                _opt(um.created_at[i]),
-            )
-            for i, u in enumerate(dataset.users.ids)
-        ]
-        itf = dataset.items_frame()
-        icols = {c: itf[c].to_numpy() for c in itf.columns}
-        items = [
-            ItemIn(
-                str(icols["item"][j]),
-                str(icols["title"][j]),
-                str(icols["text"][j]),
-                tuple(t for t in str(icols["tags"][j]).split("|") if t),
-                str(icols["category"][j]),
-                str(icols["author"][j]),
-                _opt(icols["created_at"][j]),
-            )
-            for j in range(len(itf))
-        ]
-        sf = dataset.social_frame()
-        now = time.time()
-        follows = [
-            Follow(str(a), str(b), now if math.isnan(t) else float(t))
-            for a, b, t in zip(
-                sf["follower"].to_numpy(),
-                sf["followee"].to_numpy(),
-                sf["created_at"].to_numpy(dtype=float),
-                strict=True,
-            )
-        ]
-        inter = dataset.interactions_frame()
         counts = {"users": 0, "items": 0, "follows": 0, "events": 0}
-        for i in range(0, len(users), batch):
-            counts["users"] += self.users.upsert(users[i : i + batch])
-        for i in range(0, len(items), batch):
-            counts["items"] += self.catalog.upsert(items[i : i + batch])
-        for i in range(0, len(follows), batch):
-            counts["follows"] += self.social.follow_many(follows[i : i + batch])
-        cols = [inter[c].to_numpy() for c in ("user", "item", "event", "timestamp", "value")]
+        user_ids = dataset.users.ids
+        for i in range(0, len(user_ids), batch):
+            counts["users"] += self.users.upsert(
+                [
+                    UserIn(
+                        str(user_ids[j]),
+                        tuple(um.interests[j]),
+                        bool(um.private[j]),
+                        _opt(um.created_at[j]),
+                    )
+                    for j in range(i, min(i + batch, len(user_ids)))
+                ]
+            )
+        m = dataset.item_meta
+        item_ids = dataset.items.ids
+        for i in range(0, len(item_ids), batch):
+            counts["items"] += self.catalog.upsert(
+                [
+                    ItemIn(
+                        str(item_ids[j]),
+                        str(m.title[j]),
+                        str(m.text[j]),
+                        tuple(str(t) for t in m.tags[j] if t),
+                        str(m.category[j]),
+                        str(m.author[j]),
+                        _opt(m.created_at[j]),
+                    )
+                    for j in range(i, min(i + batch, len(item_ids)))
+                ]
+            )
+        sf = dataset.social_frame()
+        for i in range(0, len(sf), chunk):
+            part = sf.iloc[i : i + chunk]
+            counts["follows"] += self.social.follow_columns(
+                part["follower"].astype(str).to_numpy(),
+                part["followee"].astype(str).to_numpy(),
+                part["created_at"].to_numpy(dtype=np.float64),
+            )
+        it = dataset.interactions
+        names = np.asarray(EVENT_TYPES, dtype=object)
         prefix = dataset.name
-        for start in range(0, len(inter), batch):
-            stop = min(start + batch, len(inter))
-            events = [
-                EventIn(
-                    f"{prefix}:{j}",
-                    str(cols[0][j]),
-                    str(cols[1][j]),
-                    str(cols[2][j]),
-                    _opt(cols[3][j]),
-                    _opt(cols[4][j]),
-                )
-                for j in range(start, stop)
-            ]
-            counts["events"] += self.events.add_batch(events).accepted
+        for i in range(0, len(it), chunk):
+            stop = min(i + chunk, len(it))
+            counts["events"] += self.events.add_columns(
+                [f"{prefix}:{j}" for j in range(i, stop)],
+                dataset.users.lookup(it.user[i:stop]),
+                dataset.items.lookup(it.item[i:stop]),
+                names[it.event[i:stop]],
+                it.timestamp[i:stop],
+                it.value[i:stop].astype(np.float64),
+                chunk=chunk,
+            )
         return counts
 
     # ----------------------------------------------------------------- privacy

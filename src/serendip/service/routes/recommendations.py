@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 
 from serendip.errors import SerendipError
 from serendip.service.auth import require
@@ -78,7 +79,36 @@ def recommend(
     metrics.observe_recommendations(
         "user", [r.explanation for r in recs] if explain else [None] * len(recs), len(recs)
     )
+    body = _encoded(recs, user=user_id, version=version, explain=explain)
+    if body is not None:
+        return Response(body, media_type="application/json")  # type: ignore[return-value]
     return _public(recs, user=user_id, version=version, explain=explain)
+
+
+def _encoded(
+    recs: Sequence[Any], *, user: str | None, version: str | None, explain: bool
+) -> bytes | None:
+    """The `RecommendationsPublic` body encoded straight from the runtime's items: the hot
+    route skips building and re-validating the response models (a large share of a cached
+    request's CPU). None when a value is not plain JSON (say a NaN score): the caller then
+    takes the validated path, which encodes it the standard way."""
+    items = [
+        {
+            "item": str(r.item),
+            "rank": i + 1,
+            "score": float(r.score),
+            "explanation": r.explanation if explain and r.explanation is not None else None,
+        }
+        for i, r in enumerate(recs)
+    ]
+    try:
+        text = _dumps({"user": user, "model_version": version, "items": items})
+    except (TypeError, ValueError):
+        return None
+    return text.encode()
+
+
+_dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False, ensure_ascii=False).encode
 
 
 @router.get(
