@@ -141,6 +141,19 @@ def test_upsert_replaces_and_keeps_creation_time(clocked) -> None:
     assert store.catalog.count() == 2
 
 
+def test_updated_since_lists_live_items_by_update_time(clocked) -> None:
+    store, clock = clocked
+    store.catalog.upsert([ItemIn("old", author="a")])
+    clock.t = 2_000.0
+    store.catalog.upsert([ItemIn("new", category="c", author="b"), ItemIn("gone")])
+    clock.t = 3_000.0
+    store.catalog.upsert([ItemIn("old", author="a2")])  # an update counts too
+    store.catalog.delete(["gone"])
+    got = store.catalog.updated_since(1_500.0)
+    assert [(i.item, i.author) for i in got] == [("new", "b"), ("old", "a2")]
+    assert store.catalog.updated_since(5_000.0) == []
+
+
 def test_delete_is_soft_and_hides_the_item_everywhere(clocked) -> None:
     store, clock = clocked
     store.catalog.upsert([ItemIn(f"p{i}", f"t{i}") for i in range(4)])
@@ -206,6 +219,35 @@ def test_follow_and_unfollow_are_idempotent(store: Store) -> None:
     assert store.social.unfollow("alice", "bob") is False
     assert store.social.followees("alice") == ["carol"]
     assert store.social.count() == 2
+
+
+def test_graph_changes_since_replay_to_the_current_edges(clocked) -> None:
+    store, clock = clocked
+    store.social.follow("alice", "bob", 10.0)  # before the cut: not a change since
+    clock.t = 100.0
+    store.social.follow("alice", "carol")
+    clock.t = 110.0
+    store.social.unfollow("alice", "bob")
+    clock.t = 120.0
+    store.social.unfollow("alice", "carol")
+    clock.t = 130.0
+    store.social.follow("alice", "carol")  # followed again: newer than its unfollow
+    clock.t = 140.0
+    assert store.social.unfollow("alice", "dave") is False  # not stored here, still logged
+    changes = store.social.changes_since(50.0)
+    assert changes == [
+        ("unfollow", "alice", "bob", 110.0),
+        ("unfollow", "alice", "carol", 120.0),
+        ("follow", "alice", "carol", 130.0),
+        ("unfollow", "alice", "dave", 140.0),
+    ]
+    edges: set[tuple[str, str]] = set()
+    for kind, a, b, _ in changes:
+        (edges.add if kind == "follow" else edges.discard)((a, b))
+    assert edges == {("alice", "carol")} and store.social.followees("alice") == ["carol"]
+    assert store.social.changes_since(125.0)[0] == ("follow", "alice", "carol", 130.0)
+    store.erase_user("alice")  # erasure takes the log too
+    assert store.social.changes_since(0.0) == []
 
 
 def test_follow_many_counts_new_edges_and_refuses_self_follow(store: Store) -> None:

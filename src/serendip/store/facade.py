@@ -22,6 +22,7 @@ from serendip.store.repositories import (
     EVENTS,
     FOLLOWS,
     ITEMS,
+    UNFOLLOWS,
     USERS,
     CatalogRepository,
     EventRepository,
@@ -285,6 +286,11 @@ class Store:
             n_follows = conn.execute(
                 delete(FOLLOWS).where(or_(FOLLOWS.c.follower == user, FOLLOWS.c.followee == user))
             ).rowcount
+            conn.execute(
+                delete(UNFOLLOWS).where(
+                    or_(UNFOLLOWS.c.follower == user, UNFOLLOWS.c.followee == user)
+                )
+            )
             n_profile = conn.execute(delete(USERS).where(USERS.c.user_id == user)).rowcount
         return {"events": n_events, "follows": n_follows, "profile": n_profile}
 

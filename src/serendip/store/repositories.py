@@ -33,6 +33,7 @@ from serendip.store.schema import (
     ItemRow,
     ModelActivationRow,
     ModelVersionRow,
+    UnfollowRow,
     UserRow,
 )
 from serendip.store.types import (
@@ -68,6 +69,7 @@ USERS: Table = UserRow.__table__  # type: ignore[assignment]
 FOLLOWS: Table = FollowRow.__table__  # type: ignore[assignment]
 MODELS: Table = ModelVersionRow.__table__  # type: ignore[assignment]
 ACTIVATIONS: Table = ModelActivationRow.__table__  # type: ignore[assignment]
+UNFOLLOWS: Table = UnfollowRow.__table__  # type: ignore[assignment]
 
 _EVENT_SET = frozenset(EVENT_TYPES)
 #: pg_advisory_xact_lock key serialising model-version changes.
@@ -526,6 +528,16 @@ class CatalogRepository(_Repository):
         with self._db.read() as conn:
             return list(conn.execute(q).scalars())
 
+    def updated_since(self, timestamp: float) -> list[Item]:
+        """Live items inserted or updated at or after `timestamp`, oldest update first."""
+        q = (
+            select(ITEMS)
+            .where(ITEMS.c.updated_at >= timestamp, ITEMS.c.deleted_at.is_(None))
+            .order_by(ITEMS.c.updated_at, ITEMS.c.item_id)
+        )
+        with self._db.read() as conn:
+            return [_item(r) for r in conn.execute(q)]
+
     def all_ids(self) -> list[str]:
         """Every live (not deleted) item ID, sorted."""
         q = select(ITEMS.c.item_id).where(ITEMS.c.deleted_at.is_(None)).order_by(ITEMS.c.item_id)
@@ -683,7 +695,9 @@ class SocialRepository(_Repository):
             return len(conn.execute(stmt, rows).all())
 
     def unfollow(self, follower: str, followee: str) -> bool:
-        """Remove follower -> followee; False when there was no such edge."""
+        """Remove follower -> followee; False when there was no such edge. Every unfollow is
+        logged (for `changes_since`), even of an edge this store never held: a model fitted
+        elsewhere may know it, and a restarted server must still forget it."""
         _check_id(follower, "follower")
         _check_id(followee, "followee")
         with self._db.write() as conn:
@@ -692,7 +706,33 @@ class SocialRepository(_Repository):
                     and_(FOLLOWS.c.follower == follower, FOLLOWS.c.followee == followee)
                 )
             )
+            conn.execute(
+                self._insert(UNFOLLOWS).values(
+                    follower=follower, followee=followee, at=self._clock()
+                )
+            )
             return res.rowcount == 1
+
+    def changes_since(self, timestamp: float) -> list[tuple[str, str, str, float]]:
+        """Graph changes at or after `timestamp`, oldest first: ("follow" | "unfollow",
+        follower, followee, at) -- follows that still exist (by their created_at) and logged
+        unfollows. Replayed in order they give each edge's current state (an edge unfollowed
+        and followed again is a follow row newer than its unfollow)."""
+        with self._db.read() as conn:
+            follows = conn.execute(
+                select(FOLLOWS.c.follower, FOLLOWS.c.followee, FOLLOWS.c.created_at).where(
+                    FOLLOWS.c.created_at >= timestamp
+                )
+            ).all()
+            unfollows = conn.execute(
+                select(UNFOLLOWS.c.follower, UNFOLLOWS.c.followee, UNFOLLOWS.c.at)
+                .where(UNFOLLOWS.c.at >= timestamp)
+                .order_by(UNFOLLOWS.c.id)
+            ).all()
+        out = [("follow", r.follower, r.followee, float(r.created_at)) for r in follows]
+        out += [("unfollow", r.follower, r.followee, float(r.at)) for r in unfollows]
+        out.sort(key=lambda c: c[3])  # stable: unfollows keep their log order at equal times
+        return out
 
     def followees(self, follower: str) -> list[str]:
         """Whom `follower` follows, sorted."""

@@ -33,6 +33,7 @@ __all__ = [
     "ItemRow",
     "ModelActivationRow",
     "ModelVersionRow",
+    "UnfollowRow",
     "UserRow",
 ]
 
@@ -108,6 +109,22 @@ class FollowRow(Base):
     __table_args__ = (
         PrimaryKeyConstraint("follower", "followee", name="pk_follows"),
         Index("ix_follows_followee", "followee"),
+    )
+
+
+class UnfollowRow(Base):
+    """Unfollow log, one row per removed edge: `follows` holds only the edges that exist, so
+    without it a restarted server could not replay the unfollows made since its model's fit."""
+
+    __tablename__ = "unfollows"
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    follower: Mapped[str] = mapped_column(_Id)
+    followee: Mapped[str] = mapped_column(_Id)
+    at: Mapped[float] = mapped_column(Double)
+
+    __table_args__ = (
+        Index("ix_unfollows_at", "at"),
+        Index("ix_unfollows_follower", "follower"),  # erasure
     )
 
 
