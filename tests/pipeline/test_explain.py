@@ -148,3 +148,32 @@ def test_false_or_private_evidence_is_dropped(explainer: Explainer) -> None:
     assert [(e.kind, e.id) for e in exp.evidence] == [("source", "honest"), ("followee", "erin")]
     alone = explainer.explain(ctx, 1, hits[:1], sources, 0.7)
     assert alone.text == "Recommended for you" and "carol" not in str(alone.to_dict())
+
+
+def test_a_user_who_turns_private_is_no_longer_cited_nor_used_without_a_refit() -> None:
+    ds = make_toy_platform(seed=2, n_users=80, n_items=150)  # everyone public at fit time
+    model = PipelineRecommender(dict(PipelineRecommender.quick_params)).fit(ds)
+    users = list(ds.users.ids[:50])
+
+    def cited() -> dict[str, int]:
+        out: dict[str, int] = {}
+        served = model.recommend_contexts(model.user_contexts(users), 10, explain=True)
+        for s in served:
+            for exp in s.explanations or ():
+                for ev in exp.evidence:
+                    if ev.kind in ("followee", "user", "author"):
+                        out[ev.id] = out.get(ev.id, 0) + 1
+        return out
+
+    before = cited()
+    assert before, "the toy platform yields social explanations"
+    top = max(before, key=lambda u: before[u])
+    assert model.set_private({top: True, "nobody-known": True}) == [top]
+    assert model.set_private({top: True}) == []  # no change, nothing to redo
+    assert top not in cited()
+    explained = [
+        model.explain(u, i) for u in users[:5] for i in model.recommend([u], 3).item_ids(0)
+    ]
+    assert all(ev.id != top for e in explained for ev in e.evidence)
+    assert model.set_private({top: False}) == [top]
+    assert top in cited()  # public again: may be cited again

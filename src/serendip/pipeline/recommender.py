@@ -15,6 +15,7 @@ its text dump, `ranker.txt`, next to the arrays.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -599,6 +600,36 @@ class PipelineRecommender(Recommender):
             self.train_ = merged
             self.popularity_ = np.asarray(merged.sum(axis=0)).ravel().astype(np.float32)
         self._derive()
+
+    def set_private(self, flags: Mapping[str, bool]) -> list[str]:
+        """Live privacy changes (user ID -> private), without a refit: from the next request a
+        user who turned private is neither cited nor counted in explanations, and their activity
+        is no longer used as social evidence for anyone (in-network, explore); a user who turned
+        public may be again. Unknown users are ignored (they have no fitted activity). Returns
+        the users whose flag changed. Lists computed before the change are the caller's to drop
+        (`service.runtime` recomputes the followers' lists)."""
+        self._check_fitted()
+        changed = [
+            (u, bool(flag))
+            for uid, flag in flags.items()
+            if (u := self.users_.get(str(uid))) >= 0 and bool(self.private_[u]) != bool(flag)
+        ]
+        if not changed:
+            return []
+        idx = np.array([u for u, _ in changed], dtype=np.int64)
+        val = np.array([f for _, f in changed], dtype=bool)
+        # copies, not in-place writes: the arrays may be read-only (memory-mapped artifacts)
+        # and are shared by every reader of the previous state
+        self.private_ = self.private_.copy()
+        self.private_[idx] = val
+        self.explainer_.private = self.private_
+        for source in self.stage_.sources.values():
+            social = getattr(source, "social_", None)
+            if social is not None:
+                private = social.private.copy()
+                private[idx[idx < len(private)]] = val[idx < len(private)]
+                source.social_ = dataclasses.replace(social, private=private)  # type: ignore[attr-defined]
+        return [self.users_.id(int(u)) for u in idx]
 
     def remove_items(self, items: Iterable[str]) -> None:
         """Never show these items again (deleted from the catalog); unknown IDs are ignored."""
