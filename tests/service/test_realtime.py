@@ -154,3 +154,30 @@ def test_restart_keeps_deletions_and_seen_items(
         after = _items(client, f"/v1/users/{user}/recommendations", k=100)
         assert first not in after and second not in after
         assert second not in _items(client, "/v1/trending", k=100)
+
+
+def test_restart_replays_new_items_follows_and_unfollows(
+    tmp_path: Path, model_dirs: dict[str, Path], toy_platform: Any
+) -> None:
+    from serendip.service.app import create_app
+    from serendip.service.settings import Settings
+
+    settings = Settings(db_url=f"sqlite:///{tmp_path / 'db.sqlite'}", bootstrap=False)
+    with Store.open(settings.db_url) as store:
+        v = store.models.register("item-knn", str(model_dirs["item-knn"])).version
+        store.models.activate(v)
+    user, a, b = (str(u) for u in toy_platform.users.ids[:3])
+    item = {"item": "fresh-9", "title": "new", "category": "cat1", "author": a}
+    with TestClient(create_app(settings)) as client:
+        wait_ready(client)
+        assert client.post("/v1/items", json={"items": [item]}).status_code == 200
+        assert client.put(f"/v1/users/{user}/follows/{a}").status_code == 200
+        assert client.put(f"/v1/users/{user}/follows/{b}").status_code == 200
+        assert client.delete(f"/v1/users/{user}/follows/{b}").status_code == 200
+    with TestClient(create_app(settings)) as client:  # a new process would start like this
+        wait_ready(client)
+        state = client.app.state.runtime.state  # type: ignore[attr-defined]
+        info = state.items()["fresh-9"]
+        assert (info.category, info.author) == ("cat1", a)
+        follows, unfollows = state.followees(user)
+        assert a in follows and b not in follows and b in unfollows

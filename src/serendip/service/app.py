@@ -285,21 +285,36 @@ _WARM_MAX_EVENTS = 1_000_000
 
 def warm_runtime(store: Any, runtime: Any, *, since: float) -> None:
     """Rebuild the runtime's live state after a restart from the store: every deleted item
-    (so none comes back), and the events since the model's training window (so seen items stay
-    excluded and trending stays current) -- what the previous process knew in memory."""
+    (so none comes back), the catalog upserts and follow-graph changes since `since` (new items
+    keep their category/author; follows and unfollows made after the fit stay in force), and
+    the events since then (so seen items stay excluded and trending stays current) -- what the
+    previous process knew in memory."""
     from serendip.store import EventIn
 
     deleted = store.catalog.deleted_since(0.0)
     if deleted:
         runtime.on_items_deleted(deleted)
+    items = store.catalog.updated_since(since)
+    if items:
+        runtime.on_items(items)
+    changes = store.social.changes_since(since)
+    for kind, follower, followee, _ in changes:
+        (runtime.on_follow if kind == "follow" else runtime.on_unfollow)(follower, followee)
     events = store.events.since(since, limit=_WARM_MAX_EVENTS)
     for start in range(0, len(events), 10_000):
         chunk = events[start : start + 10_000]
         runtime.on_events(
             [EventIn(e.event_id, e.user, e.item, e.event, e.timestamp, e.value) for e in chunk]
         )
-    if deleted or events:
-        log.info("live state warmed: %d deleted items, %d recent events", len(deleted), len(events))
+    if deleted or items or changes or events:
+        log.info(
+            "live state warmed: %d deleted items, %d item upserts, %d follow changes, "
+            "%d recent events",
+            len(deleted),
+            len(items),
+            len(changes),
+            len(events),
+        )
 
 
 def _open(app: FastAPI, settings: Settings, holder: _Holder) -> None:

@@ -18,7 +18,11 @@ next recommendations at once, without a retrain:
   cold-start path, no shared state mutated);
 - other zoo models get the live history as `context`; the `pipeline` model gets it inside its
   `UserContext` (recent-history sources use it);
-- deleted items are filtered from every response; new items reach users through `trending`.
+- deleted items are filtered from every response; new items reach users through `trending`
+  and, before any retrain, through the live catalog step of `recommend` (every model kind):
+  an item upserted after the fit that the model does not know reaches a user who follows its
+  author ("New from <author>, whom you follow") or whose most read category (or declared
+  interest) is its category, in at most `fresh_slots` of the k slots, newest first.
 
 Serving fast path (the `pipeline` model): every known user's ranked candidates -- and the final
 list and explanations of an unfiltered request -- are precomputed in batch with the model
@@ -44,14 +48,16 @@ shared machine triples their CPU cost (measured: `benchmarks/results/serve_cache
 from __future__ import annotations
 
 import atexit
+import bisect
 import dataclasses
 import heapq
+import itertools
 import json
 import logging
 import math
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,6 +190,7 @@ class SnapshotCache:
         self._mask: tuple[int, np.ndarray] | None = None
         self._columns: tuple[_Column, _Column] | None = None
         self._updates: _Updates | None = None
+        self._fresh: _FreshIndex | None = None
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -228,6 +235,13 @@ class SnapshotCache:
     def set_updates(self, upd: _Updates) -> None:
         self._updates = upd
 
+    def fresh(self) -> _FreshIndex | None:
+        """The latest live catalog index (of any catalog version: the caller checks)."""
+        return self._fresh
+
+    def set_fresh(self, index: _FreshIndex) -> None:
+        self._fresh = index
+
     def deleted_mask(self, version: int) -> np.ndarray | None:
         mask = self._mask
         return mask[1] if mask is not None and mask[0] == version else None
@@ -259,6 +273,87 @@ class _ItemInfo:
     created_at: float
 
 
+#: How many of a user's most recent history items define their "most read" category for the
+#: live catalog step (a taste that moved on should not keep pulling the old category).
+_RECENT_HISTORY = 50
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _FreshIndex:
+    """The live items a snapshot's model does not know (upserted after its fit, not deleted),
+    indexed by author and by category, newest first (unknown creation time last), stamped with
+    the catalog version it was read at. Requests share it read-only. It is updated once per
+    catalog change and incrementally: only the items changed since the previous index (the
+    live state's change log) are looked up in the model's vocabulary and moved between groups,
+    so the cost follows the change, not the size of the live catalog (a bulk import before the
+    fit leaves many known items in the live state)."""
+
+    version: int
+    #: the change log's epoch and the position this index has read up to
+    epoch: int
+    log_pos: int
+    info: dict[str, _ItemInfo]
+    by_author: dict[str, tuple[str, ...]]
+    by_category: dict[str, tuple[str, ...]]
+
+    @classmethod
+    def build(
+        cls, version: int, model: Recommender, state: OnlineState, previous: _FreshIndex | None
+    ) -> _FreshIndex:
+        """The index at `version` (read before calling): `previous` plus the changes logged
+        since it (from scratch without one, or after the log was compacted)."""
+        if previous is None:
+            epoch, pos, changed, reset = state.catalog_changes(-1, 0)
+        else:
+            epoch, pos, changed, reset = state.catalog_changes(previous.epoch, previous.log_pos)
+        if reset or previous is None:
+            info: dict[str, _ItemInfo] = {}
+            by_author: dict[str, tuple[str, ...]] = {}
+            by_category: dict[str, tuple[str, ...]] = {}
+        else:  # copy on write: requests in flight keep reading `previous`
+            info = dict(previous.info)
+            by_author, by_category = dict(previous.by_author), dict(previous.by_category)
+        ids = list(dict.fromkeys(changed))
+        if ids:
+            unknown = model.items_.indices(ids) < 0
+            ids = [i for i, new in zip(ids, unknown.tolist(), strict=True) if new]
+        current = state.item_infos(ids)  # deleted items are gone from the live catalog
+        # per group: the changed items that leave it and those that (re-)enter it
+        moves: dict[tuple[int, str], tuple[set[str], list[str]]] = {}
+        for i in ids:
+            old, new = info.pop(i, None), current.get(i)
+            for entry, leaving in ((old, True), (new, False)):
+                if entry is None:
+                    continue
+                for which, key in ((0, entry.author), (1, entry.category)):
+                    if key:
+                        out, into = moves.setdefault((which, key), (set(), []))
+                        if leaving:
+                            out.add(i)
+                        else:
+                            into.append(i)
+            if new is not None:
+                info[i] = new
+
+        def newest(x: str) -> tuple[bool, float, str]:
+            return _newest_key(x, info[x])
+
+        for (which, key), (out, into) in moves.items():
+            groups = by_category if which else by_author
+            members = [x for x in groups.get(key, ()) if x not in out]
+            if len(into) > 16:  # many arrivals (a first build, a bulk upsert): one sort
+                members.extend(into)
+                members.sort(key=newest)
+            else:  # a few arrivals into a sorted group: binary insertion
+                for x in into:
+                    bisect.insort(members, x, key=newest)
+            if members:
+                groups[key] = tuple(members)
+            else:
+                groups.pop(key, None)
+        return cls(version, epoch, pos, info, by_author, by_category)
+
+
 class OnlineState:
     """Thread-safe live state. Every method takes one short lock; readers get copies.
 
@@ -277,6 +372,11 @@ class OnlineState:
         self._lock = threading.Lock()
         self._history: dict[str, deque[tuple[str, float, str]]] = {}
         self._items: dict[str, _ItemInfo] = {}
+        # every item ID upserted or deleted, in order: the runtime's live catalog index reads
+        # only the part after its last look, so its update costs the change alone. Compacted
+        # (to the live items, under a new epoch) when it outgrows them.
+        self._catalog_log: list[str] = []
+        self._log_epoch = 0
         self._deleted: set[str] = set()
         self._follows: dict[str, set[str]] = {}
         self._unfollows: dict[str, set[str]] = {}
@@ -329,6 +429,7 @@ class OnlineState:
             for it in items:
                 iid = str(_get(it, "item"))
                 created = _get(it, "created_at")
+                self._catalog_log.append(iid)
                 self._items[iid] = _ItemInfo(
                     str(_get(it, "category", "") or ""),
                     str(_get(it, "author", "") or ""),
@@ -336,6 +437,7 @@ class OnlineState:
                 )
                 self._deleted.discard(iid)
             self._catalog_version += 1
+            self._compact_log()
 
     def delete_items(self, ids: Iterable[str]) -> None:
         with self._lock:
@@ -343,7 +445,17 @@ class OnlineState:
                 self._deleted.add(str(iid))
                 self._items.pop(str(iid), None)
                 self._counts.pop(str(iid), None)
+                self._catalog_log.append(str(iid))
             self._catalog_version += 1
+            self._compact_log()
+
+    def _compact_log(self) -> None:
+        """Keep the change log within twice the live catalog (plus slack): replaced by the
+        live items under a new epoch, which makes each index rebuild once from scratch, so
+        the rebuild is paid for by the changes that grew the log. Under the lock."""
+        if len(self._catalog_log) > 2 * len(self._items) + 10_000:
+            self._catalog_log = list(self._items)
+            self._log_epoch += 1
 
     def follow(self, a: str, b: str) -> None:
         with self._lock:
@@ -381,6 +493,19 @@ class OnlineState:
     def items(self) -> dict[str, _ItemInfo]:
         with self._lock:
             return dict(self._items)
+
+    def catalog_changes(self, epoch: int, start: int) -> tuple[int, int, list[str], bool]:
+        """(epoch, log length, item IDs changed from position `start` on, reset). reset: the
+        log was compacted since `epoch`, and the IDs are every live item plus later changes."""
+        with self._lock:
+            if epoch != self._log_epoch:
+                return self._log_epoch, len(self._catalog_log), list(self._catalog_log), True
+            return epoch, len(self._catalog_log), self._catalog_log[start:], False
+
+    def item_infos(self, ids: Iterable[str]) -> dict[str, _ItemInfo]:
+        """Live catalog values of those of `ids` upserted and not deleted since."""
+        with self._lock:
+            return {i: self._items[i] for i in ids if i in self._items}
 
     def followees(self, user: str) -> tuple[set[str], set[str]]:
         """(followed live, unfollowed live) of `user`."""
@@ -423,9 +548,14 @@ class ModelRuntime:
         precompute: bool = True,
         build_in_background: bool = True,
         freeze_gc: bool = True,
+        fresh_slots: int = 2,
     ) -> None:
         if cache_size < 0:
             raise ConfigError(f"cache_size must be at least 0, got {cache_size}")
+        if fresh_slots < 0:
+            raise ConfigError(f"fresh_slots must be at least 0, got {fresh_slots}")
+        #: most slots of a k-list that live items unknown to the model may take (`_with_fresh`)
+        self.fresh_slots = fresh_slots
         #: use precomputed ranked candidates (a pipeline's `serving-lists/`, see `precompute`)
         self.precompute = precompute
         #: ... and build them in a background thread after a load that found none
@@ -482,9 +612,10 @@ class ModelRuntime:
             cache = SnapshotCache(self.cache_size)
             lists = self._lists_for(model, directory)
             old = self._snapshot
-            self._snapshot = Snapshot(
-                model, str(version), directory, time.time(), metadata, cache, lists
-            )
+            snap = Snapshot(model, str(version), directory, time.time(), metadata, cache, lists)
+            if self.fresh_slots:  # the first live catalog index (O(live catalog)) off requests
+                self._fresh_index(snap)
+            self._snapshot = snap
             if old is not None and old.lists is not None:
                 old.lists.stop()  # a background build for the old version is wasted work now
             if self.freeze_gc:
@@ -676,7 +807,31 @@ class ModelRuntime:
             exclude.append(str(context_item))
         allowed = self._allowed_mask(snap, categories=categories, authors=authors, exclude=exclude)
         if _is_pipeline(model):
-            return self._recommend_pipeline(snap, user, k, context_item, allowed, explain)
+            out = self._recommend_pipeline(snap, user, k, context_item, allowed, explain)
+        else:
+            out = self._recommend_model(snap, user, k, context_item, allowed, explain)
+        return self._with_fresh(
+            snap,
+            user,
+            k,
+            out,
+            explain=explain,
+            categories=categories,
+            authors=authors,
+            exclude=exclude,
+        )
+
+    def _recommend_model(
+        self,
+        snap: Snapshot,
+        user: str,
+        k: int,
+        context_item: str | None,
+        allowed: np.ndarray,
+        explain: bool,
+    ) -> list[RecItem]:
+        """A zoo model's top-k: live history as context, or a per-user fold-in."""
+        model = snap.model
         events = self._events(user, context_item)
         live = [item for item, _, _ in events]
         known = model.users_.get(user) >= 0
@@ -713,6 +868,117 @@ class ModelRuntime:
             last = max((t for _, t, _ in events), default=math.nan)
             events.append((str(context_item), last, "view"))
         return events
+
+    # -------------------------------------------------------------- live catalog
+    def _fresh_index(self, snap: Snapshot) -> _FreshIndex:
+        """The live items `snap`'s model does not know, indexed; rebuilt per catalog change."""
+        version = self.state.catalog_version  # before reading the data it stamps
+        cache = snap.cache
+        index = cache.fresh() if cache is not None else None
+        if index is None or index.version != version:
+            index = _FreshIndex.build(version, snap.model, self.state, index)
+            if cache is not None:
+                cache.set_fresh(index)
+        return index
+
+    def _with_fresh(
+        self,
+        snap: Snapshot,
+        user: str,
+        k: int,
+        out: list[RecItem],
+        *,
+        explain: bool,
+        categories: Iterable[str] | None,
+        authors: Iterable[str] | None,
+        exclude: Sequence[str],
+    ) -> list[RecItem]:
+        """The live catalog step, a request-time merge after any model path (precomputed lists
+        included): live items the model does not know, by an author the user follows or in the
+        user's most read category (or a declared interest), take at most `fresh_slots` of the
+        last slots of the list, newest first (author route first), scored just below the last
+        item kept. The list keeps length k. Costs a dict lookup when there are no such items."""
+        if self.fresh_slots == 0:
+            return out
+        index = self._fresh_index(snap)
+        if not index.info:
+            return out
+        limit = min(self.fresh_slots, k)
+        picks = self._fresh_picks(snap, index, user, limit, out, categories, authors, exclude)
+        if not picks:
+            return out
+        keep = out[: k - len(picks)]
+        last = keep[-1].score if keep else 1.0
+        last = last if math.isfinite(last) else 0.0
+        step = 1e-6 * max(1.0, abs(last))  # below the kept items, in pick order
+        model = snap.model
+        for n, (item, route, evidence_id, weight) in enumerate(picks, start=1):
+            score = last - n * step
+            expl = None
+            if explain:
+                expl = _fresh_explanation(model, user, item, score, route, evidence_id, weight)
+            keep.append(RecItem(item, score, expl))
+        return keep
+
+    def _fresh_picks(
+        self,
+        snap: Snapshot,
+        index: _FreshIndex,
+        user: str,
+        limit: int,
+        out: Sequence[RecItem],
+        categories: Iterable[str] | None,
+        authors: Iterable[str] | None,
+        exclude: Sequence[str],
+    ) -> list[tuple[str, str, str, float]]:
+        """Up to `limit` (item, route, evidence ID, weight) picks; route: "author",
+        "category" or "interest"."""
+        model = snap.model
+        events = self.state.history(user)
+        blocked = set(exclude) | {e[0] for e in events} | {r.item for r in out}
+        wanted_cat = None if categories is None else {str(c) for c in categories}
+        wanted_auth = None if authors is None else {str(a) for a in authors}
+        now = time.time()
+
+        def eligible(item: str) -> bool:
+            info = index.info[item]
+            return (
+                item not in blocked
+                and not info.created_at > now  # NaN (unknown) passes
+                and (wanted_cat is None or info.category in wanted_cat)
+                and (wanted_auth is None or info.author in wanted_auth)
+            )
+
+        def newest(routed: list[tuple[str, str, str, float]]) -> list[tuple[str, str, str, float]]:
+            return sorted(routed, key=lambda p: _newest_key(p[0], index.info[p[0]]))
+
+        by_author: list[tuple[str, str, str, float]] = []
+        if index.by_author:
+            for author in sorted(_followed(model, user, self.state) & index.by_author.keys()):
+                # each group is newest first: its first `limit` eligible items are the
+                # only ones that can be picked, so a large group costs no more
+                items = list(itertools.islice(filter(eligible, index.by_author[author]), limit))
+                by_author += [(i, "author", author, 1.0) for i in items]
+        by_content: list[tuple[str, str, str, float]] = []
+        if index.by_category:
+            routes: dict[str, tuple[str, float]] = {}
+            top = _top_category(snap, user, events, index)
+            if top is not None:
+                routes[top[0]] = ("category", top[1])
+            for interest in _interests(model, user):
+                routes.setdefault(interest, ("interest", 1.0))
+            for cat, (route, weight) in routes.items():
+                items = list(
+                    itertools.islice(filter(eligible, index.by_category.get(cat, ())), limit)
+                )
+                by_content += [(i, route, cat, weight) for i in items]
+        picks: list[tuple[str, str, str, float]] = []
+        seen: set[str] = set()
+        for pick in newest(by_author) + newest(by_content):
+            if pick[0] not in seen and len(picks) < limit:
+                seen.add(pick[0])
+                picks.append(pick)
+        return picks
 
     def _recommend_pipeline(
         self,
@@ -997,6 +1263,90 @@ def _live_explanation(
         return base.to_dict()
     text = f"Because you interacted with {evidence[0].id}"
     return Explanation(user, item, model.name, base.score, tuple(evidence), text).to_dict()
+
+
+def _newest_key(item: str, info: _ItemInfo) -> tuple[bool, float, str]:
+    """Sort key: newest first, unknown creation time last, then by ID."""
+    unknown = math.isnan(info.created_at)
+    return unknown, 0.0 if unknown else -info.created_at, item
+
+
+def _followed(model: Recommender, user: str, state: OnlineState) -> set[str]:
+    """Whom `user` follows now: the model's fitted follow graph (`follow_`, users x users
+    CSR, where the model keeps one -- the pipeline does) plus live follows minus live
+    unfollows, as external IDs."""
+    live, dropped = state.followees(user)
+    fitted: set[str] = set()
+    follow = getattr(model, "follow_", None)
+    u = model.users_.get(user)
+    if follow is not None and u >= 0 and hasattr(follow, "indptr"):
+        row = follow.indices[follow.indptr[u] : follow.indptr[u + 1]]
+        fitted = {str(x) for x in model.users_.lookup(row)}
+    return (fitted | live) - dropped
+
+
+def _interests(model: Recommender, user: str) -> tuple[str, ...]:
+    """The user's declared interests where the model keeps them (the pipeline does)."""
+    interests = getattr(model, "interests_", None)
+    u = model.users_.get(user)
+    if interests is None or u < 0:
+        return ()
+    return tuple(str(x) for x in (interests[u] or ()))
+
+
+def _top_category(
+    snap: Snapshot, user: str, events: Sequence[tuple[str, float, str]], index: _FreshIndex
+) -> tuple[str, float] | None:
+    """The most frequent category among the user's recent history items (the fitted history
+    -- the pipeline's most recent `_RECENT_HISTORY`, a zoo model's training row -- plus the
+    most recent live events) and its share of them; None without a categorised history."""
+    model: Any = snap.model  # the pipeline's history arrays are duck-typed
+    u = model.users_.get(user)
+    hist: np.ndarray = np.zeros(0, np.int64)
+    if u >= 0:
+        indptr = getattr(model, "hist_indptr_", None)
+        if indptr is not None:  # the pipeline: most recent first
+            hist = model.hist_items_[indptr[u] : indptr[u + 1]][:_RECENT_HISTORY]
+        else:
+            train = model.train_
+            hist = train.indices[train.indptr[u] : train.indptr[u + 1]]
+    # a few dozen strings: a Counter beats numpy/pandas round trips at this size
+    counts = Counter(str(c) for c in model.item_category_[np.asarray(hist, np.int64)].tolist())
+    for item, _, _ in events[-_RECENT_HISTORY:]:
+        j = model.items_.get(item)
+        info = index.info.get(item)
+        counts[str(model.item_category_[j]) if j >= 0 else (info.category if info else "")] += 1
+    counts.pop("", None)  # missing categories are "" (see `Dataset`)
+    if not counts:
+        return None
+    best = min(counts, key=lambda c: (-counts[c], c))  # ties: the first by name
+    return best, counts[best] / sum(counts.values())
+
+
+def _fresh_explanation(
+    model: Recommender, user: str, item: str, score: float, route: str, key: str, weight: float
+) -> dict[str, Any]:
+    """Why a live item the model does not know is shown, structured like the pipeline's
+    explanations (a source head, then the evidence)."""
+    if route == "author":
+        explainer = getattr(model, "explainer_", None)
+        private = explainer is not None and bool(explainer.is_private(key))
+        head = Evidence("source", "fresh-followed", 1.0, "new item")
+        if private:  # the pipeline never names a private author either
+            evidence: tuple[Evidence, ...] = (head,)
+            text = "New from someone you follow"
+        else:
+            evidence = (head, Evidence("author", key, 1.0))
+            text = f"New from {key}, whom you follow"
+    elif route == "category":
+        head = Evidence("source", "content", weight, "new item")
+        evidence = (head, Evidence("category", key, weight, "share of your recent history"))
+        text = f"New in {key}, which you often read"
+    else:
+        head = Evidence("source", "content", weight, "new item")
+        evidence = (head, Evidence("interest", key, weight))
+        text = f"New in {key}, one of your interests"
+    return Explanation(user, item, model.name, score, evidence, text).to_dict()
 
 
 def _no_explanation(item: str) -> dict[str, Any]:
