@@ -174,6 +174,8 @@ def test_restart_replays_new_items_follows_and_unfollows(
         assert client.put(f"/v1/users/{user}/follows/{a}").status_code == 200
         assert client.put(f"/v1/users/{user}/follows/{b}").status_code == 200
         assert client.delete(f"/v1/users/{user}/follows/{b}").status_code == 200
+        r = client.put(f"/v1/users/{b}/privacy", json={"private": True})
+        assert r.status_code == 200, r.text
     with TestClient(create_app(settings)) as client:  # a new process would start like this
         wait_ready(client)
         state = client.app.state.runtime.state  # type: ignore[attr-defined]
@@ -181,3 +183,4 @@ def test_restart_replays_new_items_follows_and_unfollows(
         assert (info.category, info.author) == ("cat1", a)
         follows, unfollows = state.followees(user)
         assert a in follows and b not in follows and b in unfollows
+        assert state.private_flags() == {b: True}

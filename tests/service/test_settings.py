@@ -27,7 +27,9 @@ def test_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.port == 9001 and s.db_url.startswith("postgresql")
     assert s.api_keys[0].key.get_secret_value() == "k1" and s.api_keys[0].scopes == {"read"}
     assert s.limits.max_k == 50
-    assert "k1" not in repr(s)  # secrets stay out of logs
+    assert "k1" not in repr(s)
+    monkeypatch.setenv("SERENDIP_FRESH_SLOTS", "0")
+    assert Settings().fresh_slots == 0  # secrets stay out of logs
 
 
 def test_bad_settings_fail_with_the_field() -> None:
@@ -35,6 +37,8 @@ def test_bad_settings_fail_with_the_field() -> None:
         Settings(api_keys=[{"key": "k", "scopes": ["root"]}])
     with pytest.raises(ValidationError, match="port"):
         Settings(port=70_000)
+    with pytest.raises(ValidationError, match="fresh_slots"):
+        Settings(fresh_slots=-1)
 
 
 def test_unauthenticated_server_binds_only_to_localhost() -> None:

@@ -297,6 +297,9 @@ def warm_runtime(store: Any, runtime: Any, *, since: float) -> None:
     items = store.catalog.updated_since(since)
     if items:
         runtime.on_items(items)
+    profiles = store.users.updated_since(since)
+    if profiles and hasattr(runtime, "on_users"):
+        runtime.on_users(profiles)  # privacy set since the fit holds after a restart
     changes = store.social.changes_since(since)
     for kind, follower, followee, _ in changes:
         (runtime.on_follow if kind == "follow" else runtime.on_unfollow)(follower, followee)
@@ -306,12 +309,13 @@ def warm_runtime(store: Any, runtime: Any, *, since: float) -> None:
         runtime.on_events(
             [EventIn(e.event_id, e.user, e.item, e.event, e.timestamp, e.value) for e in chunk]
         )
-    if deleted or items or changes or events:
+    if deleted or items or profiles or changes or events:
         log.info(
-            "live state warmed: %d deleted items, %d item upserts, %d follow changes, "
-            "%d recent events",
+            "live state warmed: %d deleted items, %d item upserts, %d profiles, "
+            "%d follow changes, %d recent events",
             len(deleted),
             len(items),
+            len(profiles),
             len(changes),
             len(events),
         )
@@ -326,7 +330,9 @@ def _open(app: FastAPI, settings: Settings, holder: _Holder) -> None:
     if holder.runtime is None:
         from serendip.service.runtime import ModelRuntime
 
-        holder.runtime = ModelRuntime(holder.store, precompute=settings.precompute_lists)
+        holder.runtime = ModelRuntime(
+            holder.store, precompute=settings.precompute_lists, fresh_slots=settings.fresh_slots
+        )
     app.state.store = holder.store
     app.state.runtime = holder.runtime
     store, runtime, metrics = holder.store, holder.runtime, app.state.metrics

@@ -65,6 +65,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from serendip.errors import ConfigError, SerendipError
 from serendip.models.base import Evidence, Explanation, RecLists, Recommender
@@ -387,6 +388,8 @@ class OnlineState:
         # freshness stamps for the runtime's caches: per user, bumped by that user's events,
         # follows and unfollows; catalog, bumped by deletions and upserts (a re-added item)
         self._user_version: dict[str, int] = {}
+        # privacy flags set since the fit (user -> private): applied to every model loaded later
+        self._private: dict[str, bool] = {}
         self._catalog_version = 0
         self._ref = math.nan
         self._clock = -math.inf  # the newest event time
@@ -456,6 +459,22 @@ class OnlineState:
         if len(self._catalog_log) > 2 * len(self._items) + 10_000:
             self._catalog_log = list(self._items)
             self._log_epoch += 1
+
+    def set_private(self, flags: Mapping[str, bool]) -> None:
+        with self._lock:
+            self._private.update({str(u): bool(f) for u, f in flags.items()})
+
+    def private_flags(self) -> dict[str, bool]:
+        """Every privacy flag set since the start (user -> private)."""
+        with self._lock:
+            return dict(self._private)
+
+    def touch(self, users: Iterable[str]) -> None:
+        """Make these users' cached and precomputed lists stale: their next request is
+        computed anew (as after a live event of theirs)."""
+        with self._lock:
+            for u in users:
+                self._user_version[str(u)] = self._user_version.get(str(u), 0) + 1
 
     def follow(self, a: str, b: str) -> None:
         with self._lock:
@@ -570,6 +589,8 @@ class ModelRuntime:
         self._loader = loader or Recommender.load
         self._snapshot: Snapshot | None = None
         self._load_lock = threading.Lock()
+        #: users made private since the start: cached explanations citing them are made anew
+        self._hidden: frozenset[str] = frozenset()
 
     # -------------------------------------------------------------- versions
     @property
@@ -609,6 +630,8 @@ class ModelRuntime:
                     f"model version '{version}' at {directory} was not activated: {reason}"
                 ) from exc
             metadata["live_clock_at_load"] = self.state.counts()[1]
+            # privacy set since the fit holds for the new version too (before any request)
+            self._apply_privacy(model, self.state.private_flags())
             cache = SnapshotCache(self.cache_size)
             lists = self._lists_for(model, directory)
             old = self._snapshot
@@ -706,6 +729,29 @@ class ModelRuntime:
     def on_items_deleted(self, ids: Iterable[str]) -> None:
         """Items removed from the catalog: filtered from every response from now on."""
         self.state.delete_items(ids)
+
+    def on_users(self, users: Sequence[Any]) -> None:
+        """Profile changes (UserIn-like: user, private). Privacy applies at once, without a
+        retrain: a user who turns private is no longer cited nor used as social evidence for
+        anyone (models that support it: `set_private`), and every follower's list, which may
+        cite them, is computed anew on its next request."""
+        flags = {str(_get(u, "user")): bool(_get(u, "private", False)) for u in users}
+        self.state.set_private(flags)
+        self._hidden = frozenset(u for u, p in self.state.private_flags().items() if p)
+        snap = self._snapshot
+        if snap is not None:
+            self._apply_privacy(snap.model, flags)
+
+    def _apply_privacy(self, model: Recommender, flags: Mapping[str, bool]) -> None:
+        setter = getattr(model, "set_private", None)
+        if setter is None or not flags:
+            return
+        changed = setter(flags)
+        follow = getattr(model, "follow_", None)
+        if changed and follow is not None:
+            idx = model.users_.indices(np.asarray(changed, dtype=object))
+            followers = sp.csc_matrix(follow)[:, idx[idx >= 0]].nonzero()[0]
+            self.state.touch(model.users_.id(int(u)) for u in np.unique(followers))
 
     def on_follow(self, a: str, b: str) -> None:
         self.state.follow(a, b)
@@ -1047,6 +1093,8 @@ class ModelRuntime:
             items, shown = final
         ids = model.items_.lookup(items)
         sources = tuple(model.stage_.sources)
+        # explanations made before a user turned private may cite them: made anew
+        hidden = self._hidden
         out = []
         for i, iid, sc in zip(items.tolist(), ids, shown.tolist(), strict=True):
             expl = None
@@ -1054,9 +1102,13 @@ class ModelRuntime:
                 ready = entry.final_explained.get(i)
                 if ready is not None and not anonymous:
                     # computed with the lists for this user and this displayed score
-                    out.append(RecItem(str(iid), sc, {**json.loads(ready), "score": sc}))
-                    continue
+                    done = json.loads(ready)
+                    if not hidden or not _cites(done.get("evidence", ()), hidden):
+                        out.append(RecItem(str(iid), sc, {**done, "score": sc}))
+                        continue
                 base = entry.explained.get(i)
+                if base is not None and hidden and _cites(base.to_dict()["evidence"], hidden):
+                    base = None
                 if base is None:
                     j = entry.position(i)
                     if j >= 0:
@@ -1382,6 +1434,14 @@ def _final_of(
     if not (allowed[entry.items[:pool]].all() and allowed[items].all()):
         return None
     return items[:k], shown[:k]
+
+
+def _cites(evidence: Iterable[Mapping[str, Any]], users: frozenset[str]) -> bool:
+    """Does this evidence (explanation dicts' entries) cite any of `users`?"""
+    return any(
+        ev.get("kind") in ("followee", "user", "author") and str(ev.get("id")) in users
+        for ev in evidence
+    )
 
 
 def _enough(items: np.ndarray, allowed: np.ndarray, pool: int) -> bool:

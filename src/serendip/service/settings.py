@@ -136,6 +136,15 @@ class Settings(BaseSettings):
             "than one only pays off for large platforms)."
         ),
     )
+    fresh_slots: int = Field(
+        default=2,
+        ge=0,
+        le=50,
+        description=(
+            "Most slots of a recommendation list that items added since the model's fit may "
+            "take (new from an author the user follows, new in the user's main category)."
+        ),
+    )
     threads: int = Field(
         default=4,
         ge=1,

@@ -590,6 +590,16 @@ class UserRepository(_Repository):
         self._upsert(USERS, "user_id", rows, ["interests", "private", "updated_at"], now)
         return len(users)
 
+    def updated_since(self, timestamp: float) -> list[User]:
+        """Profiles inserted or updated at or after `timestamp`, oldest update first."""
+        q = (
+            select(USERS)
+            .where(USERS.c.updated_at >= timestamp)
+            .order_by(USERS.c.updated_at, USERS.c.user_id)
+        )
+        with self._db.read() as conn:
+            return [_user(r) for r in conn.execute(q)]
+
     def get(self, user_id: str) -> User | None:
         with self._db.read() as conn:
             row = conn.execute(select(USERS).where(USERS.c.user_id == user_id)).first()
