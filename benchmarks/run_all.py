@@ -59,6 +59,8 @@ BENCHES: list[tuple[str, list[str], list[str]]] = [
         ["bench_serve.py", "--train-window-days", "14", "--model-params", SERVE_PLATFORM_PARAMS],
         ["serve.md"],
     ),
+    # the serving benchmark on a store with live state since the fit (by hand: see the file)
+    ("serve-live", [], ["serve-live.md"]),
     (
         "serve-small",
         ["bench_serve.py", "--preset", "small", "--duration", "20", "--rates", "50,100,200"],
