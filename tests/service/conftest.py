@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from serendip.errors import SerendipError
+from serendip.errors import ConfigError, SerendipError
 from serendip.service.app import create_app
 from serendip.service.settings import Settings
 from serendip.store import Store
@@ -238,3 +238,18 @@ def real_runtime(model_dirs: dict[str, Path]) -> Any:
 def served_runtime(real_runtime: Any) -> Any:
     """The runtime the fuzz run talks to: the real one."""
     return real_runtime
+
+
+@pytest.fixture(scope="session")
+def pipe(tmp_path_factory: pytest.TempPathFactory, toy_platform: Any) -> Path:
+    """The `pipeline` model with its quick parameters, fitted on the toy platform and saved,
+    once per run. Loading it may save precomputed lists into it: copy it before changing it."""
+    from serendip.models import get_model_class
+
+    try:
+        cls = get_model_class("pipeline")
+    except ConfigError:
+        pytest.skip("pipeline model not registered")
+    path = tmp_path_factory.mktemp("pipe") / "pipe"
+    cls(dict(cls.quick_params)).fit(toy_platform).save(path)
+    return path

@@ -218,19 +218,6 @@ def _ds() -> Dataset:
     return make_toy_platform()
 
 
-@pytest.fixture(scope="module")
-def pipe(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from serendip.models import get_model_class
-
-    try:
-        cls = get_model_class("pipeline")
-    except ConfigError:
-        pytest.skip("pipeline model not registered")
-    path = tmp_path_factory.mktemp("pipe") / "pipe"
-    cls(dict(cls.quick_params)).fit(_ds()).save(path)
-    return path
-
-
 def _wait_lists(rt: ModelRuntime, timeout: float = 60.0) -> None:
     snap = rt.snapshot
     assert snap is not None and snap.lists is not None

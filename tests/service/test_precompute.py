@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 from serendip.data.dataset import Dataset
-from serendip.errors import ConfigError
 from serendip.service.precompute import LISTS_DIR, RankedLists, build_ranked_lists, fingerprint
 from serendip.service.runtime import ModelRuntime
 from serendip.store import EventIn
@@ -27,19 +26,6 @@ USERS = ["u001", "u007", "u013", "u029", "u042", "newcomer"]
 @cache
 def _ds() -> Dataset:
     return make_toy_platform()
-
-
-@pytest.fixture(scope="module")
-def pipe(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from serendip.models import get_model_class
-
-    try:
-        cls = get_model_class("pipeline")
-    except ConfigError:
-        pytest.skip("pipeline model not registered")
-    path = tmp_path_factory.mktemp("pipe") / "pipe"
-    cls(dict(cls.quick_params)).fit(_ds()).save(path)
-    return path
 
 
 def _copy(pipe: Path, tmp_path: Path) -> Path:

@@ -7,10 +7,7 @@ import time
 from functools import cache
 from pathlib import Path
 
-import pytest
-
 from serendip.data.dataset import Dataset
-from serendip.errors import ConfigError
 from serendip.service.runtime import ModelRuntime
 from serendip.store import UserIn
 from tests.conftest import make_toy_platform
@@ -19,19 +16,6 @@ from tests.conftest import make_toy_platform
 @cache
 def _ds() -> Dataset:
     return make_toy_platform()
-
-
-@pytest.fixture(scope="module")
-def pipe(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from serendip.models import get_model_class
-
-    try:
-        cls = get_model_class("pipeline")
-    except ConfigError:
-        pytest.skip("pipeline model not registered")
-    path = tmp_path_factory.mktemp("pipe") / "pipe"
-    cls(dict(cls.quick_params)).fit(_ds()).save(path)
-    return path
 
 
 def _runtime(pipe: Path, **kwargs: object) -> ModelRuntime:

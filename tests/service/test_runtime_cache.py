@@ -29,19 +29,6 @@ def _ds() -> Dataset:
     return make_toy_platform()
 
 
-@pytest.fixture(scope="module")
-def pipe(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from serendip.models import get_model_class
-
-    try:
-        cls = get_model_class("pipeline")
-    except ConfigError:
-        pytest.skip("pipeline model not registered")
-    path = tmp_path_factory.mktemp("pipe") / "pipe"
-    cls(dict(cls.quick_params)).fit(_ds()).save(path)
-    return path
-
-
 def _pair(pipe: Path) -> tuple[ModelRuntime, ModelRuntime]:
     """A cached runtime (the per-user cache alone: no precomputed lists) and an uncached
     reference on the same artifact."""
