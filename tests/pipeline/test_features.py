@@ -138,3 +138,17 @@ def test_recency_features_count_only_what_happened_before_the_request_time() -> 
     assert before["d1"][col["item_days_since_last"]] == pytest.approx(0.5, abs=1e-4)
     assert before["e1"][col["user_days_since_last"]] == pytest.approx(1.5, abs=1e-4)
     assert features(NOW)["d1"][col["item_days_since_last"]] == pytest.approx(0.5, abs=1e-4)
+
+
+def test_item_recency_after_the_newest_event_equals_the_full_recomputation() -> None:
+    """Live request times (after the newest fitted event) take a shortcut; it must agree."""
+    from tests.conftest import make_toy_platform
+
+    ds = make_toy_platform()
+    builder = FeatureBuilder(["trending"]).fit(ds)
+    newest = float(builder.event_time_[-1])
+    items = np.arange(len(builder.log_pop_))
+    for later in (newest + 1.0, newest + 3.5 * 86_400.0):
+        fast = builder._item_recency_rows(later, items)
+        full = builder._item_recency(later)
+        np.testing.assert_allclose(fast, full, rtol=1e-9, atol=1e-9)

@@ -165,6 +165,19 @@ class FeatureBuilder:
         out = np.hstack([score.reshape(m, k), rank.reshape(m, k), pair]).astype(np.float32)
         return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
 
+    def _item_recency_rows(self, now: float, items: np.ndarray) -> np.ndarray:
+        """`_item_recency(now)[items]`, without recomputing the catalog for each request time
+        after the newest fitted event (a live user's `now`): every fitted event has then aged by
+        the same amount, so the trend ranks are those at the newest event (a common decay factor
+        keeps the order) and the day counts grow by the elapsed days."""
+        t = self.event_time_
+        if not (len(t) and np.isfinite(now) and now > float(t[-1])):
+            return self._item_recency(now)[items]
+        rows = self._item_recency(float(t[-1]))[items]  # a copy (fancy indexing)
+        days = rows[:, -2:]
+        days[days != DAYS_MISSING] += (now - float(t[-1])) / _DAY
+        return rows
+
     def _item_recency(self, now: float) -> np.ndarray:
         """float64 (n_items, 5): log trend rank at each half-life, days since the item's last and
         first interaction, all as of `now` (NaN: the newest fitted event). Cached per `now`: a
@@ -242,7 +255,7 @@ class FeatureBuilder:
         out[:, 6] = np.log1p(len(hist))
         followed = np.isin(author, np.asarray(ctx.followees, np.int64)) & (author >= 0)
         out[:, 8] = (followed | (out[:, 3] > 0)).astype(np.float64)
-        recency = self._item_recency(ctx.now)[it]
+        recency = self._item_recency_rows(ctx.now, it)
         at = _ITEM_RECENCY_AT
         out[:, at : at + recency.shape[1]] = np.where(valid[:, None], recency, 0.0)
         out[:, at + recency.shape[1] :] = self._user_recency(ctx)
