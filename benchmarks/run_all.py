@@ -61,6 +61,8 @@ BENCHES: list[tuple[str, list[str], list[str]]] = [
     ),
     # the serving benchmark on a store with live state since the fit (by hand: see the file)
     ("serve-live", [], ["serve-live.md"]),
+    # live users' in-process cost on the platform model (by hand: needs its artifact)
+    ("live-request", [], ["live_request.md"]),
     (
         "serve-small",
         ["bench_serve.py", "--preset", "small", "--duration", "20", "--rates", "50,100,200"],
