@@ -19,6 +19,7 @@ import platform
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -60,7 +61,7 @@ def main() -> None:
         rt.recommend(u, 10, explain=True)
         wall.append(1000 * (time.perf_counter() - w))
         cpu.append(1000 * (time.process_time() - c))
-    result = {
+    result: dict[str, Any] = {
         "command": "python benchmarks/bench_live_request.py --artifact " + str(args.artifact),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {sys.version.split()[0]}",
         "run_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
