@@ -60,7 +60,8 @@ from serendip.evaluation import (
 from serendip.models.base import RecLists, Recommender
 from serendip.models.registry import get_model_class
 from serendip.pipeline.config import PipelineConfig
-from serendip.pipeline.recommender import PipelineRecommender, single_thread_serving
+from serendip.pipeline.recommender import PipelineRecommender
+from serendip.threads import limit_threads
 
 ROOT = Path(__file__).resolve().parent
 SHARED = Path(os.environ.get("SERENDIP_SHARED_DATA", ROOT.parent.parent / "shared" / "data"))
@@ -512,7 +513,7 @@ def run_dataset(name: str, platform_dir: Path) -> dict[str, Any]:
 def _latency(model: PipelineRecommender, split: Split, n: int = 300) -> dict[str, float]:
     """One-user requests in a warmed-up, single-threaded process (as a server runs: BLAS and
     OpenMP pools limited to one thread once; caches built by a warm-up of other users)."""
-    single_thread_serving()
+    limit_threads()
     rng = np.random.default_rng(0)
     users = rng.choice(split.train.users.ids, size=n, replace=True)
     for u in rng.choice(split.train.users.ids, size=100, replace=True):

@@ -220,17 +220,13 @@ def test_two_collaborative_sources_random_labels_and_popularity_penalty(tmp_path
     np.testing.assert_array_equal(loaded.recommend(users, 10).items, recs.items)
 
 
-def test_loading_for_serving_limits_thread_pools_once(tmp_path: Path) -> None:
-    from threadpoolctl import threadpool_info
-
-    from serendip.pipeline import recommender as rec_module
+def test_loading_for_serving_limits_thread_pools(tmp_path: Path) -> None:
+    from threadpoolctl import threadpool_info, threadpool_limits
 
     _fitted().save(tmp_path / "p")
-    Recommender.load(tmp_path / "p")
-    assert len(rec_module._THREADS_LIMITED) == 1
-    Recommender.load(tmp_path / "p")  # a second load does not stack limiters
-    assert len(rec_module._THREADS_LIMITED) == 1
-    assert all(pool["num_threads"] == 1 for pool in threadpool_info())
+    with threadpool_limits(limits=2):  # as a fresh process with several threads per pool
+        Recommender.load(tmp_path / "p")
+        assert all(pool["num_threads"] == 1 for pool in threadpool_info())
 
 
 def test_refit_on_new_data_drops_the_lazy_caches_of_the_old_fit() -> None:

@@ -54,29 +54,12 @@ from serendip.pipeline.rerank import (
     diversity_vectors,
     rerank,
 )
+from serendip.threads import limit_threads
 
-__all__ = ["PipelineRecommender", "RankedCandidates", "ServedList", "single_thread_serving"]
+__all__ = ["PipelineRecommender", "RankedCandidates", "ServedList"]
 
 _SEP = "\x1f"  # joins a user's interests into one string in the artifact
 _RANKER_FILE = "ranker.txt"
-
-
-_THREADS_LIMITED: list[Any] = []  # the process-wide threadpoolctl limiter, once set
-
-
-def single_thread_serving() -> None:
-    """Limit BLAS / OpenMP thread pools of this process to one thread, once (idempotent).
-
-    A one-user request is a few small matrix products (~5 ms of CPU); letting BLAS and OpenMP
-    fan each of them out over every core only adds contention and tail latency, worst on a
-    small shared machine. Called when a pipeline is loaded for serving and by the latency
-    benchmark; not per request (threadpoolctl's introspection costs more than a request).
-    """
-    if _THREADS_LIMITED:
-        return
-    from threadpoolctl import threadpool_limits
-
-    _THREADS_LIMITED.append(threadpool_limits(limits=1))
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -740,7 +723,7 @@ class PipelineRecommender(Recommender):
         )
 
     def _load_extra(self, directory: Path) -> None:
-        single_thread_serving()  # a loaded pipeline serves requests one user at a time
+        limit_threads()  # a loaded pipeline serves requests one user at a time
         self.ranker_ = None
         if self._ranker_file:
             path = directory / str(self._ranker_file)

@@ -70,6 +70,7 @@ import scipy.sparse as sp
 from serendip.errors import ConfigError, SerendipError
 from serendip.models.base import Evidence, Explanation, RecLists, Recommender
 from serendip.service.precompute import ListsHolder, RankedLists, build_ranked_lists, fingerprint
+from serendip.threads import limit_threads
 
 __all__ = ["ModelRuntime", "OnlineState", "RecItem", "Snapshot", "SnapshotCache"]
 
@@ -1475,19 +1476,3 @@ def _freeze_heap() -> None:
     gc.unfreeze()
     gc.collect()
     gc.freeze()
-
-
-def limit_threads() -> None:
-    """Limit the BLAS / OpenMP pools loaded in this process to one thread.
-
-    One request is a handful of small matrix products; fanning each out over every core only
-    adds synchronisation and tail latency, worst on a small shared machine, and concurrent
-    requests already use the cores. Called after every model load (a model may load a library
-    with its own pool, e.g. LightGBM's OpenMP), never per request: threadpoolctl scans the
-    loaded libraries, which costs more than a request."""
-    try:
-        from threadpoolctl import threadpool_info, threadpool_limits
-    except ImportError:  # pragma: no cover - an optional speed-up
-        return
-    if any(int(lib.get("num_threads", 1)) > 1 for lib in threadpool_info()):
-        threadpool_limits(limits=1)
