@@ -48,9 +48,6 @@ import os
 import platform
 import random
 import shlex
-import signal
-import socket
-import subprocess
 import sys
 import time
 import uuid
@@ -61,70 +58,17 @@ from typing import Any
 import httpx
 import numpy as np
 
+from serendip.service.process import ServeProcess
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-SERENDIP = Path(sys.executable).with_name("serendip")
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 P99_TARGET_MS = 100.0
 
 
 # ----------------------------------------------------------------------------- server process
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    """`serendip serve` in a subprocess; its output goes to `<workdir>/server-<port>.log`."""
-
-    def __init__(self, db_url: str, workdir: Path, env: dict[str, str]) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = workdir / f"server-{self.port}.log"
-        self.started = time.perf_counter()
-        self._log = self.log_path.open("wb")
-        full_env = {**os.environ, "SERENDIP_LOG_LEVEL": "warning", **env}
-        full_env.pop("SERENDIP_API_KEYS", None)
-        self.proc = subprocess.Popen(
-            [
-                str(SERENDIP),
-                "serve",
-                "--db",
-                db_url,
-                "--artifacts",
-                str(workdir / "artifacts"),
-                "--port",
-                str(self.port),
-            ],
-            env=full_env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def wait(self, path: str, timeout: float) -> float:
-        """Seconds from spawn until `path` answers 200."""
-        deadline = time.perf_counter() + timeout
-        while time.perf_counter() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log_path.read_text()[-2000:]}")
-            try:
-                if httpx.get(self.url + path, timeout=2).status_code == 200:
-                    return time.perf_counter() - self.started
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"{path} not 200 after {timeout} s; see {self.log_path}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
+#: `serendip serve` in a subprocess (`serendip.service.process`)
+Server = ServeProcess
 
 
 # ----------------------------------------------------------------------------- latency

@@ -3,11 +3,6 @@ batch ingestion (every acknowledged event is there after a restart)."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -18,11 +13,10 @@ import pytest
 from typer.testing import CliRunner
 
 from serendip.cli.main import app as cli
+from serendip.service.process import ServeProcess
 from serendip.store import Store
 from serendip.store.scratch import drop_scratch_schema
 from tests.service.conftest import postgres_url
-
-SERENDIP = Path(sys.executable).with_name("serendip")
 
 
 def test_serve_refuses_public_host_without_keys(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -37,61 +31,13 @@ def test_serve_help() -> None:
     assert result.exit_code == 0 and "--artifacts" in result.output
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    """`serendip serve` in a subprocess on a free loopback port, without the first-start
-    bootstrap (ingestion needs no model)."""
+class Server(ServeProcess):
+    """`serendip serve` in a subprocess, without the first-start bootstrap (ingestion needs no
+    model), started and answering `/healthz`."""
 
     def __init__(self, db_url: str, tmp: Path) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "SERENDIP_BOOTSTRAP": "false", "SERENDIP_LOG_LEVEL": "warning"}
-        env.pop("SERENDIP_API_KEYS", None)
-        self.log = (tmp / f"server-{self.port}.log").open("wb")
-        self.proc = subprocess.Popen(
-            [
-                str(SERENDIP),
-                "serve",
-                "--db",
-                db_url,
-                "--artifacts",
-                str(tmp / "artifacts"),
-                "--port",
-                str(self.port),
-            ],
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, (tmp / f"server-{self.port}.log").read_text()
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise AssertionError("server did not start in 30 s")
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-        self.log.close()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
+        super().__init__(db_url, tmp, {"SERENDIP_BOOTSTRAP": "false"})
+        self.wait("/healthz", 30)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
