@@ -275,6 +275,9 @@ SEARCH_SPACE: SearchSpace = {
     "rerank.oon_target": Choice((None, 0.2, 0.3, 0.5)),
     "rerank.popularity_penalty": FloatRange(0.0, 1.0),
     "rerank.tail_target": Choice((None, 0.2, 0.3, 0.5)),
+    "rerank.oon_boost": Choice((0.0, 0.05, 0.1, 0.2)),
+    "rerank.exposure_penalty": Choice((0.0, 0.1, 0.3)),
+    "rerank.exposure_free_top": Choice((0, 3, 5)),
     "sources.collaborative.quota": IntRange(20, 300, log=True),
     "sources.explore.quota": IntRange(0, 100),
 }
