@@ -5,6 +5,7 @@ factory. Tests that check real behaviour (real time, hot swap) use the real `Mod
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,11 +86,14 @@ class FakeRec:
     explanation: dict[str, Any] | None = None
 
 
+_FAKE_ITEMS = tuple(f"i{j}" for j in range(30))
+
+
 class FakeRuntime:
     """Just enough of `ModelRuntime` for the plumbing tests: a fixed catalog, seen items,
     deletions; `load` fails for a directory named `broken`; `recommend` raises for `boom`."""
 
-    def __init__(self, items: Sequence[str] = tuple(f"i{j}" for j in range(30))) -> None:
+    def __init__(self, items: Sequence[str] = _FAKE_ITEMS) -> None:
         self.items = list(items)
         self.seen: dict[str, set[str]] = {}
         self.deleted: set[str] = set()
@@ -253,3 +257,15 @@ def pipe(tmp_path_factory: pytest.TempPathFactory, toy_platform: Any) -> Path:
     path = tmp_path_factory.mktemp("pipe") / "pipe"
     cls(dict(cls.quick_params)).fit(toy_platform).save(path)
     return path
+
+
+def ready_lists(runtime: Any, timeout: float = 60.0) -> Any:
+    """Wait for the active snapshot's precomputed lists (built in the background after a load)
+    and return them; fails unless they end up ready."""
+    snap = runtime.snapshot
+    assert snap is not None and snap.lists is not None
+    deadline = time.monotonic() + timeout
+    while snap.lists.state == "building" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert snap.lists.state == "ready" and snap.lists.lists is not None
+    return snap.lists.lists

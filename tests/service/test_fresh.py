@@ -21,7 +21,7 @@ from serendip.errors import ConfigError
 from serendip.service.runtime import ModelRuntime, RecItem, _FreshIndex
 from serendip.store import EventIn, ItemIn, Store
 from tests.conftest import make_toy_platform
-from tests.service.conftest import ClientFactory
+from tests.service.conftest import ClientFactory, ready_lists
 
 NEW_CATEGORY = "brand-new-category"  # nobody's history has it: the content route never fires
 
@@ -218,15 +218,6 @@ def _ds() -> Dataset:
     return make_toy_platform()
 
 
-def _wait_lists(rt: ModelRuntime, timeout: float = 60.0) -> None:
-    snap = rt.snapshot
-    assert snap is not None and snap.lists is not None
-    deadline = time.monotonic() + timeout
-    while snap.lists.state == "building" and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert snap.lists.state == "ready"
-
-
 def _ids(recs: list[RecItem]) -> list[str]:
     return [r.item for r in recs]
 
@@ -238,7 +229,7 @@ def test_pipeline_fitted_follows_reach_new_items_on_every_path(pipe: Path) -> No
     uncached = ModelRuntime(cache_size=0)
     for rt in (lists, cached, uncached):
         rt.load(pipe, "v1")
-    _wait_lists(lists)
+    ready_lists(lists)
     g = ds.social
     user_idx, followee_idx = int(g.follower[0]), int(g.followee[0])
     user, author = str(ds.users.id(user_idx)), str(ds.users.id(followee_idx))

@@ -6,7 +6,6 @@ and after deletions."""
 from __future__ import annotations
 
 import shutil
-import time
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from serendip.service.precompute import LISTS_DIR, RankedLists, build_ranked_lis
 from serendip.service.runtime import ModelRuntime
 from serendip.store import EventIn
 from tests.conftest import make_toy_platform
+from tests.service.conftest import ready_lists
 
 USERS = ["u001", "u007", "u013", "u029", "u042", "newcomer"]
 
@@ -35,13 +35,8 @@ def _copy(pipe: Path, tmp_path: Path) -> Path:
 
 
 def _ready(rt: ModelRuntime, timeout: float = 60.0) -> RankedLists:
-    snap = rt.snapshot
-    assert snap is not None and snap.lists is not None
-    deadline = time.monotonic() + timeout
-    while snap.lists.state == "building" and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert snap.lists.state == "ready" and snap.lists.lists is not None
-    return snap.lists.lists
+    lists: RankedLists = ready_lists(rt, timeout)
+    return lists
 
 
 def _pair(path: Path) -> tuple[ModelRuntime, ModelRuntime]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from functools import cache
 from pathlib import Path
 
@@ -11,6 +10,7 @@ from serendip.data.dataset import Dataset
 from serendip.service.runtime import ModelRuntime
 from serendip.store import UserIn
 from tests.conftest import make_toy_platform
+from tests.service.conftest import ready_lists
 
 
 @cache
@@ -21,11 +21,8 @@ def _ds() -> Dataset:
 def _runtime(pipe: Path, **kwargs: object) -> ModelRuntime:
     rt = ModelRuntime(**kwargs)  # type: ignore[arg-type]
     rt.load(pipe, "v1")
-    snap = rt.snapshot
-    deadline = time.monotonic() + 60
-    while snap is not None and snap.lists is not None and snap.lists.state == "building":
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    if rt.snapshot is not None and rt.snapshot.lists is not None:
+        ready_lists(rt)
     return rt
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from serendip.service.app import create_app
 from serendip.store import Store
 from tests.service.conftest import ClientFactory, wait_ready
 
@@ -132,16 +133,22 @@ def test_hot_swap_under_concurrent_requests(
     assert client.get("/v1/models").json()["active"] == b
 
 
-def test_restart_keeps_deletions_and_seen_items(
-    tmp_path: Path, model_dirs: dict[str, Path], toy_platform: Any
-) -> None:
-    from serendip.service.app import create_app
+def _item_knn_served(tmp_path: Path, model_dirs: dict[str, Path]) -> Any:
+    """Settings of a server whose SQLite store has the toy item-kNN model active (no
+    bootstrap): each `TestClient(create_app(settings))` is one server process's life."""
     from serendip.service.settings import Settings
 
     settings = Settings(db_url=f"sqlite:///{tmp_path / 'db.sqlite'}", bootstrap=False)
     with Store.open(settings.db_url) as store:
         v = store.models.register("item-knn", str(model_dirs["item-knn"])).version
         store.models.activate(v)
+    return settings
+
+
+def test_restart_keeps_deletions_and_seen_items(
+    tmp_path: Path, model_dirs: dict[str, Path], toy_platform: Any
+) -> None:
+    settings = _item_knn_served(tmp_path, model_dirs)
     user = str(toy_platform.users.ids[2])
     with TestClient(create_app(settings)) as client:
         wait_ready(client)
@@ -159,13 +166,7 @@ def test_restart_keeps_deletions_and_seen_items(
 def test_restart_replays_new_items_follows_and_unfollows(
     tmp_path: Path, model_dirs: dict[str, Path], toy_platform: Any
 ) -> None:
-    from serendip.service.app import create_app
-    from serendip.service.settings import Settings
-
-    settings = Settings(db_url=f"sqlite:///{tmp_path / 'db.sqlite'}", bootstrap=False)
-    with Store.open(settings.db_url) as store:
-        v = store.models.register("item-knn", str(model_dirs["item-knn"])).version
-        store.models.activate(v)
+    settings = _item_knn_served(tmp_path, model_dirs)
     user, a, b = (str(u) for u in toy_platform.users.ids[:3])
     item = {"item": "fresh-9", "title": "new", "category": "cat1", "author": a}
     with TestClient(create_app(settings)) as client:
