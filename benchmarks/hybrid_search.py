@@ -102,6 +102,14 @@ CANDIDATES.update(
         "rp3beta@a1b3k100": ("rp3beta", {"alpha": 1.0, "beta": 0.3, "k": 100}),
     }
 )
+# User-EASE (EASE on the transposed matrix): the defaults and two neighbours of them
+CANDIDATES.update(
+    {
+        "user-ease": ("user-ease", {}),
+        "user-ease@l200d0.7": ("user-ease", {"l2": 200.0, "dropout": 0.7}),
+        "user-ease@l50d0.8": ("user-ease", {"l2": 50.0, "dropout": 0.8}),
+    }
+)
 
 #: A user's training history in a validation carving is about (1 - validation fraction) of the
 #: same user's history in the full training split, so activity bounds found on validation are
@@ -374,6 +382,7 @@ def main() -> None:
         "ease+ials+svd+vae": [ease, picks.get("ials"), "puresvd", "multvae"],
         "no-vae": [k for k in picks.values() if k and k != "multvae"],
         "every-non-vae": [k for k in raw if k != "multvae"],
+        "ease+user-ease": [ease, "user-ease"],
         "every": list(raw),
     }
     wanted = set(args.sets.split(",")) if args.sets else set(sets)

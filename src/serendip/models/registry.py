@@ -110,6 +110,12 @@ MODELS: dict[str, ModelEntry] = {
             f"{_P}.linear:EASE",
             "Embarrassingly shallow autoencoder (closed form; dense item x item, capped).",
         ),
+        ModelEntry(
+            "user-ease",
+            "linear",
+            f"{_P}.linear:UserEASE",
+            "User-side EASE: closed-form user x user autoencoder (dense, capped users).",
+        ),
         # content
         ModelEntry(
             "tfidf",

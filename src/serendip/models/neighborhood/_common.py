@@ -22,7 +22,7 @@ import scipy.sparse as sp
 
 from serendip.data.dataset import EVENT_CODES, MatrixConfig
 from serendip.errors import CapacityError, DataError
-from serendip.models.base import Recommender
+from serendip.models.base import Evidence, Recommender
 
 __all__ = [
     "Confidence",
@@ -32,6 +32,7 @@ __all__ = [
     "check_memory",
     "fold_in_events",
     "knn_rows",
+    "neighbour_explanation",
     "popularity_fallback",
     "profile_config",
     "row_chunks",
@@ -70,6 +71,44 @@ def popularity_fallback(popularity: np.ndarray) -> np.ndarray:
     items no neighbour supports still come out most-popular-first instead of by index."""
     pop = popularity.astype(np.float64)
     return (pop / (pop.max(initial=0.0) + 1.0) - 1.0).astype(np.float32)
+
+
+def neighbour_explanation(
+    model: Recommender,
+    item_idx: int,
+    neigh: np.ndarray,
+    contrib: np.ndarray,
+    private: np.ndarray,
+    n_neighbours: int | None = None,
+) -> tuple[list[Evidence], str]:
+    """Evidence of a user-to-user model: the neighbours `neigh` (user indices) by their
+    contribution to the item's score, strongest first; up to three are named, private ones only
+    counted (an explanation never names a user whose activity is private). `n_neighbours`: the
+    size of the user's neighbourhood for the sentence (kNN); None for a model where every user
+    is a neighbour with some weight."""
+    order = np.argsort(-contrib, kind="stable")
+    order = order[contrib[order] > 0]
+    is_private = private[neigh[order]]
+    named = order[~is_private][:3]
+    ev = [
+        Evidence("user", model.users_.id(int(neigh[j])), float(contrib[j]), "similar user")
+        for j in named
+    ]
+    if len(order) == 0:
+        pop = float(model.popularity_[item_idx])
+        return [
+            Evidence("popularity", model.items_.id(item_idx), pop, f"{int(pop)} users")
+        ], "Popular with everyone (none of your nearest users has it)"
+    text = (
+        f"{len(order)} of your {n_neighbours} most similar users interacted with this"
+        if n_neighbours is not None
+        else f"{len(order)} users whose histories resemble yours interacted with this"
+    )
+    if ev:
+        text += f", among them {', '.join(e.id for e in ev)}"
+    if int(is_private.sum()):
+        text += f" ({int(is_private.sum())} private)"
+    return ev, text
 
 
 # ----------------------------------------------------------------------------- weighting

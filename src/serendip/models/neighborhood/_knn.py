@@ -28,6 +28,7 @@ from serendip.models.neighborhood._common import (
     check_memory,
     fold_in_events,
     knn_rows,
+    neighbour_explanation,
     popularity_fallback,
     profile_config,
     topk_per_row,
@@ -233,27 +234,7 @@ class UserKNN(Recommender):
         row = self.sim_[user_idx]
         neigh = row.indices
         contrib = row.data.astype(np.float64) * self.profile_[neigh, item_idx].toarray().ravel()
-        order = np.argsort(-contrib, kind="stable")
-        order = order[contrib[order] > 0]
-        private = self.private_[neigh[order]]
-        n_private = int(private.sum())
-        named = order[~private][:3]
-        ev = [
-            Evidence("user", self.users_.id(int(neigh[j])), float(contrib[j]), "similar user")
-            for j in named
-        ]
-        n_support = len(order)
-        if n_support == 0:
-            pop = float(self.popularity_[item_idx])
-            return [
-                Evidence("popularity", self.items_.id(item_idx), pop, f"{int(pop)} users")
-            ], "Popular with everyone (none of your nearest users has it)"
-        text = f"{n_support} of your {len(neigh)} most similar users interacted with this"
-        if ev:
-            text += f", among them {', '.join(e.id for e in ev)}"
-        if n_private:
-            text += f" ({n_private} private)"
-        return ev, text
+        return neighbour_explanation(self, item_idx, neigh, contrib, self.private_, len(neigh))
 
     def _update(self, events: pd.DataFrame) -> None:
         cfg: UserKNNConfig = self.config  # type: ignore[assignment]
