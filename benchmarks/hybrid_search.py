@@ -105,9 +105,11 @@ CANDIDATES.update(
 # User-EASE (EASE on the transposed matrix): the defaults and two neighbours of them
 CANDIDATES.update(
     {
-        "user-ease": ("user-ease", {}),
+        "user-ease@l100d0.8": ("user-ease", {"l2": 100.0, "dropout": 0.8}),
         "user-ease@l200d0.7": ("user-ease", {"l2": 200.0, "dropout": 0.7}),
         "user-ease@l50d0.8": ("user-ease", {"l2": 50.0, "dropout": 0.8}),
+        # what bench_models' tuning (20 trials, validation seed 42) chose: the class defaults
+        "user-ease@l320d0.62": ("user-ease", {"l2": 320.0, "dropout": 0.62}),
     }
 )
 
@@ -382,7 +384,7 @@ def main() -> None:
         "ease+ials+svd+vae": [ease, picks.get("ials"), "puresvd", "multvae"],
         "no-vae": [k for k in picks.values() if k and k != "multvae"],
         "every-non-vae": [k for k in raw if k != "multvae"],
-        "ease+user-ease": [ease, "user-ease"],
+        "ease+user-ease": [ease, picks.get("user-ease")],
         "every": list(raw),
     }
     wanted = set(args.sets.split(",")) if args.sets else set(sets)
