@@ -59,6 +59,7 @@ def test_registry_names_and_bad_params() -> None:
         "in-network",
         "collaborative",
         "collaborative-2",
+        "collaborative-oon",
         "recent-item-knn",
         "content",
         "trending",

@@ -5,6 +5,7 @@
 | `in-network` | items followees authored, liked or shared, by tie strength, recency-decayed | followee, author |
 | `collaborative` | a zoo model's top-n (default iALS) | the model's (item, user, factor, ...) |
 | `collaborative-2` | a second zoo model's top-n (not in the default config) | as `collaborative` |
+| `collaborative-oon` | a zoo model's best items outside the user's network, from deep in its ranking (not in the default config) | as `collaborative` |
 | `recent-item-knn` | items co-interacted with the user's latest items | item |
 | `content` | items similar in text/tags to the latest items or declared interests | item, interest |
 | `trending` | time-decayed popularity at `ctx.now` (optionally in the user's categories) | popularity (id = category) |
@@ -27,6 +28,7 @@ from serendip.errors import ConfigError
 from serendip.pipeline.candidates import CandidateSource
 from serendip.pipeline.sources._base import SourceBase, SourceConfig, top_n
 from serendip.pipeline.sources.collaborative import CollaborativeSource, SecondCollaborativeSource
+from serendip.pipeline.sources.collaborative_oon import CollaborativeOONSource
 from serendip.pipeline.sources.content import ContentSource
 from serendip.pipeline.sources.explore import ExploreSource
 from serendip.pipeline.sources.fresh_followed import FreshFollowedSource
@@ -36,6 +38,7 @@ from serendip.pipeline.sources.trending import TrendingSource
 
 __all__ = [
     "SOURCES",
+    "CollaborativeOONSource",
     "CollaborativeSource",
     "ContentSource",
     "ExploreSource",
@@ -56,6 +59,7 @@ SOURCES: Mapping[str, type[SourceBase]] = {
         InNetworkSource,
         CollaborativeSource,
         SecondCollaborativeSource,
+        CollaborativeOONSource,
         RecentItemKNNSource,
         ContentSource,
         TrendingSource,
