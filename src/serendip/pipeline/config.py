@@ -122,6 +122,10 @@ class RankerParams(_Frozen):
     #: = k models over k user folds, each early-stopped on its own fold (bagging: steadier
     #: where a few hundred groups leave a few dozen early-stopping users).
     n_models: int = Field(default=1, ge=1, le=20)
+    #: Boost from a trending prior: init score = -prior_weight x the candidate's log rank by
+    #: 7-day decayed count (`serendip.pipeline.ranker.PRIOR_FEATURE`), the trees learn
+    #: corrections to it; 0 = off (boosting from zero).
+    prior_weight: float = Field(default=0.0, ge=0.0, le=100.0)
     num_threads: int = Field(default=1, ge=1, le=64)
 
     @model_validator(mode="after")
@@ -270,6 +274,7 @@ SEARCH_SPACE: SearchSpace = {
     "ranker.min_child_samples": IntRange(5, 100, log=True),
     "ranker.label_fraction": FloatRange(0.1, 0.3),
     "ranker.n_windows": IntRange(1, 3),
+    "ranker.prior_weight": Choice((0.0, 0.25, 0.5, 1.0)),
     "rerank.mmr_lambda": FloatRange(0.5, 1.0),
     "rerank.author_cap": Choice((None, 1, 2, 3, 5)),
     "rerank.oon_target": Choice((None, 0.2, 0.3, 0.5)),
