@@ -86,9 +86,10 @@ class UserEASE(Recommender):
         m = dataset.n_users
         need = self.fit_bytes(m, dataset.n_items)
         if m > cfg.max_users:
-            gib = need / 2**30
+            mib = need / 2**20
+            size = f"{mib / 1024:,.1f} GiB" if mib >= 1024 else f"{mib:.3g} MiB"
             raise CapacityError(
-                f"user-ease needs a dense {m:,} x {m:,} user matrix (about {gib:,.1f} GiB to fit); "
+                f"user-ease needs a dense {m:,} x {m:,} user matrix (about {size} to fit); "
                 f"the data has more users than max_users={cfg.max_users:,}. Use ease or "
                 f"user-knn, sample the users, or raise max_users if the memory is there"
             )
