@@ -344,7 +344,8 @@ class LambdaRanker:
     def predict_member(self, member: int, X: np.ndarray) -> np.ndarray:
         """One member's scores (with the prior), e.g. on the fold it was early-stopped on."""
         booster, best = self.members_[member]
-        return np.asarray(booster.predict(X, num_iteration=best)) + self.prior(X)
+        out = booster.predict(X, num_iteration=best, num_threads=self.params.num_threads)
+        return np.asarray(out) + self.prior(X)
 
     def to_string(self) -> str:
         if not self.members_:
