@@ -62,3 +62,28 @@ def test_the_prior_needs_its_feature() -> None:
     X = np.zeros((4, 2), np.float32)
     with pytest.raises(ConfigError, match=PRIOR_FEATURE):
         r.fit(X, np.array([1, 0, 0, 1]), np.array([2, 2]), feature_names=["a", "b"])
+
+
+def test_oon_label_gain_raises_only_out_of_network_positives() -> None:
+    import scipy.sparse as sp
+
+    from serendip.pipeline.context import contexts_from_dataset
+    from serendip.pipeline.ranker import OON_FEATURE, StageOne, _ranking_data
+
+    ds = _toy()
+    assert ds.has_social
+    cfg = PipelineConfig.model_validate(QUICK)
+    stage = StageOne(cfg).fit(ds)
+    ctxs = contexts_from_dataset(ds, list(ds.users.ids[:60]))
+    # every item counts as a positive of every user: both sides of the network flag get labels
+    labels = sp.csr_matrix(np.ones((ds.n_users, ds.n_items), np.float32))
+    plain = _ranking_data(stage, ctxs, labels)
+    raised = _ranking_data(stage, ctxs, labels, oon_gain=3)
+    col = stage.feature_names.index(OON_FEATURE)
+    oon = plain.X[:, col] == 0
+    assert oon.any() and (~oon).any()
+    np.testing.assert_array_equal(raised.X, plain.X)
+    np.testing.assert_array_equal(raised.y[oon], plain.y[oon] + 3)
+    np.testing.assert_array_equal(raised.y[~oon], plain.y[~oon])
+    with pytest.raises(ValueError):
+        RankerParams(oon_label_gain=-1)

@@ -118,6 +118,10 @@ class RankerParams(_Frozen):
     #: arrive and leave (ML100K) most of a time window's label users are new and would train
     #: the ranker on cold-start groups it is never asked about (0 = keep every label user).
     min_history: int = Field(default=1, ge=0)
+    #: Extra label grade for a positive the user's network never touched (the candidate's
+    #: `in_network` feature is 0), on data with a social graph: the ranker learns to value
+    #: out-of-network discovery, not only to allow it at re-ranking (0 = off).
+    oon_label_gain: int = Field(default=0, ge=0, le=10)
     #: Ranker members averaged: 1 = one model early-stopped on the `valid_fraction` users; k > 1
     #: = k models over k user folds, each early-stopped on its own fold (bagging: steadier
     #: where a few hundred groups leave a few dozen early-stopping users).
@@ -275,6 +279,7 @@ SEARCH_SPACE: SearchSpace = {
     "ranker.label_fraction": FloatRange(0.1, 0.3),
     "ranker.n_windows": IntRange(1, 3),
     "ranker.prior_weight": Choice((0.0, 0.25, 0.5, 1.0)),
+    "ranker.oon_label_gain": Choice((0, 1, 2)),
     "rerank.mmr_lambda": FloatRange(0.5, 1.0),
     "rerank.author_cap": Choice((None, 1, 2, 3, 5)),
     "rerank.oon_target": Choice((None, 0.2, 0.3, 0.5)),

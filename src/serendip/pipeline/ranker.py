@@ -208,6 +208,9 @@ def label_lookup(labels: sp.csr_matrix, users: np.ndarray, items: np.ndarray) ->
 #: The feature whose negation, times `RankerParams.prior_weight`, is the ranker's init score:
 #: the item's log rank by 7-day decayed count (the `trending` model's order; lower is better).
 PRIOR_FEATURE = "item_trend_log_rank_7d"
+#: The pair feature that is 0 for a candidate none of the user's followees interacted with or
+#: authored (`RankerParams.oon_label_gain` raises those positives' labels).
+OON_FEATURE = "in_network"
 _MEMBER_SEP = "\n### serendip: next ranker member ###\n"
 
 
@@ -425,9 +428,12 @@ def _ranking_data(
     contexts: Sequence[UserContext],
     labels: sp.csr_matrix,
     *,
+    oon_gain: int = 0,
     batch: int = 512,
 ) -> _Groups:
-    """Candidates, features and labels of these contexts; groups without a positive dropped."""
+    """Candidates, features and labels of these contexts; groups without a positive dropped.
+    `oon_gain` > 0 raises the label of every positive outside the user's network by that much."""
+    oon_col = stage.feature_names.index(OON_FEATURE) if oon_gain > 0 else -1
     xs, ys, sizes, users = [], [], [], []
     for s in range(0, len(contexts), batch):
         part = contexts[s : s + batch]
@@ -437,6 +443,8 @@ def _ranking_data(
         X = stage.features(frame, part)
         part_users = np.array([c.user_idx for c in part], dtype=np.int64)
         y = label_lookup(labels, part_users[frame.row], frame.item)
+        if oon_gain > 0:
+            y = np.where((X[:, oon_col] == 0) & (y > 0), y + oon_gain, y)
         g = frame.group_sizes(len(part))
         pos_per_group = np.bincount(frame.row, weights=(y > 0), minlength=len(part))
         keep_group = pos_per_group > 0
@@ -508,7 +516,8 @@ def train_ranker(
         stage = StageOne(config).fit(past)
         now = w_cut if np.isfinite(w_cut) else None
         contexts = contexts_from_dataset(past, list(past.users.ids[users]), now=now)
-        parts.append(_ranking_data(stage, contexts, labels))
+        oon_gain = p.oon_label_gain if past.has_social else 0
+        parts.append(_ranking_data(stage, contexts, labels, oon_gain=oon_gain))
         may_validate.append(np.full(len(parts[-1].sizes), len(users) >= 10))
         names = stage.feature_names
     data = _concat(parts)
