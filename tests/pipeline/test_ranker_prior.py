@@ -87,3 +87,12 @@ def test_oon_label_gain_raises_only_out_of_network_positives() -> None:
     np.testing.assert_array_equal(raised.y[~oon], plain.y[~oon])
     with pytest.raises(ValueError):
         RankerParams(oon_label_gain=-1)
+
+
+def test_train_ranker_passes_the_oon_label_gain_on_social_data() -> None:
+    plain = PipelineConfig.model_validate(QUICK)
+    gained = PipelineConfig.model_validate({**QUICK, "ranker.oon_label_gain": 3})
+    a, _ = train_ranker(_toy(), plain)
+    b, _ = train_ranker(_toy(), gained)
+    assert a is not None and b is not None
+    assert a.to_string() != b.to_string()  # the labels it trained on changed

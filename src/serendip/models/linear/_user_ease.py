@@ -116,14 +116,15 @@ class UserEASE(Recommender):
             return self.popularity_.astype(np.float32)
         y = np.asarray(self.profile_[:, ctx].sum(axis=1), dtype=np.float64).ravel()  # X x
         # P y = diag(P) * (y - W^T y): P's off-diagonal is -W^T scaled by its row's diagonal
-        w = self.pdiag_ * (y - self.Wt_.astype(np.float64) @ y)
+        # float32 product: a float64 copy of the dense users x users matrix per call is not needed
+        w = self.pdiag_ * (y - self.Wt_ @ y.astype(np.float32))
         return np.asarray(self.profile_.T @ w, dtype=np.float32)
 
     def _explain(self, user_idx: int, item_idx: int) -> tuple[list[Evidence], str]:
         """The users who have the item, by W[v, u] * x_vi; private ones only counted."""
         col = sp.csc_matrix(self.profile_[:, item_idx])
-        neigh = col.indices[col.indices != user_idx]
-        values = col.toarray().ravel()[neigh].astype(np.float64)
+        others = col.indices != user_idx
+        neigh, values = col.indices[others], col.data[others].astype(np.float64)
         contrib = self.Wt_[user_idx, neigh].astype(np.float64) * values
         return neighbour_explanation(self, item_idx, neigh, contrib, self.private_)
 
