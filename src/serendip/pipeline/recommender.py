@@ -103,6 +103,8 @@ class PipelineRecommender(Recommender):
             "early_stopping_rounds": 10,
             "label_fraction": 0.3,
             "n_windows": 1,
+            "n_models": 1,
+            "colsample_bytree": 0.9,
         },
         "rerank": {"pool": 40},
     }

@@ -275,6 +275,24 @@ def test_plan_notes_missing_parts() -> None:
         assert any("pipeline skipped" in n for n in notes)
 
 
+def test_pipeline_params_follow_the_protocol() -> None:
+    """On a random protocol the pipeline's ranker learns from random label windows (its own
+    split mirrors the one it is judged on); other protocols keep the configured parameters, and
+    a profile can override both."""
+    cfg = _config(["popularity"], pipeline={"enabled": True, "params": {"ranker.n_models": 1}})
+    cells, _ = plan_cells(cfg)
+    pipe = {c.protocol.name: c.model for c in cells if c.kind == "pipeline"}
+    assert set(pipe) == {"random", "cold-users"}
+    assert pipe["random"].params == {"ranker.n_models": 1, "ranker.label_split": "random"}
+    assert pipe["cold-users"].params == {"ranker.n_models": 1}
+    custom = _config(
+        ["popularity"],
+        pipeline={"enabled": True, "protocol_params": {"cold-users": {"ranker.n_windows": 1}}},
+    )
+    pipe = {c.protocol.name: c.model for c in plan_cells(custom)[0] if c.kind == "pipeline"}
+    assert pipe["random"].params == {} and pipe["cold-users"].params == {"ranker.n_windows": 1}
+
+
 def test_resolve_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from serendip.errors import ConfigError
     from serendip.evaluation.study.runner import resolve_source

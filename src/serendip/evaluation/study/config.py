@@ -26,6 +26,7 @@ TOML shape (see `profiles/quick.toml` and `profiles/full.toml`):
 
     [pipeline]                         # the production pipeline, once registered as "pipeline"
     enabled = true
+    protocol_params = {random = {"ranker.label_split" = "random"}}   # the default
 
 >>> cfg = load_profile("quick")
 >>> cfg.profile, cfg.k
@@ -214,14 +215,29 @@ class ModelSpec(BaseModel):
 
 
 class PipelineSpec(BaseModel):
-    """The production pipeline: studied when `enabled` and registered as "pipeline"."""
+    """The production pipeline: studied when `enabled` and registered as "pipeline".
+
+    protocol_params: protocol name -> parameters merged over `params` on that protocol's cells.
+    The pipeline learns its ranker from a split of its own training data, which should mirror
+    the protocol it is judged on: on a random holdout, random label windows (the default time
+    windows teach it to predict the next period, which the random protocol never asks)."""
 
     model_config = _FROZEN
 
     enabled: bool = True
     params: dict[str, Any] = Field(default_factory=dict)
+    protocol_params: dict[str, dict[str, Any]] = Field(
+        default_factory=lambda: {"random": {"ranker.label_split": "random"}}
+    )
     trials: int = Field(default=0, ge=0)
     timeout_s: float | None = Field(default=None, gt=0)
+
+    def spec_for(self, protocol: str) -> ModelSpec:
+        """The pipeline's ModelSpec on `protocol`'s cells."""
+        params = {**self.params, **self.protocol_params.get(protocol, {})}
+        return ModelSpec(
+            name="pipeline", params=params, trials=self.trials, timeout_s=self.timeout_s
+        )
 
 
 class StudyConfig(BaseModel):

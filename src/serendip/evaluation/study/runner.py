@@ -136,22 +136,19 @@ def plan_cells(config: StudyConfig) -> tuple[list[Cell], list[str]]:
     notes: list[str] = []
     specs: list[tuple[ModelSpec, str]] = [(m, "model") for m in config.models]
     specs += [(p, "peer") for p in config.peers]
+    with_pipeline = False
     if config.pipeline.enabled:
         from serendip.models.registry import MODELS
 
-        if "pipeline" in MODELS:
-            p = config.pipeline
-            specs.append(
-                (
-                    ModelSpec(
-                        name="pipeline", params=p.params, trials=p.trials, timeout_s=p.timeout_s
-                    ),
-                    "pipeline",
-                )
-            )
-        else:
+        with_pipeline = "pipeline" in MODELS
+        if not with_pipeline:
             notes.append("pipeline skipped: no model named 'pipeline' is registered yet")
-    cells = [Cell(d, p, m, kind) for d in config.datasets for p in d.protocols for m, kind in specs]
+    cells = []
+    for d in config.datasets:
+        for p in d.protocols:
+            cells += [Cell(d, p, m, kind) for m, kind in specs]
+            if with_pipeline:  # its parameters may depend on the protocol
+                cells.append(Cell(d, p, config.pipeline.spec_for(p.name), "pipeline"))
     return cells, notes
 
 
