@@ -88,7 +88,10 @@ def write_markdown() -> str:
         "",
     ]
     for r in runs:
-        lines.append(f"- `{r.get('tag', 'base')}`: {json.dumps(r.get('ranker', BASE_RANKER))}")
+        note = f" ({r['note']})" if r.get("note") else ""
+        lines.append(
+            f"- `{r.get('tag', 'base')}`: {json.dumps(r.get('ranker', BASE_RANKER))}{note}"
+        )
     lines += [
         "",
         "Best OON HitRate per run and gain at NDCG >= 1.00x / >= 1.03x of the reference:",
