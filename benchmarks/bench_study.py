@@ -149,6 +149,12 @@ def main() -> None:
         timing += f"; the cells' own wall time adds up to {sum(cell_s) / 60:.1f} min" + (
             f" ({len(cell_s)} of {len(rows)} cells timed)" if len(cell_s) < len(rows) else ""
         )
+    reused = int(results["study"].get("cells_reused") or 0)
+    if reused:
+        timing += (
+            f"; {reused} cells were reused from an earlier run into the same study directory "
+            f"(only {len(rows) - reused} computed by this run, which the times above cover)"
+        )
     md = [
         f"## The full study on {args.dataset} (issue 4)\n",
         f"- Command: {how}",

@@ -293,6 +293,36 @@ def test_pipeline_params_follow_the_protocol() -> None:
     assert pipe["random"].params == {} and pipe["cold-users"].params == {"ranker.n_windows": 1}
 
 
+def test_pipeline_collaborative_source_takes_the_tuned_parameters(
+    tmp_path: Path, toy_platform: Dataset
+) -> None:
+    """The pipeline builds on the parameters the study tuned for its collaborative model on the
+    same split (that model's cell runs first), unless its config sets them."""
+    cfg = _config(
+        [{"name": "item-knn", "trials": 3}],
+        datasets=[{"name": "toy", "source": "toy", "protocols": ["random"]}],
+        pipeline={
+            "enabled": True,
+            "params": {"sources.collaborative.params": {"model": "item-knn"}},
+        },
+    )
+    results = _run(cfg, tmp_path, toy_platform)
+    knn, pipe = results["rows"]
+    assert knn["tuning"]["trials"] == 3 and pipe["status"] == "ok", pipe.get("error")
+    source = pipe["params"]["sources"]["collaborative"]["params"]
+    assert source == {"model": "item-knn", "params": knn["params"]}
+    assert any("tuned in its own cell" in n for n in pipe["notes"])
+    # parameters set in the pipeline's config win
+    fixed = {"model": "item-knn", "params": {"k": 7}}
+    cfg = _config(
+        [{"name": "item-knn", "trials": 3}],
+        datasets=[{"name": "toy", "source": "toy", "protocols": ["random"]}],
+        pipeline={"enabled": True, "params": {"sources.collaborative.params": fixed}},
+    )
+    _, pipe = _run(cfg, tmp_path / "fixed", toy_platform)["rows"]
+    assert pipe["params"]["sources"]["collaborative"]["params"] == fixed
+
+
 def test_resolve_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from serendip.errors import ConfigError
     from serendip.evaluation.study.runner import resolve_source

@@ -423,6 +423,26 @@ class StudyRunner:
 
         return get_model_class(cell.model.name)
 
+    def _tuned_collaborative_source(
+        self, cell: Cell, base: dict[str, Any]
+    ) -> tuple[dict[str, Any], str | None]:
+        """The pipeline's collaborative source takes the parameters the study tuned for that
+        model on the same dataset and protocol (its cell ran first, on the same validation
+        split), unless the pipeline's config sets them: the pipeline is then judged with the
+        same tuning budget as the model it builds on, not with that model's class defaults."""
+        from serendip.pipeline.config import PipelineConfig
+
+        spec = PipelineConfig.model_validate(base).sources.get("collaborative")
+        if spec is None or spec.quota <= 0 or spec.params.get("params"):
+            return base, None
+        model = str(spec.params.get("model", "ials"))
+        twin = Cell(cell.dataset, cell.protocol, ModelSpec(name=model), "model")
+        row = self._finished(twin)
+        if row is None or not row.get("tuning", {}).get("trials"):
+            return base, None
+        params = {**base, "sources.collaborative.params": {"model": model, "params": row["params"]}}
+        return params, f"collaborative source: {model} with the parameters tuned in its own cell"
+
     def _compute(self, cell: Cell, directory: Path) -> dict[str, Any]:
         from serendip.evaluation.evaluate import evaluate_recommendations
 
@@ -433,6 +453,10 @@ class StudyRunner:
         if cfg.quick:
             base.update(dict(getattr(cls, "quick_params", {}) or {}))
         base.update(cell.model.params)
+        notes: list[str] = []
+        if cell.kind == "pipeline":
+            base, note = self._tuned_collaborative_source(cell, base)
+            notes += [note] if note else []
 
         tuning: dict[str, Any] = {"trials": 0, "seconds": 0.0, "metric": cfg.metric}
         if cell.kind == "peer":
@@ -467,7 +491,6 @@ class StudyRunner:
         model, fit_cost = costs.measure_fit(lambda: cls(params).fit(prep.fit_train))
         kmax = max(cfg.k)
         context = prep.context
-        notes: list[str] = []
         if context and "context" not in inspect.signature(model.recommend).parameters:
             context = None
             notes.append(
