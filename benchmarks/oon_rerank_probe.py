@@ -115,14 +115,15 @@ def main() -> None:
         for s_tail in (1, 2, 3, 4, 5, 6):
             lists = []
             for r in rows:
-                head = r[1][np.argsort(-r[2], kind="stable")][: K - s_tail]
+                by_a = r[1][np.argsort(-r[2], kind="stable")]
+                head = by_a[: K - s_tail]
+                taken = set(head.tolist())
                 rest = np.argsort(-r[idx], kind="stable")
-                oon_rest = [r[1][j] for j in rest if not r[4][j] and r[1][j] not in set(head)]
-                fill = oon_rest[:s_tail]
+                fill = [int(r[1][j]) for j in rest if not r[4][j] and r[1][j] not in taken]
+                fill = fill[:s_tail]
                 if len(fill) < s_tail:  # too few out-of-network candidates: the ranker's next
-                    more = [i for i in r[1][np.argsort(-r[2], kind="stable")]
-                            if i not in set(head) and i not in set(fill)]  # fmt: skip
-                    fill += more[: s_tail - len(fill)]
+                    taken.update(fill)
+                    fill += [int(i) for i in by_a if i not in taken][: s_tail - len(fill)]
                 lists.append(np.concatenate([head, np.asarray(fill, np.int64)]))
             report(f"tail {s_tail} oon-by-{oon_src}", lists)
     for lam in (0.5, 1.0, 2.0, 4.0, 8.0):
