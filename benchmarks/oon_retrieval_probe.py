@@ -8,8 +8,10 @@ pairs inside that top-k) and OON hit rate (share of users with at least one). Sc
 zoo model itself (`_score_warm`, what the `collaborative-oon` source ranks by): User-EASE with
 bench_pipeline's Last.fm parameters on the whole training data and on its out-of-network
 interactions only (each user's items none of their followees touched: discovery learned from
-discovery), TF-IDF content over the artists' tags, and weighted hybrids of the two (min-max per
-user, the blend the `collaborative-oon` runs of oon_label_gain.py use). Writes
+discovery), TF-IDF and sentence-embedding content over the artists' tags, weighted hybrids of
+user-ease and content (min-max per user, the blend the `collaborative-oon` runs of
+oon_label_gain.py use), and the item-side collaborative models (RP3beta, iALS, EASE; bench_models'
+Last.fm parameters) alone and as a third member of that blend. Writes
 `benchmarks/results/oon-retrieval-probe-lastfm.md|json`.
 
     python benchmarks/oon_retrieval_probe.py
@@ -67,11 +69,24 @@ def main() -> None:
         "user-ease on out-of-network interactions only": scores("user-ease", ue, oon_train),
         "tfidf (artist tags)": scores("tfidf", {}),
     }
-    for w in (0.2, 0.5):
-        raw[f"weighted-hybrid user-ease + {w} x tfidf (min-max)"] = scores(
+    for content in ("tfidf", "sbert"):
+        if content != "tfidf":
+            raw[f"{content} (artist tags)"] = scores(content, {})
+        for w in (0.2, 0.5):
+            raw[f"weighted-hybrid user-ease + {w} x {content} (min-max)"] = scores(
+                "weighted-hybrid",
+                {"members": {"user-ease": ue, content: {}},
+                 "weights": {"user-ease": 1.0, content: w}, "normalization": "minmax"},
+            )  # fmt: skip
+    # Item-side collaborative models rank by co-listening, not by similar users: do they reach
+    # out-of-network items user-ease misses? Alone, and as a third member of the best blend.
+    params = bp._params("lastfm-2k")
+    for other in ("rp3beta", "ials", "ease"):
+        raw[other] = scores(other, params[other])
+        raw[f"weighted-hybrid user-ease + 0.5 x {other} + 0.2 x tfidf (min-max)"] = scores(
             "weighted-hybrid",
-            {"members": {"user-ease": ue, "tfidf": {}}, "weights": {"user-ease": 1.0, "tfidf": w},
-             "normalization": "minmax"},
+            {"members": {"user-ease": ue, other: params[other], "tfidf": {}},
+             "weights": {"user-ease": 1.0, other: 0.5, "tfidf": 0.2}, "normalization": "minmax"},
         )  # fmt: skip
     results: list[dict[str, Any]] = []
     for name, values in raw.items():
