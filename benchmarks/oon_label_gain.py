@@ -142,12 +142,15 @@ def main() -> None:
     ap.add_argument("--gains", default="0,1,2,3")
     ap.add_argument("--ranker", default="{}", help="JSON of ranker.* settings over the base")
     ap.add_argument("--tag", default="")
+    ap.add_argument("--note", default="", help="what the run changes, for the table")
     ap.add_argument("--markdown-only", action="store_true")
     args = ap.parse_args()
     if not args.markdown_only:
         t0 = time.perf_counter()
         tag = args.tag or "base"
         result = run([int(g) for g in args.gains.split(",")], json.loads(args.ranker), tag)
+        if args.note:
+            result["note"] = args.note
         result["wall_s"] = time.perf_counter() - t0
         path = Path(f"{OUT}-{args.tag}.json" if args.tag else f"{OUT}.json")
         path.write_text(json.dumps(result, indent=1, default=float) + "\n")
