@@ -13,7 +13,7 @@ import pytest
 from serendip.data.dataset import Dataset
 from serendip.errors import CapacityError, ConfigError
 from serendip.models import Recommender
-from serendip.models.deep import MultVAE, NeuMF, SASRec
+from serendip.models.deep import MultVAE, NeuMF, RecVAE, SASRec
 from tests.conftest import make_toy_platform
 
 torch = pytest.importorskip("torch")
@@ -119,6 +119,55 @@ def test_multvae_explanation_cites_history_with_positive_attribution() -> None:
     assert all(e.weight > 0 for e in exp.evidence)
     assert [e.weight for e in exp.evidence] == sorted(
         (e.weight for e in exp.evidence), reverse=True
+    )
+
+
+# ----------------------------------------------------------------------------- RecVAE
+def test_recvae_learns_topics_and_steps_encoder_and_decoder_in_turn() -> None:
+    ds = _toy()
+    model = RecVAE(
+        hidden=64, latent=16, layers=2, epochs=30, batch_size=16, lr=3e-3, early_stopping=False
+    ).fit(ds)
+    losses = [h["loss"] for h in model.history_]
+    assert len(losses) == 30
+    assert np.mean(losses[-5:]) < 0.9 * np.mean(losses[:5])
+    assert _topic_share(model, ds) > 0.5
+    # the composite prior's encoder is the encoder of the last epoch, frozen
+    net = model.module_
+    for k, v in net.encoder.state_dict().items():
+        assert torch.equal(v, net.prior_encoder.state_dict()[k]), k
+    assert not any(p.requires_grad for p in net.prior_encoder.parameters())
+
+
+def test_recvae_decoder_pass_leaves_the_encoder_alone() -> None:
+    ds = _toy()
+    model = RecVAE(RecVAE.quick_params)
+    model.fit(ds)
+    net = model.module_
+    net.train()
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    model._pass(net, optimizer, ds.seen(), np.random.default_rng(0),
+                update=list(net.to_items.parameters()), dropout=0.0)  # fmt: skip
+    after = net.state_dict()
+    assert not torch.equal(before["to_items.weight"], after["to_items.weight"])
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("encoder."))
+
+
+def test_recvae_kl_weight_grows_with_history_length() -> None:
+    """gamma = 0 drops the KL term, so the training loss is the reconstruction alone (lower)."""
+    ds = _toy()
+    plain = RecVAE({**RecVAE.quick_params, "gamma": 0.0, "early_stopping": False}).fit(ds)
+    kl = RecVAE({**RecVAE.quick_params, "gamma": 0.5, "early_stopping": False}).fit(ds)
+    assert kl.history_[0]["loss"] > plain.history_[0]["loss"]
+
+
+def test_recvae_cold_context_is_encoded_like_a_known_history() -> None:
+    ds = _toy()
+    model = RecVAE(RecVAE.quick_params).fit(ds)
+    hist = ds.seen()[7].indices
+    np.testing.assert_allclose(
+        model._score_cold(hist), model._score_warm(np.array([7]))[0], rtol=1e-5, atol=1e-5
     )
 
 
@@ -243,7 +292,7 @@ def test_bad_configs_are_config_errors() -> None:
             MultVAE({**MultVAE.quick_params, "device": "cuda"}).fit(_toy())
 
 
-@pytest.mark.parametrize("cls", [NeuMF, MultVAE, SASRec])
+@pytest.mark.parametrize("cls", [NeuMF, MultVAE, RecVAE, SASRec])
 def test_weights_are_saved_as_plain_arrays(cls: type[Recommender], tmp_path: Path) -> None:
     model = cls(cls.quick_params).fit(_toy())
     model.save(tmp_path / "m")
@@ -261,7 +310,7 @@ def test_fits_and_scores_on_cuda() -> None:
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
     ds = _toy()
-    for cls in (NeuMF, MultVAE, SASRec):
+    for cls in (NeuMF, MultVAE, RecVAE, SASRec):
         model = cls({**cls.quick_params, "device": "cuda"}).fit(ds)
         assert model.device_.type == "cuda"
         cpu = cls({**cls.quick_params, "device": "cpu"}).fit(ds)

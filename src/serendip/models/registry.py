@@ -174,6 +174,12 @@ MODELS: dict[str, ModelEntry] = {
             "Variational autoencoder with multinomial likelihood, torch.",
         ),
         ModelEntry(
+            "recvae",
+            "deep",
+            f"{_P}.deep:RecVAE",
+            "Mult-VAE with composite prior and alternating updates (RecVAE), torch.",
+        ),
+        ModelEntry(
             "sasrec", "deep", f"{_P}.deep:SASRec", "Self-attentive sequential transformer, torch."
         ),
         # hybrids

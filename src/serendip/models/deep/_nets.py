@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["NeuMFNet", "SASRecNet", "VAENet"]
+__all__ = ["NeuMFNet", "RecVAENet", "SASRecNet", "VAENet"]
 
 
 class NeuMFNet(nn.Module):
@@ -97,6 +97,78 @@ class VAENet(nn.Module):
         # sample z while training; score with the posterior mean
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
         return self.decode(z), mu, logvar
+
+
+class _RecVAEEncoder(nn.Module):
+    """RecVAE's encoder: L2-normalised input -> dropout -> `layers` swish + LayerNorm layers,
+    each fed the sum of all earlier layers' outputs (dense skip connections) -> mu, logvar."""
+
+    def __init__(self, n_items: int, hidden: int, latent: int, layers: int) -> None:
+        super().__init__()
+        self.fc = nn.ModuleList(
+            nn.Linear(n_items if j == 0 else hidden, hidden) for j in range(layers)
+        )
+        self.ln = nn.ModuleList(nn.LayerNorm(hidden, eps=0.1) for _ in range(layers))
+        self.mu = nn.Linear(hidden, latent)
+        self.logvar = nn.Linear(hidden, latent)
+
+    def forward(self, x: torch.Tensor, dropout: float) -> tuple[torch.Tensor, torch.Tensor]:
+        h = F.dropout(F.normalize(x, dim=1), p=dropout, training=self.training)
+        skip: torch.Tensor | None = None
+        for fc, ln in zip(self.fc, self.ln, strict=True):
+            pre = fc(h) if skip is None else fc(h) + skip
+            h = ln(F.silu(pre))
+            skip = h if skip is None else skip + h
+        return self.mu(h), self.logvar(h)
+
+
+def _log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    return -0.5 * (logvar + math.log(2 * math.pi) + (z - mu).pow(2) / logvar.exp())
+
+
+class RecVAENet(nn.Module):
+    """RecVAE (Shenbin et al. 2020): a deeper encoder (`_RecVAEEncoder`), a linear decoder to
+    the catalog's logits, and the composite prior -- a mixture of N(0, 1), a wide N(0, e^10) and
+    the posterior of a frozen copy of the encoder from the previous training epoch
+    (`prior_encoder`), which keeps the encoder from drifting between alternating updates."""
+
+    #: mixture weights of the composite prior: standard, previous posterior, wide
+    PRIOR_MIX = (3 / 20, 15 / 20, 2 / 20)
+
+    def __init__(
+        self, n_items: int, hidden: int, latent: int, dropout: float, layers: int = 5
+    ) -> None:
+        super().__init__()
+        self.encoder = _RecVAEEncoder(n_items, hidden, latent, layers)
+        self.prior_encoder = _RecVAEEncoder(n_items, hidden, latent, layers)
+        self.prior_encoder.requires_grad_(False)
+        self.to_items = nn.Linear(latent, n_items)
+        self.dropout = dropout
+        self.sync_prior()
+
+    def sync_prior(self) -> None:
+        self.prior_encoder.load_state_dict(self.encoder.state_dict())
+
+    def log_prior(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """log p(z | x) of the composite prior, per latent dimension."""
+        self.prior_encoder.eval()
+        mu_old, logvar_old = self.prior_encoder(x, 0.0)
+        zero = torch.zeros_like(z)
+        parts = [
+            _log_normal(z, zero, zero) + math.log(self.PRIOR_MIX[0]),
+            _log_normal(z, mu_old, logvar_old) + math.log(self.PRIOR_MIX[1]),
+            _log_normal(z, zero, zero + 10.0) + math.log(self.PRIOR_MIX[2]),
+        ]
+        return torch.logsumexp(torch.stack(parts, dim=-1), dim=-1)
+
+    def forward(
+        self, x: torch.Tensor, dropout: float | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(logits, mu, logvar); z is sampled while training, the posterior mean otherwise;
+        `dropout` overrides the input dropout (the decoder's updates train without it)."""
+        mu, logvar = self.encoder(x, self.dropout if dropout is None else dropout)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
+        return self.to_items(z), mu, logvar
 
 
 class _Block(nn.Module):

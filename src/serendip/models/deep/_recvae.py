@@ -1,0 +1,150 @@
+"""RecVAE (Shenbin et al., WSDM 2020): Mult-VAE with a deeper encoder, a composite prior and
+alternating encoder / decoder updates.
+
+What changes against Mult-VAE, and why it tends to rank better:
+- the KL weight of a user grows with the size of their history (beta = gamma x |x_u|): heavy
+  users' posteriors are held closer to the prior, light users' are left freer;
+- the prior mixes N(0, 1), a wide Gaussian and the posterior of the encoder as it was one epoch
+  earlier, so the encoder cannot drift far between epochs (a form of trust region);
+- the encoder is updated `encoder_passes` times per epoch with input dropout, the linear decoder
+  once without it.
+Scoring, cold-start encoding, `update`, explanations and persistence are Mult-VAE's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+from pydantic import Field
+
+from serendip.data.dataset import Dataset
+from serendip.models.base import FloatRange, IntRange, ModelConfig, SearchSpace
+from serendip.models.deep._common import ADAM_BYTES, DeepConfig, batched
+from serendip.models.deep._vae import MultVAE
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["RecVAE", "RecVAEConfig"]
+
+
+class RecVAEConfig(DeepConfig):
+    """hidden: width of the encoder's `layers` layers; latent: size of z; dropout: on the
+    normalised input during encoder updates; gamma: KL weight per history item (beta = gamma x
+    the user's history length); encoder_passes: encoder epochs per decoder epoch. The paper's
+    settings (gamma 0.005, batch 500, lr 5e-4) gave 0.179 validation NDCG@10 on MovieLens 100K,
+    below Mult-VAE; gamma 0.02 with batches of 64 at lr 1e-3 gave 0.193 (one 90/10 carving of
+    the benchmark's train split), hence these defaults; hidden 600, latent 200 and 3 encoder
+    passes are the paper's. Early stopping on the validation carve."""
+
+    hidden: int = Field(default=600, ge=1)
+    latent: int = Field(default=200, ge=1)
+    layers: int = Field(default=5, ge=1)
+    dropout: float = Field(default=0.5, ge=0, lt=1)
+    gamma: float = Field(default=0.02, ge=0)
+    encoder_passes: int = Field(default=3, ge=1)
+    epochs: int = Field(default=100, ge=1)
+    batch_size: int = Field(default=64, ge=1)
+    lr: float = Field(default=1e-3, gt=0)
+    patience: int = Field(default=10, ge=1)
+
+
+class RecVAE(MultVAE):
+    """RecVAE: Mult-VAE's scoring (decoder logits of the posterior mean of the history), trained
+    with RecVAE's composite prior, history-scaled KL weight and alternating updates."""
+
+    name = "recvae"
+    description = "Mult-VAE with composite prior and alternating updates (RecVAE), torch."
+    Config: ClassVar[type[ModelConfig]] = RecVAEConfig
+    search_space: ClassVar[SearchSpace] = {
+        "latent": IntRange(32, 400, log=True),
+        "hidden": IntRange(128, 1024, log=True),
+        "dropout": FloatRange(0.2, 0.8),
+        "gamma": FloatRange(5e-4, 5e-2, log=True),
+        "lr": FloatRange(1e-4, 3e-3, log=True),
+    }
+    quick_params: ClassVar[Mapping[str, Any]] = {
+        "hidden": 32,
+        "latent": 8,
+        "layers": 2,
+        "epochs": 5,
+        "batch_size": 32,
+        "encoder_passes": 1,
+    }
+
+    def _rcfg(self) -> RecVAEConfig:
+        return self.config  # type: ignore[return-value]
+
+    def _build(self) -> torch.nn.Module:
+        from serendip.models.deep._nets import RecVAENet
+
+        c = self._rcfg()
+        return RecVAENet(len(self.items_), c.hidden, c.latent, c.dropout, c.layers)
+
+    def _estimate_bytes(self, dataset: Dataset) -> tuple[float, str]:
+        c = self._rcfg()
+        n_items = dataset.n_items
+        # encoder input layer (trained) + its frozen copy + decoder
+        params = (n_items * c.hidden * (ADAM_BYTES + 4)) + n_items * c.latent * ADAM_BYTES
+        activations = c.batch_size * n_items * 4.0 * 6
+        return params + activations, f"{n_items} items x {c.hidden} hidden units"
+
+    def _train_epoch(
+        self,
+        module: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        data: Any,
+        epoch: int,
+        rng: np.random.Generator,
+    ) -> float:
+        c = self._rcfg()
+        net: Any = module  # a RecVAENet (built by `_build`)
+        encoder = list(net.encoder.parameters())
+        decoder = list(net.to_items.parameters())
+        loss = 0.0
+        for _ in range(c.encoder_passes):
+            loss = self._pass(net, optimizer, data, rng, update=encoder, dropout=None)
+        net.sync_prior()  # the next epoch's prior: this encoder, frozen
+        self._pass(net, optimizer, data, rng, update=decoder, dropout=0.0)
+        return loss
+
+    def _pass(
+        self,
+        module: Any,
+        optimizer: torch.optim.Optimizer,
+        data: sp.csr_matrix,
+        rng: np.random.Generator,
+        update: list[torch.nn.Parameter],
+        dropout: float | None,
+    ) -> float:
+        """One pass over the users stepping only the `update` parameters (the others' gradients
+        are dropped, so Adam leaves them and their moments alone); returns the mean loss."""
+        import torch
+
+        c = self._rcfg()
+        keep = {id(p) for p in update}
+        users = np.flatnonzero(np.diff(data.indptr) > 0)
+        users = users[rng.permutation(len(users))]
+        total, n = 0.0, 0
+        for sl in batched(len(users), c.batch_size):
+            x = torch.from_numpy(data[users[sl]].toarray()).to(self.device_)
+            mu, logvar = module.encoder(x, c.dropout if dropout is None else dropout)
+            z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+            logits = module.to_items(z)
+            nll = -(torch.log_softmax(logits, dim=1) * x).sum(1)
+            log_q = -0.5 * (logvar + np.log(2 * np.pi) + (z - mu).pow(2) / logvar.exp())
+            kl = (log_q - module.log_prior(x, z)).sum(1) * (c.gamma * x.sum(1))
+            batch_loss = (nll + kl).mean()
+            optimizer.zero_grad()
+            batch_loss.backward()
+            for group in optimizer.param_groups:
+                for p in group["params"]:
+                    if id(p) not in keep:
+                        p.grad = None
+            optimizer.step()
+            total += float(batch_loss.detach()) * (sl.stop - sl.start)
+            n += sl.stop - sl.start
+        return total / max(n, 1)
