@@ -62,6 +62,18 @@ CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
     "puresvd": ("puresvd", {}),
     "nmf": ("nmf", {}),
     "multvae": ("multvae", {"device": "cpu"}),
+    # bench_models' tuning of RecVAE on MovieLens 100K (12 trials, validation seed 42)
+    "recvae": (
+        "recvae",
+        {
+            "device": "cpu",
+            "dropout": 0.72,
+            "gamma": 0.008,
+            "hidden": 144,
+            "latent": 47,
+            "lr": 0.0011,
+        },
+    ),
 }
 
 # EDLAE (EASE with emphasised dropout, Steck 2020): a grid over (l2, dropout)
