@@ -56,7 +56,8 @@ def main() -> None:
         held.setdefault(int(u), set()).add(int(i))
     n_held = sum(len(v) for v in held.values())
     blocked = (x[rows] + network[rows]).toarray() > 0
-    ue = bp._params("lastfm-2k").get("user-ease", {})
+    tuned = bp._params("lastfm-2k")
+    ue = tuned.get("user-ease", {})
     in_network = np.asarray(network[train.interactions.user, train.interactions.item]).ravel() > 0
     oon_train = train.filter_interactions(~in_network)  # same user and item vocabularies
     assert (oon_train.n_users, oon_train.n_items) == (train.n_users, train.n_items)
@@ -80,12 +81,11 @@ def main() -> None:
             )  # fmt: skip
     # Item-side collaborative models rank by co-listening, not by similar users: do they reach
     # out-of-network items user-ease misses? Alone, and as a third member of the best blend.
-    params = bp._params("lastfm-2k")
     for other in ("rp3beta", "ials", "ease"):
-        raw[other] = scores(other, params[other])
+        raw[other] = scores(other, tuned[other])
         raw[f"weighted-hybrid user-ease + 0.5 x {other} + 0.2 x tfidf (min-max)"] = scores(
             "weighted-hybrid",
-            {"members": {"user-ease": ue, other: params[other], "tfidf": {}},
+            {"members": {"user-ease": ue, other: tuned[other], "tfidf": {}},
              "weights": {"user-ease": 1.0, other: 0.5, "tfidf": 0.2}, "normalization": "minmax"},
         )  # fmt: skip
     results: list[dict[str, Any]] = []

@@ -139,7 +139,8 @@ def test_recvae_learns_topics_and_steps_encoder_and_decoder_in_turn() -> None:
     assert not any(p.requires_grad for p in net.prior_encoder.parameters())
 
 
-def test_recvae_decoder_pass_leaves_the_encoder_alone() -> None:
+@pytest.mark.parametrize("part", ["decoder", "encoder"])
+def test_recvae_each_pass_steps_only_its_own_half(part: str) -> None:
     ds = _toy()
     model = RecVAE(RecVAE.quick_params)
     model.fit(ds)
@@ -147,14 +148,17 @@ def test_recvae_decoder_pass_leaves_the_encoder_alone() -> None:
     net.train()
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
     before = {k: v.clone() for k, v in net.state_dict().items()}
+    stepped = net.to_items if part == "decoder" else net.encoder
     model._pass(net, optimizer, ds.seen(), np.random.default_rng(0),
-                update=list(net.to_items.parameters()), dropout=0.0)  # fmt: skip
+                update=list(stepped.parameters()), dropout=0.0)  # fmt: skip
     after = net.state_dict()
-    assert not torch.equal(before["to_items.weight"], after["to_items.weight"])
-    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("encoder."))
+    mine, other = ("to_items.", "encoder.") if part == "decoder" else ("encoder.", "to_items.")
+    assert all(not torch.equal(before[k], after[k]) for k in before if k.startswith(mine))
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith(other))
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("prior_"))
 
 
-def test_recvae_kl_weight_grows_with_history_length() -> None:
+def test_recvae_kl_term_counts_with_gamma() -> None:
     """gamma = 0 drops the KL term, so the training loss is the reconstruction alone (lower)."""
     ds = _toy()
     plain = RecVAE({**RecVAE.quick_params, "gamma": 0.0, "early_stopping": False}).fit(ds)

@@ -161,6 +161,12 @@ class RecVAENet(nn.Module):
         ]
         return torch.logsumexp(torch.stack(parts, dim=-1), dim=-1)
 
+    def kl(
+        self, x: torch.Tensor, z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor
+    ) -> torch.Tensor:
+        """Per-user single-sample estimate of KL(q(z | x) || p(z | x)) for z drawn from q."""
+        return (_log_normal(z, mu, logvar) - self.log_prior(x, z)).sum(dim=1)
+
     def forward(
         self, x: torch.Tensor, dropout: float | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
