@@ -125,6 +125,16 @@ CANDIDATES.update(
     }
 )
 
+# Rating values as confidence (every rating is an interaction in the protocol; the values
+# weigh the training matrix): members that disagree with the binary ones
+CANDIDATES.update(
+    {
+        "ease@l200d0.7lin": ("ease", {"l2": 200.0, "dropout": 0.7, "confidence": "linear"}),
+        "ease@l200d0.7log": ("ease", {"l2": 200.0, "dropout": 0.7, "confidence": "log1p"}),
+        "item-knn@lin": ("item-knn", {"confidence": "linear"}),
+    }
+)
+
 #: A user's training history in a validation carving is about (1 - validation fraction) of the
 #: same user's history in the full training split, so activity bounds found on validation are
 #: scaled by 1 / that share when the blend is refitted on the full train (the same users fall in
