@@ -1,4 +1,4 @@
-"""Deep models on an accelerator: fit NeuMF, Mult-VAE and SASRec on MovieLens 100K with
+"""Deep models on an accelerator: fit NeuMF, Mult-VAE, RecVAE and SASRec on MovieLens 100K with
 `device="cuda"` (and, for comparison on the same machine, `device="cpu"`), same protocol as
 bench_models.py, and write a table. CI never has a GPU; this is run by hand where one is lent:
 
@@ -25,7 +25,7 @@ def main() -> None:
     )
     ap.add_argument("--data", type=Path, required=True, help="MovieLens 100K directory")
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--models", default="neumf,multvae,sasrec")
+    ap.add_argument("--models", default="neumf,multvae,recvae,sasrec")
     ap.add_argument("--devices", default="cuda,cpu")
     args = ap.parse_args()
 
