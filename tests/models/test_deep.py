@@ -166,6 +166,25 @@ def test_recvae_kl_term_counts_with_gamma() -> None:
     assert kl.history_[0]["loss"] > plain.history_[0]["loss"]
 
 
+def test_recvae_kl_weight_is_gamma_times_the_history_length() -> None:
+    ds = _toy()
+    model = RecVAE({**RecVAE.quick_params, "gamma": 0.5}).fit(ds)
+    net = model.module_
+    x = torch.from_numpy(ds.seen()[:12].toarray())
+    lengths = x.sum(1)
+    assert len(set(lengths.tolist())) > 1, "users with different history lengths"
+    with torch.no_grad():
+        torch.manual_seed(0)
+        full = model._loss(net, x, 0.0)
+        torch.manual_seed(0)
+        recon = RecVAE({**RecVAE.quick_params, "gamma": 0.0})._loss(net, x, 0.0)
+        torch.manual_seed(0)
+        mu, logvar = net.encoder(x, 0.0)
+        z = net.sample(mu, logvar)
+        kl = net.kl(x, z, mu, logvar)
+    np.testing.assert_allclose(full - recon, 0.5 * lengths * kl, rtol=1e-4, atol=1e-4)
+
+
 def test_recvae_cold_context_is_encoded_like_a_known_history() -> None:
     ds = _toy()
     model = RecVAE(RecVAE.quick_params).fit(ds)

@@ -173,8 +173,13 @@ class RecVAENet(nn.Module):
         """(logits, mu, logvar); z is sampled while training, the posterior mean otherwise;
         `dropout` overrides the input dropout (the decoder's updates train without it)."""
         mu, logvar = self.encoder(x, self.dropout if dropout is None else dropout)
-        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
+        z = self.sample(mu, logvar) if self.training else mu
         return self.to_items(z), mu, logvar
+
+    @staticmethod
+    def sample(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        """z ~ N(mu, exp(logvar)), reparameterised so gradients reach mu and logvar."""
+        return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
 
 
 class _Block(nn.Module):
