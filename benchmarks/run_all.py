@@ -35,6 +35,8 @@ BENCHES: list[tuple[str, list[str], list[str]]] = [
     ),
     # the weighted hybrid's member/weight search on validation (by hand: see its docstring)
     ("hybrid-search", [], ["hybrid-search-ml-100k.md"]),
+    # candidate signals added to the default blend, validation only (by hand: see its docstring)
+    ("hybrid-member-probes", [], ["hybrid-member-probes.md"]),
     # needs a CUDA device: run by hand where one is lent (see the script's docstring)
     ("deep-device", [], ["deep-device.md"]),
     ("study", ["bench_study.py", "--dataset", "ml-100k"], ["study-ml-100k.md"]),
