@@ -28,6 +28,7 @@ standard error.
     python benchmarks/hybrid_member_probes.py --against blend --probe liked          # EASE on ratings >= 4
     python benchmarks/hybrid_member_probes.py --against blend --probe availability   # not yet rated at the user's time
     python benchmarks/hybrid_member_probes.py --against blend --probe zoo            # LightFM (side features), BPR
+    python benchmarks/hybrid_member_probes.py --against blend --probe tuned-vae      # Mult-VAE, ML100K-tuned
 """
 
 from __future__ import annotations
@@ -238,6 +239,10 @@ PROBES: dict[
 }
 
 
+_ML100K_PARAMS: dict[str, dict[str, Any]] = json.loads(
+    (Path(__file__).parent / "model_params.json").read_text()
+)["ml-100k"]
+
 #: Probes against the whole default blend: name -> (signals, weights w added on top of the
 #: blend's, kind). "filter" signals are 0/1 masks (1 = may be recommended) added with weight 1.
 Signal = Callable[[Dataset, np.ndarray], np.ndarray]
@@ -276,6 +281,16 @@ BLEND_PROBES: dict[str, tuple[dict[str, Signal], tuple[float, ...], str]] = {
     "zoo": (
         {"lightfm": _model("lightfm", {}), "bpr": _model("bpr", {})},
         (0.05, 0.1, 0.2),
+        "signal",
+    ),
+    # Mult-VAE with bench_models' ML100K tuning (model_params.json; CPU, 20 trials)
+    "tuned-vae": (
+        {
+            "multvae@tuned": _model(
+                "multvae", {**_ML100K_PARAMS.get("multvae", {}), "device": "cpu"}
+            )
+        },
+        (0.05, 0.1, 0.2, 0.3),
         "signal",
     ),
 }
