@@ -9,7 +9,8 @@ Two baselines a candidate signal is added to (test never read):
   weights) on the carvings those weights were searched on (seeds 42-51, 10%) and on the holdout
   carvings the blend was chosen by (52-55); the signal is added with weight w on top of the
   blend's own weights (rank-normalised like the members; `filter` probes are 0/1 masks added
-  with weight 1 after min-max, which pushes the masked items below every other item). Members
+  as they are, with weight 1, which lifts every allowed item above every masked one since the
+  blend's rank scores stay below 1). Members
   come from `hybrid_search.py`'s cache (fitted there when missing); a signal worth a full
   `hybrid_search.py` round must raise the holdout here. Results: printed, and merged into
   `results/hybrid-member-probes.json` / `.md`.
@@ -324,6 +325,7 @@ def against_blend(probe: str, cache: Path) -> dict[str, Any]:
         for name, fn in signals.items():
             blocks = []
             for sd in seeds:
+                # keyed by the signal's name: a signal whose parameters change needs a new name
                 path = cache / f"probe-ml-100k-{name}-s{sd}-v0.1.npy"
                 if not path.exists():
                     v = validation_split(
