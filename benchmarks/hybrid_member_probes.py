@@ -75,32 +75,50 @@ def period_popularity(train: Dataset, users: np.ndarray, tau_days: float) -> np.
     return (per_user[users] @ kernel @ per_item.T).astype(np.float32)
 
 
+def _history_neighbours(
+    train: Dataset, max_offset: int, max_seconds: float = np.inf
+) -> tuple[list[np.ndarray], list[np.ndarray], list[int]]:
+    """Item pairs (a, b) that one user rated at most `max_offset` positions and `max_seconds`
+    apart in their time-ordered history, one (a, b) block per offset, with its offset."""
+    it = train.interactions
+    order = np.lexsort((it.item, it.timestamp, it.user))
+    u, i, t = it.user[order], it.item[order], it.timestamp[order]
+    firsts, seconds, offsets = [], [], []
+    for off in range(1, max_offset + 1):
+        near = u[off:] == u[:-off]
+        if np.isfinite(max_seconds):
+            near &= t[off:] - t[:-off] <= max_seconds
+        if not near.any():
+            break  # sorted by time within each user: no pair further apart is nearer
+        firsts.append(i[:-off][near])
+        seconds.append(i[off:][near])
+        offsets.append(off)
+    return firsts, seconds, offsets
+
+
+def _symmetric(
+    firsts: list[np.ndarray], seconds: list[np.ndarray], weights: list[float], n: int
+) -> sp.csr_matrix:
+    """The (n, n) item graph with each pair block in both directions at its weight."""
+    rows = np.concatenate(firsts + seconds)
+    cols = np.concatenate(seconds + firsts)
+    vals = np.concatenate([np.full(len(a), w) for a, w in zip(firsts, weights, strict=True)] * 2)
+    return sp.csr_matrix((vals, (rows, cols)), shape=(n, n))
+
+
 def sequence_adjacency(train: Dataset, users: np.ndarray, window: int, decay: float) -> np.ndarray:
     """Items within `window` positions of each other in users' time-ordered histories,
     weighted decay^(distance - 1), degree-normalised; scored from the user's history."""
-    it = train.interactions
-    order = np.lexsort((it.item, it.timestamp, it.user))
-    u, i = it.user[order], it.item[order]
-    rows, cols, vals = [], [], []
-    for off in range(1, window + 1):
-        same = u[off:] == u[:-off]
-        a, b = i[:-off][same], i[off:][same]
-        rows += [a, b]
-        cols += [b, a]
-        vals += [np.full(len(a), decay ** (off - 1))] * 2
-    n = train.n_items
-    adj = sp.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)
-    )
+    firsts, seconds, offsets = _history_neighbours(train, window)
+    adj = _symmetric(firsts, seconds, [decay ** (off - 1) for off in offsets], train.n_items)
     deg = np.asarray(train.seen().sum(0)).ravel() + 1
     adj = sp.diags(1 / np.sqrt(deg)) @ adj @ sp.diags(1 / np.sqrt(deg))
     return np.asarray((train.seen()[users] @ adj).todense(), dtype=np.float32)
 
 
 def _binary(train: Dataset) -> sp.csr_matrix:
-    x = train.seen().astype(np.float64).tocsr()
-    x.data[:] = 1.0
-    return x
+    """The binary history matrix in float64 (Dataset.seen is binary)."""
+    return train.seen().astype(np.float64)
 
 
 def _ease_weights(x: np.ndarray | sp.csr_matrix, l2: float) -> np.ndarray:
@@ -153,22 +171,10 @@ def ease_with_attributes(train: Dataset, users: np.ndarray, beta: float, l2: flo
 
 
 def page_mates(train: Dataset, users: np.ndarray, window_s: float) -> np.ndarray:
-    """Items a user rated within `window_s` seconds of each other (MovieLens' rating pages: 76%
-    of ML100K ratings share their second with another of the same user's), degree-normalised,
-    scored from the user's history."""
-    it = train.interactions
-    order = np.lexsort((it.timestamp, it.user))
-    u, i, t = it.user[order], it.item[order], it.timestamp[order]
-    rows, cols = [], []
-    for off in range(1, 200):
-        near = (u[off:] == u[:-off]) & (t[off:] - t[:-off] <= window_s)
-        if not near.any():
-            break
-        rows += [i[:-off][near], i[off:][near]]
-        cols += [i[off:][near], i[:-off][near]]
-    n = train.n_items
-    r, c = np.concatenate(rows), np.concatenate(cols)
-    adj = sp.csr_matrix((np.ones(len(r)), (r, c)), shape=(n, n))
+    """Items a user rated within `window_s` seconds of each other (MovieLens' rating pages: a
+    user's ratings often share their second), degree-normalised, scored from the history."""
+    firsts, seconds, offsets = _history_neighbours(train, 199, window_s)
+    adj = _symmetric(firsts, seconds, [1.0] * len(offsets), train.n_items)
     deg = np.asarray(adj.sum(1)).ravel() + 1.0
     norm = sp.diags(1 / np.sqrt(deg))
     return np.asarray((_binary(train)[users] @ (norm @ adj @ norm)).todense(), dtype=np.float32)
@@ -177,13 +183,7 @@ def page_mates(train: Dataset, users: np.ndarray, window_s: float) -> np.ndarray
 def liked_ease(train: Dataset, users: np.ndarray, threshold: float, l2: float) -> np.ndarray:
     """EASE weights learned on the ratings >= threshold only (taste rather than exposure),
     applied to the whole history."""
-    it = train.interactions
-    keep = it.value >= threshold
-    liked = sp.csr_matrix(
-        (np.ones(int(keep.sum())), (it.user[keep], it.item[keep])),
-        shape=(train.n_users, train.n_items),
-    )
-    liked.data[:] = 1.0
+    liked = train.filter_interactions(train.interactions.value >= threshold).seen()
     return np.asarray(_binary(train)[users] @ _ease_weights(liked, l2), dtype=np.float32)
 
 
@@ -240,13 +240,22 @@ PROBES: dict[
 }
 
 
-_ML100K_PARAMS: dict[str, dict[str, Any]] = json.loads(
-    (Path(__file__).parent / "model_params.json").read_text()
-)["ml-100k"]
+Signal = Callable[[Dataset, np.ndarray], np.ndarray]
+
+
+def _tuned(name: str) -> Signal:
+    """Model `name` (CPU) with bench_models' ML100K tuning from model_params.json, read when the
+    signal runs."""
+
+    def signal(train: Dataset, users: np.ndarray) -> np.ndarray:
+        params = json.loads((Path(__file__).parent / "model_params.json").read_text())
+        return _model(name, {**params["ml-100k"].get(name, {}), "device": "cpu"})(train, users)
+
+    return signal
+
 
 #: Probes against the whole default blend: name -> (signals, weights w added on top of the
 #: blend's, kind). "filter" signals are 0/1 masks (1 = may be recommended) added with weight 1.
-Signal = Callable[[Dataset, np.ndarray], np.ndarray]
 BLEND_PROBES: dict[str, tuple[dict[str, Signal], tuple[float, ...], str]] = {
     "graph-filter": (
         {
@@ -286,11 +295,7 @@ BLEND_PROBES: dict[str, tuple[dict[str, Signal], tuple[float, ...], str]] = {
     ),
     # Mult-VAE with bench_models' ML100K tuning (model_params.json; CPU, 20 trials)
     "tuned-vae": (
-        {
-            "multvae@tuned": _model(
-                "multvae", {**_ML100K_PARAMS.get("multvae", {}), "device": "cpu"}
-            )
-        },
+        {"multvae@tuned": _tuned("multvae")},
         (0.05, 0.1, 0.2, 0.3),
         "signal",
     ),
