@@ -22,6 +22,7 @@ _COMMAND_MODULES = (
     "split",
     "evaluate",
     "models",
+    "select",
     "study",
     "demo",
     "serve",
