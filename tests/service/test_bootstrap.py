@@ -80,8 +80,8 @@ def test_fit_uses_the_window_and_params_and_saves_the_serving_lists(tmp_path: Pa
     model, and a pipeline is saved with its precomputed lists, which the next load finds."""
     from serendip.models import get_model_class
     from serendip.service.bootstrap import fit_and_register
-    from serendip.service.precompute import LISTS_DIR
     from serendip.service.runtime import ModelRuntime
+    from serendip.serving.precompute import LISTS_DIR
     from serendip.store import Store
     from tests.conftest import make_toy_platform
 

@@ -18,7 +18,9 @@ from fastapi.testclient import TestClient
 
 from serendip.data.dataset import Dataset
 from serendip.errors import ConfigError
-from serendip.service.runtime import ModelRuntime, RecItem, _FreshIndex
+from serendip.service.runtime import ModelRuntime, RecItem
+from serendip.serving.fresh import FreshIndex
+from serendip.serving.serve import fresh_index
 from serendip.store import EventIn, ItemIn, Store
 from tests.conftest import make_toy_platform
 from tests.service.conftest import ClientFactory, ready_lists
@@ -200,8 +202,8 @@ def test_the_incremental_index_equals_one_built_from_scratch(
             batch = [f"b{step}-{j}" for j in range(20)]
             pool += batch[:2]
             rt.on_items([ItemIn(b, category="c0", author="a0", created_at=1.5) for b in batch])
-        got = rt._fresh_index(snap)
-        want = _FreshIndex.build(rt.state.catalog_version, snap.model, rt.state, None)
+        got = fresh_index(snap, rt.state)
+        want = FreshIndex.build(rt.state.catalog_version, snap.model, rt.state, None)
         assert (got.info, got.by_author, got.by_category) == (
             want.info,
             want.by_author,

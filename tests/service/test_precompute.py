@@ -1,4 +1,4 @@
-"""Precomputed ranked candidates (`serendip.service.precompute`): built in batch, saved with the
+"""Precomputed ranked candidates (`serendip.serving.precompute`): built in batch, saved with the
 artifact, loaded on the next start, and served exactly as the uncached pipeline would serve --
 also when the list is cut at its depth and a request's filters need more of it, after events
 and after deletions."""
@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 from serendip.data.dataset import Dataset
-from serendip.service.precompute import LISTS_DIR, RankedLists, build_ranked_lists, fingerprint
+from serendip.pipeline.serving import serving_model
 from serendip.service.runtime import ModelRuntime
+from serendip.serving.precompute import LISTS_DIR, RankedLists, build_ranked_lists, fingerprint
 from serendip.store import EventIn
 from tests.conftest import make_toy_platform
 from tests.service.conftest import ready_lists
@@ -87,7 +88,7 @@ def test_served_lists_equal_the_uncached_pipeline_at_any_depth(
     ref.load(path, "v1")
     snap = rt.snapshot
     assert snap is not None and snap.lists is not None
-    snap.lists.lists = build_ranked_lists(snap.model, fingerprint="-", depth=depth, batch=7)
+    snap.lists.lists = build_ranked_lists(snap.serving, fingerprint="-", depth=depth, batch=7)
     snap.lists.state = "ready"
     model: Any = snap.model
     assert model.rerank_pool == 40  # quick_params: depth 44 is cut but holds a pool
@@ -118,9 +119,9 @@ def test_lists_hold_the_best_candidates_in_score_order(pipe: Path) -> None:
     from serendip.models.base import Recommender
 
     model = Recommender.load(pipe)
-    lists = build_ranked_lists(model, fingerprint=fingerprint(pipe), depth=8, batch=5)
+    lists = build_ranked_lists(serving_model(model), fingerprint=fingerprint(pipe), depth=8, batch=5)
     assert lists is not None and lists.fingerprint == fingerprint(pipe)
-    full = build_ranked_lists(model, batch=1000)
+    full = build_ranked_lists(serving_model(model), batch=1000)
     assert full is not None
     for u in range(0, len(model.users_), 37):
         cut, whole = lists.get(u), full.get(u)
@@ -137,15 +138,15 @@ def test_a_build_stops_when_asked(pipe: Path) -> None:
     from serendip.models.base import Recommender
 
     model = Recommender.load(pipe)
-    assert build_ranked_lists(model, batch=5, should_stop=lambda: True) is None
+    assert build_ranked_lists(serving_model(model), batch=5, should_stop=lambda: True) is None
 
 
 def test_worker_processes_build_the_same_lists(pipe: Path) -> None:
     from serendip.models.base import Recommender
 
     model = Recommender.load(pipe)
-    one = build_ranked_lists(model, batch=40)
-    two = build_ranked_lists(model, batch=40, workers=2, directory=pipe)
+    one = build_ranked_lists(serving_model(model), batch=40)
+    two = build_ranked_lists(serving_model(model), batch=40, workers=2, directory=pipe, adapter=serving_model)
     assert one is not None and two is not None
     for name, values in one.a.items():
         assert np.array_equal(np.asarray(values), np.asarray(two.a[name])), name

@@ -91,15 +91,18 @@ def fit_and_register(store: Any, dataset: Any, settings: Settings, *, source: st
         "n_interactions": len(dataset.interactions),
         "trained_on": source,
     }
-    if settings.precompute_lists and hasattr(model, "ranked_candidates"):
-        from serendip.service.precompute import build_ranked_lists, fingerprint
+    from serendip.pipeline.serving import serving_model
+    from serendip.serving.precompute import build_ranked_lists, fingerprint
 
+    serving = serving_model(model)
+    if settings.precompute_lists and serving.caches_candidates:
         start = time.perf_counter()
         lists = build_ranked_lists(
-            model,
+            serving,
             fingerprint=fingerprint(directory),
             workers=settings.precompute_workers,
             directory=directory,
+            adapter=serving_model,
             progress=_progress("precomputing ranked candidates"),
         )
         if lists is not None:

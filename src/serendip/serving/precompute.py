@@ -4,8 +4,8 @@ A pipeline request has an expensive half (the user's context, every candidate so
 features, the ranker: ~10-30 ms of CPU for one user) and a cheap half (filters, re-ranking,
 backfill, explanations of the returned items). The expensive half depends only on the model and
 the user's state as the model saw it, so for every user with no live state since the fit it can
-be computed ahead, in batch -- one `ranked_candidates` call for a thousand users costs a fraction
-per user of a thousand single calls -- and a request only finishes the list.
+be computed ahead, in batch -- one `ServingModel.candidates` call for a thousand users costs a
+fraction per user of a thousand single calls -- and a request only finishes the list.
 
 `RankedLists` holds, per user index of the model's vocabulary, the `depth` best candidates that
 pass the static rules (item indices, ranker scores) and the sources that proposed each one (name,
@@ -29,15 +29,16 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from serendip.errors import SerendipError
+from serendip.models.base import Recommender
+from serendip.serving.contract import LiveUser, ServingModel
 
 __all__ = ["LISTS_DIR", "RankedLists", "UserCandidates", "build_ranked_lists"]
 
-log = logging.getLogger("serendip.service")
+log = logging.getLogger("serendip.serving")
 
 #: Subdirectory of a model artifact that holds its precomputed lists (derived data: deleting it
 #: only makes the next load rebuild it).
@@ -216,11 +217,12 @@ def fingerprint(directory: Path | str) -> str:
 
 
 def _rank_part(
-    model: Any, users: np.ndarray, depth: int, final_k: int, batch: int
+    serving: ServingModel, users: np.ndarray, depth: int, final_k: int, batch: int
 ) -> dict[str, np.ndarray]:
     """The lists of `users` (sorted user indices) as flat arrays with per-user counts."""
-    sources = tuple(model.stage_.sources)
-    stateless = bool(getattr(model, "stateless_rerank", True))
+    sources = serving.sources
+    stateless = serving.stateless_rerank
+    vocab = serving.model.users_
     out: dict[str, list[np.ndarray]] = {
         k: []
         for k in (
@@ -241,8 +243,8 @@ def _rank_part(
     blobs: list[bytes] = []
     for b in range(0, len(users), batch):
         idx = users[b : b + batch]
-        contexts = model.user_contexts([model.users_.id(int(u)) for u in idx])
-        ranked = model.ranked_candidates(contexts, depth=depth)
+        contexts = serving.contexts([LiveUser(vocab.id(int(u))) for u in idx])
+        ranked = serving.candidates(contexts, depth=depth)
         for ctx, rc in zip(contexts, ranked, strict=True):
             out["count"].append(np.array([len(rc.items)]))
             out["total"].append(np.array([rc.total]))
@@ -257,17 +259,16 @@ def _rank_part(
             # the unfiltered request's final list and its explanations: most requests are
             # exactly this one, and explaining is most of a request's remaining cost
             if stateless:
-                final, shown = model.final_list(ctx, rc.items, rc.scores, final_k, None)
+                final, shown = serving.final_list(ctx, rc, final_k, None)
             else:  # the answer depends on what was served before: computed per request
                 final, shown = np.zeros(0, np.int64), np.zeros(0, np.float32)
             pos = {int(i): j for j, i in enumerate(rc.items.tolist())}
             nan = np.full(len(sources), np.nan, np.float32)
             for i, sc in zip(final.tolist(), shown.tolist(), strict=True):
                 j = pos.get(i, -1)
-                expl = model.explain_candidate(
+                expl = serving.explain(
                     ctx,
                     i,
-                    sources,
                     rc.source_score[j] if j >= 0 else nan,
                     rc.source_rank[j] if j >= 0 else nan,
                     sc,
@@ -338,26 +339,26 @@ def _assemble(
     }
 
 
-_WORKER_MODEL: dict[str, Any] = {}
+#: Builds the serving adapter of a loaded model (picklable: a module-level function).
+Adapter = Callable[[Recommender], ServingModel]
+_WORKER_MODEL: dict[str, ServingModel] = {}
 
 
 def _worker_part(
-    directory: str, users: np.ndarray, depth: int, final_k: int, batch: int
+    directory: str, adapter: Adapter, users: np.ndarray, depth: int, final_k: int, batch: int
 ) -> dict[str, np.ndarray]:
     """In a worker process: load the artifact once, rank a chunk of users."""
-    model = _WORKER_MODEL.get(directory)
-    if model is None:
+    serving = _WORKER_MODEL.get(directory)
+    if serving is None:
         from threadpoolctl import threadpool_limits
 
-        from serendip.models.base import Recommender
-
         threadpool_limits(1)
-        model = _WORKER_MODEL[directory] = Recommender.load(directory)
-    return _rank_part(model, users, depth, final_k, batch)
+        serving = _WORKER_MODEL[directory] = adapter(Recommender.load(directory))
+    return _rank_part(serving, users, depth, final_k, batch)
 
 
 def build_ranked_lists(
-    model: Any,
+    serving: ServingModel,
     *,
     fingerprint: str = "",
     depth: int | None = None,
@@ -366,33 +367,35 @@ def build_ranked_lists(
     users: np.ndarray | None = None,
     workers: int = 1,
     directory: Path | str | None = None,
+    adapter: Adapter | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     progress: Callable[[int, int], None] | None = None,
 ) -> RankedLists | None:
-    """Rank every known user's candidates in batches of `batch` users (the pipeline's
-    `ranked_candidates`), keeping the `depth` best (default: the re-ranking pool + 20, so a few
+    """Rank every known user's candidates in batches of `batch` users
+    (`ServingModel.candidates`), keeping the `depth` best (default: the re-ranking pool + 20, so a few
     live deletions or exclusions never send a request to the full path), plus the final list
     of an unfiltered request for `final_k` items with its explanations. `users`: the user
     indices to build (default all; the rest get empty lists -- for tests and benchmarks).
-    `workers` > 1 (with `directory`, the saved artifact): that many worker processes, each
-    loading the artifact, share the users -- on a shared machine the fit's owner gets more
+    `workers` > 1 (with `directory`, the saved artifact, and `adapter`, which serves it): that
+    many worker processes, each loading the artifact, share the users -- on a shared machine the fit's owner gets more
     of the cores. `fingerprint`: of the artifact the model was saved as
     (`fingerprint(directory)`), so a later load can tell the lists belong to it. None when
     `should_stop` turned true part-way (a swap or a shutdown)."""
-    n_users = len(model.users_)
-    depth = int(depth if depth is not None else model.rerank_pool + 20)
+    n_users = len(serving.model.users_)
+    depth = int(depth if depth is not None else serving.rerank_pool + 20)
     todo = np.arange(n_users) if users is None else np.unique(np.asarray(users, np.int64))
     start = time.perf_counter()
     chunks = [todo[b : b + batch] for b in range(0, len(todo), batch)]
     parts: list[dict[str, np.ndarray]] = []
-    if workers > 1 and directory is not None and len(chunks) > 1:
+    if workers > 1 and directory is not None and adapter is not None and len(chunks) > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         ctx = multiprocessing.get_context("spawn")  # no fork: the server has threads
         with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
             futures = [
-                pool.submit(_worker_part, str(directory), c, depth, final_k, batch) for c in chunks
+                pool.submit(_worker_part, str(directory), adapter, c, depth, final_k, batch)
+                for c in chunks
             ]
             for j, fut in enumerate(futures):
                 if should_stop():
@@ -406,7 +409,7 @@ def build_ranked_lists(
         for j, c in enumerate(chunks):
             if should_stop():
                 return None
-            parts.append(_rank_part(model, c, depth, final_k, batch))
+            parts.append(_rank_part(serving, c, depth, final_k, batch))
             if progress is not None:
                 progress(sum(len(x) for x in chunks[: j + 1]), len(todo))
     arrays = _assemble(n_users, todo, parts)
@@ -418,7 +421,7 @@ def build_ranked_lists(
     )
     return RankedLists(
         arrays,
-        sources=tuple(model.stage_.sources),
+        sources=serving.sources,
         depth=depth,
         final_k=final_k,
         fingerprint=fingerprint,
