@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -32,7 +32,7 @@ import numpy as np
 from pydantic import Field
 
 from serendip.errors import ConfigError, SerendipError
-from serendip.models.base import ItemFilter, ModelConfig, RecLists, top_k
+from serendip.models.base import ModelConfig, RecLists, RecRequest, empty_lists, top_k
 
 if TYPE_CHECKING:
     from serendip.models.base import Recommender
@@ -339,7 +339,7 @@ class AnnOptions(ModelConfig):
 
 
 class AnnRetrieval(_MixinBase):
-    """Mixin for embedding models: `recommend` for warm users and `similar_items` go through
+    """Mixin for embedding models (its config an `AnnOptions`): `recommend` for warm users and `similar_items` go through
     ANN indexes when the config turns them on; everything else (cold users, candidate sets,
     restrictive filters, users whose exclusions exhaust the index) takes the exact path of the
     base class, so the contract holds either way.
@@ -378,12 +378,12 @@ class AnnRetrieval(_MixinBase):
 
     # machinery ---------------------------------------------------------
     def _ann_params(self) -> AnnParams:
-        cfg: Any = self.config
+        cfg: AnnOptions = self.config
         return AnnParams(cfg.ann_m, cfg.ann_ef_construction, cfg.ann_ef_search, cfg.ann_exact_below)
 
     def ann_wanted(self, n_items: int) -> bool:
         """Whether this configuration builds indexes for a catalog of `n_items`."""
-        cfg: Any = self.config
+        cfg: AnnOptions = self.config
         if cfg.ann == "auto":
             return n_items >= cfg.ann_min_items
         return bool(cfg.ann)
@@ -454,40 +454,17 @@ class AnnRetrieval(_MixinBase):
             self.ann_indexes_[purpose] = index
 
     # retrieval ---------------------------------------------------------
-    def recommend(
-        self,
-        users: Sequence[str] | np.ndarray | str,
-        k: int = 10,
-        *,
-        exclude_seen: bool = True,
-        candidates: Iterable[str] | np.ndarray | None = None,
-        filters: ItemFilter | Callable[[np.ndarray], np.ndarray] | None = None,
-        context: Mapping[str, Sequence[str]] | None = None,
-        batch_size: int | None = None,
-    ) -> RecLists:
-        """As `Recommender.recommend`; warm users through the ANN index when one is built."""
-        base = super().recommend
-
-        def exact(who: Sequence[str] | np.ndarray | str) -> RecLists:
-            return base(
-                who,
-                k,
-                exclude_seen=exclude_seen,
-                candidates=candidates,
-                filters=filters,
-                context=context,
-                batch_size=batch_size,
-            )
-
+    def _recommend_rows(self, request: RecRequest) -> tuple[np.ndarray, np.ndarray]:
+        """As `Recommender._recommend_rows`; warm users (and unknown ones with a context history
+        the model folds in) through the ANN index when one is built."""
         index = self._ann_index("recommend")
-        if index is None or candidates is not None or k < 1:
-            return exact(users)
-        self._check_fitted()
-        user_ids = np.asarray([users] if isinstance(users, str) else list(users), dtype=object)
-        allowed = self._allowed_mask(None, filters)
+        if index is None or request.candidates is not None:
+            return super()._recommend_rows(request)
+        allowed = request.allowed
         if allowed is not None and allowed.mean() < 0.5:
-            return exact(users)  # a selective filter: graph search degrades; go exact
-        uidx = self.users_.indices(user_ids) if len(user_ids) else np.zeros(0, np.int64)
+            return super()._recommend_rows(request)  # a selective filter: graph search degrades
+        k, context, exclude_seen = request.k, request.context, request.exclude_seen
+        user_ids, uidx = request.users, request.user_idx
         warm = np.flatnonzero(uidx >= 0)
         queries, usable = self._ann_queries(uidx[warm])
         rows = warm[usable]
@@ -516,9 +493,8 @@ class AnnRetrieval(_MixinBase):
         if cold_rows:
             rows = np.concatenate([rows, np.asarray(cold_rows, np.int64)])
             queries = np.vstack([queries, np.vstack(cold_queries)])
-        out_items = np.full((len(user_ids), k), -1, np.int64)
-        out_scores = np.full((len(user_ids), k), -np.inf, np.float32)
-        done = np.zeros(len(user_ids), dtype=bool)
+        out_items, out_scores = empty_lists(len(request), k)
+        done = np.zeros(len(request), dtype=bool)
         if len(rows):
             # the offset (item bias, tie-break) is small next to the inner products: it re-orders
             # the retrieved list, it does not retrieve
@@ -536,11 +512,9 @@ class AnnRetrieval(_MixinBase):
             out_scores[rows[ok]] = scores[ok]
             done[rows[ok]] = True
         rest = np.flatnonzero(~done)
-        if len(rest):
-            exact_lists = exact(user_ids[rest])
-            out_items[rest] = exact_lists.items
-            out_scores[rest] = exact_lists.scores
-        return RecLists(user_ids, out_items, out_scores, self.items_)
+        if len(rest):  # the rest the exact way
+            out_items[rest], out_scores[rest] = super()._recommend_rows(request.take(rest))
+        return out_items, out_scores
 
     def similar_items(self, item: str, k: int = 10) -> RecLists:
         """As `Recommender.similar_items`; through the "similar" ANN index when one is built."""

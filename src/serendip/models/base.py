@@ -11,9 +11,9 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Generic, Self, TypeVar, cast
 
 import numpy as np
 import pandas as pd
@@ -26,15 +26,20 @@ from serendip.errors import ConfigError, NotFittedError, SerendipError, config_e
 
 __all__ = [
     "Choice",
+    "Component",
     "Evidence",
     "Explanation",
+    "Filters",
     "FloatRange",
     "IntRange",
     "ItemFilter",
     "ModelConfig",
     "RecLists",
+    "RecRequest",
     "Recommender",
+    "empty_lists",
     "history_of",
+    "resolve_users",
     "top_k",
 ]
 
@@ -68,6 +73,9 @@ class Choice:
 
 
 SearchSpace = Mapping[str, IntRange | FloatRange | Choice]
+
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
+ModelConfigT = TypeVar("ModelConfigT", bound=ModelConfig)
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -172,6 +180,58 @@ class ItemFilter:
         return mask
 
 
+#: What `recommend` accepts as `filters`: an `ItemFilter` or a function mapping item indices to a
+#: bool mask of the allowed ones.
+Filters = ItemFilter | Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class RecRequest:
+    """One `recommend` call as the template hands it to `Recommender._recommend_rows`.
+
+    users: object (n,) external user IDs, in the order asked; user_idx: int64 (n,) their indices
+    in the fitted user vocabulary, -1 = unknown (the cold-start path); k: list length (>= 1);
+    allowed: bool (n_items,) the items the call may return (inside `candidates`, passing
+    `filters`), None when neither restricts anything. The rest as `recommend` took them
+    (`candidates` as an object array of external item IDs).
+    """
+
+    users: np.ndarray
+    user_idx: np.ndarray
+    k: int
+    allowed: np.ndarray | None = None
+    exclude_seen: bool = True
+    candidates: np.ndarray | None = None
+    filters: Filters | None = None
+    context: Mapping[str, Sequence[str]] | None = None
+    batch_size: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def take(self, rows: np.ndarray) -> RecRequest:
+        """The same request for a subset of its users (row positions or a bool mask)."""
+        return replace(self, users=self.users[rows], user_idx=self.user_idx[rows])
+
+
+def resolve_users(
+    users: Sequence[str] | np.ndarray | str, k: int, vocab: Vocabulary
+) -> tuple[np.ndarray, np.ndarray]:
+    """The opening of every batch `recommend`: `k` checked (a `ConfigError` below 1), `users` as
+    an object array of external IDs (a single string is one user) and their int64 indices in
+    `vocab` (-1 = unknown)."""
+    if k < 1:
+        raise ConfigError(f"k must be at least 1, got {k}")
+    user_ids = np.asarray([users] if isinstance(users, str) else list(users), dtype=object)
+    return user_ids, vocab.indices(user_ids) if len(user_ids) else np.zeros(0, np.int64)
+
+
+def empty_lists(n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(items, scores) of n users' lists of k with nothing in them yet: int64 -1 padding and
+    float32 -inf, the `RecLists` convention."""
+    return np.full((n, k), -1, np.int64), np.full((n, k), -np.inf, np.float32)
+
+
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Row-wise top-k of a dense (n, m) score matrix, best first; -inf entries become -1.
 
@@ -199,52 +259,39 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ----------------------------------------------------------------------------- the contract
-class Recommender(ABC):
-    """Base class of every model.
-
-    Subclasses set `name`, `description`, `Config` (a `ModelConfig`), optionally `search_space`
-    (for tuning) and `quick_params` (a configuration that fits in seconds on the `tiny` preset, used
-    by the contract tests and the quick study profile), and implement:
-
-    - `_fit(dataset)`: learn; `self.train_` (binary CSR of the training pairs), `self.users_`,
-      `self.items_` and `self.popularity_` are already set;
-    - `_score_warm(user_idx)`: float32 (len(user_idx), n_items) scores for known users;
-    - optionally `_score_cold(context)` (an unknown user; `context` holds item indices the caller
-      knows, e.g. fold-in history), `_similar(item_idx)`, `_explain(u, i)`, `_update(...)`;
-    - `_state()` / `_set_state(state)` for save/load: arrays (NumPy or SciPy sparse) and a JSON dict.
-
-    Learned state ends in `_` and is set only by `fit`/`load` (scikit-learn's convention).
+class Component(Generic[ConfigT]):
+    """What every fitted part shares, models of the zoo and the pipeline's candidate sources
+    alike: hyperparameters in a frozen, validated `Config` (a pydantic model, unknown keys
+    rejected with the list of valid ones), `get_params`, a readable repr, and a clear error
+    when used before `fit`. `self.config` is typed by the class's parameter, e.g.
+    `class EASE(Recommender[EASEConfig])`, so a subclass reads its own fields without a cast.
     """
 
-    name: ClassVar[str] = "base"
-    description: ClassVar[str] = ""
-    family: ClassVar[str] = ""
-    Config: ClassVar[type[ModelConfig]] = ModelConfig
-    search_space: ClassVar[SearchSpace] = {}
-    quick_params: ClassVar[Mapping[str, Any]] = {}
-    #: True when `update(events)` folds new interactions in without a refit.
-    supports_update: ClassVar[bool] = False
-    #: The matrix a model learns from; families override (e.g. weighted for iALS).
-    matrix_config: ClassVar[MatrixConfig] = MatrixConfig(binary=True)
+    name: ClassVar[str] = "component"
+    Config: ClassVar[type[BaseModel]]
+    #: What `name` names in error messages ("model", "source").
+    role: ClassVar[str] = "component"
+    #: How to get a fitted one, for the not-fitted error.
+    fit_hint: ClassVar[str] = "fit(dataset)"
+    config: ConfigT
 
-    def __init__(
-        self, config: ModelConfig | Mapping[str, Any] | None = None, **params: Any
-    ) -> None:
+    def __init__(self, config: BaseModel | Mapping[str, Any] | None = None, **params: Any) -> None:
         try:
-            if isinstance(config, ModelConfig):
+            if isinstance(config, BaseModel):
                 if params:
                     config = config.model_copy(update=params)
                     config = self.Config.model_validate(config.model_dump())
-                self.config = config
             else:
-                self.config = self.Config(**{**dict(config or {}), **params})
+                config = self.Config(**{**dict(config or {}), **params})
         except ValidationError as exc:
             raise config_error_from(
-                exc, f"invalid parameters for model '{self.name}'", valid=self.Config.model_fields
+                exc,
+                f"invalid parameters for {self.role} '{self.name}'",
+                valid=self.Config.model_fields,
             ) from None
+        self.config = cast(ConfigT, config)
         self._fitted = False
 
-    # -------------------------------------------------------------- introspection
     def get_params(self) -> dict[str, Any]:
         return self.config.model_dump()
 
@@ -259,8 +306,42 @@ class Recommender(ABC):
     def _check_fitted(self) -> None:
         if not self._fitted:
             raise NotFittedError(
-                f"model '{self.name}' is not fitted: call fit(dataset) or load(dir) first"
+                f"{self.role} '{self.name}' is not fitted: call {self.fit_hint} first"
             )
+
+
+class Recommender(Component[ModelConfigT], ABC):
+    """Base class of every model, generic in its config (`Recommender[EASEConfig]`).
+
+    Subclasses set `name`, `description`, `Config` (a `ModelConfig`), optionally `search_space`
+    (for tuning) and `quick_params` (a configuration that fits in seconds on the `tiny` preset, used
+    by the contract tests and the quick study profile), and implement:
+
+    - `_fit(dataset)`: learn; `self.train_` (binary CSR of the training pairs), `self.users_`,
+      `self.items_` and `self.popularity_` are already set;
+    - `_score_warm(user_idx)`: float32 (len(user_idx), n_items) scores for known users;
+    - optionally `_score_cold(context)` (an unknown user; `context` holds item indices the caller
+      knows, e.g. fold-in history), `_similar(item_idx)`, `_explain(u, i)`, `_update(...)`;
+    - optionally `_recommend_rows(request)`, where a model ranks other than by scoring the
+      catalog (an ANN index, a mix of members' lists, a pipeline); `recommend` stays the base
+      class's;
+    - `_state()` / `_set_state(state)` for save/load: arrays (NumPy or SciPy sparse) and a JSON dict.
+
+    Learned state ends in `_` and is set only by `fit`/`load` (scikit-learn's convention).
+    """
+
+    name: ClassVar[str] = "base"
+    description: ClassVar[str] = ""
+    family: ClassVar[str] = ""
+    Config: ClassVar[type[ModelConfig]] = ModelConfig
+    role: ClassVar[str] = "model"
+    fit_hint: ClassVar[str] = "fit(dataset) or load(dir)"
+    search_space: ClassVar[SearchSpace] = {}
+    quick_params: ClassVar[Mapping[str, Any]] = {}
+    #: True when `update(events)` folds new interactions in without a refit.
+    supports_update: ClassVar[bool] = False
+    #: The matrix a model learns from; families override (e.g. weighted for iALS).
+    matrix_config: ClassVar[MatrixConfig] = MatrixConfig(binary=True)
 
     # -------------------------------------------------------------- fitting
     def fit(self, dataset: Dataset) -> Self:
@@ -293,7 +374,7 @@ class Recommender(ABC):
     def _allowed_mask(
         self,
         candidates: Iterable[str] | np.ndarray | None,
-        filters: ItemFilter | Callable[[np.ndarray], np.ndarray] | None,
+        filters: Filters | None,
     ) -> np.ndarray | None:
         """bool (n_items,): the items a `recommend` call may return (inside `candidates`, passing
         `filters`); None when neither restricts anything."""
@@ -318,7 +399,7 @@ class Recommender(ABC):
         *,
         exclude_seen: bool = True,
         candidates: Iterable[str] | np.ndarray | None = None,
-        filters: ItemFilter | Callable[[np.ndarray], np.ndarray] | None = None,
+        filters: Filters | None = None,
         context: Mapping[str, Sequence[str]] | None = None,
         batch_size: int | None = None,
     ) -> RecLists:
@@ -327,40 +408,63 @@ class Recommender(ABC):
         users: external IDs; unknown ones take the cold-start path (`_score_cold`), using their
         `context` history (external item IDs) where given. exclude_seen: drop training items (and
         context items). candidates: restrict to these item IDs. filters: an `ItemFilter` or a
-        function mapping item indices -> bool mask of allowed ones.
+        function mapping item indices -> bool mask of allowed ones. batch_size: users scored at
+        once (default: as many as fit about 32M scores).
+
+        The template of every model: it checks, normalises and resolves the request once, and
+        `_recommend_rows` ranks.
         """
         self._check_fitted()
-        if k < 1:
-            raise ConfigError(f"k must be at least 1, got {k}")
-        user_ids = np.asarray([users] if isinstance(users, str) else list(users), dtype=object)
+        user_ids, user_idx = resolve_users(users, k, self.users_)
+        cand = None if candidates is None else np.asarray(list(candidates), dtype=object)
+        request = RecRequest(
+            users=user_ids,
+            user_idx=user_idx,
+            k=k,
+            allowed=self._allowed_mask(cand, filters),
+            exclude_seen=exclude_seen,
+            candidates=cand,
+            filters=filters,
+            context=context,
+            batch_size=batch_size,
+        )
+        items, scores = self._recommend_rows(request)
+        return RecLists(user_ids, items, scores, self.items_)
+
+    def _recommend_rows(self, request: RecRequest) -> tuple[np.ndarray, np.ndarray]:
+        """items int64 (n, k) and scores float32 (n, k) of the request's users, row for row (the
+        `RecLists` convention). Default, exact: known users scored by `_score_warm` in batches,
+        unknown ones by `_score_cold` one at a time, then masked (not allowed, seen, context)
+        and cut by `top_k`."""
         n_items = len(self.items_)
-        allowed = self._allowed_mask(candidates, filters)
-        if allowed is None:
-            allowed = np.ones(n_items, dtype=bool)
-        uidx = self.users_.indices(user_ids) if len(user_ids) else np.zeros(0, np.int64)
-        batch = batch_size or max(1, min(1024, (1 << 25) // max(n_items, 1)))
-        out_items = np.full((len(user_ids), k), -1, np.int64)
-        out_scores = np.full((len(user_ids), k), -np.inf, np.float32)
+        allowed = request.allowed
+        uidx = request.user_idx
+        batch = request.batch_size or max(1, min(1024, (1 << 25) // max(n_items, 1)))
+        out_items, out_scores = empty_lists(len(request), request.k)
         warm_rows = np.flatnonzero(uidx >= 0)
         for start in range(0, len(warm_rows), batch):
             rows = warm_rows[start : start + batch]
             scores = np.asarray(self._score_warm(uidx[rows]), dtype=np.float32).copy()
-            scores[:, ~allowed] = -np.inf
-            if exclude_seen:
+            if allowed is not None:
+                scores[:, ~allowed] = -np.inf
+            if request.exclude_seen:
                 sub = self.train_[uidx[rows]]
                 r, c = sub.nonzero()
                 scores[r, c] = -np.inf
-            if context:
-                self._mask_context(scores, user_ids[rows], context, exclude_seen)
-            out_items[rows], out_scores[rows] = top_k(scores, k)
+            if request.context:
+                self._mask_context(
+                    scores, request.users[rows], request.context, request.exclude_seen
+                )
+            out_items[rows], out_scores[rows] = top_k(scores, request.k)
         for row in np.flatnonzero(uidx < 0):
-            hist = self._context_indices(str(user_ids[row]), context)
+            hist = self._context_indices(str(request.users[row]), request.context)
             scores = np.asarray(self._score_cold(hist), dtype=np.float32).copy()
-            scores[~allowed] = -np.inf
-            if exclude_seen and len(hist):
+            if allowed is not None:
+                scores[~allowed] = -np.inf
+            if request.exclude_seen and len(hist):
                 scores[hist] = -np.inf
-            out_items[row], out_scores[row] = (a[0] for a in top_k(scores[None, :], k))
-        return RecLists(user_ids, out_items, out_scores, self.items_)
+            out_items[row], out_scores[row] = (a[0] for a in top_k(scores[None, :], request.k))
+        return out_items, out_scores
 
     def _context_indices(
         self, user: str, context: Mapping[str, Sequence[str]] | None

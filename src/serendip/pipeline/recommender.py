@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -30,11 +30,11 @@ from serendip.data.dataset import EVENT_CODES, Dataset
 from serendip.errors import ConfigError, DataError, SerendipError
 from serendip.models.base import (
     Explanation,
-    ItemFilter,
     ModelConfig,
-    RecLists,
     Recommender,
+    RecRequest,
     SearchSpace,
+    empty_lists,
 )
 from serendip.pipeline.candidates import CandidateFrame, UserContext
 from serendip.pipeline.config import SEARCH_SPACE, PipelineConfig
@@ -451,39 +451,28 @@ class PipelineRecommender(Recommender):
         return np.isin(items, touched) | np.isin(self.author_idx_[items], f)
 
     # ------------------------------------------------------------------ the contract
-    def recommend(
-        self,
-        users: Sequence[str] | np.ndarray | str,
-        k: int = 10,
-        *,
-        exclude_seen: bool = True,
-        candidates: Iterable[str] | np.ndarray | None = None,
-        filters: ItemFilter | Callable[[np.ndarray], np.ndarray] | None = None,
-        context: Mapping[str, Sequence[str]] | None = None,
-        batch_size: int | None = None,
-    ) -> RecLists:
-        """As `Recommender.recommend`, through the whole pipeline (contexts from the fitted
-        state, folded-in events and `context`; request time = the newest time known)."""
-        self._check_fitted()
-        if k < 1:
-            raise ConfigError(f"k must be at least 1, got {k}")
-        user_ids = np.asarray([users] if isinstance(users, str) else list(users), dtype=object)
-        allowed = self._allowed_mask(candidates, filters)
-        out_items = np.full((len(user_ids), k), -1, np.int64)
-        out_scores = np.full((len(user_ids), k), -np.inf, np.float32)
-        batch = batch_size or 256
+    def _recommend_rows(self, request: RecRequest) -> tuple[np.ndarray, np.ndarray]:
+        """`recommend` through the whole pipeline (contexts from the fitted state, folded-in
+        events and the request's `context`; request time = the newest time known), 256 users a
+        batch by default."""
+        out_items, out_scores = empty_lists(len(request), request.k)
+        batch = request.batch_size or 256
         exposure = self._exposure_counter()  # one count over every batch of this call
-        for start in range(0, len(user_ids), batch):
-            ids = [str(u) for u in user_ids[start : start + batch]]
-            contexts = self.user_contexts(ids, context=context)
+        for start in range(0, len(request), batch):
+            ids = [str(u) for u in request.users[start : start + batch]]
+            contexts = self.user_contexts(ids, context=request.context)
             served = self.recommend_contexts(
-                contexts, k, allowed=allowed, exclude_seen=exclude_seen, exposure=exposure
+                contexts,
+                request.k,
+                allowed=request.allowed,
+                exclude_seen=request.exclude_seen,
+                exposure=exposure,
             )
             for j, s in enumerate(served):
                 n = len(s.items)
                 out_items[start + j, :n] = s.items
                 out_scores[start + j, :n] = s.scores
-        return RecLists(user_ids, out_items, out_scores, self.items_)
+        return out_items, out_scores
 
     def _score_warm(self, user_idx: np.ndarray) -> np.ndarray:
         """Dense scores for the base class's paths: the final list's displayed scores, -inf

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import Field, model_validator
 
-from serendip.errors import ConfigError
 from serendip.models.base import (
     Evidence,
-    ItemFilter,
     ModelConfig,
-    RecLists,
+    RecRequest,
     SearchSpace,
+    empty_lists,
     top_k,
 )
 from serendip.models.hybrid._members import HybridBase, MemberSpec, members_of, parse_members
@@ -117,45 +116,29 @@ class MixedHybrid(HybridBase):
         return np.array([float(c.quotas.get(k, 1.0)) for k in c.members])
 
     # -------------------------------------------------------------- recommending
-    def recommend(
-        self,
-        users: Sequence[str] | np.ndarray | str,
-        k: int = 10,
-        *,
-        exclude_seen: bool = True,
-        candidates: Iterable[str] | np.ndarray | None = None,
-        filters: ItemFilter | Callable[[np.ndarray], np.ndarray] | None = None,
-        context: Mapping[str, Sequence[str]] | None = None,
-        batch_size: int | None = None,
-    ) -> RecLists:
-        """As `Recommender.recommend`; every member ranks under the same exclusions, candidates
-        and filters, so quotas count only items that may be shown."""
-        self._check_fitted()
-        if k < 1:
-            raise ConfigError(f"k must be at least 1, got {k}")
-        cand = None if candidates is None else np.asarray(list(candidates), dtype=object)
+    def _recommend_rows(self, request: RecRequest) -> tuple[np.ndarray, np.ndarray]:
+        """Every member ranks under the same exclusions, candidates and filters, so quotas count
+        only items that may be shown."""
         # a source skips at most k - 1 duplicates while giving at most k items
         per_member = [
             m.recommend(
-                users,
-                2 * k,
-                exclude_seen=exclude_seen,
-                candidates=cand,
-                filters=filters,
-                context=context,
-                batch_size=batch_size,
+                request.users,
+                2 * request.k,
+                exclude_seen=request.exclude_seen,
+                candidates=request.candidates,
+                filters=request.filters,
+                context=request.context,
+                batch_size=request.batch_size,
             )
             for m in self.members_.values()
         ]
-        user_ids = per_member[0].users
-        out_items = np.full((len(user_ids), k), -1, np.int64)
-        out_scores = np.full((len(user_ids), k), -np.inf, np.float32)
+        out_items, out_scores = empty_lists(len(request), request.k)
         quotas = self._quotas()
-        for r in range(len(user_ids)):
-            items, _ = interleave([p.items[r] for p in per_member], quotas, k)
+        for r in range(len(request)):
+            items, _ = interleave([p.items[r] for p in per_member], quotas, request.k)
             out_items[r, : len(items)] = items
             out_scores[r, : len(items)] = _positional(len(items))
-        return RecLists(user_ids, out_items, out_scores, self.items_)
+        return out_items, out_scores
 
     # -------------------------------------------------------------- full-catalog scores
     def _mixed_rows(
