@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
 from serendip.data.dataset import Dataset
 from serendip.models.base import Evidence
+from serendip.serving.context import UserContext
 
 __all__ = [
     "CandidateFrame",
@@ -27,35 +28,6 @@ __all__ = [
     "Proposal",
     "UserContext",
 ]
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class UserContext:
-    """Everything the pipeline may use about one user at request time.
-
-    user: external ID; user_idx: index in the fitted user vocabulary, -1 for a user the fitted
-    artifacts never saw (cold start). history: item indices the user interacted with, most recent
-    first (training history plus live events); history_time: their epoch seconds (NaN unknown),
-    aligned; history_event: event codes (`EVENT_TYPES`), aligned. followees: user indices the user
-    follows (fitted vocabulary). interests: declared interests (categories or tags). now: the
-    request time (epoch seconds) -- "trending" and "fresh" are relative to it, and nothing
-    created after it may be recommended. exclude: item indices never to return (blocked, seen in
-    the request's context).
-    """
-
-    user: str
-    user_idx: int
-    history: np.ndarray
-    history_time: np.ndarray
-    history_event: np.ndarray
-    followees: np.ndarray
-    interests: tuple[str, ...] = ()
-    now: float = float("nan")
-    exclude: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-
-    @property
-    def is_cold(self) -> bool:
-        return self.user_idx < 0 or len(self.history) == 0
 
 
 @dataclass(frozen=True, slots=True, eq=False)

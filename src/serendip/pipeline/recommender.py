@@ -54,6 +54,7 @@ from serendip.pipeline.rerank import (
     diversity_vectors,
     rerank,
 )
+from serendip.serving.contract import RankedCandidates
 from serendip.threads import limit_threads
 
 __all__ = ["PipelineRecommender", "RankedCandidates", "ServedList"]
@@ -812,21 +813,6 @@ class PipelineRecommender(Recommender):
             if not np.isnan(source_rank[j])
         ]
         return self.explainer_.explain(ctx, int(item), hits, self.stage_.sources, float(score))
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class RankedCandidates:
-    """One user's ranked candidates (`PipelineRecommender.ranked_candidates`): item indices,
-    ranker scores (non-increasing), per-source scores and ranks (n x len(sources), NaN where a
-    source did not propose the item), and how many candidates passed the rules before the cut
-    (`total` > len(items): the list was cut)."""
-
-    items: np.ndarray
-    scores: np.ndarray
-    sources: tuple[str, ...]
-    source_score: np.ndarray
-    source_rank: np.ndarray
-    total: int
 
 
 def _history_store(
