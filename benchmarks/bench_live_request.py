@@ -5,7 +5,11 @@ the full pipeline path (context with the live events, sources, features, ranker,
 explanations). Events here carry distinct wall-clock timestamps, as real traffic does (the HTTP
 load benchmark's ingested events share one timestamp per run).
 
-    python benchmarks/bench_live_request.py --artifact /tmp/serendip-platform/serve-platform/artifacts/<version>
+    python benchmarks/bench_live_request.py   # the newest bench-out/serve-platform-pipeline artifact
+    python benchmarks/bench_live_request.py --artifact DIR
+
+The default artifact is the one `bench_serve.py` (platform preset) fitted; without one the script
+says so and stops (`make bench` runs it after the serving benchmark).
 
 Writes benchmarks/results/live_request.md and .json.
 """
@@ -27,14 +31,30 @@ from serendip.service.runtime import ModelRuntime
 from serendip.store import EventIn
 
 RESULTS = Path(__file__).resolve().parent / "results"
+ARTIFACTS = (
+    Path(__file__).resolve().parents[1] / "bench-out" / "serve-platform-pipeline" / "artifacts"
+)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--artifact", type=Path, required=True, help="a saved pipeline model")
+    ap.add_argument(
+        "--artifact",
+        type=Path,
+        default=None,
+        help=f"a saved pipeline model (default: newest in {ARTIFACTS})",
+    )
     ap.add_argument("--users", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
+    if args.artifact is None:
+        found = sorted(ARTIFACTS.glob("*")) if ARTIFACTS.is_dir() else []
+        if not found:
+            raise SystemExit(
+                f"error: no pipeline artifact under {ARTIFACTS}; run benchmarks/bench_serve.py "
+                "(platform preset) first or pass --artifact"
+            )
+        args.artifact = found[-1]
     rt = ModelRuntime(build_in_background=False)
     t0 = time.perf_counter()
     rt.load(args.artifact, "bench")

@@ -57,6 +57,15 @@ from serendip.evaluation import (
     random_split,
     temporal_split,
 )
+from serendip.evaluation.selection import (
+    TIE,
+    TIE_SE,
+    Floors,
+    choose,
+    floors_met,
+    matched_temporal_folds,
+    validation_reference,
+)
 from serendip.models.base import RecLists, Recommender
 from serendip.models.registry import get_model_class
 from serendip.pipeline.config import PipelineConfig
@@ -83,7 +92,7 @@ N_WINDOWS = 3
 #: dates). ML100K: also label windows of 10% of train (more training groups: 3 x 20% gave
 #: 99-175 groups on the validation folds, 6 x 10% 138-247, 8 x 10% 196-308), alone and with
 #: the ranker boosting from the trending prior (`ranker.prior_weight`); on five matched-length
-#: validation folds (benchmarks/ml100k_temporal_search.py, plain re-ranking) NDCG@10 vs
+#: validation folds (docs/research-log.md, ML100K temporal search; plain re-ranking) NDCG@10 vs
 #: trending 0.180: 3 x 20% 0.183, 6 x 10% 0.200 (seed 1: 0.195), 6 x 10% + prior 0.5 0.209
 #: (seed 1: 0.208; prior 1.0: 0.197), 8 x 10% + prior 0.5 0.206 (every fold above trending).
 ML100K_W6 = {"ranker.n_windows": 6, "ranker.label_fraction": 0.1}
@@ -144,7 +153,7 @@ TAIL_GRID = (None,)
 EXPOSURE_GRID: tuple[tuple[float, int, int], ...] = (
     (0.0, 100, 0),
     (0.1, 300, 5),  # mild: Last.fm validation coverage 0.93x the reference at no NDCG loss
-    (0.2, 300, 5),  # oon_tradeoff.py: Last.fm coverage 1.72x at NDCG 1.00x (validation)
+    (0.2, 300, 5),  # research log, oon_tradeoff: Last.fm coverage 1.72x at NDCG 1.00x
     (0.25, 300, 0),
     (0.3, 300, 3),
     (0.3, 300, 5),
@@ -161,33 +170,30 @@ KNOBS = (
     "pool",
     "exposure_free_top",
 )
-#: Single models tied with the best on validation NDCG@10 -- the paired per-user difference
-#: within TIE_SE standard errors of zero, or within the share TIE of the best -- are one
-#: statistical class: the validation reference for coverage / novelty / out-of-network takes
-#: the best among them. (On `small` every NDCG@10 is ~0.004 and the best single model flips
-#: between trending and rp3beta from one split to the next: the coverage floor must not hang on
-#: that coin.) The NDCG floor is as cautious: against the best model's mean + TIE_SE standard
-#: errors, so that a coverage penalty may not spend a margin that ~200 validation users (ML100K)
-#: cannot vouch for.
-TIE = 0.01
-TIE_SE = 2.0
+#: The choice rule on validation (`serendip.evaluation.selection`): single models tied with the
+#: best on validation NDCG@10 -- the paired per-user difference within TIE_SE standard errors
+#: of zero, or within the share TIE of the best -- are one statistical class, and the
+#: validation reference for coverage / novelty / out-of-network takes the best among them. (On
+#: `small` every NDCG@10 is ~0.004 and the best single model flips between trending and rp3beta
+#: from one split to the next: the coverage floor must not hang on that coin.) The NDCG floor
+#: is as cautious: against the best model's mean + TIE_SE standard errors, so that a coverage
+#: penalty may not spend a margin that ~200 validation users (ML100K) cannot vouch for.
 #: Validation folds per dataset (metrics averaged): ML100K's temporal validation holds ~100
 #: users, too few for one fold to choose between pipeline variants (a variant that won one
 #: fold by 25% lost on test in a trial run; pipeline vs trending ranged -14% to +21% over five
 #: folds), so five folds (`VAL_WINDOWS`).
 VAL_FOLDS = {"ml-100k": 5}
 #: Validation windows as long as the test window, stepping back: (window, step), shares of the
-#: train's interactions. Fold j trains on what precedes train's interaction-time quantile
-#: 1 - j x step - window and is tested on the window that follows, up to quantile 1 - j x step
-#: (the newest fold's window ends where train ends, as the test's does). ML100K: the test window
+#: train's interactions (`serendip.evaluation.selection.matched_temporal_folds`). ML100K: the test window
 #: holds 20% of the data = 25% of train; the nested folds (20% of train, then 20% of that
 #: fold's train) were shorter than the test window and the older one favoured the pipeline
 #: (pipeline vs trending +8% and +79% on the two nested folds, -14% to +21% on five matched
-#: ones; benchmarks/results/ml100k-temporal-search.json).
+#: ones; docs/research-log.md, ML100K temporal search).
 VAL_WINDOWS: dict[str, tuple[float, float]] = {"ml-100k": (0.25, 0.0625)}
 K = 10
 METRICS = ("ndcg@10", "recall@10", "coverage@10", "novelty@10", "oon_hit_rate@10", "oon_share@10")
 FLOORS = {"ndcg_gain": 0.03, "oon_ratio": 1.5, "cold_ratio": 2.0, "p99_ms": 30.0}
+PIPELINE_FLOORS = Floors(ndcg_gain=FLOORS["ndcg_gain"], oon_ratio=FLOORS["oon_ratio"])
 
 
 def _load(name: str, platform_dir: Path) -> Dataset:
@@ -263,27 +269,6 @@ def _validate_single(
     return _mean_metrics(per_fold), np.concatenate(per_user)
 
 
-def _standard_error(values: np.ndarray) -> float:
-    return float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
-
-
-def _ties(per_user_ndcg: dict[str, np.ndarray], best: str) -> list[str]:
-    """The models whose validation NDCG@10 is statistically tied with `best`'s: the mean paired
-    per-user difference within TIE_SE standard errors of zero, or within the share TIE of the
-    best's mean (a model evaluated on other users than the best counts by the share alone)."""
-    top = per_user_ndcg[best]
-    out = []
-    for name, values in per_user_ndcg.items():
-        gap = float(top.mean() - values.mean())
-        allowed = TIE * float(top.mean())
-        if len(values) == len(top) and len(top) > 1:
-            diff = top - values
-            allowed = max(allowed, TIE_SE * float(diff.std(ddof=1)) / np.sqrt(len(diff)))
-        if gap <= allowed:
-            out.append(name)
-    return out
-
-
 def _fit(name: str, params: dict[str, Any], train: Dataset) -> tuple[Any, float]:
     t0 = time.perf_counter()
     model = get_model_class(name)(params).fit(train)
@@ -296,18 +281,7 @@ def _val_folds(name: str, train: Dataset) -> list[Split]:
     n = VAL_FOLDS.get(name, 1)
     if name in VAL_WINDOWS:
         window, step = VAL_WINDOWS[name]
-        ts = train.interactions.timestamp
-        ordered = np.sort(ts[~np.isnan(ts)])
-
-        def at(q: float) -> float:
-            return float(ordered[min(int(np.ceil(q * len(ordered))), len(ordered) - 1)])
-
-        folds = []
-        for j in range(n):
-            hi = 1.0 - j * step
-            part = train if j == 0 else train.filter_interactions(~(ts >= at(hi)))
-            folds.append(temporal_split(part, cut=at(hi - window)))
-        return folds
+        return matched_temporal_folds(train, n, window, step)
     folds = [_split(name, train)]
     for _ in range(1, n):
         folds.append(_split(name, folds[-1].train))  # the same protocol, one step earlier
@@ -394,39 +368,6 @@ def _evaluate_cached(
     return {key: m.get(key) for key in METRICS}
 
 
-def _floors_met(m: dict[str, Any], ref: dict[str, Any], social: bool) -> dict[str, bool]:
-    """Which of the issue's floors a validation result meets against the validation reference:
-    as cautious on NDCG as on the others -- the NDCG floor against the best single model's
-    upper confidence bound (its mean + TIE_SE standard errors), as coverage, novelty and
-    out-of-network take the best of the models tied with it."""
-    out = {
-        "ndcg": (m["ndcg@10"] or 0)
-        >= (1 + FLOORS["ndcg_gain"]) * (ref.get("ndcg@10_upper", ref["ndcg@10"]) or 0),
-        "coverage": (m["coverage@10"] or 0) >= (ref["coverage@10"] or 0),
-        "novelty": (m["novelty@10"] or 0) >= (ref["novelty@10"] or 0),
-    }
-    if social:
-        out["oon"] = (m["oon_hit_rate@10"] or 0) >= FLOORS["oon_ratio"] * (
-            ref["oon_hit_rate@10"] or 0
-        )
-    return out
-
-
-def _choice_key(g: dict[str, Any]) -> tuple[bool, int, bool, float]:
-    """Order of validation settings. The NDCG floor comes first -- it is the issue's headline,
-    and its other floors are guards "at no loss of NDCG" -- so a setting short of it on
-    validation ranks by NDCG@10 alone (the closest to the floor first). Among settings that
-    meet it: most floors met; then, if the out-of-network floor is the one missed (social
-    data), the highest out-of-network HitRate -- the margin above the NDCG floor is spent on
-    discovery -- else the best NDCG@10."""
-    met = g["floors_met"]
-    if not met["ndcg"]:
-        return (False, 0, False, float(g["ndcg@10"]))
-    chase_oon = met.get("oon") is False
-    value = (g["oon_hit_rate@10"] or 0.0) if chase_oon else g["ndcg@10"]
-    return (True, sum(met.values()), not chase_oon, float(value))
-
-
 def run_dataset(name: str, platform_dir: Path) -> dict[str, Any]:
     ds = _load(name, platform_dir)
     split = _split(name, ds)
@@ -470,19 +411,7 @@ def run_dataset(name: str, platform_dir: Path) -> dict[str, Any]:
         )
         print(f"{name:10s} validation {ref_name:10s} ndcg@10={every[ref_name]['ndcg@10']:.4f}",
               flush=True)  # fmt: skip
-    best_val = max(every, key=lambda c: every[c]["ndcg@10"])
-    ties = _ties(per_user_ndcg, best_val)
-    ref = {
-        "model": best_val,
-        "ties": ties,
-        "ndcg@10": every[best_val]["ndcg@10"],
-        "ndcg@10_upper": every[best_val]["ndcg@10"]
-        + TIE_SE * _standard_error(per_user_ndcg[best_val]),
-        **{
-            key: max((every[c].get(key) or 0) for c in ties)
-            for key in ("coverage@10", "novelty@10", "oon_hit_rate@10")
-        },
-    }
+    ref = validation_reference(every, per_user_ndcg)
     social = val_scores[collab].get("oon_hit_rate@10") is not None
     grid = []
     for use_second, label_split, *more in VARIANTS[name]:
@@ -511,7 +440,7 @@ def run_dataset(name: str, platform_dir: Path) -> dict[str, Any]:
                     m = _mean_metrics(
                         [_evaluate_cached(model, ranked, f, knobs) for model, ranked, f in fitted]
                     )
-                    met = _floors_met(m, ref, social)
+                    met = floors_met(m, ref, social, PIPELINE_FLOORS)
                     grid.append({"second": two[0] if two else None, "label_split": label_split,
                                  "ranker": extra,
                                  **knobs, "floors_met": met, **m})  # fmt: skip
@@ -520,7 +449,7 @@ def run_dataset(name: str, platform_dir: Path) -> dict[str, Any]:
                           f"ndcg@10={m['ndcg@10']:.4f} cov={m['coverage@10']:.4f} "
                           f"oon_hr={m['oon_hit_rate@10'] or 0:.4f} "
                           f"met={sorted(k for k, v in met.items() if v)}", flush=True)  # fmt: skip
-    choice = max(grid, key=_choice_key)
+    choice = choose(grid)
     choice_keys = ("second", "label_split", "ranker", *KNOBS)
     out["validation"] = {
         "singles": every,
