@@ -97,12 +97,15 @@ def _model_outputs(model: Any) -> dict[str, Any]:
 
 
 def _served(rt: Any, users: list[str], **kw: Any) -> dict[str, Any]:
-    got = {}
+    got: dict[str, Any] = {}
     for user in users:
-        got[user] = [
-            {"item": r.item, "score": _num(r.score), "explanation": r.explanation}
-            for r in rt.recommend(user, 20, explain=True, **kw)
-        ]
+        try:
+            got[user] = [
+                {"item": r.item, "score": _num(r.score), "explanation": r.explanation}
+                for r in rt.recommend(user, 20, explain=True, **kw)
+            ]
+        except Exception as exc:  # recorded: a request that fails is an output too
+            got[user] = f"{type(exc).__name__}: {exc}"
     return got
 
 
