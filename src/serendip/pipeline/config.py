@@ -23,7 +23,7 @@ names.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -31,11 +31,13 @@ from serendip.models.base import Choice, FloatRange, IntRange, ModelConfig, Sear
 
 __all__ = [
     "DEFAULT_SOURCES",
+    "RERANK_STEPS",
     "SEARCH_SPACE",
     "FilterParams",
     "PipelineConfig",
     "RankerParams",
     "RerankParams",
+    "RerankStepName",
     "SourceSpec",
 ]
 
@@ -159,6 +161,21 @@ class RankerParams(_Frozen):
         return v
 
 
+#: The re-ranking steps by name (`RerankParams.steps`), in their default order: relevance
+#: shifts (out-of-network boost, popularity penalty), the author cap, the share targets
+#: (out-of-network first, then the long tail), the exposure penalty, MMR.
+RerankStepName = Literal[
+    "oon-boost",
+    "popularity-penalty",
+    "author-cap",
+    "oon-target",
+    "tail-quota",
+    "exposure-penalty",
+    "mmr",
+]
+RERANK_STEPS: tuple[RerankStepName, ...] = get_args(RerankStepName)
+
+
 class RerankParams(_Frozen):
     """Re-ranking of the ranker's list.
 
@@ -186,6 +203,10 @@ class RerankParams(_Frozen):
     served lists = one counter kept across calls, older lists fading with this half-life (a
     serving knob: one-user requests then see what the others were shown). Runtime state only,
     never saved with the model.
+    steps: the order in which the re-ranking steps act (names from `RERANK_STEPS`), None = the
+    default order. A step runs when its knob is on (`active_steps`); the order counts within a
+    step's kind (`serendip.pipeline.rerank.steps`): which share target a slot honours first, in
+    which order relevance shifts add up. Every step whose knob is on must be listed.
     """
 
     mmr_lambda: float = Field(default=0.85, ge=0.0, le=1.0)
@@ -199,6 +220,35 @@ class RerankParams(_Frozen):
     exposure_penalty: float = Field(default=0.0, ge=0.0, le=100.0)
     exposure_free_top: int = Field(default=0, ge=0, le=5000)
     exposure_half_life: float | None = Field(default=None, gt=0.0)
+    steps: tuple[RerankStepName, ...] | None = None
+
+    def _knobs_on(self) -> dict[RerankStepName, bool]:
+        return {
+            "oon-boost": self.oon_boost > 0,
+            "popularity-penalty": self.popularity_penalty > 0,
+            "author-cap": self.author_cap is not None,
+            "oon-target": self.oon_target is not None,
+            "tail-quota": self.tail_target is not None,
+            "exposure-penalty": self.exposure_penalty > 0,
+            "mmr": self.mmr_lambda < 1.0,
+        }
+
+    def active_steps(self) -> tuple[RerankStepName, ...]:
+        """The re-ranking steps that run, in order: those whose knob is on, in `steps` order."""
+        on = self._knobs_on()
+        order = RERANK_STEPS if self.steps is None else self.steps
+        return tuple(name for name in order if on[name])
+
+    @model_validator(mode="after")
+    def _steps_listed(self) -> RerankParams:
+        if self.steps is None:
+            return self
+        if len(set(self.steps)) < len(self.steps):
+            raise ValueError(f"steps lists a step twice: {list(self.steps)}")
+        left_out = [name for name, on in self._knobs_on().items() if on and name not in self.steps]
+        if left_out:
+            raise ValueError(f"steps leaves out {left_out}, whose knobs are on")
+        return self
 
 
 class FilterParams(_Frozen):
