@@ -22,7 +22,7 @@ class PopularityConfig(ModelConfig):
     pass
 
 
-class Popularity(Recommender):
+class Popularity(Recommender[PopularityConfig]):
     """Items ranked by how many distinct users interacted with them in training."""
 
     name = "popularity"
@@ -58,7 +58,7 @@ class Popularity(Recommender):
         self.counts_ = np.asarray(arrays["counts"], dtype=np.float64)
 
 
-class TrendingConfig(ModelConfig):
+class TrendingConfig(PopularityConfig):
     half_life_days: float = Field(default=7.0, gt=0)
 
 
@@ -69,6 +69,7 @@ class Trending(Popularity):
     name = "trending"
     description = "Most interacted items, exponentially time-decayed."
     Config: ClassVar[type[ModelConfig]] = TrendingConfig
+    config: TrendingConfig
     search_space: ClassVar[SearchSpace] = {"half_life_days": FloatRange(0.5, 60.0, log=True)}
     quick_params: ClassVar[Mapping[str, Any]] = {"half_life_days": 7.0}
 
@@ -78,7 +79,7 @@ class Trending(Popularity):
         self.counts_ = self._decayed(it.item, it.timestamp, dataset.n_items)
 
     def _decayed(self, items: np.ndarray, ts: np.ndarray, n_items: int) -> np.ndarray:
-        hl = self.config.half_life_days  # type: ignore[attr-defined]
+        hl = self.config.half_life_days
         age = np.nan_to_num((self.now_ - ts) / _DAY, nan=0.0).clip(min=0.0)
         return np.bincount(items, weights=np.exp2(-age / hl), minlength=n_items)
 
@@ -93,7 +94,7 @@ class Trending(Popularity):
         ok = idx >= 0
         newest = float(np.nanmax(ts)) if np.isfinite(ts).any() else self.now_
         if newest > self.now_:  # move the clock: older mass decays
-            hl = self.config.half_life_days  # type: ignore[attr-defined]
+            hl = self.config.half_life_days
             self.counts_ *= np.exp2(-(newest - self.now_) / _DAY / hl)
             self.now_ = newest
         self.counts_ += self._decayed(
@@ -172,7 +173,7 @@ class CategoryPopularity(Popularity):
         )
 
 
-class RandomRecommender(Recommender):
+class RandomRecommender(Recommender[ModelConfig]):
     """Uniformly random scores, reproducible per (seed, user): the floor any model must beat."""
 
     name = "random"

@@ -18,7 +18,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -67,7 +67,10 @@ def _term_key(name: str) -> str:
     return tag_token(name.split("=", 1)[-1].lstrip("#"))
 
 
-class ContentRecommender(Recommender):
+WeightingConfigT = TypeVar("WeightingConfigT", bound=WeightingConfig)
+
+
+class ContentRecommender(Recommender[WeightingConfigT]):
     """Base of the content models: subclasses implement `_item_vectors(dataset)` only."""
 
     family = "content"
@@ -81,12 +84,8 @@ class ContentRecommender(Recommender):
         """Vectors, terms and term names of every item of `dataset.items` (row i = item i)."""
 
     # ------------------------------------------------------------------ fitting
-    def _weighting(self) -> WeightingConfig:
-        assert isinstance(self.config, WeightingConfig)
-        return self.config
-
     def _fit(self, dataset: Dataset) -> None:
-        weights = dataset.matrix(weighting_matrix_config(self._weighting()))
+        weights = dataset.matrix(weighting_matrix_config(self.config))
         self.weights_ = sp.csr_matrix(weights, dtype=np.float32, copy=True)
         no_history = np.diff(self.weights_.indptr) == 0
         self.interests_ = interest_matrix(dataset.item_meta, dataset.user_meta, no_history)
@@ -203,7 +202,7 @@ class ContentRecommender(Recommender):
 
     # ------------------------------------------------------------------ updates and state
     def _update(self, events: pd.DataFrame) -> None:
-        add = events_matrix(self, events, self._weighting())
+        add = events_matrix(self, events, self.config)
         self.weights_ = sp.csr_matrix(self.weights_ + add, dtype=np.float32)
 
     def _state(self) -> tuple[dict[str, Any], dict[str, Any]]:

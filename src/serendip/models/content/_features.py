@@ -74,7 +74,7 @@ def item_numbers(meta: ItemTable, reference_time: float) -> tuple[np.ndarray, np
     return length, age
 
 
-class FeatureContent(ContentRecommender):
+class FeatureContent(ContentRecommender[FeatureConfig]):
     """Items as weighted blocks of extracted features (sparse; numbers standardised); users as
     the weighted sum of their items' feature vectors; score = cosine. Explanations name the
     shared features ("category=news", "tag=python", "author=u17")."""

@@ -76,7 +76,7 @@ def sentence_documents(meta: ItemTable) -> list[str]:
     return docs
 
 
-class SentenceContent(AnnRetrieval, ContentRecommender):
+class SentenceContent(AnnRetrieval, ContentRecommender[SentenceConfig]):
     """Items as sentence embeddings (384-d, unit length) of their title, text, tags and
     category; the embeddings are computed once at fit, in batches, and kept in the artifact, so
     a loaded model needs no encoder. Users: weighted sum of their items' embeddings; score =

@@ -47,7 +47,7 @@ def _tags_of(tags: tuple[str, ...], category: str) -> list[str]:
     return out
 
 
-class TfidfContent(ContentRecommender):
+class TfidfContent(ContentRecommender[TfidfConfig]):
     """Items as TF-IDF vectors of their title, text and tags (+ category); users as the
     weighted, normalised sum of their items' vectors; score = cosine. Sparse throughout.
 

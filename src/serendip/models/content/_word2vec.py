@@ -43,7 +43,7 @@ def _stable_hash(s: str) -> int:
     return zlib.crc32(s.encode("utf-8"))
 
 
-class Word2VecContent(ContentRecommender):
+class Word2VecContent(ContentRecommender[Word2VecConfig]):
     """Items as the mean of the Word2Vec vectors of their tokens (title and text words, whole
     tags, category), centred on the catalogue mean; the vectors are trained on the catalogue itself, seeded, single-threaded
     for determinism. Users: weighted sum of their items' vectors; score = cosine."""

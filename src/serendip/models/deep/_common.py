@@ -12,7 +12,7 @@ import math
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -223,7 +223,10 @@ def fold_in_seen(model: Recommender, events: pd.DataFrame) -> tuple[np.ndarray, 
 
 
 # ----------------------------------------------------------------------------- the base class
-class TorchRecommender(Recommender):
+DeepConfigT = TypeVar("DeepConfigT", bound=DeepConfig)
+
+
+class TorchRecommender(Recommender[DeepConfigT]):
     """Skeleton of the torch models: seeded training with early stopping on a validation carve,
     batched scoring, weights saved as NumPy arrays and the module rebuilt on load.
 
@@ -306,7 +309,7 @@ class TorchRecommender(Recommender):
 
     # -------------------------------------------------------------- fitting
     def _fit(self, dataset: Dataset) -> None:
-        cfg: DeepConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         n_bytes, what = self._estimate_bytes(dataset)
         check_memory(self.name, n_bytes, cfg.memory_limit_gb, what)
         self.device_ = resolve_device(cfg.device)
@@ -335,7 +338,7 @@ class TorchRecommender(Recommender):
         the best epoch's weights. Returns (module, epochs that count). Appends to `history_`."""
         import torch
 
-        cfg: DeepConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         data = self._prepare(carve.train if carve is not None else seqs)
         if carve is not None:
             seen = sequences_to_csr(carve.train, len(self.items_))[carve.users]
@@ -384,7 +387,7 @@ class TorchRecommender(Recommender):
         return state_to_arrays(self.module_)
 
     def _restore_module(self, arrays: Mapping[str, Any]) -> None:
-        self.device_ = resolve_device(self.config.device)  # type: ignore[attr-defined]
+        self.device_ = resolve_device(self.config.device)
         module = self._build()
         load_arrays(module, arrays, self.device_)
         module.eval()

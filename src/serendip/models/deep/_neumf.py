@@ -61,7 +61,7 @@ class NeuMFConfig(DeepConfig):
         return v
 
 
-class NeuMF(TorchRecommender):
+class NeuMF(TorchRecommender[NeuMFConfig]):
     """GMF + MLP over user and item embeddings, fused into one logit; BCE with sampled negatives.
 
     Cold users: their vectors are fitted to the context items in a few Adam steps with the item
@@ -88,17 +88,15 @@ class NeuMF(TorchRecommender):
     }
 
     # -------------------------------------------------------------- hooks
-    def _cfg(self) -> NeuMFConfig:
-        return self.config  # type: ignore[return-value]
 
     def _build(self) -> torch.nn.Module:
         from serendip.models.deep._nets import NeuMFNet
 
-        c = self._cfg()
+        c = self.config
         return NeuMFNet(len(self.users_), len(self.items_), c.gmf_dim, c.mlp_dims, c.dropout)
 
     def _estimate_bytes(self, dataset: Dataset) -> tuple[float, str]:
-        c = self._cfg()
+        c = self.config
         width = c.gmf_dim + c.mlp_dims[0] // 2
         params = (dataset.n_users + dataset.n_items) * width * ADAM_BYTES
         # one epoch's (user, item, label) samples: positives and their negatives
@@ -119,7 +117,7 @@ class NeuMF(TorchRecommender):
         import torch
         import torch.nn.functional as F
 
-        c = self._cfg()
+        c = self.config
         m: sp.csr_matrix = data
         n_items = m.shape[1]
         pos_u = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
@@ -164,7 +162,7 @@ class NeuMF(TorchRecommender):
         return self._score_users_with(self.module_, None, user_idx)
 
     def _score_cold(self, context: np.ndarray) -> np.ndarray:
-        if len(context) == 0 or self._cfg().fold_in_steps == 0:
+        if len(context) == 0 or self.config.fold_in_steps == 0:
             return self.popularity_.astype(np.float32)
         import torch
 
@@ -179,7 +177,7 @@ class NeuMF(TorchRecommender):
         import torch
         import torch.nn.functional as F
 
-        c = self._cfg()
+        c = self.config
         net: Any = self.module_
         n_items = len(self.items_)
         dev = self.device_

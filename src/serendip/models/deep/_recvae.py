@@ -8,7 +8,8 @@ What changes against Mult-VAE, and why it tends to rank better:
   earlier, so the encoder cannot drift far between epochs (a form of trust region);
 - the encoder is updated `encoder_passes` times per epoch with input dropout, the linear decoder
   once without it.
-Scoring, cold-start encoding, `update`, explanations and persistence are Mult-VAE's.
+Scoring, cold-start encoding, `update`, explanations and persistence are `VAEModel`'s, shared
+with Mult-VAE.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pydantic import Field
 from serendip.data.dataset import Dataset
 from serendip.models.base import FloatRange, IntRange, ModelConfig, SearchSpace
 from serendip.models.deep._common import ADAM_BYTES, DeepConfig, batched
-from serendip.models.deep._vae import MultVAE
+from serendip.models.deep._vae import VAEModel
 
 if TYPE_CHECKING:
     import torch
@@ -53,7 +54,7 @@ class RecVAEConfig(DeepConfig):
     patience: int = Field(default=10, ge=1)
 
 
-class RecVAE(MultVAE):
+class RecVAE(VAEModel[RecVAEConfig]):
     """RecVAE: Mult-VAE's scoring (decoder logits of the posterior mean of the history), trained
     with RecVAE's composite prior, history-scaled KL weight and alternating updates."""
 
@@ -76,17 +77,14 @@ class RecVAE(MultVAE):
         "encoder_passes": 1,
     }
 
-    def _rcfg(self) -> RecVAEConfig:
-        return self.config  # type: ignore[return-value]
-
     def _build(self) -> torch.nn.Module:
         from serendip.models.deep._nets import RecVAENet
 
-        c = self._rcfg()
+        c = self.config
         return RecVAENet(len(self.items_), c.hidden, c.latent, c.dropout, c.layers)
 
     def _estimate_bytes(self, dataset: Dataset) -> tuple[float, str]:
-        c = self._rcfg()
+        c = self.config
         n_items = dataset.n_items
         # encoder input layer (trained) + its frozen copy + decoder
         params = (n_items * c.hidden * (ADAM_BYTES + 4)) + n_items * c.latent * ADAM_BYTES
@@ -101,7 +99,7 @@ class RecVAE(MultVAE):
         epoch: int,
         rng: np.random.Generator,
     ) -> float:
-        c = self._rcfg()
+        c = self.config
         net: Any = module  # a RecVAENet (built by `_build`)
         encoder = list(net.encoder.parameters())
         decoder = list(net.to_items.parameters())
@@ -126,7 +124,7 @@ class RecVAE(MultVAE):
         loss."""
         import torch
 
-        c = self._rcfg()
+        c = self.config
         users = np.flatnonzero(np.diff(data.indptr) > 0)
         users = users[rng.permutation(len(users))]
         total, n = 0.0, 0
@@ -149,4 +147,4 @@ class RecVAE(MultVAE):
         mu, logvar = module.encoder(x, dropout)
         z = module.sample(mu, logvar)
         nll = -(torch.log_softmax(module.to_items(z), dim=1) * x).sum(1)
-        return nll + module.kl(x, z, mu, logvar) * (self._rcfg().gamma * x.sum(1))
+        return nll + module.kl(x, z, mu, logvar) * (self.config.gamma * x.sum(1))

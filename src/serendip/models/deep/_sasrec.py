@@ -68,7 +68,7 @@ class _Windows:
     seqs: list[np.ndarray]
 
 
-class SASRec(TorchRecommender):
+class SASRec(TorchRecommender[SASRecConfig]):
     """Transformer over the user's time-ordered items; score = last hidden state . item embedding.
 
     Known users are read by their training sequence (plus events folded in by `update`); an
@@ -97,21 +97,18 @@ class SASRec(TorchRecommender):
         "batch_size": 32,
     }
 
-    def _cfg(self) -> SASRecConfig:
-        return self.config  # type: ignore[return-value]
-
     # -------------------------------------------------------------- hooks
     def _build(self) -> torch.nn.Module:
         from serendip.errors import ConfigError
         from serendip.models.deep._nets import SASRecNet
 
-        c = self._cfg()
+        c = self.config
         if c.dim % c.heads:
             raise ConfigError(f"sasrec: dim ({c.dim}) must be a multiple of heads ({c.heads})")
         return SASRecNet(len(self.items_), c.dim, c.blocks, c.heads, c.max_len, c.dropout)
 
     def _estimate_bytes(self, dataset: Dataset) -> tuple[float, str]:
-        c = self._cfg()
+        c = self.config
         n_items = dataset.n_items
         width = n_items if n_items <= c.full_softmax_max_items else c.n_negatives
         logits = c.batch_size * c.max_len * width * 4.0 * 3  # logits, softmax, gradient
@@ -120,7 +117,7 @@ class SASRec(TorchRecommender):
         return params + logits + attention, f"{c.batch_size}x{c.max_len}x{width} logits"
 
     def _prepare(self, seqs: list[np.ndarray]) -> _Windows:
-        L = self._cfg().max_len + 1
+        L = self.config.max_len + 1
         rows = []
         for s in seqs:
             end = len(s)
@@ -142,7 +139,7 @@ class SASRec(TorchRecommender):
         import torch
         import torch.nn.functional as F
 
-        c = self._cfg()
+        c = self.config
         n_items = len(self.items_)
         tokens = data.tokens[rng.permutation(len(data.tokens))]
         net: Any = module
@@ -182,7 +179,7 @@ class SASRec(TorchRecommender):
         empty ones."""
         import torch
 
-        L = self._cfg().max_len
+        L = self.config.max_len
         n_items = len(self.items_)
         out = np.empty((len(seqs), n_items), np.float32)
         with torch.no_grad():
@@ -212,7 +209,7 @@ class SASRec(TorchRecommender):
     def _explain(self, user_idx: int, item_idx: int) -> tuple[list[Evidence], str]:
         import torch
 
-        seq = self.seqs_[user_idx][-self._cfg().max_len :]
+        seq = self.seqs_[user_idx][-self.config.max_len :]
         if len(seq) == 0:
             return [], ""
         with torch.no_grad():

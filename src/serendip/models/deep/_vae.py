@@ -8,7 +8,7 @@ new events are scored by encoding them; no refit needed.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -36,7 +36,7 @@ from serendip.models.deep._common import (
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["MultVAE", "MultVAEConfig"]
+__all__ = ["MultVAE", "MultVAEConfig", "VAEModel"]
 
 
 class MultVAEConfig(DeepConfig):
@@ -65,8 +65,11 @@ class MultVAEConfig(DeepConfig):
     ema_decay: float = Field(default=0.95, ge=0, lt=1)
 
 
-class MultVAE(TorchRecommender):
-    """Mult-VAE with KL annealing (beta capped at `anneal_cap`) and input dropout.
+VAEConfigT = TypeVar("VAEConfigT", bound=DeepConfig)
+
+
+class VAEModel(TorchRecommender[VAEConfigT]):
+    """What Mult-VAE and RecVAE share; they differ in their nets and training.
 
     Scores of a user = decoder(mean of the encoded history) over the full catalog.
     Cold users: their context items are encoded the same way (empty -> popularity).
@@ -74,73 +77,7 @@ class MultVAE(TorchRecommender):
     Explanations: the history items with the largest input x gradient attribution.
     """
 
-    name = "multvae"
-    description = "Variational autoencoder with multinomial likelihood, torch."
-    Config: ClassVar[type[ModelConfig]] = MultVAEConfig
     supports_update = True
-    search_space: ClassVar[SearchSpace] = {
-        "latent": IntRange(32, 400, log=True),
-        "dropout": FloatRange(0.2, 0.8),
-        "anneal_cap": FloatRange(0.05, 1.0, log=True),
-        "lr": FloatRange(3e-4, 3e-3, log=True),
-        "weight_decay": FloatRange(1e-7, 1e-3, log=True),
-    }
-    quick_params: ClassVar[Mapping[str, Any]] = {
-        "hidden": (32,),
-        "latent": 8,
-        "epochs": 5,
-        "batch_size": 32,
-        "anneal_epochs": 2,
-    }
-
-    def _cfg(self) -> MultVAEConfig:
-        return self.config  # type: ignore[return-value]
-
-    # -------------------------------------------------------------- hooks
-    def _build(self) -> torch.nn.Module:
-        from serendip.models.deep._nets import VAENet
-
-        c = self._cfg()
-        return VAENet(len(self.items_), c.hidden, c.latent, c.dropout)
-
-    def _estimate_bytes(self, dataset: Dataset) -> tuple[float, str]:
-        c = self._cfg()
-        n_items = dataset.n_items
-        width = c.hidden[0] if c.hidden else c.latent
-        params = 2 * n_items * width * ADAM_BYTES * (2 if c.ema_decay > 0 else 1)
-        activations = c.batch_size * n_items * 4.0 * 6  # dense input, logits, their gradients
-        return params + activations, f"{n_items} items x {width} hidden units"
-
-    def _train_epoch(
-        self,
-        module: torch.nn.Module,
-        optimizer: torch.optim.Optimizer,
-        data: Any,
-        epoch: int,
-        rng: np.random.Generator,
-    ) -> float:
-        import torch
-
-        c = self._cfg()
-        m: sp.csr_matrix = data
-        users = np.flatnonzero(np.diff(m.indptr) > 0)
-        users = users[rng.permutation(len(users))]
-        steps = -(-len(users) // c.batch_size)
-        total, n = 0.0, 0
-        for b, sl in enumerate(batched(len(users), c.batch_size)):
-            progress = (epoch * steps + b) / max(c.anneal_epochs * steps, 1)
-            beta = c.anneal_cap * min(1.0, progress) if c.anneal_epochs else c.anneal_cap
-            x = torch.from_numpy(m[users[sl]].toarray()).to(self.device_)
-            logits, mu, logvar = module(x)
-            nll = -(torch.log_softmax(logits, dim=1) * x).sum(1).mean()
-            kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1).mean()
-            loss = nll + beta * kl
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach()) * (sl.stop - sl.start)
-            n += sl.stop - sl.start
-        return total / max(n, 1)
 
     def _score_users_with(
         self, module: torch.nn.Module, data: Any, user_idx: np.ndarray
@@ -208,3 +145,72 @@ class MultVAE(TorchRecommender):
     def _set_state(self, arrays: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
         self._restore_module(arrays)
         self._restore_fit_meta(meta)
+
+
+class MultVAE(VAEModel[MultVAEConfig]):
+    """Mult-VAE with KL annealing (beta capped at `anneal_cap`) and input dropout; scoring,
+    cold start, updates and explanations as `VAEModel`."""
+
+    name = "multvae"
+    description = "Variational autoencoder with multinomial likelihood, torch."
+    Config: ClassVar[type[ModelConfig]] = MultVAEConfig
+    search_space: ClassVar[SearchSpace] = {
+        "latent": IntRange(32, 400, log=True),
+        "dropout": FloatRange(0.2, 0.8),
+        "anneal_cap": FloatRange(0.05, 1.0, log=True),
+        "lr": FloatRange(3e-4, 3e-3, log=True),
+        "weight_decay": FloatRange(1e-7, 1e-3, log=True),
+    }
+    quick_params: ClassVar[Mapping[str, Any]] = {
+        "hidden": (32,),
+        "latent": 8,
+        "epochs": 5,
+        "batch_size": 32,
+        "anneal_epochs": 2,
+    }
+
+    # -------------------------------------------------------------- hooks
+    def _build(self) -> torch.nn.Module:
+        from serendip.models.deep._nets import VAENet
+
+        c = self.config
+        return VAENet(len(self.items_), c.hidden, c.latent, c.dropout)
+
+    def _estimate_bytes(self, dataset: Dataset) -> tuple[float, str]:
+        c = self.config
+        n_items = dataset.n_items
+        width = c.hidden[0] if c.hidden else c.latent
+        params = 2 * n_items * width * ADAM_BYTES * (2 if c.ema_decay > 0 else 1)
+        activations = c.batch_size * n_items * 4.0 * 6  # dense input, logits, their gradients
+        return params + activations, f"{n_items} items x {width} hidden units"
+
+    def _train_epoch(
+        self,
+        module: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        data: Any,
+        epoch: int,
+        rng: np.random.Generator,
+    ) -> float:
+        import torch
+
+        c = self.config
+        m: sp.csr_matrix = data
+        users = np.flatnonzero(np.diff(m.indptr) > 0)
+        users = users[rng.permutation(len(users))]
+        steps = -(-len(users) // c.batch_size)
+        total, n = 0.0, 0
+        for b, sl in enumerate(batched(len(users), c.batch_size)):
+            progress = (epoch * steps + b) / max(c.anneal_epochs * steps, 1)
+            beta = c.anneal_cap * min(1.0, progress) if c.anneal_epochs else c.anneal_cap
+            x = torch.from_numpy(m[users[sl]].toarray()).to(self.device_)
+            logits, mu, logvar = module(x)
+            nll = -(torch.log_softmax(logits, dim=1) * x).sum(1).mean()
+            kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1).mean()
+            loss = nll + beta * kl
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * (sl.stop - sl.start)
+            n += sl.stop - sl.start
+        return total / max(n, 1)

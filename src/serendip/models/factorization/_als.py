@@ -29,7 +29,7 @@ class IALSConfig(FactorConfig, AnnOptions):
     weighting: Weighting = "events"
 
 
-class IALS(AnnRetrieval, FactorModel):
+class IALS(AnnRetrieval, FactorModel[IALSConfig]):
     """Weighted matrix factorization for implicit feedback, fitted by alternating least squares
     with conjugate-gradient steps (`implicit.als.AlternatingLeastSquares`, CPU).
 
@@ -63,7 +63,7 @@ class IALS(AnnRetrieval, FactorModel):
         from implicit.als import AlternatingLeastSquares
         from threadpoolctl import threadpool_limits
 
-        cfg: IALSConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         # implicit parallelises over users itself; a BLAS thread pool on top only oversubscribes
         # the cores (implicit warns and recommends exactly this limit).
         with threadpool_limits(1, "blas"):
@@ -104,7 +104,7 @@ class IALS(AnnRetrieval, FactorModel):
 
     def _user_system(self, row: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(A, b, confidences) of one user's normal equations A x = b; float64."""
-        cfg: IALSConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         y = self.item_factors_.astype(np.float64)
         hist = row.indices
         conf = cfg.alpha * row.data.astype(np.float64)

@@ -9,7 +9,7 @@ with the item side fixed), similarity in factor space, explanations, and save/lo
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -45,7 +45,10 @@ class FactorConfig(ModelConfig):
     memory_limit_gb: float = Field(default=8.0, gt=0)
 
 
-class FactorModel(Recommender):
+FactorConfigT = TypeVar("FactorConfigT", bound=FactorConfig)
+
+
+class FactorModel(Recommender[FactorConfigT]):
     """Base of the latent-factor models: scores are inner products of user and item factors.
 
     Subclasses implement `_fit_factors(dataset, weights)` (set `user_factors_`, `item_factors_`

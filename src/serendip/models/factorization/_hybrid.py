@@ -152,7 +152,7 @@ class HybridMFConfig(FactorConfig):
     numeric_bins: int = Field(default=5, ge=1, le=100)
 
 
-class HybridMF(FactorModel):
+class HybridMF(FactorModel[HybridMFConfig]):
     """Users and items as sums of feature embeddings, trained on a pairwise ranking loss
     (BPR, or sampled WARP) with torch on CPU; LightFM's model, written here because the
     `lightfm` package does not build reliably on Python 3.11.
@@ -197,7 +197,7 @@ class HybridMF(FactorModel):
         return 2.0 * super().estimated_bytes(n_users, n_items)
 
     def _fit_factors(self, dataset: Dataset, weights: sp.csr_matrix) -> None:
-        cfg: HybridMFConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         fw_u = cfg.feature_weight if cfg.user_features else 0.0
         fw_i = cfg.feature_weight if cfg.item_features else 0.0
         self.user_space_ = user_feature_space(
@@ -261,7 +261,7 @@ class HybridMF(FactorModel):
 
     def _fold_in(self, rows: sp.csr_matrix, user_idx: np.ndarray | None) -> np.ndarray:
         """The user's metadata part stays; their identity part is re-solved from the history."""
-        cfg: HybridMFConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         rows = sp.csr_matrix(rows)
         k = self.item_factors_.shape[1]
         out = np.zeros((rows.shape[0], k), np.float32)

@@ -27,7 +27,7 @@ class PureSVDConfig(FactorConfig):
     power_iterations: int = Field(default=7, ge=0, le=50)
 
 
-class PureSVD(FactorModel):
+class PureSVD(FactorModel[PureSVDConfig]):
     """Truncated SVD of the (column-scaled) user x item matrix X ~ U S V^T (Cremonesi et al.,
     2010). Item factors are V (n_items, k); a user's factors are x_u V, so scores are
     x_u V V^T: the projection of the user's history on the top-k item space. That makes the
@@ -49,7 +49,7 @@ class PureSVD(FactorModel):
     def _fit_factors(self, dataset: Dataset, weights: sp.csr_matrix) -> None:
         from sklearn.utils.extmath import randomized_svd
 
-        cfg: PureSVDConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         norms = np.sqrt(np.asarray(weights.multiply(weights).sum(axis=0)).ravel())
         scale = np.ones_like(norms)
         nz = norms > 0
@@ -99,7 +99,7 @@ class NMFConfig(FactorConfig):
     weighting: Weighting = "events"
 
 
-class NMF(FactorModel):
+class NMF(FactorModel[NMFConfig]):
     """Non-negative matrix factorization X ~ W H (scikit-learn, coordinate descent, NNDSVDa
     initialisation, so deterministic). Unknown and updated users are folded in by solving for
     their W row with H fixed (scikit-learn's `transform`)."""
@@ -116,7 +116,7 @@ class NMF(FactorModel):
     bytes_per_factor = 32.0
 
     def _nmf_args(self) -> dict[str, Any]:
-        cfg: NMFConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         return {
             "solver": "cd",
             "alpha_W": cfg.alpha,
@@ -132,7 +132,7 @@ class NMF(FactorModel):
         from sklearn.decomposition import NMF as SkNMF
         from sklearn.exceptions import ConvergenceWarning
 
-        cfg: NMFConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         k = max(1, min(cfg.factors, min(weights.shape)))
         x = weights.astype(np.float64)
         if x.nnz == 0:

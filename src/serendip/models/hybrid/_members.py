@@ -14,7 +14,7 @@ import scipy.sparse as sp
 
 from serendip.data.dataset import Dataset
 from serendip.errors import ConfigError, SerendipError
-from serendip.models.base import Evidence, Recommender
+from serendip.models.base import Evidence, ModelConfigT, Recommender
 
 __all__ = [
     "NORMALISATIONS",
@@ -135,7 +135,7 @@ def context_matrix(context: np.ndarray, n_items: int) -> sp.csr_matrix:
     )
 
 
-class HybridBase(Recommender):
+class HybridBase(Recommender[ModelConfigT]):
     """Members are fitted inside `fit` on the same dataset (so they share its index space) and
     saved as complete artifacts in `member-<j>/` subdirectories of the hybrid's artifact.
 

@@ -87,7 +87,7 @@ def interleave(
     return np.asarray(items, np.int64), np.asarray(sources, np.int64)
 
 
-class MixedHybrid(HybridBase):
+class MixedHybrid(HybridBase[MixedHybridConfig]):
     """Each member recommends on its own (with the same exclusions, candidates and filters);
     the lists are interleaved with per-source quotas and de-duplicated (see `interleave`).
 
@@ -105,14 +105,11 @@ class MixedHybrid(HybridBase):
         "depth": 50,
     }
 
-    def _cfg(self) -> MixedHybridConfig:
-        return self.config  # type: ignore[return-value]
-
     def _specs(self) -> list[MemberSpec]:
-        return parse_members(self._cfg().members, "members")
+        return parse_members(self.config.members, "members")
 
     def _quotas(self) -> np.ndarray:
-        c = self._cfg()
+        c = self.config
         return np.array([float(c.quotas.get(k, 1.0)) for k in c.members])
 
     # -------------------------------------------------------------- recommending
@@ -144,7 +141,7 @@ class MixedHybrid(HybridBase):
     def _mixed_rows(
         self, member_scores: list[np.ndarray], exclude_rows: list[np.ndarray]
     ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        depth = min(self._cfg().depth, len(self.items_))
+        depth = min(self.config.depth, len(self.items_))
         lists = []
         for s in member_scores:
             s = np.asarray(s, dtype=np.float32).copy()

@@ -45,7 +45,7 @@ class SwitchingHybridConfig(ModelConfig):
         return v
 
 
-class SwitchingHybrid(HybridBase):
+class SwitchingHybrid(HybridBase[SwitchingHybridConfig]):
     """The rule, per user: fewer than `min_interactions` distinct training items (unknown users:
     context items) -> the `cold` member; otherwise the `warm` member. Both members are fitted
     on the whole training set; the chosen member's scores are used as they are.
@@ -69,11 +69,8 @@ class SwitchingHybrid(HybridBase):
         "min_interactions": 10,
     }
 
-    def _cfg(self) -> SwitchingHybridConfig:
-        return self.config  # type: ignore[return-value]
-
     def _specs(self) -> list[MemberSpec]:
-        c = self._cfg()
+        c = self.config
         warm = parse_members(c.warm, "warm")
         cold = parse_members(c.cold, "cold")
         if warm[0].key == cold[0].key:
@@ -89,7 +86,7 @@ class SwitchingHybrid(HybridBase):
     def is_cold(self, user_idx: np.ndarray) -> np.ndarray:
         """bool per known user index: routed to the cold member."""
         counts = np.diff(self.train_.indptr)[np.asarray(user_idx, dtype=np.int64)]
-        return counts < self._cfg().min_interactions
+        return counts < self.config.min_interactions
 
     # -------------------------------------------------------------- scoring
     def _score_warm(self, user_idx: np.ndarray) -> np.ndarray:
@@ -102,7 +99,7 @@ class SwitchingHybrid(HybridBase):
         if (~cold).any():
             rows = user_idx[~cold]
             scores = np.asarray(self.members_[warm_key]._score_warm(rows), np.float32)
-            if self._cfg().min_item_interactions > 0:
+            if self.config.min_item_interactions > 0:
                 scores = self._mix_cold_items(
                     scores, self.members_[cold_key]._score_warm(rows), self.train_[rows]
                 )
@@ -111,10 +108,10 @@ class SwitchingHybrid(HybridBase):
 
     def _score_cold(self, context: np.ndarray) -> np.ndarray:
         warm_key, cold_key = self._keys
-        if len(np.unique(context)) < self._cfg().min_interactions:
+        if len(np.unique(context)) < self.config.min_interactions:
             return np.asarray(self.members_[cold_key]._score_cold(context), np.float32)
         scores = np.asarray(self.members_[warm_key]._score_cold(context), np.float32)
-        if self._cfg().min_item_interactions > 0:
+        if self.config.min_item_interactions > 0:
             exclude = context_matrix(context, len(self.items_))
             cold_scores = np.asarray(self.members_[cold_key]._score_cold(context))[None, :]
             scores = self._mix_cold_items(scores[None, :], cold_scores, exclude)[0]
@@ -122,7 +119,7 @@ class SwitchingHybrid(HybridBase):
 
     def _cold_items(self) -> np.ndarray:
         counts = np.diff(self.train_.tocsc().indptr)
-        return counts < self._cfg().min_item_interactions
+        return counts < self.config.min_item_interactions
 
     def _mix_cold_items(self, warm: np.ndarray, cold: np.ndarray, exclude: Any) -> np.ndarray:
         items = self._cold_items()
@@ -130,17 +127,17 @@ class SwitchingHybrid(HybridBase):
             return warm
         w = normalise(warm, exclude, "minmax")
         c = normalise(np.asarray(cold), exclude, "minmax")
-        w[:, items] = self._cfg().cold_item_weight * c[:, items]
+        w[:, items] = self.config.cold_item_weight * c[:, items]
         return w.astype(np.float32)
 
     def _explain(self, user_idx: int, item_idx: int) -> tuple[list[Evidence], str]:
         warm_key, cold_key = self._keys
         n = int(np.diff(self.train_.indptr)[user_idx])
         cold_user = bool(self.is_cold(np.array([user_idx]))[0])
-        cold_item = self._cfg().min_item_interactions > 0 and bool(self._cold_items()[item_idx])
+        cold_item = self.config.min_item_interactions > 0 and bool(self._cold_items()[item_idx])
         key = cold_key if cold_user or cold_item else warm_key
         reason = (
-            f"cold user: {n} interactions < {self._cfg().min_interactions}"
+            f"cold user: {n} interactions < {self.config.min_interactions}"
             if cold_user
             else "cold item"
             if cold_item

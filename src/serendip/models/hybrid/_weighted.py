@@ -176,7 +176,7 @@ class WeightTuning:
         }
 
 
-class WeightedHybrid(HybridBase):
+class WeightedHybrid(HybridBase[WeightedHybridConfig]):
     """score(u, i) = sum_m w_m(u) * norm_u(score_m(u, i)): members' scores normalised per user
     (min-max, z-score or rank-based over the user's unseen items), then weighted; w_m(u) is the
     member's weight, or its weight in the user's activity bucket (history length) when
@@ -198,18 +198,15 @@ class WeightedHybrid(HybridBase):
         "weights": {"category-popularity": 0.7, "popularity": 0.3},
     }
 
-    def _cfg(self) -> WeightedHybridConfig:
-        return self.config  # type: ignore[return-value]
-
     def _specs(self) -> list[MemberSpec]:
-        return parse_members(self._cfg().members, "members")
+        return parse_members(self.config.members, "members")
 
     def _weights(self) -> dict[str, float]:
-        return self._cfg().resolved_weights()
+        return self.config.resolved_weights()
 
     def _user_weights(self, lengths: np.ndarray) -> dict[str, np.ndarray]:
         """(n,) weight per member key for users with these history lengths (their bucket's)."""
-        cfg = self._cfg()
+        cfg = self.config
         buckets = cfg.bucket_weights()
         which = np.searchsorted(np.asarray(cfg.activity_bounds, np.int64), lengths, side="right")
         return {k: np.array([b[k] for b in buckets])[which] for k in cfg.members}
@@ -219,7 +216,7 @@ class WeightedHybrid(HybridBase):
         self, score: Callable[[str], np.ndarray], exclude: sp.csr_matrix
     ) -> dict[str, np.ndarray]:
         """Normalised scores (float64) of every member with a positive weight in some bucket."""
-        cfg = self._cfg()
+        cfg = self.config
         used = [k for k in cfg.members if any(b[k] > 0 for b in cfg.bucket_weights())]
         return {
             k: normalise(score(k), exclude, cfg.normalization, rank_constant=cfg.rank_constant)
@@ -312,7 +309,7 @@ class WeightedHybrid(HybridBase):
             )
         probe = type(self)(
             self.config,
-            weights={key: 1.0 for key in self._cfg().members},
+            weights={key: 1.0 for key in self.config.members},
             activity_bounds=[],
             activity_weights=[],
         )
@@ -396,7 +393,7 @@ class WeightedHybrid(HybridBase):
             return best_w, best_s, n_eval + n_trials
 
         def as_weights(w: np.ndarray) -> dict[str, float]:
-            out = {key: 0.0 for key in self._cfg().members}
+            out = {key: 0.0 for key in self.config.members}
             out.update({key: float(round(x, 6)) for key, x in zip(keys, w, strict=True)})
             return out
 

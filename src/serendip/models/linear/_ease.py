@@ -14,8 +14,7 @@ from scipy.linalg import lapack
 from serendip.data.dataset import Dataset
 from serendip.errors import CapacityError
 from serendip.models.base import FloatRange, ModelConfig, SearchSpace
-from serendip.models.neighborhood._common import Confidence, check_memory
-from serendip.models.neighborhood._item_based import ItemToItem
+from serendip.models.neighborhood import ItemToItem, ProfileConfig, check_memory
 
 __all__ = ["EASE", "EASEConfig"]
 
@@ -24,7 +23,7 @@ __all__ = ["EASE", "EASEConfig"]
 _FLOAT64_UP_TO = 10_000
 
 
-class EASEConfig(ModelConfig):
+class EASEConfig(ProfileConfig):
     """Defaults tuned on MovieLens 100K (binary, random 80/20 seed 42, validation NDCG@10).
 
     On Last.fm listen counts, confidence="log1p", l2=1000, dropout=0.7 validated best.
@@ -38,11 +37,10 @@ class EASEConfig(ModelConfig):
         description="EDLAE emphasised dropout p: adds p / (1 - p) * G_jj to item j's ridge",
     )
     max_items: int = Field(default=30_000, ge=1, description="refuse catalogs larger than this")
-    confidence: Confidence = "binary"
     max_memory_mb: float = Field(default=16_384.0, gt=0.0)
 
 
-class EASE(ItemToItem):
+class EASE(ItemToItem[EASEConfig]):
     """B = argmin ||X - X B||^2 + ||D^(1/2) B||^2 subject to diag(B) = 0, in closed form:
     P = (X^T X + D)^-1, B = -P / diag(P) (column-wise), diag(B) = 0; score = x_u @ B.
     D = diag(l2 + p / (1 - p) * G_jj): plain EASE for dropout p = 0, EDLAE (Steck 2020,
@@ -73,7 +71,7 @@ class EASE(ItemToItem):
         return total
 
     def _fit(self, dataset: Dataset) -> None:
-        cfg: EASEConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         n = dataset.n_items
         if n > cfg.max_items:
             mib = self.fit_bytes(n, dataset.n_users) / 2**20

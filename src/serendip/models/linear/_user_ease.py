@@ -20,8 +20,8 @@ from serendip.data.dataset import Dataset
 from serendip.errors import CapacityError
 from serendip.models.base import Evidence, FloatRange, ModelConfig, Recommender, SearchSpace
 from serendip.models.linear._ease import _FLOAT64_UP_TO, EASE, _inverse_gram
-from serendip.models.neighborhood._common import (
-    Confidence,
+from serendip.models.neighborhood import (
+    ProfileConfig,
     check_memory,
     neighbour_explanation,
     profile_config,
@@ -30,7 +30,7 @@ from serendip.models.neighborhood._common import (
 __all__ = ["UserEASE", "UserEASEConfig"]
 
 
-class UserEASEConfig(ModelConfig):
+class UserEASEConfig(ProfileConfig):
     """Defaults tuned on MovieLens 100K (binary, random 80/20 seed 42, validation NDCG@10; 20
     optuna trials, `benchmarks/bench_models.py --tune 20`). On Last.fm listen counts,
     confidence="log1p", l2 about 630, dropout about 0.83 validated best."""
@@ -43,11 +43,10 @@ class UserEASEConfig(ModelConfig):
         description="EDLAE emphasised dropout p: adds p / (1 - p) * G_vv to user v's ridge",
     )
     max_users: int = Field(default=30_000, ge=1, description="refuse more users than this")
-    confidence: Confidence = "binary"
     max_memory_mb: float = Field(default=16_384.0, gt=0.0)
 
 
-class UserEASE(Recommender):
+class UserEASE(Recommender[UserEASEConfig]):
     """W = argmin ||X^T - X^T W||^2 + ||D^(1/2) W||^2 subject to diag(W) = 0, over users:
     P = (X X^T + D)^-1 (users x users), W = -P / diag(P) column-wise, zero diagonal;
     score(u, .) = sum over users v of W[v, u] * x_v. D as EASE's (ridge, EDLAE dropout).
@@ -82,7 +81,7 @@ class UserEASE(Recommender):
         return EASE.fit_bytes(n_users, n_items)
 
     def _fit(self, dataset: Dataset) -> None:
-        cfg: UserEASEConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         m = dataset.n_users
         need = self.fit_bytes(m, dataset.n_items)
         if m > cfg.max_users:
@@ -130,7 +129,7 @@ class UserEASE(Recommender):
 
     def _state(self) -> tuple[dict[str, Any], dict[str, Any]]:
         arrays: dict[str, Any] = {"Wt": self.Wt_, "pdiag": self.pdiag_, "private": self.private_}
-        if self.config.confidence != "binary":  # type: ignore[attr-defined]
+        if self.config.confidence != "binary":
             arrays["profile"] = self.profile_
         return arrays, {}
 

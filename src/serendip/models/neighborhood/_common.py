@@ -22,11 +22,12 @@ import scipy.sparse as sp
 
 from serendip.data.dataset import EVENT_CODES, MatrixConfig
 from serendip.errors import CapacityError, DataError
-from serendip.models.base import Evidence, Recommender
+from serendip.models.base import Evidence, ModelConfig, Recommender
 
 __all__ = [
     "Confidence",
     "FeatureWeighting",
+    "ProfileConfig",
     "SimilaritySpec",
     "all_pairs_knn",
     "check_memory",
@@ -46,6 +47,13 @@ Confidence = Literal["binary", "events", "log1p", "linear"]
 
 #: Upper bound on the non-zeros of one chunk product (about 40 bytes each while it is pruned).
 DEFAULT_CHUNK_NNZ = 4_000_000
+
+
+class ProfileConfig(ModelConfig):
+    """Shared by the models that score from a weighted history profile (item- and user-kNN,
+    RP3beta, EASE, User-EASE): how interactions weigh in it (see `Confidence`)."""
+
+    confidence: Confidence = "binary"
 
 
 def profile_config(confidence: Confidence) -> MatrixConfig:

@@ -7,7 +7,7 @@ item i. Item-kNN and RP3beta keep a sparse top-k W; EASE (serendip.models.linear
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -16,12 +16,15 @@ import scipy.sparse as sp
 from serendip.data.dataset import MatrixConfig
 from serendip.models.base import Evidence, Recommender, history_of
 from serendip.models.neighborhood._common import (
+    ProfileConfig,
     fold_in_events,
     popularity_fallback,
     profile_config,
 )
 
 __all__ = ["ItemToItem", "because_sentence"]
+
+ProfileConfigT = TypeVar("ProfileConfigT", bound=ProfileConfig)
 
 
 def because_sentence(ids: list[str]) -> str:
@@ -32,7 +35,7 @@ def because_sentence(ids: list[str]) -> str:
     return f"Because you interacted with {', '.join(ids[:-1])} and {ids[-1]}"
 
 
-class ItemToItem(Recommender):
+class ItemToItem(Recommender[ProfileConfigT]):
     """Base of item-to-item models. Subclasses set `W_` in `_fit` (sparse CSR or dense ndarray,
     float32, history item x target item) and `profile_` (users x items, the weighted history).
 
@@ -46,7 +49,7 @@ class ItemToItem(Recommender):
 
     # ---------------------------------------------------------------- config helpers
     def _profile_config(self) -> MatrixConfig:
-        return profile_config(self.config.confidence)  # type: ignore[attr-defined]
+        return profile_config(self.config.confidence)
 
     def _init_scoring(self) -> None:
         self.fallback_ = popularity_fallback(self.popularity_)
@@ -120,7 +123,7 @@ class ItemToItem(Recommender):
 
     def _profile_state(self) -> dict[str, Any]:
         # the binary profile is train_ itself, which the base artifact already holds
-        if self.config.confidence == "binary":  # type: ignore[attr-defined]
+        if self.config.confidence == "binary":
             return {}
         return {"profile": self.profile_}
 

@@ -21,8 +21,8 @@ from serendip.models.base import (
     SearchSpace,
 )
 from serendip.models.neighborhood._common import (
-    Confidence,
     FeatureWeighting,
+    ProfileConfig,
     SimilaritySpec,
     all_pairs_knn,
     check_memory,
@@ -44,7 +44,7 @@ Weighting = Literal["none", "bm25", "tfidf"]
 _BYTES_PER_NEIGHBOUR = 16
 
 
-class _KNNConfig(ModelConfig):
+class _KNNConfig(ProfileConfig):
     k: int = Field(default=100, ge=1, description="neighbours kept per item/user")
     similarity: Similarity = "cosine"
     alpha: float = Field(default=0.5, ge=0.0, le=1.0, description="asymmetric cosine exponent")
@@ -53,7 +53,6 @@ class _KNNConfig(ModelConfig):
     weighting: Weighting = "none"
     bm25_k1: float = Field(default=1.2, gt=0.0)
     bm25_b: float = Field(default=0.75, ge=0.0, le=1.0)
-    confidence: Confidence = "binary"
     max_memory_mb: float = Field(default=8192.0, gt=0.0)
 
     def spec(self) -> SimilaritySpec:
@@ -71,7 +70,7 @@ class ItemKNNConfig(_KNNConfig):
     weighting: Weighting = "tfidf"
 
 
-class ItemKNN(ItemToItem):
+class ItemKNN(ItemToItem[ItemKNNConfig]):
     """Item-based kNN: score(u, i) = sum over the user's history j of x_uj * sim(i, j), where
     sim(i, .) keeps only the k most similar items to the target i (its neighbours).
 
@@ -100,7 +99,7 @@ class ItemKNN(ItemToItem):
     sim_: sp.csr_matrix
 
     def _fit(self, dataset: Dataset) -> None:
-        cfg: ItemKNNConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         n_items = dataset.n_items
         check_memory(
             self.name,
@@ -148,7 +147,7 @@ class UserKNNConfig(_KNNConfig):
     weighting: Weighting = "bm25"
 
 
-class UserKNN(Recommender):
+class UserKNN(Recommender[UserKNNConfig]):
     """User-based kNN: score(u, i) = sum over u's k most similar users v of sim(u, v) * x_vi.
 
     Similarities are between user rows (optionally BM25 / TF-IDF weighted: users = documents,
@@ -176,7 +175,7 @@ class UserKNN(Recommender):
     profile_: sp.csr_matrix
 
     def _fit(self, dataset: Dataset) -> None:
-        cfg: UserKNNConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         n_users = dataset.n_users
         check_memory(
             self.name,
@@ -203,7 +202,7 @@ class UserKNN(Recommender):
         )
 
     def _neighbours(self, queries: sp.csr_matrix, self_index: np.ndarray | None) -> sp.csr_matrix:
-        cfg: UserKNNConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         return knn_rows(
             self.weighting_.apply(queries),
             self.features_t_,
@@ -237,7 +236,7 @@ class UserKNN(Recommender):
         return neighbour_explanation(self, item_idx, neigh, contrib, self.private_, len(neigh))
 
     def _update(self, events: pd.DataFrame) -> None:
-        cfg: UserKNNConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         self.profile_, touched = fold_in_events(
             self, self.profile_, events, profile_config(cfg.confidence)
         )
@@ -259,7 +258,7 @@ class UserKNN(Recommender):
     def _state(self) -> tuple[dict[str, Any], dict[str, Any]]:
         w = self.weighting_
         arrays: dict[str, Any] = {"sim": self.sim_, "idf": w.idf, "private": self.private_}
-        if self.config.confidence != "binary":  # type: ignore[attr-defined]
+        if self.config.confidence != "binary":
             arrays["profile"] = self.profile_
         meta = {"weighting": w.kind, "avg_len": w.avg_len, "k1": w.k1, "b": w.b}
         return arrays, meta

@@ -15,7 +15,7 @@ from serendip.data.dataset import Dataset
 from serendip.models.base import Choice, FloatRange, IntRange, ModelConfig, SearchSpace
 from serendip.models.neighborhood._common import (
     DEFAULT_CHUNK_NNZ,
-    Confidence,
+    ProfileConfig,
     check_memory,
     row_chunks,
     topk_per_row,
@@ -25,14 +25,13 @@ from serendip.models.neighborhood._item_based import ItemToItem
 __all__ = ["RP3beta", "RP3betaConfig"]
 
 
-class RP3betaConfig(ModelConfig):
+class RP3betaConfig(ProfileConfig):
     """Defaults tuned on MovieLens 100K (binary, random 80/20 seed 42, validation NDCG@10)."""
 
     k: int = Field(default=500, ge=1, description="items kept per row of W")
     alpha: float = Field(default=0.8, ge=0.0, description="exponent of transition probabilities")
     beta: float = Field(default=0.5, ge=0.0, description="popularity penalty exponent")
     normalize: bool = Field(default=False, description="rows of W sum to 1 after pruning")
-    confidence: Confidence = "binary"
     max_memory_mb: float = Field(default=8192.0, gt=0.0)
 
 
@@ -44,7 +43,7 @@ def _row_normalise(m: sp.csr_matrix) -> sp.csr_matrix:
     return m
 
 
-class RP3beta(ItemToItem):
+class RP3beta(ItemToItem[RP3betaConfig]):
     """W[i, j] = (sum_u P(u | i)^alpha P(j | u)^alpha) / pop(j)^beta, top-k per row i, diagonal
     dropped; score(u, j) = sum over history i of x_ui W[i, j].
 
@@ -66,7 +65,7 @@ class RP3beta(ItemToItem):
     quick_params: ClassVar[Mapping[str, Any]] = {"k": 20}
 
     def _fit(self, dataset: Dataset) -> None:
-        cfg: RP3betaConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         n_items = dataset.n_items
         check_memory(
             self.name,

@@ -53,7 +53,7 @@ class InNetworkConfig(TieConfig):
     similar_users: int = Field(default=20, ge=0)
 
 
-class InNetwork(Recommender):
+class InNetwork(Recommender[InNetworkConfig]):
     """Score(u, i) = sum over u's followees v of tie(u, v) * source(v, i), where source(v, i) is
     v's (event- and value-weighted) engagement with i plus `author_weight` if v authored i, and
     tie(u, v) is learned from u's and v's interactions (see `TieConfig`). Scores are normalised
@@ -78,13 +78,9 @@ class InNetwork(Recommender):
     }
     quick_params: ClassVar[Mapping[str, Any]] = {}
 
-    def _cfg(self) -> InNetworkConfig:
-        assert isinstance(self.config, InNetworkConfig)
-        return self.config
-
     # ------------------------------------------------------------------ fitting
     def _fit(self, dataset: Dataset) -> None:
-        cfg = self._cfg()
+        cfg = self.config
         self.weights_ = sp.csr_matrix(
             dataset.matrix(weighting_matrix_config(cfg)), dtype=np.float32, copy=True
         )
@@ -99,7 +95,7 @@ class InNetwork(Recommender):
         self._build_sources()
 
     def _build_sources(self) -> None:
-        cfg = self._cfg()
+        cfg = self.config
         src = self.weights_ + cfg.author_weight * self.authored_
         self.sources_ = (
             row_normalised(src) if cfg.normalize_followees else sp.csr_matrix(src, dtype=np.float64)
@@ -113,7 +109,7 @@ class InNetwork(Recommender):
     def _finish(self, network_scores: np.ndarray) -> np.ndarray:
         top = network_scores.max(axis=1, keepdims=True)
         net = np.divide(network_scores, top, out=np.zeros_like(network_scores), where=top > 0)
-        w = self._cfg().popularity_weight + _TIE
+        w = self.config.popularity_weight + _TIE
         return (net + w * self._pop_norm()[None, :]).astype(np.float32)
 
     def _score_warm(self, user_idx: np.ndarray) -> np.ndarray:
@@ -123,7 +119,7 @@ class InNetwork(Recommender):
         """Unknown user: no followees, so the implicit network of users who engaged with the
         context items (cosine of histories), if enabled; else popularity."""
         ctx = np.unique(np.asarray(context, dtype=np.int64))
-        k = self._cfg().similar_users
+        k = self.config.similar_users
         if len(ctx) == 0 or k == 0:
             return self.popularity_.astype(np.float32)
         counts = np.asarray(self.train_[:, ctx].sum(axis=1)).ravel()
@@ -192,7 +188,7 @@ class InNetwork(Recommender):
 
     # ------------------------------------------------------------------ updates and state
     def _update(self, events: pd.DataFrame) -> None:
-        add = events_matrix(self, events, self._cfg())
+        add = events_matrix(self, events, self.config)
         self.weights_ = sp.csr_matrix(self.weights_ + add, dtype=np.float32)
         self._build_sources()
 

@@ -54,7 +54,7 @@ class SocialPPRConfig(TieConfig):
     iterations: int = Field(default=10, ge=1, le=500)
 
 
-class SocialPPR(Recommender):
+class SocialPPR(Recommender[SocialPPRConfig]):
     """Random walk with restart on one graph of users and items: user -> item along interaction
     edges (weighted), item -> user back along them (and to the item's author), user -> user
     along follow edges (tie strength). The walk's stationary mass on item nodes, divided by
@@ -77,13 +77,9 @@ class SocialPPR(Recommender):
     }
     quick_params: ClassVar[Mapping[str, Any]] = {}
 
-    def _cfg(self) -> SocialPPRConfig:
-        assert isinstance(self.config, SocialPPRConfig)
-        return self.config
-
     # ------------------------------------------------------------------ graph
     def _fit(self, dataset: Dataset) -> None:
-        cfg = self._cfg()
+        cfg = self.config
         self.weights_ = sp.csr_matrix(
             dataset.matrix(weighting_matrix_config(cfg)), dtype=np.float32, copy=True
         )
@@ -97,7 +93,7 @@ class SocialPPR(Recommender):
     def _build_graph(self) -> None:
         """Row-stochastic transition matrix P over nodes [users..., items...] (rows without
         out-edges stay empty: their mass jumps back to the restart), kept transposed."""
-        cfg = self._cfg()
+        cfg = self.config
         n_u = self.weights_.shape[0]
         ui = sp.csr_matrix(self.weights_ + cfg.author_weight * self.authored_, dtype=np.float64)
         has_items = np.diff(ui.indptr) > 0
@@ -127,12 +123,12 @@ class SocialPPR(Recommender):
 
         Nodes are users [0, n_users) then items [n_users, n_users + n_items).
         """
-        a = self._cfg().restart
+        a = self.config.restart
         r = sp.coo_matrix(restart)
         rows, cols, vals = r.row, r.col, r.data.astype(np.float32)
         x = np.zeros(restart.shape, np.float32)
         x[rows, cols] = vals
-        for _ in range(self._cfg().iterations):
+        for _ in range(self.config.iterations):
             lost = np.asarray(self.dangling_ @ x).ravel()  # mass at nodes without out-edges
             x = self.transition_t_ @ x
             x *= 1.0 - a
@@ -142,7 +138,7 @@ class SocialPPR(Recommender):
 
     def _item_scores(self, x: np.ndarray) -> np.ndarray:
         pop = np.maximum(self.popularity_.astype(np.float32), 1.0)
-        out = np.ascontiguousarray(x[self.n_users_ :].T) / pop[None, :] ** self._cfg().beta
+        out = np.ascontiguousarray(x[self.n_users_ :].T) / pop[None, :] ** self.config.beta
         silent = out.max(axis=1) <= 0  # nothing reachable: fall back to popularity
         if silent.any():
             out[silent] = self.popularity_[None, :]
@@ -215,7 +211,7 @@ class SocialPPR(Recommender):
 
     # ------------------------------------------------------------------ updates and state
     def _update(self, events: pd.DataFrame) -> None:
-        add = events_matrix(self, events, self._cfg())
+        add = events_matrix(self, events, self.config)
         self.weights_ = sp.csr_matrix(self.weights_ + add, dtype=np.float32)
         self._build_graph()
 

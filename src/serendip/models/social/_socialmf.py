@@ -105,7 +105,7 @@ def _cg_sweep(
     return x
 
 
-class SocialMF(Recommender):
+class SocialMF(Recommender[SocialMFConfig]):
     """Implicit-feedback MF (confidence-weighted least squares, as iALS) with a social
     regulariser in the style of SoReg (Ma et al., 2011): each user's factors are pulled towards
     the tie-strength-weighted mean of their followees' factors,
@@ -131,13 +131,9 @@ class SocialMF(Recommender):
     }
     quick_params: ClassVar[Mapping[str, Any]] = {"factors": 8, "iterations": 5}
 
-    def _cfg(self) -> SocialMFConfig:
-        assert isinstance(self.config, SocialMFConfig)
-        return self.config
-
     # ------------------------------------------------------------------ fitting
     def _fit(self, dataset: Dataset) -> None:
-        cfg = self._cfg()
+        cfg = self.config
         self.weights_ = sp.csr_matrix(
             dataset.matrix(weighting_matrix_config(cfg)), dtype=np.float32, copy=True
         )
@@ -167,7 +163,7 @@ class SocialMF(Recommender):
         self.unit_weight_ = float(np.median(data)) if len(data) else 1.0
 
     def _user_reg(self) -> np.ndarray:
-        cfg = self._cfg()
+        cfg = self.config
         has_net = np.diff(self.social_.indptr) > 0
         return cfg.regularization + cfg.social_reg * has_net.astype(np.float64)
 
@@ -186,7 +182,7 @@ class SocialMF(Recommender):
         self, items: np.ndarray, weights: np.ndarray, reg: float, social: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
         """(A, b) of one user's exact normal equations given their items and weights."""
-        cfg = self._cfg()
+        cfg = self.config
         y = self.item_factors_[items]
         c = cfg.alpha * weights.astype(np.float64)
         a = self.item_factors_.T @ self.item_factors_ + (y.T * c) @ y
@@ -202,7 +198,7 @@ class SocialMF(Recommender):
         if len(ctx) == 0:
             return self.popularity_.astype(np.float32)
         a, b = self._system(
-            ctx, np.full(len(ctx), self.unit_weight_), self._cfg().regularization, None
+            ctx, np.full(len(ctx), self.unit_weight_), self.config.regularization, None
         )
         return self._scores(np.linalg.solve(a, b)[None, :])[0]
 
@@ -227,7 +223,7 @@ class SocialMF(Recommender):
         """Exact split of the score over the user's normal equations: x_u = A^-1 b with
         b = sum_j (1 + c_uj) y_j + social_reg * sum_v s_uv x_v, so y_i.x_u is a sum of one term
         per history item and one per followee."""
-        cfg = self._cfg()
+        cfg = self.config
         a, _, srow = self._user_system(user_idx)
         z = np.linalg.solve(a, self.item_factors_[item_idx])
         row = self.weights_[user_idx]
@@ -261,7 +257,7 @@ class SocialMF(Recommender):
     def _update(self, events: pd.DataFrame) -> None:
         """Fold new events in: add their weights and re-solve the touched users' factors
         exactly (item factors stay as fitted)."""
-        add = events_matrix(self, events, self._cfg())
+        add = events_matrix(self, events, self.config)
         self.weights_ = sp.csr_matrix(self.weights_ + add, dtype=np.float32)
         for u in np.unique(add.tocoo().row):
             a, b, _ = self._user_system(int(u))
