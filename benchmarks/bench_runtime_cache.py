@@ -149,8 +149,8 @@ def main(argv: list[str] | None = None) -> None:
             lambda u: ref.recommend(u, 10, explain=True),
         )
     )
-    # precomputed lists (serendip.service.precompute): a user's first request
-    from serendip.service.precompute import build_ranked_lists
+    # precomputed lists (serendip.serving.precompute): a user's first request
+    from serendip.serving.precompute import build_ranked_lists
 
     pre = ModelRuntime(build_in_background=False)
     pre.load(artifact, "bench")
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
     assert psnap is not None and psnap.lists is not None
     picks = np.array([model.users_.index(u) for u in users])
     wall, cpu = time.perf_counter(), time.process_time()
-    psnap.lists.lists = build_ranked_lists(psnap.model, users=picks)
+    psnap.lists.lists = build_ranked_lists(psnap.serving, users=picks)
     build = ((time.perf_counter() - wall) / len(picks), (time.process_time() - cpu) / len(picks))
     psnap.lists.state = "ready"
     for explain in (True, False):
@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{same}/50 users.  ",
         f"Hit rate of bench_serve's traffic mix (2000 requests from an empty cache, uniform over "
         f"{n:,} users plus 10% new users, per-user cache alone): {result['mix_hit_rate']:.1%}.  ",
-        f"Precomputed lists (`serendip.service.precompute`, built in batch with the model): "
+        f"Precomputed lists (`serendip.serving.precompute`, built in batch with the model): "
         f"{result['lists_build_ms_per_user']['cpu']} ms CPU per user to build "
         f"({result['lists_build_ms_per_user']['wall']} ms wall); first requests served from "
         f"them identical to the uncached pipeline: {same_pre}/{len(users)} users; the same "
