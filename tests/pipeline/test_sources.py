@@ -12,8 +12,7 @@ from serendip.errors import ConfigError, NotFittedError
 from serendip.models.artifacts import read_artifact, write_artifact
 from serendip.pipeline.candidates import UserContext
 from serendip.pipeline.context import contexts_from_dataset
-from serendip.pipeline.sources import SOURCES, make_source
-from serendip.pipeline.sources._base import SourceBase
+from serendip.pipeline.sources import SOURCES, SourceBase, make_source
 from tests.pipeline._tiny import DAY, NOW, tiny_platform
 
 QUICK: dict[str, dict[str, Any]] = {
@@ -22,10 +21,10 @@ QUICK: dict[str, dict[str, Any]] = {
 }
 
 
-def fitted(name: str, ds: Dataset, **params: Any) -> SourceBase:
+def fitted(name: str, ds: Dataset, **params: Any) -> SourceBase[Any]:
     src = make_source(name, **{**QUICK.get(name, {}), **params})
     assert isinstance(src, SourceBase)
-    src.fit(ds)
+    assert src.fit(ds) is src  # fit returns the source, as a model's fit returns the model
     return src
 
 

@@ -580,22 +580,37 @@ class Recommender(Component[ModelConfigT], ABC):
         from serendip.models.artifacts import write_artifact
 
         arrays, meta = self._state()
-        base: dict[str, np.ndarray | sp.spmatrix] = {
-            "_train": self.train_,
-            "_popularity": self.popularity_,
-            "_item_category": self.item_category_.astype(str),
-            "_item_author": self.item_author_.astype(str),
-        }
         return write_artifact(
             Path(directory),
             model=self.name,
             config=self.config.model_dump(mode="json"),
             users=self.users_,
             items=self.items_,
-            arrays={**base, **arrays},
+            arrays={**self._core_state(), **arrays},
             meta={"fit_seconds": getattr(self, "fit_seconds_", None), **meta},
             extra=self._save_extra,
         )
+
+    def _core_state(self) -> dict[str, np.ndarray | sp.spmatrix]:
+        """What `fit` took from the dataset besides the vocabularies, as arrays: every artifact
+        holds them beside the model's own `_state`, and `_restore_core` reads them back."""
+        return {
+            "_train": self.train_,
+            "_popularity": self.popularity_,
+            "_item_category": self.item_category_.astype(str),
+            "_item_author": self.item_author_.astype(str),
+        }
+
+    def _restore_core(
+        self, arrays: Mapping[str, Any], users: Vocabulary, items: Vocabulary
+    ) -> None:
+        """Set back what `fit` takes from the dataset: the vocabularies and `_core_state`."""
+        self.users_ = users
+        self.items_ = items
+        self.train_ = sp.csr_matrix(arrays["_train"])
+        self.popularity_ = np.asarray(arrays["_popularity"], dtype=np.float32)
+        self.item_category_ = np.asarray(arrays["_item_category"], dtype=object)
+        self.item_author_ = np.asarray(arrays["_item_author"], dtype=object)
 
     def _save_extra(self, directory: Path) -> None:
         """Write what does not fit `_state` (e.g. a hybrid's member artifacts, in
@@ -619,12 +634,7 @@ class Recommender(Component[ModelConfigT], ABC):
         if cls is not Recommender and not issubclass(model_cls, cls):
             raise SerendipError(f"{directory} holds a '{art.model}' model, not '{cls.name}'")
         model = model_cls(art.config)
-        model.users_ = art.users
-        model.items_ = art.items
-        model.train_ = sp.csr_matrix(art.arrays["_train"])
-        model.popularity_ = np.asarray(art.arrays["_popularity"], dtype=np.float32)
-        model.item_category_ = np.asarray(art.arrays["_item_category"], dtype=object)
-        model.item_author_ = np.asarray(art.arrays["_item_author"], dtype=object)
+        model._restore_core(art.arrays, art.users, art.items)
         model.fit_seconds_ = art.meta.get("fit_seconds")
         model._set_state(art.arrays, art.meta)
         model._load_extra(Path(directory))

@@ -14,7 +14,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 
@@ -47,8 +47,9 @@ class CandidateSource(ABC):
     """A cheap rule or a fitted model that proposes items for a user.
 
     Subclasses set `name` (unique within a pipeline; used for feature names, quotas and
-    explanations) and implement `fit`, `propose`, `evidence`, and `_state`/`_set_state` for the
-    artifact format (arrays + JSON, no pickle). `propose_batch` may be overridden where a batch is
+    explanations) and implement `fit` (returning the source, as a model's `fit` returns the
+    model), `propose`, `evidence`, and `_state`/`_set_state` for the artifact format (arrays +
+    JSON, no pickle). `propose_batch` may be overridden where a batch is
     much cheaper (a model's `recommend`).
     """
 
@@ -57,8 +58,9 @@ class CandidateSource(ABC):
     kind: ClassVar[str] = "source"
 
     @abstractmethod
-    def fit(self, dataset: Dataset) -> None:
-        """Learn from the training window (indices refer to `dataset`'s vocabularies)."""
+    def fit(self, dataset: Dataset) -> Self:
+        """Learn from the training window (indices refer to `dataset`'s vocabularies); returns
+        the source."""
 
     @abstractmethod
     def propose(self, ctx: UserContext, n: int) -> Proposal:

@@ -5,14 +5,14 @@ authors, categories), and the final filter (history, exclusions, items not yet c
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self, TypeVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from serendip.data.dataset import Dataset
 from serendip.data.vocabulary import Vocabulary
-from serendip.errors import NotFittedError, config_error_from
+from serendip.models.base import Component
 from serendip.pipeline.candidates import CandidateSource, Proposal, UserContext
 
 __all__ = ["SourceBase", "SourceConfig", "top_n"]
@@ -39,48 +39,44 @@ def top_n(items: np.ndarray, scores: np.ndarray, n: int) -> Proposal:
     return Proposal(items[order], scores[order])
 
 
-class SourceBase(CandidateSource):
-    """A `CandidateSource` with a pydantic `Config`, the item table of the fitted dataset, and
+SourceConfigT = TypeVar("SourceConfigT", bound=SourceConfig)
+
+
+class SourceBase(Component[SourceConfigT], CandidateSource):
+    """A `CandidateSource` with a pydantic `Config` (the models' `Component`: validated frozen
+    parameters, `get_params`, the not-fitted error; `self.config` typed by the class's
+    parameter, e.g. `SourceBase[TrendingConfig]`), the item table of the fitted dataset, and
     the shared rules every proposal obeys (see `_finish`).
 
-    Learned state ends in `_` and is set only by `fit` or `_set_state`. `_state` always holds
-    `created_at` (and subclasses' arrays); its meta holds the parameters, so a source rebuilt
-    with `make_source(name, **meta["params"])` then `_set_state(arrays, meta)` proposes exactly
-    what the fitted one did.
+    `fit(dataset)` returns the source, as a model's does. Learned state ends in `_` and is set
+    only by `fit` or `_set_state`. `_state` always holds `created_at` (and subclasses' arrays);
+    its meta holds the parameters, so a source rebuilt with `make_source(name,
+    **meta["params"])` then `_set_state(arrays, meta)` proposes exactly what the fitted one did.
     """
 
     Config: ClassVar[type[SourceConfig]] = SourceConfig
-
-    def __init__(self, **params: Any) -> None:
-        try:
-            self.config = self.Config(**params)
-        except ValidationError as exc:
-            raise config_error_from(
-                exc, f"invalid parameters for source '{self.name}'", valid=self.Config.model_fields
-            ) from None
-        self._fitted = False
+    role: ClassVar[str] = "source"
 
     def get_params(self) -> dict[str, Any]:
+        """The parameters as JSON values (they go into the artifact's meta)."""
         return self.config.model_dump(mode="json")
 
-    def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({params})"
-
     # ------------------------------------------------------------------ fitting
-    def fit(self, dataset: Dataset) -> None:
+    def fit(self, dataset: Dataset) -> Self:
+        """Learn from the training window; returns the source."""
+        self._bind(dataset)
+        self._fit(dataset)
+        self._fitted = True
+        return self
+
+    def _bind(self, dataset: Dataset) -> None:
+        """The item table every source keeps: the dataset's vocabularies and creation times."""
         self.items_ = dataset.items
         self.users_ = dataset.users
         self.created_at_ = np.asarray(dataset.item_meta.created_at, dtype=np.float64)
-        self._fit(dataset)
-        self._fitted = True
 
     def _fit(self, dataset: Dataset) -> None:
         raise NotImplementedError
-
-    def _check_fitted(self) -> None:
-        if not self._fitted:
-            raise NotFittedError(f"source '{self.name}' is not fitted: call fit(dataset) first")
 
     @property
     def n_items(self) -> int:

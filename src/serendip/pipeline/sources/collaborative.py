@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
-import scipy.sparse as sp
 from pydantic import Field
 
 from serendip.data.dataset import Dataset
@@ -30,7 +29,7 @@ class CollaborativeConfig(SourceConfig):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
-class CollaborativeSource(SourceBase):
+class CollaborativeSource(SourceBase[CollaborativeConfig]):
     """Top-n of a wrapped `Recommender`. Known users are scored in one batch call (their live
     history and exclusions are masked through `context`); users the model never saw take its
     cold-start path with their context history. Evidence: the model's own `explain` (history
@@ -43,22 +42,17 @@ class CollaborativeSource(SourceBase):
     kind = "item"
     Config: ClassVar[type[SourceConfig]] = CollaborativeConfig
 
-    def _cfg(self) -> CollaborativeConfig:
-        assert isinstance(self.config, CollaborativeConfig)
-        return self.config
-
     @classmethod
-    def from_model(cls, model: Recommender, dataset: Dataset) -> CollaborativeSource:
+    def from_model(cls, model: Recommender, dataset: Dataset) -> Self:
         """Wrap an already fitted model (fitted on `dataset`'s vocabularies)."""
         src = cls(model=model.name, params=model.get_params())
-        src.items_, src.users_ = dataset.items, dataset.users
-        src.created_at_ = np.asarray(dataset.item_meta.created_at, dtype=np.float64)
+        src._bind(dataset)
         src.model_ = model
         src._fitted = True
         return src
 
     def _fit(self, dataset: Dataset) -> None:
-        cfg = self._cfg()
+        cfg = self.config
         self.model_ = create_model(cfg.model, dict(cfg.params)).fit(dataset)
 
     # ------------------------------------------------------------------ proposing
@@ -132,10 +126,7 @@ class CollaborativeSource(SourceBase):
         arrays, meta = self._base_state()
         inner, inner_meta = m._state()
         base: dict[str, Any] = {
-            "_train": m.train_,
-            "_popularity": m.popularity_,
-            "_item_category": np.asarray(m.item_category_).astype(str),
-            "_item_author": np.asarray(m.item_author_).astype(str),
+            **m._core_state(),
             "_users": m.users_.ids.astype(str),
             "_items": m.items_.ids.astype(str),
         }
@@ -153,12 +144,11 @@ class CollaborativeSource(SourceBase):
         info = meta["model"]
         inner = {k[len(_PREFIX) :]: v for k, v in arrays.items() if k.startswith(_PREFIX)}
         m = get_model_class(info["name"])(info["config"])
-        m.users_ = Vocabulary.from_unique(np.asarray(inner["_users"]).astype(str))
-        m.items_ = Vocabulary.from_unique(np.asarray(inner["_items"]).astype(str))
-        m.train_ = sp.csr_matrix(inner["_train"])
-        m.popularity_ = np.asarray(inner["_popularity"], dtype=np.float32)
-        m.item_category_ = np.asarray(inner["_item_category"], dtype=object)
-        m.item_author_ = np.asarray(inner["_item_author"], dtype=object)
+        m._restore_core(
+            inner,
+            Vocabulary.from_unique(np.asarray(inner["_users"]).astype(str)),
+            Vocabulary.from_unique(np.asarray(inner["_items"]).astype(str)),
+        )
         m._set_state(inner, info["meta"])
         if (info["meta"].get("ann") or {}).get("indexes") and hasattr(m, "build_ann"):
             m.build_ann()

@@ -4,7 +4,7 @@ the user's network."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -42,15 +42,11 @@ class CollaborativeOONSource(CollaborativeSource):
     name = "collaborative-oon"
     kind = "item"
     Config: ClassVar[type[SourceConfig]] = CollaborativeOONConfig
-
-    def _oon_cfg(self) -> CollaborativeOONConfig:
-        assert isinstance(self.config, CollaborativeOONConfig)
-        return self.config
+    config: CollaborativeOONConfig
 
     @classmethod
-    def from_model(cls, model: Recommender, dataset: Dataset) -> CollaborativeSource:
+    def from_model(cls, model: Recommender, dataset: Dataset) -> Self:
         src = super().from_model(model, dataset)
-        assert isinstance(src, CollaborativeOONSource)
         src._network_state(dataset)
         return src
 
@@ -81,7 +77,7 @@ class CollaborativeOONSource(CollaborativeSource):
         self._check_fitted()
         if not contexts or n <= 0:
             return [Proposal.empty() for _ in contexts]
-        depth = max(self._oon_cfg().depth, n)
+        depth = max(self.config.depth, n)
         deep = super().propose_batch(contexts, depth)
         out = []
         for ctx, p in zip(contexts, deep, strict=True):

@@ -48,7 +48,7 @@ def fit_item_vectors(
     return vectors, terms, np.asarray(iv.term_names, dtype=str)
 
 
-class ContentSource(SourceBase):
+class ContentSource(SourceBase[ContentConfig]):
     """score(i) = cos(profile, v_i) + interest_weight * interest match of i, where the profile is
     the recency-weighted sum of the user's latest items' vectors, and the interest match the
     item's (normalised) weight on the terms that equal a declared interest (as a tag, category
@@ -61,12 +61,8 @@ class ContentSource(SourceBase):
     kind = "item"
     Config: ClassVar[type[SourceConfig]] = ContentConfig
 
-    def _cfg(self) -> ContentConfig:
-        assert isinstance(self.config, ContentConfig)
-        return self.config
-
     def _fit(self, dataset: Dataset) -> None:
-        cfg = self._cfg()
+        cfg = self.config
         self.vectors_, self.terms_, self.term_names_ = fit_item_vectors(
             dataset, cfg.vectors, cfg.min_df
         )
@@ -81,8 +77,8 @@ class ContentSource(SourceBase):
         hist = np.asarray(ctx.history, np.int64)
         hist = hist[(hist >= 0) & (hist < self.n_items)]
         _, first = np.unique(hist, return_index=True)
-        seeds = hist[np.sort(first)][: self._cfg().n_recent]
-        return seeds, self._cfg().recency_decay ** np.arange(len(seeds), dtype=np.float64)
+        seeds = hist[np.sort(first)][: self.config.n_recent]
+        return seeds, self.config.recency_decay ** np.arange(len(seeds), dtype=np.float64)
 
     def _profile(self, ctx: UserContext) -> np.ndarray | None:
         seeds, w = self._seeds(ctx)
@@ -108,7 +104,7 @@ class ContentSource(SourceBase):
         """Dense content scores of every item for this user (None: nothing to go on)."""
         p = self._profile(ctx)
         out = None if p is None else np.asarray(self.vectors_ @ p, dtype=np.float64).ravel()
-        w = self._cfg().interest_weight
+        w = self.config.interest_weight
         if w > 0 and ctx.interests:
             s = self._interest_scores(ctx)
             if s is not None:
@@ -161,7 +157,7 @@ class ContentSource(SourceBase):
         v = arrays["vectors"]
         self.vectors_ = (
             sp.csr_matrix(v, dtype=np.float32)
-            if sp.issparse(v) or self._cfg().vectors == "tfidf"
+            if sp.issparse(v) or self.config.vectors == "tfidf"
             else np.asarray(v, np.float32)
         )
         self.terms_ = sp.csr_matrix(arrays["terms"], dtype=np.float32)

@@ -52,7 +52,7 @@ class ExploreConfig(SourceConfig):
     tie_prior: float = Field(default=2.0, gt=0)
 
 
-class ExploreSource(SourceBase):
+class ExploreSource(SourceBase[ExploreConfig]):
     """Items liked by users the viewer does not follow: friends of their (public) followees and
     the users most similar to them by history, never an item any followee interacted with or
     authored (that is in-network's job).
@@ -66,12 +66,8 @@ class ExploreSource(SourceBase):
     kind = "user"
     Config: ClassVar[type[SourceConfig]] = ExploreConfig
 
-    def _cfg(self) -> ExploreConfig:
-        assert isinstance(self.config, ExploreConfig)
-        return self.config
-
     def _fit(self, dataset: Dataset) -> None:
-        cfg = self._cfg()
+        cfg = self.config
         self.liked_ = action_matrix(dataset, cfg.event_weights)
         if self.liked_.weights.nnz == 0 and dataset.n_interactions:
             # a log of one implicit kind (listens, views): every interaction is the signal
@@ -93,7 +89,7 @@ class ExploreSource(SourceBase):
             )
         hist = np.unique(np.asarray(ctx.history, np.int64))
         hist = hist[(hist >= 0) & (hist < self.seen_t_.shape[0])]
-        if len(hist) == 0 or self._cfg().k_similar == 0:
+        if len(hist) == 0 or self.config.k_similar == 0:
             return np.zeros(0, np.int64), np.zeros(0)
         _, users, _ = row_slices(self.seen_t_, hist)
         counts = np.bincount(users, minlength=self.social_.n_users).astype(np.float64)
@@ -101,14 +97,14 @@ class ExploreSource(SourceBase):
         sims = np.divide(counts, np.sqrt(n * len(hist)), out=np.zeros_like(n), where=n > 0)
         if u >= 0:
             sims[u] = 0.0
-        k = min(self._cfg().k_similar, len(sims))
+        k = min(self.config.k_similar, len(sims))
         top = np.argpartition(-sims, k - 1)[:k]
         top = top[sims[top] > 0]
         return top.astype(np.int64), sims[top]
 
     def _explorers(self, ctx: UserContext) -> tuple[np.ndarray, np.ndarray]:
         """Explorer user indices and weights (both sources max-normalised, then mixed)."""
-        cfg = self._cfg()
+        cfg = self.config
         n_users = self.social_.n_users
         f, tie = self.social_.followee_ties(ctx)
         parts_u: list[np.ndarray] = []
@@ -157,7 +153,7 @@ class ExploreSource(SourceBase):
         if np.isfinite(ctx.now):
             t = self.liked_.time[pos]
             w = np.where(t > ctx.now, 0.0, w) * half_life_decay(
-                ctx.now - t, self._cfg().half_life_days
+                ctx.now - t, self.config.half_life_days
             )
         banned = self._followee_items(ctx)
         if len(banned):

@@ -29,7 +29,7 @@ class FreshFollowedConfig(SourceConfig):
     include_private_authors: bool = False
 
 
-class FreshFollowedSource(SourceBase):
+class FreshFollowedSource(SourceBase[FreshFollowedConfig]):
     """Items authored by followed users, created in [now - window, now], newest first
     (score = 1 / (1 + age in days)). Works for items nobody has interacted with yet: only
     authorship and creation time are used. Evidence: kind "author", the followed author."""
@@ -37,10 +37,6 @@ class FreshFollowedSource(SourceBase):
     name = "fresh-followed"
     kind = "author"
     Config: ClassVar[type[SourceConfig]] = FreshFollowedConfig
-
-    def _cfg(self) -> FreshFollowedConfig:
-        assert isinstance(self.config, FreshFollowedConfig)
-        return self.config
 
     def _fit(self, dataset: Dataset) -> None:
         author = dataset.item_author_index().astype(np.int64)
@@ -55,7 +51,7 @@ class FreshFollowedSource(SourceBase):
     def _authors(self, ctx: UserContext) -> np.ndarray:
         f = np.unique(np.asarray(ctx.followees, np.int64))
         f = f[(f >= 0) & (f < len(self.private_))]
-        if not self._cfg().include_private_authors:
+        if not self.config.include_private_authors:
             f = f[~self.private_[f]]
         return f
 
@@ -67,7 +63,7 @@ class FreshFollowedSource(SourceBase):
         if len(items) == 0:
             return Proposal.empty()
         age = (ctx.now - self.created_at_[items]) / _DAY
-        keep = (age >= 0) & (age <= self._cfg().window_days)
+        keep = (age >= 0) & (age <= self.config.window_days)
         items, age = items[keep], age[keep]
         return self._finish(ctx, items, 1.0 / (1.0 + age), n)
 

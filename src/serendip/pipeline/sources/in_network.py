@@ -40,7 +40,7 @@ class InNetworkConfig(SourceConfig):
     tie_prior: float = Field(default=2.0, gt=0)
 
 
-class InNetworkSource(SourceBase):
+class InNetworkSource(SourceBase[InNetworkConfig]):
     """score(u, i) = sum over u's public followees v of tie(u, v) * sum of v's actions on i
     (event weight, and `author_weight` if v authored i) * 0.5 ** (age / half-life).
 
@@ -55,12 +55,8 @@ class InNetworkSource(SourceBase):
     kind = "followee"
     Config: ClassVar[type[SourceConfig]] = InNetworkConfig
 
-    def _cfg(self) -> InNetworkConfig:
-        assert isinstance(self.config, InNetworkConfig)
-        return self.config
-
     def _fit(self, dataset: Dataset) -> None:
-        cfg = self._cfg()
+        cfg = self.config
         acts = action_matrix(dataset, cfg.event_weights)
         self.social_ = social_stats(dataset, acts, cfg.tie_prior)
         # authorship as actions at creation time, so fresh posts by followees enter too
@@ -103,7 +99,7 @@ class InNetworkSource(SourceBase):
         t = self.actions_.time[pos]
         if np.isfinite(ctx.now):
             w = np.where(t > ctx.now, 0.0, w)
-            w = w * half_life_decay(ctx.now - t, self._cfg().half_life_days)
+            w = w * half_life_decay(ctx.now - t, self.config.half_life_days)
         return f[owner], items, w
 
     def propose(self, ctx: UserContext, n: int) -> Proposal:
@@ -130,7 +126,7 @@ class InNetworkSource(SourceBase):
                 Evidence(
                     "author",
                     self.users_.id(author),
-                    float(self._cfg().author_weight),
+                    float(self.config.author_weight),
                     "you follow the author",
                 )
             )

@@ -36,7 +36,7 @@ class RecentItemKNNConfig(SourceConfig):
     max_user_items: int | None = Field(default=300, ge=1)
 
 
-class RecentItemKNNSource(SourceBase):
+class RecentItemKNNSource(SourceBase[RecentItemKNNConfig]):
     """score(i) = sum over the user's n_recent latest distinct items j of
     recency_decay ** rank(j) * cos(j, i). The item-item matrix is sparse top-k, built in chunks
     (`serendip.models.neighborhood`), so it scales to large catalogues. Works for users unknown to
@@ -47,12 +47,8 @@ class RecentItemKNNSource(SourceBase):
     kind = "item"
     Config: ClassVar[type[SourceConfig]] = RecentItemKNNConfig
 
-    def _cfg(self) -> RecentItemKNNConfig:
-        assert isinstance(self.config, RecentItemKNNConfig)
-        return self.config
-
     def _fit(self, dataset: Dataset) -> None:
-        cfg = self._cfg()
+        cfg = self.config
         profile = dataset.matrix(profile_config(cfg.confidence))
         if cfg.max_user_items is not None:
             profile = _latest_per_user(dataset, profile, cfg.max_user_items)
@@ -64,8 +60,8 @@ class RecentItemKNNSource(SourceBase):
         hist = np.asarray(ctx.history, np.int64)
         hist = hist[(hist >= 0) & (hist < self.sim_.shape[0])]
         _, first = np.unique(hist, return_index=True)
-        seeds = hist[np.sort(first)][: self._cfg().n_recent]  # distinct, most recent first
-        return seeds, self._cfg().recency_decay ** np.arange(len(seeds), dtype=np.float64)
+        seeds = hist[np.sort(first)][: self.config.n_recent]  # distinct, most recent first
+        return seeds, self.config.recency_decay ** np.arange(len(seeds), dtype=np.float64)
 
     def propose(self, ctx: UserContext, n: int) -> Proposal:
         self._check_fitted()

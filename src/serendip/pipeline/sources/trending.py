@@ -31,7 +31,7 @@ class TrendingConfig(SourceConfig):
     top_categories: int = Field(default=0, ge=0)
 
 
-class TrendingSource(SourceBase):
+class TrendingSource(SourceBase[TrendingConfig]):
     """Items by decayed interaction count at `ctx.now`. Counts are kept as per-interaction
     log-decay-weights at fit (relative to the newest training interaction); a request at a later
     `now` scales them all by the same factor, so the order is the fitted one, and a request at an
@@ -41,10 +41,6 @@ class TrendingSource(SourceBase):
     name = "trending"
     kind = "popularity"
     Config: ClassVar[type[SourceConfig]] = TrendingConfig
-
-    def _cfg(self) -> TrendingConfig:
-        assert isinstance(self.config, TrendingConfig)
-        return self.config
 
     def _fit(self, dataset: Dataset) -> None:
         it = dataset.interactions
@@ -63,7 +59,7 @@ class TrendingSource(SourceBase):
         age = (now - self.event_time_[:upto]).clip(min=0.0) / _DAY
         return np.bincount(
             self.event_item_[:upto],
-            weights=np.exp2(-age / self._cfg().half_life_days),
+            weights=np.exp2(-age / self.config.half_life_days),
             minlength=len(self.created_at_),
         )
 
@@ -72,12 +68,12 @@ class TrendingSource(SourceBase):
         if not np.isfinite(now) or now == self.ref_:
             return self.counts_
         if now > self.ref_:
-            return self.counts_ * np.exp2(-(now - self.ref_) / _DAY / self._cfg().half_life_days)
+            return self.counts_ * np.exp2(-(now - self.ref_) / _DAY / self.config.half_life_days)
         upto = int(np.searchsorted(self.event_time_, now, side="right"))
         return self._decayed_counts(now, upto)
 
     def _user_categories(self, ctx: UserContext) -> np.ndarray:
-        k = self._cfg().top_categories
+        k = self.config.top_categories
         hist = np.asarray(ctx.history, np.int64)
         hist = hist[(hist >= 0) & (hist < len(self.item_cat_))]
         if len(hist):
@@ -91,7 +87,7 @@ class TrendingSource(SourceBase):
     def propose(self, ctx: UserContext, n: int) -> Proposal:
         self._check_fitted()
         counts = self.counts_at(ctx.now)
-        if self._cfg().top_categories > 0:
+        if self.config.top_categories > 0:
             cats = self._user_categories(ctx)
             if len(cats):
                 items = np.flatnonzero(np.isin(self.item_cat_, cats) & (counts > 0))
