@@ -461,3 +461,25 @@ def test_popularity_model_end_to_end_on_the_toy_platform() -> None:
     assert 0 < res["ndcg@10"] < 1
     # The popularity model is (up to ties) its own serendipity baseline.
     assert res["serendipity@10"] <= 0.02
+
+
+def test_progress_names_every_stage_and_timings_cover_them() -> None:
+    train, test = small_case()  # no social graph, no tags: no "social" or "diversity" stage
+    calls: list[str] = []
+    res = evaluate_recommendations(SMALL_RECS, train, test, k=[2, 1], progress=calls.append)
+    stages = ["truth", "align", "hits", "train statistics", "metrics@1", "metrics@2", "aggregate"]
+    assert calls == [*stages, "done"]
+    assert list(res.timings_s) == stages and all(t >= 0 for t in res.timings_s.values())
+    split = random_split(make_toy_platform(seed=1), test_fraction=0.3, seed=1)
+    calls.clear()
+    res = evaluate_recommendations(
+        _random_lists(split, 3, 1), split.train, split.test, k=3, progress=calls.append
+    )
+    assert calls[3:-2] == ["train statistics", "social", "metrics@3", "diversity@3"]
+    # a malformed baseline fails before any metric is computed
+    calls.clear()
+    with pytest.raises(ConfigError, match="baseline"):
+        evaluate_recommendations(
+            SMALL_RECS, train, test, k=2, baseline=np.zeros((1, 2), int), progress=calls.append
+        )
+    assert not any(c.startswith("metrics") for c in calls)

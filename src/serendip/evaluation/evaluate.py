@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from serendip.data.dataset import Dataset
@@ -412,177 +413,73 @@ def evaluate_recommendations(
     >>> evaluate_recommendations(recs, train, test, k=2)["ndcg@2"]
     1.0
     """
-    try:
-        cutoffs: Sequence[Any] = [k] if np.ndim(k) == 0 else list(k)  # type: ignore[arg-type]
-        ks = tuple(sorted({int(x) for x in cutoffs}))
-    except (TypeError, ValueError):
-        raise ConfigError(f"K must be a positive integer or a list of them, got {k!r}") from None
-    if not ks or ks[0] < 1:
-        raise ConfigError(f"K must be positive integers, got {k!r}")
-    kmax = ks[-1]
+    ks = _cutoffs(k)
     slices = slices or ActivitySlices()
     _same_vocabularies(train, test)
-    timings: dict[str, float] = {}
-    clock = [time.perf_counter()]
+    stages = _Stages(progress)
 
-    def stage(name: str) -> None:
-        now = time.perf_counter()
-        if timings:
-            timings[list(timings)[-1]] = now - clock[0]
-        clock[0] = now
-        timings[name] = 0.0
-        if progress is not None:
-            progress(name)
-
-    stage("truth")
-    n_users, n_items = train.n_users, train.n_items
+    stages.start("truth")
     seen_train = train.seen()
-    # What each user has already seen: train, plus the fold-in history of cold users.
-    history = seen_train
-    if fold_in is not None:
-        _same_vocabularies(train, fold_in)
-        history = (seen_train + fold_in.seen()).tocsr()
-        history.data[:] = 1.0
-    truth = test.seen()
-    n_truth_excluded = 0
-    if exclude_train_from_truth and history.nnz and truth.nnz:
-        overlap = truth.multiply(history).tocsr()
-        overlap.eliminate_zeros()
-        n_truth_excluded = int(overlap.nnz)
-        if n_truth_excluded:
-            truth = (truth - overlap).tocsr()
-            truth.eliminate_zeros()
-    truth = truth.tocsr()
-    truth.sort_indices()
+    history = _history(seen_train, train, fold_in)
+    truth, n_truth_excluded = _truth(test, history, exclude_train_from_truth)
     n_truth_all = np.diff(truth.indptr)
     test_users = np.flatnonzero(n_truth_all > 0)
-    n_test = len(test_users)
-    truth_rows = truth[test_users]
     n_truth = n_truth_all[test_users]
 
-    stage("align")
-    lists = _align_recs(recs, train, test_users, kmax)
-    list_len = (lists >= 0).sum(axis=1)
+    stages.start("align")
+    lists = _align_recs(recs, train, test_users, ks[-1])
 
-    stage("hits")
-    hits = m.hit_matrix(lists, truth_rows)
-    in_train = m.member(test_users, lists, history)
+    stages.start("hits")
+    hits = m.hit_matrix(lists, truth[test_users])
+    in_seen = m.member(test_users, lists, history)
 
-    stage("train statistics")
-    popularity = np.bincount(seen_train.indices, minlength=n_items)
+    stages.start("train statistics")
+    popularity = np.bincount(seen_train.indices, minlength=train.n_items)
     activity_all = np.diff(seen_train.indptr)
     n_population = int((activity_all > 0).sum())
     activity = activity_all[test_users]
-    slice_code = slices.assign(activity)
 
     notes: list[str] = []
-    if n_test == 0:
+    if len(test_users) == 0:
         notes.append("no test users (no test item outside what users have seen): every metric is 0")
-    per_user: dict[str, np.ndarray] = {}
-    pooled_hits: dict[int, np.ndarray] = {}
-    pooled_oon_hits: dict[int, np.ndarray] = {}
-
-    features = None
-    if embeddings is not None:
-        emb = np.asarray(embeddings, dtype=np.float64)
-        if emb.ndim != 2 or emb.shape[0] != n_items:
-            raise ConfigError(f"embeddings must have shape ({n_items}, d), got {emb.shape}")
-    else:
-        emb = None
-        features = m.content_features(train.item_meta)
-        if features.nnz == 0:
-            features = None
-            notes.append(
-                "ild skipped: items have no tags or categories and no embeddings were given"
-            )
-
+    emb, features = _diversity_inputs(train, embeddings, notes)
+    base = _baseline_rows(baseline, train.n_users, test_users)
     oon = None
     if train.has_social:
-        stage("social")
-        follows = train.social.adjacency(n_users)
+        stages.start("social")
+        follows = train.social.adjacency(train.n_users)
         oon = m.out_of_network(lists, test_users, seen_train, follows, train.item_author_index())
     else:
         notes.append("oon_* skipped: no social graph")
 
-    for kk in ks:
-        stage(f"metrics@{kk}")
-        h = hits[:, :kk]
-        r = lists[:, :kk]
-        at = f"@{kk}"
-        per_user["precision" + at] = m.precision(h)
-        per_user["recall" + at] = m.recall(h, n_truth)
-        per_user["recall_capped" + at] = m.capped_recall(h, n_truth)
-        per_user["ndcg" + at] = m.ndcg(h, n_truth)
-        per_user["map" + at] = m.average_precision(h, n_truth)
-        per_user["mrr" + at] = m.reciprocal_rank(h)
-        per_user["hit_rate" + at] = m.hit_rate(h)
-        per_user["novelty" + at] = m.novelty(r, popularity, n_population)
-        per_user["arp" + at] = m.average_popularity(r, popularity)
-        if baseline is None:
-            unexpected = m.unexpected_vs_popularity(
-                r, test_users, history, popularity, in_seen=in_train[:, :kk]
-            )
-        else:
-            base = np.asarray(baseline)
-            if base.ndim != 2 or base.shape[0] != n_users:
-                raise ConfigError(
-                    f"baseline must have one row per user ({n_users} x K), got {base.shape}"
-                )
-            unexpected = m.unexpected_vs_baseline(r, base[test_users, :kk])
-        per_user["serendipity" + at] = m.serendipity(h, unexpected)
-        pooled_hits[kk] = h.sum(axis=1)
-        if oon is not None:
-            o = oon[:, :kk]
-            n_listed_k = np.maximum((r >= 0).sum(axis=1), 1)
-            per_user["oon_share" + at] = o.sum(axis=1) / n_listed_k
-            oon_hits = (o & h).sum(axis=1)
-            per_user["oon_hit_rate" + at] = (oon_hits > 0).astype(np.float64)
-            pooled_oon_hits[kk] = oon_hits
-        if emb is not None or features is not None:
-            stage(f"diversity@{kk}")
-            per_user["ild" + at] = m.intra_list_distance(r, features=features, embeddings=emb)
+    per_user, pooled_hits, pooled_oon_hits = _per_user_metrics(
+        ks,
+        stages,
+        _Judged(test_users, n_truth, lists, hits, in_seen, history),
+        popularity=popularity,
+        n_population=n_population,
+        baseline=base,
+        oon=oon,
+        embeddings=emb,
+        features=features,
+    )
 
-    stage("aggregate")
+    stages.start("aggregate")
 
     def aggregate(mask: np.ndarray) -> dict[str, float]:
-        out: dict[str, float] = {}
-        for kk in ks:
-            at = f"@{kk}"
-            r = lists[mask, :kk]
-            for name in METRIC_DESCRIPTIONS:
-                key = name + at
-                if key in per_user:
-                    out[key] = float(per_user[key][mask].mean()) if mask.any() else 0.0
-                elif name == "coverage":
-                    out[key] = m.catalog_coverage(r, n_items)
-                elif name == "gini":
-                    out[key] = m.gini(m.exposure(r, n_items))
-                elif name == "oon_hit_share" and kk in pooled_oon_hits:
-                    total = pooled_hits[kk][mask].sum()
-                    out[key] = float(pooled_oon_hits[kk][mask].sum() / total) if total else 0.0
-        return out
+        return _aggregate(mask, ks, lists, per_user, pooled_hits, pooled_oon_hits, train.n_items)
 
-    overall = aggregate(np.ones(n_test, dtype=bool))
-    by_slice: dict[str, dict[str, float]] = {}
-    sizes: dict[str, int] = {}
-    for code, name in enumerate(SLICE_NAMES):
-        mask = slice_code == code
-        sizes[name] = int(mask.sum())
-        if mask.any():
-            by_slice[name] = aggregate(mask)
-
-    n_listed = int(list_len.sum())
-    diagnostics: dict[str, float] = {
-        "n_test_users": n_test,
-        "n_test_users_without_recs": int((list_len == 0).sum()),
-        "n_test_users_short_lists": int(((list_len > 0) & (list_len < kmax)).sum()),
-        "n_listed_items": n_listed,
-        "listed_seen_items_share": float(in_train.sum() / n_listed) if n_listed else 0.0,
-        "n_truth_pairs": int(n_truth.sum()),
-        "n_truth_pairs_excluded_as_training": n_truth_excluded,
-        "n_catalog_items": n_items,
-        "n_train_users": n_population,
-    }
+    overall = aggregate(np.ones(len(test_users), dtype=bool))
+    slice_code = slices.assign(activity)
+    by_slice, sizes = _by_slice(slice_code, aggregate)
+    diagnostics = _diagnostics(
+        lists,
+        in_seen,
+        n_truth,
+        n_truth_excluded=n_truth_excluded,
+        n_items=train.n_items,
+        n_population=n_population,
+    )
     frame = None
     if keep_per_user:
         frame = pd.DataFrame(
@@ -591,15 +488,13 @@ def evaluate_recommendations(
                 "slice": np.asarray(SLICE_NAMES, dtype=object)[slice_code],
                 "train_items": activity,
                 "n_truth": n_truth,
-                "list_length": list_len,
+                "list_length": (lists >= 0).sum(axis=1),
                 **per_user,
             }
         )
-    stage("done")
-    timings.pop("done")
     return EvaluationResult(
         ks=ks,
-        n_users=n_test,
+        n_users=len(test_users),
         metrics=overall,
         slices=by_slice,
         slice_sizes=sizes,
@@ -607,5 +502,266 @@ def evaluate_recommendations(
         diagnostics=diagnostics,
         notes=tuple(notes),
         per_user=frame,
-        timings_s=timings,
+        timings_s=stages.finish(),
     )
+
+
+def _cutoffs(k: int | Sequence[int]) -> tuple[int, ...]:
+    """The distinct cutoffs of `k` (one or several positive integers), ascending."""
+    try:
+        cutoffs: Sequence[Any] = [k] if np.ndim(k) == 0 else list(k)  # type: ignore[arg-type]
+        ks = tuple(sorted({int(x) for x in cutoffs}))
+    except (TypeError, ValueError):
+        raise ConfigError(f"K must be a positive integer or a list of them, got {k!r}") from None
+    if not ks or ks[0] < 1:
+        raise ConfigError(f"K must be positive integers, got {k!r}")
+    return ks
+
+
+class _Stages:
+    """Seconds per named stage (a stage lasts until the next starts); `progress` is told the
+    name of each stage as it starts."""
+
+    def __init__(self, progress: Callable[[str], None] | None) -> None:
+        self.progress = progress
+        self.timings: dict[str, float] = {}
+        self._since = time.perf_counter()
+
+    def start(self, name: str) -> None:
+        now = time.perf_counter()
+        if self.timings:
+            self.timings[list(self.timings)[-1]] = now - self._since
+        self._since = now
+        self.timings[name] = 0.0
+        if self.progress is not None:
+            self.progress(name)
+
+    def finish(self) -> dict[str, float]:
+        """The timings, the last stage ended now (`progress` is told "done")."""
+        self.start("done")
+        self.timings.pop("done")
+        return self.timings
+
+
+def _history(seen_train: sp.csr_matrix, train: Dataset, fold_in: Dataset | None) -> sp.csr_matrix:
+    """What each user has already seen: train, plus the fold-in history of cold users (binary)."""
+    if fold_in is None:
+        return seen_train
+    _same_vocabularies(train, fold_in)
+    history = (seen_train + fold_in.seen()).tocsr()
+    history.data[:] = 1.0
+    return history
+
+
+def _truth(test: Dataset, history: sp.csr_matrix, exclude_seen: bool) -> tuple[sp.csr_matrix, int]:
+    """Each user's test items (CSR, sorted indices), without what they have seen when
+    `exclude_seen`; and how many (user, item) pairs that removed."""
+    truth = test.seen()
+    n_excluded = 0
+    if exclude_seen and history.nnz and truth.nnz:
+        overlap = truth.multiply(history).tocsr()
+        overlap.eliminate_zeros()
+        n_excluded = int(overlap.nnz)
+        if n_excluded:
+            truth = (truth - overlap).tocsr()
+            truth.eliminate_zeros()
+    truth = truth.tocsr()
+    truth.sort_indices()
+    return truth, n_excluded
+
+
+def _diversity_inputs(
+    train: Dataset, embeddings: np.ndarray | None, notes: list[str]
+) -> tuple[np.ndarray | None, sp.csr_matrix | None]:
+    """What intra-list diversity is measured on: the embeddings (checked) when given, else the
+    items' tag+category sets; neither (a note says why) when items have no tags or categories."""
+    if embeddings is not None:
+        emb = np.asarray(embeddings, dtype=np.float64)
+        if emb.ndim != 2 or emb.shape[0] != train.n_items:
+            raise ConfigError(f"embeddings must have shape ({train.n_items}, d), got {emb.shape}")
+        return emb, None
+    features = m.content_features(train.item_meta)
+    if features.nnz == 0:
+        notes.append("ild skipped: items have no tags or categories and no embeddings were given")
+        return None, None
+    return None, features
+
+
+def _baseline_rows(
+    baseline: np.ndarray | None, n_users: int, test_users: np.ndarray
+) -> np.ndarray | None:
+    """The serendipity baseline's lists of the test users (checked: one row per user)."""
+    if baseline is None:
+        return None
+    base = np.asarray(baseline)
+    if base.ndim != 2 or base.shape[0] != n_users:
+        raise ConfigError(f"baseline must have one row per user ({n_users} x K), got {base.shape}")
+    return base[test_users]
+
+
+@dataclass(frozen=True, eq=False)
+class _Judged:
+    """The test users' lists judged against their truth, one row per test user: users (user
+    indices), n_truth, lists ((n, max K) item indices, -1 padded), hits and in_seen (bool, listed
+    item in the truth / already seen), and history (what every user has seen, CSR)."""
+
+    users: np.ndarray
+    n_truth: np.ndarray
+    lists: np.ndarray
+    hits: np.ndarray
+    in_seen: np.ndarray
+    history: sp.csr_matrix
+
+
+def _per_user_metrics(
+    ks: tuple[int, ...],
+    stages: _Stages,
+    judged: _Judged,
+    *,
+    popularity: np.ndarray,
+    n_population: int,
+    baseline: np.ndarray | None,
+    oon: np.ndarray | None,
+    embeddings: np.ndarray | None,
+    features: sp.csr_matrix | None,
+) -> tuple[dict[str, np.ndarray], dict[int, np.ndarray], dict[int, np.ndarray]]:
+    """Every per-user metric "name@K" for each cutoff (a stage each); and per cutoff, each user's
+    number of hits and of out-of-network hits (pooled into oon_hit_share, with `oon`: bool,
+    listed item outside the user's network). baseline: the test users' baseline lists, None =
+    the popularity baseline. Diversity is skipped when there are neither embeddings nor
+    features."""
+    per_user: dict[str, np.ndarray] = {}
+    pooled_hits: dict[int, np.ndarray] = {}
+    pooled_oon_hits: dict[int, np.ndarray] = {}
+    for kk in ks:
+        stages.start(f"metrics@{kk}")
+        h, r, at = judged.hits[:, :kk], judged.lists[:, :kk], f"@{kk}"
+        per_user.update(_suffixed(_accuracy(h, judged.n_truth), at))
+        per_user.update(_suffixed(_popularity_bias(r, popularity, n_population), at))
+        if baseline is None:
+            unexpected = m.unexpected_vs_popularity(
+                r, judged.users, judged.history, popularity, in_seen=judged.in_seen[:, :kk]
+            )
+        else:
+            unexpected = m.unexpected_vs_baseline(r, baseline[:, :kk])
+        per_user["serendipity" + at] = m.serendipity(h, unexpected)
+        pooled_hits[kk] = h.sum(axis=1)
+        if oon is not None:
+            oon_metrics, pooled_oon_hits[kk] = _out_of_network(oon[:, :kk], h, r)
+            per_user.update(_suffixed(oon_metrics, at))
+        if embeddings is not None or features is not None:
+            stages.start(f"diversity@{kk}")
+            per_user["ild" + at] = m.intra_list_distance(
+                r, features=features, embeddings=embeddings
+            )
+    return per_user, pooled_hits, pooled_oon_hits
+
+
+def _suffixed(metrics: dict[str, np.ndarray], at: str) -> dict[str, np.ndarray]:
+    return {name + at: value for name, value in metrics.items()}
+
+
+def _accuracy(h: np.ndarray, n_truth: np.ndarray) -> dict[str, np.ndarray]:
+    """The per-user accuracy metrics of hit matrix `h` (test users x K)."""
+    return {
+        "precision": m.precision(h),
+        "recall": m.recall(h, n_truth),
+        "recall_capped": m.capped_recall(h, n_truth),
+        "ndcg": m.ndcg(h, n_truth),
+        "map": m.average_precision(h, n_truth),
+        "mrr": m.reciprocal_rank(h),
+        "hit_rate": m.hit_rate(h),
+    }
+
+
+def _popularity_bias(
+    r: np.ndarray, popularity: np.ndarray, n_population: int
+) -> dict[str, np.ndarray]:
+    """Per-user novelty and average popularity of lists `r` (training popularity)."""
+    return {
+        "novelty": m.novelty(r, popularity, n_population),
+        "arp": m.average_popularity(r, popularity),
+    }
+
+
+def _out_of_network(
+    o: np.ndarray, h: np.ndarray, r: np.ndarray
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Per-user out-of-network share and hit rate (o: bool, listed item outside the user's
+    network), and each user's number of out-of-network hits (pooled into oon_hit_share)."""
+    n_listed = np.maximum((r >= 0).sum(axis=1), 1)
+    oon_hits = (o & h).sum(axis=1)
+    metrics = {
+        "oon_share": o.sum(axis=1) / n_listed,
+        "oon_hit_rate": (oon_hits > 0).astype(np.float64),
+    }
+    return metrics, oon_hits
+
+
+def _aggregate(
+    mask: np.ndarray,
+    ks: tuple[int, ...],
+    lists: np.ndarray,
+    per_user: Mapping[str, np.ndarray],
+    pooled_hits: Mapping[int, np.ndarray],
+    pooled_oon_hits: Mapping[int, np.ndarray],
+    n_items: int,
+) -> dict[str, float]:
+    """Every metric over the test users in `mask`, "name@K" in `METRIC_DESCRIPTIONS` order per
+    K: per-user metrics averaged (0 over no user), coverage and Gini over their lists, the
+    out-of-network share of their pooled hits."""
+    out: dict[str, float] = {}
+    for kk in ks:
+        at = f"@{kk}"
+        r = lists[mask, :kk]
+        for name in METRIC_DESCRIPTIONS:
+            key = name + at
+            if key in per_user:
+                out[key] = float(per_user[key][mask].mean()) if mask.any() else 0.0
+            elif name == "coverage":
+                out[key] = m.catalog_coverage(r, n_items)
+            elif name == "gini":
+                out[key] = m.gini(m.exposure(r, n_items))
+            elif name == "oon_hit_share" and kk in pooled_oon_hits:
+                total = pooled_hits[kk][mask].sum()
+                out[key] = float(pooled_oon_hits[kk][mask].sum() / total) if total else 0.0
+    return out
+
+
+def _by_slice(
+    slice_code: np.ndarray, aggregate: Callable[[np.ndarray], dict[str, float]]
+) -> tuple[dict[str, dict[str, float]], dict[str, int]]:
+    """The metrics of each non-empty activity slice, and every slice's number of users."""
+    by_slice: dict[str, dict[str, float]] = {}
+    sizes: dict[str, int] = {}
+    for code, name in enumerate(SLICE_NAMES):
+        mask = slice_code == code
+        sizes[name] = int(mask.sum())
+        if mask.any():
+            by_slice[name] = aggregate(mask)
+    return by_slice, sizes
+
+
+def _diagnostics(
+    lists: np.ndarray,
+    in_seen: np.ndarray,
+    n_truth: np.ndarray,
+    *,
+    n_truth_excluded: int,
+    n_items: int,
+    n_population: int,
+) -> dict[str, float]:
+    """Counts about the inputs: users without or with short lists, listed seen items, truth."""
+    list_len = (lists >= 0).sum(axis=1)
+    n_listed = int(list_len.sum())
+    return {
+        "n_test_users": len(lists),
+        "n_test_users_without_recs": int((list_len == 0).sum()),
+        "n_test_users_short_lists": int(((list_len > 0) & (list_len < lists.shape[1])).sum()),
+        "n_listed_items": n_listed,
+        "listed_seen_items_share": float(in_seen.sum() / n_listed) if n_listed else 0.0,
+        "n_truth_pairs": int(n_truth.sum()),
+        "n_truth_pairs_excluded_as_training": n_truth_excluded,
+        "n_catalog_items": n_items,
+        "n_train_users": n_population,
+    }
