@@ -556,14 +556,17 @@ def test_mmr_trades_relevance_for_diversity_below_lambda_one() -> None:
 def test_slate_summaries_started_late_match_those_kept_from_the_start() -> None:
     rng = np.random.default_rng(3)
     pool = _pool(rng.normal(size=30), author=rng.integers(-1, 4, 30), content=_content(rng, 30))
-    early, late = Slate(pool), Slate(pool)
+    early, late, mixed = Slate(pool), Slate(pool), Slate(pool)
     early.redundancy()
     early.author_counts()
-    for j in rng.permutation(30)[:8].tolist():
-        early.take(j)
-        late.take(j)
-    assert late.redundancy().tobytes() == early.redundancy().tobytes()
-    assert late.author_counts().tolist() == early.author_counts().tolist()
+    for n, j in enumerate(rng.permutation(30)[:8].tolist()):
+        if n == 3:  # one summary kept from the fourth pick, the other started after the last
+            mixed.author_counts()
+        for slate in (early, late, mixed):
+            slate.take(j)
+    for slate in (late, mixed):
+        assert slate.redundancy().tobytes() == early.redundancy().tobytes()
+        assert slate.author_counts().tolist() == early.author_counts().tolist()
     assert early.count(np.ones(30, bool)) == len(early) == 8
     codes = pool.author
     assert codes is not None

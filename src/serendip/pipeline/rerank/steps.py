@@ -169,7 +169,10 @@ class Slate:
         self._order[self._n] = j
         self._n += 1
         self.taken[j] = True
-        self._count_in(j)
+        if self._redundancy is not None:
+            self._add_similarity(self._redundancy, j)
+        if self._author_counts is not None:
+            self._add_author(self._author_counts, j)
 
     def count(self, flags: np.ndarray) -> int:
         """How many of the chosen candidates have this flag."""
@@ -180,7 +183,8 @@ class Slate:
         Needs the pool's `content`."""
         if self._redundancy is None:
             self._redundancy = np.zeros(len(self.pool))
-            self._count_in(*self.chosen.tolist())
+            for j in self.chosen.tolist():
+                self._add_similarity(self._redundancy, j)
         return self._redundancy
 
     def author_counts(self) -> np.ndarray:
@@ -188,18 +192,18 @@ class Slate:
         Needs the pool's `author`."""
         if self._author_counts is None:
             self._author_counts = np.zeros(len(self.pool), dtype=np.int64)
-            self._count_in(*self.chosen.tolist())
+            for j in self.chosen.tolist():
+                self._add_author(self._author_counts, j)
         return self._author_counts
 
-    def _count_in(self, *taken: int) -> None:
-        """The running summaries after these candidates were taken."""
-        for j in taken:
-            if self._redundancy is not None:
-                np.maximum(self._redundancy, self.pool.similarity[j], out=self._redundancy)
-            if self._author_counts is not None:
-                assert self.pool.author is not None
-                if self.pool.author[j] >= 0:
-                    self._author_counts += self.pool.author == self.pool.author[j]
+    def _add_similarity(self, redundancy: np.ndarray, j: int) -> None:
+        np.maximum(redundancy, self.pool.similarity[j], out=redundancy)
+
+    def _add_author(self, counts: np.ndarray, j: int) -> None:
+        author = self.pool.author
+        assert author is not None
+        if author[j] >= 0:
+            counts += author == author[j]
 
 
 @runtime_checkable
