@@ -126,6 +126,22 @@ def test_recommend_before_fit_is_a_clear_error() -> None:
         ImplicitALSPeer().recommend(["u000"], 5)
 
 
+@pytest.mark.parametrize("name", sorted(PEERS))
+def test_peer_has_the_models_shape(name: str, split, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """fit returns the peer, save needs a fit, k is checked and a single ID is one user, as
+    for a model of the zoo."""
+    peer = PEERS[name](FAST.get(name))
+    with pytest.raises(NotFittedError):
+        peer.save(tmp_path / "unfitted")
+    assert peer.fit(split.train) is peer
+    with pytest.raises(ConfigError, match="k must be at least 1"):
+        peer.recommend(["u000"], 0)
+    user = str(split.train.users.id(0))
+    one = peer.recommend(user, 5)
+    assert list(one.users) == [user]
+    np.testing.assert_array_equal(one.items, peer.recommend([user], 5).items)
+
+
 def test_confidence_counts_values_but_not_ratings(toy_platform: Dataset) -> None:
     import pandas as pd
 

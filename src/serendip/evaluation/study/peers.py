@@ -42,7 +42,17 @@ import scipy.sparse as sp
 from serendip.data.dataset import EVENT_TYPES, Dataset, MatrixConfig
 from serendip.data.vocabulary import Vocabulary
 from serendip.errors import CapacityError, ConfigError, NotFittedError
-from serendip.models.base import Choice, FloatRange, IntRange, RecLists, SearchSpace, top_k
+from serendip.models.base import (
+    Choice,
+    FloatRange,
+    IntRange,
+    RecLists,
+    RecRequest,
+    SearchSpace,
+    empty_lists,
+    resolve_users,
+    top_k,
+)
 
 __all__ = [
     "PEERS",
@@ -90,6 +100,11 @@ def threadpool_limits_blas() -> Any:
 class Peer:
     """Glue shared by the peers: parameter validation, timing, batch recommendation, saving.
 
+    The shape of a `Recommender` where the study touches it: `fit(train)` returns the peer,
+    `recommend(users, k)` is a template (the fitted check and the request resolved once, as
+    the models' `recommend` does) around `_recommend_rows(request)`. Peers take no
+    candidates, filters or context: they are the libraries used as their READMEs show.
+
     Subclasses set `name`, `description`, `defaults` (the library's own defaults plus our
     `seed`/`confidence`/`num_threads`), `search_space`, and implement `_build()` (the library's
     estimator from `self.params`) and optionally `_weigh(matrix)` (what the library's examples do
@@ -122,6 +137,10 @@ class Peer:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.params!r})"
 
+    def _check_fitted(self) -> None:
+        if self.model_ is None:
+            raise NotFittedError(f"peer '{self.name}' is not fitted: call fit(train) first")
+
     # -------------------------------------------------------------- the library's calls
     def _build(self) -> Any:
         raise NotImplementedError
@@ -148,17 +167,18 @@ class Peer:
         return self
 
     def recommend(self, users: Sequence[str] | np.ndarray, k: int = 10) -> RecLists:
-        """Top-k unseen items per user via the library's batch `recommend`; unknown users, and
-        users without training interactions, get an empty (-1 padded) list: the peers have no
-        cold-start path of their own."""
-        if self.model_ is None:
-            raise NotFittedError(f"peer '{self.name}' is not fitted: call fit(train) first")
-        if k < 1:
-            raise ConfigError(f"k must be at least 1, got {k}")
-        user_ids = np.asarray([users] if isinstance(users, str) else list(users), dtype=object)
-        uidx = self.users_.indices(user_ids) if len(user_ids) else np.zeros(0, np.int64)
-        items = np.full((len(user_ids), k), -1, np.int64)
-        scores = np.full((len(user_ids), k), -np.inf, np.float32)
+        """Top-k unseen items per user; unknown users, and users without training
+        interactions, get an empty (-1 padded) list: the peers have no cold-start path of their
+        own."""
+        self._check_fitted()
+        user_ids, user_idx = resolve_users(users, k, self.users_)
+        items, scores = self._recommend_rows(RecRequest(user_ids, user_idx, k))
+        return RecLists(user_ids, items, scores, self.items_)
+
+    def _recommend_rows(self, request: RecRequest) -> tuple[np.ndarray, np.ndarray]:
+        """items (n, k), scores (n, k) via the library's batch `recommend`."""
+        k, uidx = request.k, request.user_idx
+        items, scores = empty_lists(len(request), k)
         # a user without training interactions is as unknown to the library as a new one
         active = np.diff(self.user_items_.indptr) > 0
         rows = np.flatnonzero((uidx >= 0) & active[np.maximum(uidx, 0)])
@@ -177,20 +197,23 @@ class Peer:
             sc[bad] = -np.inf
             items[batch, : got.shape[1]] = got
             scores[batch, : sc.shape[1]] = sc
-        return RecLists(user_ids, items, scores, self.items_)
+        return items, scores
 
     def save(self, directory: str | Path) -> Path:
-        """The library's own `save` (an .npz) plus a small JSON of our parameters; returns the
-        directory (its size on disk is the model's size)."""
-        if self.model_ is None:
-            raise NotFittedError(f"peer '{self.name}' is not fitted: call fit(train) first")
+        """The library's own `save` plus a small JSON of our parameters; returns the directory
+        (its size on disk is the model's size)."""
+        self._check_fitted()
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        self.model_.save(str(directory / "model.npz"))
+        self._save_model(directory)
         (directory / "peer.json").write_text(
             json.dumps({"peer": self.name, "library": self.library, "params": self.params})
         )
         return directory
+
+    def _save_model(self, directory: Path) -> None:
+        """implicit's `save`: one .npz."""
+        self.model_.save(str(directory / "model.npz"))
 
 
 # ----------------------------------------------------------------------------- implicit
@@ -363,18 +386,12 @@ class CornacPeer(Peer):
         self.fit_seconds_ = time.perf_counter() - start
         return self
 
-    def recommend(self, users: Sequence[str] | np.ndarray, k: int = 10) -> RecLists:
-        """Top-k unseen items per user from cornac's scores; users cornac never saw (unknown,
-        or without training interactions) get an empty (-1 padded) list."""
-        if self.model_ is None:
-            raise NotFittedError(f"peer '{self.name}' is not fitted: call fit(train) first")
-        if k < 1:
-            raise ConfigError(f"k must be at least 1, got {k}")
-        user_ids = np.asarray([users] if isinstance(users, str) else list(users), dtype=object)
-        uidx = self.users_.indices(user_ids) if len(user_ids) else np.zeros(0, np.int64)
+    def _recommend_rows(self, request: RecRequest) -> tuple[np.ndarray, np.ndarray]:
+        """items (n, k), scores (n, k): the top-k unseen items from cornac's scores; users
+        cornac never saw (unknown, or without training interactions) keep an empty list."""
+        k, uidx = request.k, request.user_idx
         cidx = np.where(uidx >= 0, self.cornac_user_[np.maximum(uidx, 0)], -1)
-        items = np.full((len(user_ids), k), -1, np.int64)
-        scores = np.full((len(user_ids), k), -np.inf, np.float32)
+        items, scores = empty_lists(len(request), k)
         rows = np.flatnonzero(cidx >= 0)
         n_items = len(self.items_)
         for start in range(0, len(rows), 256):
@@ -386,18 +403,11 @@ class CornacPeer(Peer):
             r, c = seen.nonzero()
             block[r, c] = -np.inf
             items[batch], scores[batch] = top_k(block, k)
-        return RecLists(user_ids, items, scores, self.items_)
+        return items, scores
 
-    def save(self, directory: str | Path) -> Path:
-        if self.model_ is None:
-            raise NotFittedError(f"peer '{self.name}' is not fitted: call fit(train) first")
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
+    def _save_model(self, directory: Path) -> None:
+        """cornac's own `save` (a pickle, written only to measure the model's size)."""
         self.model_.save(str(directory))
-        (directory / "peer.json").write_text(
-            json.dumps({"peer": self.name, "library": self.library, "params": self.params})
-        )
-        return directory
 
 
 class CornacEASEPeer(CornacPeer):

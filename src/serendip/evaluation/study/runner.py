@@ -36,7 +36,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -59,6 +59,10 @@ from serendip.evaluation.study.results import (
     jsonable,
     write_results,
 )
+
+if TYPE_CHECKING:
+    from serendip.evaluation.study.peers import Peer
+    from serendip.models.base import Recommender
 
 __all__ = [
     "Cell",
@@ -413,7 +417,9 @@ class StudyRunner:
         atomic_write_text(directory / "result.json", json.dumps(jsonable(row), indent=2) + "\n")
         return row
 
-    def _model_class(self, cell: Cell) -> Any:
+    def _model_class(self, cell: Cell) -> type[Recommender] | type[Peer]:
+        """A model of the zoo or a peer: the same shape where the study touches them (config
+        mapping in, `fit` returning the fitted one, `recommend`, `save`, `get_params`)."""
         if cell.kind == "peer":
             peers = available_peers()
             if cell.model.name not in peers:
@@ -451,7 +457,7 @@ class StudyRunner:
         cls = self._model_class(cell)
         base: dict[str, Any] = {}
         if cfg.quick:
-            base.update(dict(getattr(cls, "quick_params", {}) or {}))
+            base.update(dict(cls.quick_params))
         base.update(cell.model.params)
         notes: list[str] = []
         if cell.kind == "pipeline":
@@ -462,7 +468,7 @@ class StudyRunner:
         if cell.kind == "peer":
             tuning["note"] = "peers run with the library's own defaults (used raw)"
         params = dict(base)
-        if cell.model.trials > 1 and cell.kind != "peer" and getattr(cls, "search_space", None):
+        if cell.model.trials > 1 and cell.kind != "peer" and cls.search_space:
             from serendip.evaluation.tuning import tune_model
 
             t0 = time.perf_counter()
@@ -520,7 +526,7 @@ class StudyRunner:
             keep_per_user=True,
         )
         self._write_cell_files(directory, recs, result)
-        used = model.get_params() if hasattr(model, "get_params") else params
+        used = model.get_params()
         return {
             "params": used,
             "tuning": tuning,
