@@ -37,6 +37,7 @@ lint: setup
 
 typecheck: setup
 	$(BIN)/mypy
+	$(BIN)/mypy --strict src/serendip/serving src/serendip/service
 
 bench: setup
 	$(BIN)/python benchmarks/run_all.py

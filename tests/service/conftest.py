@@ -152,6 +152,9 @@ class FakeRuntime:
     def on_items_deleted(self, ids: Sequence[str]) -> None:
         self.deleted.update(ids)
 
+    def on_users(self, users: Sequence[Any]) -> None:
+        self.calls.append(("users", tuple(u.user for u in users)))
+
     def on_follow(self, a: str, b: str) -> None:
         self.calls.append(("follow", (a, b)))
 

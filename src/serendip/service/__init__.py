@@ -5,7 +5,7 @@ Imports are lazy so `import serendip.service.runtime` (used offline too) does no
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from serendip.service.app import create_app
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 __all__ = ["Settings", "create_app"]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     if name == "create_app":
         from serendip.service.app import create_app
 

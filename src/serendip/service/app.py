@@ -18,29 +18,29 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serendip import __version__
 from serendip.errors import CapacityError, ConfigError, DataError, NotFittedError, SerendipError
 from serendip.service.metrics import ServiceMetrics
 from serendip.service.settings import Settings
 
+if TYPE_CHECKING:  # imported where used: the store and the runtime are opened in the lifespan
+    from serendip.service.runtime import ModelRuntime
+    from serendip.store import Store
+
 __all__ = ["create_app"]
 
 log = logging.getLogger("serendip.service")
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _MAX_ERRORS = 20  # a 10,000-event batch with 10,000 bad rows answers with the first 20
@@ -68,7 +68,7 @@ class _BodyTooLarge(Exception):
 class EdgeMiddleware:
     """Request ID, body-size limit, per-route latency and errors, and the last-resort 500."""
 
-    def __init__(self, app: Any, *, metrics: ServiceMetrics, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, metrics: ServiceMetrics, max_body_bytes: int) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body = max_body_bytes
@@ -156,7 +156,7 @@ class EdgeMiddleware:
             )
 
 
-async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
+async def _send_json(send: Send, status: int, body: dict[str, object]) -> None:
     data = json.dumps(body).encode()
     await send(
         {
@@ -203,7 +203,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type", "")}
         for e in errors[:_MAX_ERRORS]
     ]
-    body: dict[str, Any] = {"detail": detail}
+    body: dict[str, object] = {"detail": detail}
     if len(errors) > _MAX_ERRORS:
         body["more_errors"] = len(errors) - _MAX_ERRORS
     return JSONResponse(body, status_code=422)
@@ -212,7 +212,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 class _Holder:
     """Store and runtime the lifespan opened (and must close) or the caller passed."""
 
-    def __init__(self, store: Any, runtime: Any) -> None:
+    def __init__(self, store: Store | None, runtime: ModelRuntime | None) -> None:
         self.store = store
         self.runtime = runtime
         self.owns_store = store is None
@@ -221,8 +221,8 @@ class _Holder:
 def create_app(
     settings: Settings | None = None,
     *,
-    store: Any | None = None,
-    runtime: Any | None = None,
+    store: Store | None = None,
+    runtime: ModelRuntime | None = None,
 ) -> FastAPI:
     """A Serendip API app. Without `store`/`runtime`, the lifespan opens the store at
     `settings.db_url`, loads the active model version, and on a first start (empty store,
@@ -283,7 +283,7 @@ _WARM_WINDOW_S = 3 * 86_400.0
 _WARM_MAX_EVENTS = 1_000_000
 
 
-def warm_runtime(store: Any, runtime: Any, *, since: float) -> None:
+def warm_runtime(store: Store, runtime: ModelRuntime, *, since: float) -> None:
     """Rebuild the runtime's live state after a restart from the store: every deleted item
     (so none comes back), the catalog upserts and follow-graph changes since `since` (new items
     keep their category/author; follows and unfollows made after the fit stay in force), and
@@ -298,7 +298,7 @@ def warm_runtime(store: Any, runtime: Any, *, since: float) -> None:
     if items:
         runtime.on_items(items)
     profiles = store.users.updated_since(since)
-    if profiles and hasattr(runtime, "on_users"):
+    if profiles:
         runtime.on_users(profiles)  # privacy set since the fit holds after a restart
     changes = store.social.changes_since(since)
     for kind, follower, followee, _ in changes:
@@ -335,7 +335,8 @@ def _open(app: FastAPI, settings: Settings, holder: _Holder) -> None:
         )
     app.state.store = holder.store
     app.state.runtime = holder.runtime
-    store, runtime, metrics = holder.store, holder.runtime, app.state.metrics
+    store, runtime = holder.store, holder.runtime
+    metrics: ServiceMetrics = app.state.metrics
 
     if runtime.active_version is not None:
         app.state.not_ready_reason = None
@@ -382,7 +383,7 @@ def _open(app: FastAPI, settings: Settings, holder: _Holder) -> None:
 def _in_background(app: FastAPI, what: str, work: Callable[[], str | None]) -> None:
     """Run `work` (returns the version now serving, or None) in a thread, so the server answers
     `/healthz` (and ingests events) while a model loads or the first start fits one."""
-    metrics = app.state.metrics
+    metrics: ServiceMetrics = app.state.metrics
 
     def run() -> None:
         try:

@@ -18,10 +18,16 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from serendip.errors import ConfigError
 from serendip.service.settings import Settings
+
+if TYPE_CHECKING:  # imported where used: the first start is the only caller
+    from serendip.data.dataset import Dataset
+    from serendip.service.runtime import ModelRuntime
+    from serendip.serving.contract import AnyRecommender
+    from serendip.store import ModelVersion, Store
 
 __all__ = ["default_model_name", "run_bootstrap"]
 
@@ -41,7 +47,7 @@ def default_model_name(requested: str | None = None) -> str:
     return "pipeline" if "pipeline" in MODELS else FALLBACK_MODEL
 
 
-def _synthetic(settings: Settings) -> Any:
+def _synthetic(settings: Settings) -> Dataset:
     from serendip.data.loaders import is_platform_dir, load_platform
     from serendip.data.synthetic import generate_platform
 
@@ -57,7 +63,9 @@ def _synthetic(settings: Settings) -> Any:
     return load_platform(out)
 
 
-def fit_and_register(store: Any, dataset: Any, settings: Settings, *, source: str) -> Any:
+def fit_and_register(
+    store: Store, dataset: Dataset, settings: Settings, *, source: str
+) -> ModelVersion:
     """Fit the default model on `dataset` (its last `train_window_days` when set), save it under
     `artifacts_dir` with its precomputed serving lists (pipeline), register it. Returns the
     registered `ModelVersion` (not yet active)."""
@@ -79,12 +87,12 @@ def fit_and_register(store: Any, dataset: Any, settings: Settings, *, source: st
         full,
     )
     start = time.perf_counter()
-    model = create_model(name, dict(settings.default_model_params)).fit(dataset)
+    model: AnyRecommender = create_model(name, dict(settings.default_model_params)).fit(dataset)
     fit_s = time.perf_counter() - start
     stamp = time.strftime("%Y%m%dT%H%M%S")
     directory = Path(settings.artifacts_dir) / f"{name}-{stamp}-{uuid.uuid4().hex[:6]}"
     model.save(directory)
-    metrics: dict[str, Any] = {
+    metrics: dict[str, object] = {
         "fit_seconds": round(fit_s, 3),
         "n_users": len(dataset.users),
         "n_items": len(dataset.items),
@@ -126,8 +134,8 @@ def _progress(what: str) -> Callable[[int, int], None]:
 
 
 def run_bootstrap(
-    store: Any,
-    runtime: Any,
+    store: Store,
+    runtime: ModelRuntime,
     settings: Settings,
     *,
     should_stop: Callable[[], bool] = lambda: False,

@@ -1,5 +1,7 @@
-"""Dependencies every route shares: the app's store, runtime, settings and metrics, and the
-error shape for limits the settings set (FastAPI's own 422 shape, so clients parse one).
+"""Dependencies every route shares: the app's store, runtime, settings and metrics (declared in
+a route as the `Annotated` aliases `StoreDep`, `RuntimeDep`, `ServingRuntimeDep`, `SettingsDep`,
+`MetricsDep`), and the error shape for limits the settings set (FastAPI's own 422 shape, so
+clients parse one).
 
 The dependencies are `async def` although they do no I/O: FastAPI runs a sync dependency on the
 thread pool, a thread hop per dependency per request; these only read `app.state`."""
@@ -8,17 +10,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Annotated
 
-from fastapi import HTTPException, Request, status
+from fastapi import Depends, HTTPException, Request, status
+from pydantic import BaseModel
 
-if TYPE_CHECKING:
-    from serendip.service.metrics import ServiceMetrics
-    from serendip.service.runtime import ModelRuntime
-    from serendip.service.settings import Settings
-    from serendip.store import Store
+from serendip.service.metrics import ServiceMetrics
+from serendip.service.runtime import ModelRuntime
+from serendip.service.settings import Limits, Settings
+from serendip.store import Store
 
 __all__ = [
+    "MetricsDep",
+    "RuntimeDep",
+    "ServingRuntimeDep",
+    "SettingsDep",
+    "StoreDep",
     "check_lengths",
     "enforce_limits",
     "field_error",
@@ -68,20 +75,27 @@ async def serving_runtime(request: Request) -> ModelRuntime:
     return runtime
 
 
+# The route dependencies, as `Annotated` aliases: a route declares `store: StoreDep`.
+StoreDep = Annotated[Store, Depends(get_store)]
+RuntimeDep = Annotated[ModelRuntime, Depends(get_runtime)]
+#: The runtime with a model active (503 before: see `serving_runtime`).
+ServingRuntimeDep = Annotated[ModelRuntime, Depends(serving_runtime)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
+
+
 def field_error(loc: tuple[str | int, ...], msg: str, code: int = 422) -> HTTPException:
     """An HTTP error naming the field, in FastAPI's validation-error shape."""
-    detail: list[dict[str, Any]] = [{"loc": list(loc), "msg": msg, "type": "value_error"}]
+    detail: list[dict[str, object]] = [{"loc": list(loc), "msg": msg, "type": "value_error"}]
     return HTTPException(code, detail=detail)
 
 
 _TEXT_FIELDS = frozenset({"title", "text"})
 
 
-def check_lengths(value: Any, limits: Any, loc: tuple[str | int, ...] = ("body",)) -> None:
+def check_lengths(value: object, limits: Limits, loc: tuple[str | int, ...] = ("body",)) -> None:
     """Apply the server's string and list limits (`Settings.limits`, possibly stricter than the
     schema's hard caps) to a parsed body; 422 naming the first field over its limit."""
-    from pydantic import BaseModel
-
     if isinstance(value, BaseModel):
         for name in type(value).model_fields:
             check_lengths(getattr(value, name), limits, (*loc, name))
@@ -98,7 +112,7 @@ def check_lengths(value: Any, limits: Any, loc: tuple[str | int, ...] = ("body",
                 check_lengths(v, limits, (*loc, i))
 
 
-def enforce_limits(body: Any, settings: Settings) -> None:
+def enforce_limits(body: BaseModel, settings: Settings) -> None:
     """`check_lengths` when the settings are stricter than the schema's caps (else a no-op, so
     the common case costs nothing on a 10,000-event batch)."""
     from serendip.service.schemas import MAX_ID_LENGTH, MAX_LIST_LENGTH, MAX_TEXT_LENGTH
@@ -116,7 +130,7 @@ def enforce_limits(body: Any, settings: Settings) -> None:
 _log = logging.getLogger("serendip.service")
 
 
-def notify(what: str, call: Callable[[], Any]) -> None:
+def notify(what: str, call: Callable[[], object]) -> None:
     """Tell the runtime about a change already stored; its failure is logged, not answered with
     an error, because the change itself succeeded and is durable."""
     try:

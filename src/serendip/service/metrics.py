@@ -4,7 +4,7 @@ the tests, never share or collide)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import cast
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -88,7 +88,7 @@ class ServiceMetrics:
             self.model_version.labels(version).set(1)
 
     def observe_recommendations(
-        self, endpoint: str, explanations: Iterable[Mapping[str, Any] | None], n_items: int
+        self, endpoint: str, explanations: Iterable[Mapping[str, object] | None], n_items: int
     ) -> None:
         self.recommendations.labels(endpoint).inc()
         self.recommended_items.inc(n_items)
@@ -99,7 +99,7 @@ class ServiceMetrics:
         return generate_latest(self.registry)
 
 
-def _sources(explanations: Iterable[Mapping[str, Any] | None]) -> Iterable[str]:
+def _sources(explanations: Iterable[Mapping[str, object] | None]) -> Iterable[str]:
     """The candidate source of each item, from its explanation (`source` / `sources`, or
     evidence of kind `source`); `model` when the serving model is a single model."""
     for exp in explanations:
@@ -114,6 +114,7 @@ def _sources(explanations: Iterable[Mapping[str, Any] | None]) -> Iterable[str]:
             first = src[0]
             yield str(first.get("name", first) if isinstance(first, Mapping) else first)[:64]
             continue
-        ev = [e for e in exp.get("evidence", ()) if isinstance(e, Mapping)]
+        evidence = cast(Iterable[object], exp.get("evidence", ()))  # a list in every explanation
+        ev = [e for e in evidence if isinstance(e, Mapping)]
         named = [e.get("id") for e in ev if e.get("kind") == "source"]
         yield str(named[0])[:64] if named else str(exp.get("model", "model"))[:64]

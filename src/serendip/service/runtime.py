@@ -26,13 +26,14 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from serendip.errors import ConfigError, SerendipError
 from serendip.models.base import Recommender
 from serendip.serving.cache import SnapshotCache
-from serendip.serving.contract import RecItem, ServingModel
+from serendip.serving.contract import AnyRecommender, RecItem, ServingModel
 from serendip.serving.precompute import ListsHolder, RankedLists, build_ranked_lists, fingerprint
 from serendip.serving.serve import (
     Request,
@@ -45,6 +46,9 @@ from serendip.serving.serve import (
 )
 from serendip.serving.state import OnlineState
 from serendip.threads import limit_threads
+
+if TYPE_CHECKING:  # the store (SQLAlchemy) stays unimported where the runtime runs offline
+    from serendip.store import Store
 
 __all__ = ["ModelRuntime", "OnlineState", "RecItem", "Snapshot", "SnapshotCache"]
 
@@ -65,13 +69,13 @@ class ModelRuntime:
 
     def __init__(
         self,
-        store: object | None = None,
+        store: Store | None = None,
         *,
         history_size: int = 200,
         trending_half_life_s: float = 86_400.0,
         smoke_users: int = 3,
-        loader: Callable[[Path], Recommender] | None = None,
-        adapter: Callable[[Recommender], ServingModel] | None = None,
+        loader: Callable[[Path], AnyRecommender] | None = None,
+        adapter: Callable[[AnyRecommender], ServingModel] | None = None,
         cache_size: int = 10_000,
         single_thread: bool = True,
         precompute: bool = True,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import (
     AfterValidator,
@@ -94,7 +94,7 @@ def check_timestamp(value: float | None) -> float | None:
     return value
 
 
-def parse_time(value: Any) -> Any:
+def parse_time(value: object) -> object:
     """ISO 8601 strings ("2026-01-31T12:00:00Z"; no zone = UTC) become epoch seconds."""
     if isinstance(value, str):
         try:
@@ -241,7 +241,7 @@ class RecItemPublic(BaseModel):
     item: str = Field(description="External item ID.")
     rank: int = Field(description="1-based position.")
     score: float = Field(description="Model score (higher is better; scale depends on model).")
-    explanation: dict[str, Any] | None = Field(
+    explanation: dict[str, object] | None = Field(
         default=None, description="Why: structured evidence and a sentence (when explain=true)."
     )
 
@@ -259,7 +259,7 @@ class ModelVersionPublic(BaseModel):
     version: str = Field(description="Version ID.")
     name: str = Field(description="Model name in the zoo (or `pipeline`).")
     active: bool = Field(description="Whether this version serves now.")
-    metrics: dict[str, Any] = Field(description="Validation metrics recorded at registration.")
+    metrics: dict[str, object] = Field(description="Validation metrics recorded at registration.")
     created_at: float | None = Field(default=None, description="Registration time, epoch seconds.")
     path: str | None = Field(default=None, description="Artifact directory.")
     status: str | None = Field(default=None, description="registered, active, retired or failed.")
@@ -292,7 +292,7 @@ class ReadyPublic(BaseModel):
 
 
 class ErrorPublic(BaseModel):
-    detail: Any = Field(description="What was wrong: a message, or a list of {loc, msg, type}.")
+    detail: object = Field(description="What was wrong: a message, or a list of {loc, msg, type}.")
     request_id: str | None = Field(
         default=None, description="Quote it when reporting a server error."
     )

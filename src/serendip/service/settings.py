@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -105,7 +105,7 @@ class Settings(BaseSettings):
         default=None,
         description="Model fitted at first start; default: `pipeline` when available, else item-knn.",
     )
-    default_model_params: dict[str, Any] = Field(
+    default_model_params: dict[str, object] = Field(
         default_factory=dict,
         description=(
             "Hyperparameters of the model fitted at first start or retrain (JSON), e.g. a "

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 
 from serendip.errors import ConfigError
-from serendip.models.base import Explanation, Recommender
+from serendip.models.base import Explanation
 from serendip.serving.context import UserContext
-from serendip.serving.contract import RankedCandidates
+from serendip.serving.contract import AnyRecommender, RankedCandidates
 from serendip.serving.fresh import FreshIndex
 
 __all__ = ["CachedCandidates", "CatalogColumn", "CatalogUpdates", "SnapshotCache"]
@@ -68,7 +68,8 @@ class CatalogColumn:
     def member(self, wanted: set[str]) -> np.ndarray:
         """Bool per item: its value is in `wanted` (a fresh, writable array)."""
         lut = np.append(np.asarray(self.names.isin(list(wanted)), dtype=bool), False)
-        return lut[self.codes]  # code -1 reads the trailing False
+        member: np.ndarray = lut[self.codes]  # code -1 reads the trailing False
+        return member
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -130,7 +131,7 @@ class SnapshotCache:
             while len(self._entries) > self.capacity:
                 self._entries.popitem(last=False)
 
-    def columns(self, model: Recommender) -> tuple[CatalogColumn, CatalogColumn]:
+    def columns(self, model: AnyRecommender) -> tuple[CatalogColumn, CatalogColumn]:
         """Category and author columns of the fitted catalog, factorized once per snapshot."""
         cols = self._columns
         if cols is None:

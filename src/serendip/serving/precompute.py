@@ -34,7 +34,7 @@ import numpy as np
 
 from serendip.errors import SerendipError
 from serendip.models.base import Recommender
-from serendip.serving.contract import LiveUser, ServingModel
+from serendip.serving.contract import AnyRecommender, LiveUser, ServingModel
 
 __all__ = ["LISTS_DIR", "RankedLists", "UserCandidates", "build_ranked_lists"]
 
@@ -340,7 +340,7 @@ def _assemble(
 
 
 #: Builds the serving adapter of a loaded model (picklable: a module-level function).
-Adapter = Callable[[Recommender], ServingModel]
+Adapter = Callable[[AnyRecommender], ServingModel]
 _WORKER_MODEL: dict[str, ServingModel] = {}
 
 

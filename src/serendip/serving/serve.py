@@ -25,10 +25,16 @@ import pandas as pd
 
 from serendip.data.vocabulary import Vocabulary
 from serendip.errors import ConfigError, SerendipError
-from serendip.models.base import Explanation, Recommender
+from serendip.models.base import Explanation
 from serendip.serving.cache import CachedCandidates, CatalogUpdates, SnapshotCache
 from serendip.serving.context import UserContext
-from serendip.serving.contract import LiveUser, RankedCandidates, RecItem, ServingModel
+from serendip.serving.contract import (
+    AnyRecommender,
+    LiveUser,
+    RankedCandidates,
+    RecItem,
+    ServingModel,
+)
 from serendip.serving.fresh import FreshIndex, with_fresh
 from serendip.serving.precompute import ListsHolder
 from serendip.serving.state import ItemInfo, OnlineState
@@ -54,7 +60,7 @@ class Snapshot:
     lists: ListsHolder | None = None
 
     @property
-    def model(self) -> Recommender:
+    def model(self) -> AnyRecommender:
         """The fitted model."""
         return self.serving.model
 

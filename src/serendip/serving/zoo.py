@@ -15,9 +15,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from serendip.errors import SerendipError
-from serendip.models.base import Evidence, Explanation, Recommender
+from serendip.models.base import Evidence, Explanation
 from serendip.serving.context import UserContext
-from serendip.serving.contract import LiveUser, RankedCandidates
+from serendip.serving.contract import AnyRecommender, LiveUser, RankedCandidates
 
 __all__ = ["FOLD_IN_FAMILIES", "ZooServing"]
 
@@ -38,11 +38,11 @@ class ZooServing:
     rerank_pool = 0
     stateless_rerank = True
 
-    def __init__(self, model: Recommender) -> None:
+    def __init__(self, model: AnyRecommender) -> None:
         self._model = model
 
     @property
-    def model(self) -> Recommender:
+    def model(self) -> AnyRecommender:
         return self._model
 
     def knows(self, user: str) -> bool:

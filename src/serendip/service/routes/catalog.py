@@ -3,13 +3,12 @@ sources); a deleted item disappears from every response at once."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Depends, HTTPException, status
 
 from serendip.service.auth import require
-from serendip.service.deps import enforce_limits, get_runtime, get_settings, get_store, notify
+from serendip.service.deps import RuntimeDep, SettingsDep, StoreDep, enforce_limits, notify
 from serendip.service.routes._params import ItemPath
+from serendip.service.runtime import ModelRuntime
 from serendip.service.schemas import (
     ItemBatchCreate,
     ItemCreate,
@@ -17,8 +16,7 @@ from serendip.service.schemas import (
     ItemsDelete,
     UpsertPublic,
 )
-from serendip.service.settings import Settings
-from serendip.store import ItemIn
+from serendip.store import ItemIn, Store
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
 
@@ -43,9 +41,9 @@ def _item_in(item: ItemCreate) -> ItemIn:
 )
 def upsert_items(
     body: ItemBatchCreate,
-    store: Any = Depends(get_store),
-    runtime: Any = Depends(get_runtime),
-    settings: Settings = Depends(get_settings),
+    store: StoreDep,
+    runtime: RuntimeDep,
+    settings: SettingsDep,
 ) -> UpsertPublic:
     """Insert or replace up to 10,000 items (a deleted item sent again comes back)."""
     enforce_limits(body, settings)
@@ -62,7 +60,7 @@ def upsert_items(
     dependencies=[Depends(require("read"))],
     responses={404: {"description": "No such item (or deleted)."}},
 )
-def get_item(item_id: ItemPath, store: Any = Depends(get_store)) -> ItemCreate:
+def get_item(item_id: ItemPath, store: StoreDep) -> ItemCreate:
     item = store.catalog.get(item_id)
     if item is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no item '{item_id}'")
@@ -77,7 +75,7 @@ def get_item(item_id: ItemPath, store: Any = Depends(get_store)) -> ItemCreate:
     )
 
 
-def _delete(ids: list[str], store: Any, runtime: Any) -> ItemDeletePublic:
+def _delete(ids: list[str], store: Store, runtime: ModelRuntime) -> ItemDeletePublic:
     store.catalog.delete(ids)
     notify("deleted items", lambda: runtime.on_items_deleted(ids))
     return ItemDeletePublic(deleted=ids)
@@ -89,9 +87,7 @@ def _delete(ids: list[str], store: Any, runtime: Any) -> ItemDeletePublic:
     summary="Delete an item",
     dependencies=[Depends(require("write"))],
 )
-def delete_item(
-    item_id: ItemPath, store: Any = Depends(get_store), runtime: Any = Depends(get_runtime)
-) -> ItemDeletePublic:
+def delete_item(item_id: ItemPath, store: StoreDep, runtime: RuntimeDep) -> ItemDeletePublic:
     """Hide the item everywhere at once. Deleting an unknown or deleted item is a no-op."""
     return _delete([item_id], store, runtime)
 
@@ -104,9 +100,9 @@ def delete_item(
 )
 def delete_items(
     body: ItemsDelete,
-    store: Any = Depends(get_store),
-    runtime: Any = Depends(get_runtime),
-    settings: Settings = Depends(get_settings),
+    store: StoreDep,
+    runtime: RuntimeDep,
+    settings: SettingsDep,
 ) -> ItemDeletePublic:
     """Hide up to 10,000 items everywhere at once."""
     enforce_limits(body, settings)

@@ -4,30 +4,29 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from fastapi import APIRouter, Depends
 
 from serendip.service.auth import require
 from serendip.service.deps import (
+    MetricsDep,
+    RuntimeDep,
+    SettingsDep,
+    StoreDep,
     enforce_limits,
     field_error,
-    get_metrics,
-    get_runtime,
-    get_settings,
-    get_store,
     notify,
 )
 from serendip.service.metrics import ServiceMetrics
+from serendip.service.runtime import ModelRuntime
 from serendip.service.schemas import EventBatchCreate, EventCreate, IngestPublic
-from serendip.service.settings import Settings
-from serendip.store import EventIn
+from serendip.store import EventIn, Store
 
 router = APIRouter(prefix="/v1", tags=["events"], dependencies=[Depends(require("write"))])
 
 
 def ingest(
-    events: Sequence[EventCreate], store: Any, runtime: Any, metrics: ServiceMetrics
+    events: Sequence[EventCreate], store: Store, runtime: ModelRuntime, metrics: ServiceMetrics
 ) -> IngestPublic:
     """Store first (one transaction), then update the online state: once the response is sent
     the events survive a crash, and the user's next recommendations already reflect them."""
@@ -54,10 +53,10 @@ def ingest(
 @router.post("/events", response_model=IngestPublic, summary="Send one event")
 def post_event(
     event: EventCreate,
-    store: Any = Depends(get_store),
-    runtime: Any = Depends(get_runtime),
-    settings: Settings = Depends(get_settings),
-    metrics: ServiceMetrics = Depends(get_metrics),
+    store: StoreDep,
+    runtime: RuntimeDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
 ) -> IngestPublic:
     """Store one event. Repeating an `event_id` is acknowledged as a duplicate and ignored."""
     enforce_limits(event, settings)
@@ -67,10 +66,10 @@ def post_event(
 @router.post("/events/batch", response_model=IngestPublic, summary="Send up to 10,000 events")
 def post_events(
     batch: EventBatchCreate,
-    store: Any = Depends(get_store),
-    runtime: Any = Depends(get_runtime),
-    settings: Settings = Depends(get_settings),
-    metrics: ServiceMetrics = Depends(get_metrics),
+    store: StoreDep,
+    runtime: RuntimeDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
 ) -> IngestPublic:
     """Store a batch in one transaction: all of it is durable when this answers, or none of it
     (any invalid event rejects the batch with 422 naming it)."""

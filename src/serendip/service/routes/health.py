@@ -6,7 +6,8 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from serendip.service.auth import require
-from serendip.service.metrics import CONTENT_TYPE_LATEST
+from serendip.service.metrics import CONTENT_TYPE_LATEST, ServiceMetrics
+from serendip.service.runtime import ModelRuntime
 from serendip.service.schemas import HealthPublic, ReadyPublic
 
 router = APIRouter(tags=["health"])
@@ -26,7 +27,7 @@ def healthz() -> HealthPublic:
 )
 def readyz(request: Request) -> JSONResponse:
     """200 once a model version is active and serving; 503 (with the reason) before."""
-    runtime = getattr(request.app.state, "runtime", None)
+    runtime: ModelRuntime | None = getattr(request.app.state, "runtime", None)
     version = runtime.active_version if runtime is not None else None
     if version is None:
         reason = request.app.state.not_ready_reason or "no model is active"
@@ -44,8 +45,8 @@ def readyz(request: Request) -> JSONResponse:
 def metrics(request: Request) -> Response:
     """Request latency per route, errors, recommendations served, events ingested, the active
     model version and the candidate-source mix, in the Prometheus text format."""
-    m = request.app.state.metrics
-    runtime = getattr(request.app.state, "runtime", None)
+    m: ServiceMetrics = request.app.state.metrics
+    runtime: ModelRuntime | None = getattr(request.app.state, "runtime", None)
     if runtime is not None:
         m.set_model_version(runtime.active_version)
     return Response(m.render(), media_type=CONTENT_TYPE_LATEST)

@@ -9,27 +9,28 @@ from __future__ import annotations
 import contextlib
 import logging
 from pathlib import Path
-from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 
 from serendip.errors import SerendipError
 from serendip.service.auth import require
-from serendip.service.deps import get_metrics, get_runtime, get_store
+from serendip.service.deps import MetricsDep, RuntimeDep, StoreDep
 from serendip.service.metrics import ServiceMetrics
 from serendip.service.routes._params import Id
+from serendip.service.runtime import ModelRuntime
 from serendip.service.schemas import ModelActivatePublic, ModelsPublic, ModelVersionPublic
+from serendip.store import ModelVersion, Store
 
 log = logging.getLogger("serendip.service")
 
 router = APIRouter(prefix="/v1/models", tags=["models"], dependencies=[Depends(require("admin"))])
 
-_CONFLICT: dict[int | str, dict[str, Any]] = {
+_CONFLICT: dict[int | str, dict[str, object]] = {
     409: {"description": "The version failed to load or validate; the old one serves."}
 }
 
 
-def _public(v: Any, active: str | None) -> ModelVersionPublic:
+def _public(v: ModelVersion, active: str | None) -> ModelVersionPublic:
     return ModelVersionPublic(
         version=v.version,
         name=v.name,
@@ -37,15 +38,13 @@ def _public(v: Any, active: str | None) -> ModelVersionPublic:
         metrics=dict(v.metrics or {}),
         created_at=v.created_at,
         path=str(v.path),
-        status=getattr(v, "status", None),
-        error=getattr(v, "error", None),
+        status=v.status,
+        error=v.error,
     )
 
 
 @router.get("", response_model=ModelsPublic, summary="List model versions")
-def list_models(
-    store: Any = Depends(get_store), runtime: Any = Depends(get_runtime)
-) -> ModelsPublic:
+def list_models(store: StoreDep, runtime: RuntimeDep) -> ModelsPublic:
     """Every registered version with its metrics, newest first, and which one serves."""
     active = runtime.active_version
     versions = sorted(store.models.list(), key=lambda v: v.created_at, reverse=True)
@@ -53,7 +52,11 @@ def list_models(
 
 
 def swap(
-    request: Request, store: Any, runtime: Any, metrics: ServiceMetrics, target: Any
+    request: Request,
+    store: Store,
+    runtime: ModelRuntime,
+    metrics: ServiceMetrics,
+    target: ModelVersion,
 ) -> str | None:
     """Load `target` into the runtime (atomic swap); raise 409 and keep the old one on failure."""
     previous = runtime.active_version
@@ -87,9 +90,9 @@ def swap(
 def activate(
     version: Id,
     request: Request,
-    store: Any = Depends(get_store),
-    runtime: Any = Depends(get_runtime),
-    metrics: ServiceMetrics = Depends(get_metrics),
+    store: StoreDep,
+    runtime: RuntimeDep,
+    metrics: MetricsDep,
 ) -> ModelActivatePublic:
     """Load, validate and swap in `version` atomically: requests in flight finish on the old
     one, later ones get the new one, none fails."""
@@ -110,9 +113,9 @@ def activate(
 )
 def rollback(
     request: Request,
-    store: Any = Depends(get_store),
-    runtime: Any = Depends(get_runtime),
-    metrics: ServiceMetrics = Depends(get_metrics),
+    store: StoreDep,
+    runtime: RuntimeDep,
+    metrics: MetricsDep,
 ) -> ModelActivatePublic:
     """Re-activate the version that served before the current one (409 if there is none)."""
     with request.app.state.swap_lock:

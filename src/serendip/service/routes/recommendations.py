@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 
 from serendip.errors import SerendipError
 from serendip.service.auth import require
-from serendip.service.deps import field_error, get_metrics, get_settings, serving_runtime
-from serendip.service.metrics import ServiceMetrics
+from serendip.service.deps import MetricsDep, ServingRuntimeDep, SettingsDep, field_error
 from serendip.service.routes._params import IdList, ItemPath, K, UserPath
 from serendip.service.schemas import Id, RecItemPublic, RecommendationsPublic
 from serendip.service.settings import Settings
+from serendip.serving.contract import RecItem
 
 router = APIRouter(prefix="/v1", tags=["recommendations"], dependencies=[Depends(require("read"))])
 
@@ -27,7 +27,7 @@ def _check_k(k: int, settings: Settings) -> None:
 
 
 def _public(
-    recs: Sequence[Any], *, user: str | None, version: str | None, explain: bool
+    recs: Sequence[RecItem], *, user: str | None, version: str | None, explain: bool
 ) -> RecommendationsPublic:
     items = [
         RecItemPublic(
@@ -48,6 +48,9 @@ def _public(
 )
 def recommend(
     user_id: UserPath,
+    runtime: ServingRuntimeDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
     k: K = 10,
     explain: Annotated[bool, Query(description="Add an explanation to every item.")] = False,
     category: Annotated[IdList, Query(description="Only items of these categories.")] = None,
@@ -56,10 +59,7 @@ def recommend(
     context_item: Annotated[
         Id | None, Query(description="The item the user is looking at now (context).")
     ] = None,
-    runtime: Any = Depends(serving_runtime),
-    settings: Settings = Depends(get_settings),
-    metrics: ServiceMetrics = Depends(get_metrics),
-) -> RecommendationsPublic:
+) -> RecommendationsPublic | Response:  # the body is `response_model`'s either way
     """The user's top-k items, best first. An unknown user is not an error: they get the
     cold-start list (declared interests, trending). Items the user already interacted with,
     `exclude`, `context_item` and deleted items are never returned."""
@@ -81,12 +81,12 @@ def recommend(
     )
     body = _encoded(recs, user=user_id, version=version, explain=explain)
     if body is not None:
-        return Response(body, media_type="application/json")  # type: ignore[return-value]
+        return Response(body, media_type="application/json")
     return _public(recs, user=user_id, version=version, explain=explain)
 
 
 def _encoded(
-    recs: Sequence[Any], *, user: str | None, version: str | None, explain: bool
+    recs: Sequence[RecItem], *, user: str | None, version: str | None, explain: bool
 ) -> bytes | None:
     """The `RecommendationsPublic` body encoded straight from the runtime's items: the hot
     route skips building and re-validating the response models (a large share of a cached
@@ -119,10 +119,10 @@ _dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False, ensure_ascii=F
 )
 def similar(
     item_id: ItemPath,
+    runtime: ServingRuntimeDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
     k: K = 10,
-    runtime: Any = Depends(serving_runtime),
-    settings: Settings = Depends(get_settings),
-    metrics: ServiceMetrics = Depends(get_metrics),
 ) -> RecommendationsPublic:
     """Items like `item_id` ("more like this"); an unknown item gets an empty list, a deleted
     one 404."""
@@ -139,11 +139,11 @@ def similar(
 
 @router.get("/trending", response_model=RecommendationsPublic, summary="Trending items")
 def trending(
+    runtime: ServingRuntimeDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
     k: K = 10,
     category: Annotated[Id | None, Query(description="Only this category.")] = None,
-    runtime: Any = Depends(serving_runtime),
-    settings: Settings = Depends(get_settings),
-    metrics: ServiceMetrics = Depends(get_metrics),
 ) -> RecommendationsPublic:
     """What is popular now, time-decayed."""
     _check_k(k, settings)

@@ -3,38 +3,34 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, status
 
 from serendip.service.auth import require
 from serendip.service.deps import (
+    RuntimeDep,
+    SettingsDep,
+    StoreDep,
     enforce_limits,
     field_error,
-    get_runtime,
-    get_settings,
-    get_store,
     notify,
 )
 from serendip.service.routes._params import UserPath
+from serendip.service.runtime import ModelRuntime
 from serendip.service.schemas import FollowPublic, PrivacyUpdate, UserCreate, UserPublic
-from serendip.service.settings import Settings
-from serendip.store import UserIn
+from serendip.store import User, UserIn
 
 router = APIRouter(prefix="/v1/users", tags=["users"])
 
 _write = [Depends(require("write"))]
 
 
-def _public(user: Any) -> UserPublic:
+def _public(user: User | UserIn) -> UserPublic:
     return UserPublic(user=user.user, interests=list(user.interests), private=bool(user.private))
 
 
-def _notify_user(runtime: Any, row: UserIn) -> None:
-    # Not every runtime keeps profiles in memory; those that do learn about it at once.
-    hook = getattr(runtime, "on_users", None)
-    if hook is not None:
-        notify("users", lambda: hook([row]))
+def _notify_user(runtime: ModelRuntime, row: UserIn) -> None:
+    notify("users", lambda: runtime.on_users([row]))
 
 
 @router.put(
@@ -43,9 +39,9 @@ def _notify_user(runtime: Any, row: UserIn) -> None:
 def upsert_user(
     user_id: UserPath,
     body: UserCreate,
-    store: Any = Depends(get_store),
-    runtime: Any = Depends(get_runtime),
-    settings: Settings = Depends(get_settings),
+    store: StoreDep,
+    runtime: RuntimeDep,
+    settings: SettingsDep,
 ) -> UserPublic:
     """Declared interests steer a new user's first recommendations (cold start)."""
     enforce_limits(body, settings)
@@ -67,7 +63,7 @@ def upsert_user(
     dependencies=[Depends(require("read"))],
     responses={404: {"description": "No such user."}},
 )
-def get_user(user_id: UserPath, store: Any = Depends(get_store)) -> UserPublic:
+def get_user(user_id: UserPath, store: StoreDep) -> UserPublic:
     user = store.users.get(user_id)
     if user is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no user '{user_id}'")
@@ -83,8 +79,8 @@ def get_user(user_id: UserPath, store: Any = Depends(get_store)) -> UserPublic:
 def set_privacy(
     user_id: UserPath,
     body: PrivacyUpdate,
-    store: Any = Depends(get_store),
-    runtime: Any = Depends(get_runtime),
+    store: StoreDep,
+    runtime: RuntimeDep,
 ) -> UserPublic:
     """A private user's activity is never shown to others as a reason ("X liked this"), nor
     used by others' in-network sources."""
@@ -111,7 +107,7 @@ def _check_pair(user_id: str, followee: str) -> None:
     summary="Whom a user follows",
     dependencies=[Depends(require("read"))],
 )
-def followees(user_id: UserPath, store: Any = Depends(get_store)) -> list[str]:
+def followees(user_id: UserPath, store: StoreDep) -> list[str]:
     return list(store.social.followees(user_id))
 
 
@@ -124,8 +120,8 @@ def followees(user_id: UserPath, store: Any = Depends(get_store)) -> list[str]:
 def follow(
     user_id: UserPath,
     followee: UserPath,
-    store: Any = Depends(get_store),
-    runtime: Any = Depends(get_runtime),
+    store: StoreDep,
+    runtime: RuntimeDep,
 ) -> FollowPublic:
     """Idempotent: following twice is one edge. Their posts reach the user's list at once."""
     _check_pair(user_id, followee)
@@ -143,8 +139,8 @@ def follow(
 def unfollow(
     user_id: UserPath,
     followee: UserPath,
-    store: Any = Depends(get_store),
-    runtime: Any = Depends(get_runtime),
+    store: StoreDep,
+    runtime: RuntimeDep,
 ) -> FollowPublic:
     """Idempotent: unfollowing someone not followed is a no-op."""
     _check_pair(user_id, followee)
