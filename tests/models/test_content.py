@@ -23,8 +23,10 @@ from serendip.models.content import (
     TfidfContent,
     Word2VecContent,
     bundled_model_path,
+    interest_matrix,
+    tag_token,
+    tokenize,
 )
-from serendip.models.content._text import interest_matrix, tag_token, tokenize
 from tests.conftest import make_toy_platform
 
 N_TOPICS = 4

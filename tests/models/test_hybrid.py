@@ -14,9 +14,14 @@ from serendip.data.dataset import Dataset
 from serendip.errors import ConfigError, SerendipError
 from serendip.evaluation.splits import random_split
 from serendip.models import Recommender, create_model
-from serendip.models.hybrid import MixedHybrid, SwitchingHybrid, WeightedHybrid, interleave
-from serendip.models.hybrid._members import normalise
-from serendip.models.hybrid._weighted import TUNED_BLEND
+from serendip.models.hybrid import (
+    TUNED_BLEND,
+    MixedHybrid,
+    SwitchingHybrid,
+    WeightedHybrid,
+    interleave,
+    normalise,
+)
 from tests.conftest import make_toy_platform
 
 K = 10
@@ -184,7 +189,7 @@ def test_tune_weights_per_activity_bucket_gives_usable_bucket_weights() -> None:
     assert result.ndcg >= flat.ndcg - 1e-12, "each bucket does at least as well as flat weights"
     assert result.n_evaluated > flat.n_evaluated
     tuned = WeightedHybrid(hybrid.config, **result.params()).fit(inner.train)
-    assert tuned.config.activity_bounds == [bound]  # type: ignore[attr-defined]
+    assert tuned.config.activity_bounds == [bound]
     with pytest.raises(ConfigError, match="strictly increasing"):
         hybrid.tune_weights(inner.train, inner.test, activity_bounds=[3, 2])
 
@@ -206,7 +211,7 @@ def test_same_model_twice_under_labels_and_saved_in_subdirectories(tmp_path: Pat
     hybrid = WeightedHybrid(
         members={"trending@fast": {"half_life_days": 1.0}, "trending@slow": {}, CAT: {}},
     ).fit(_train())
-    assert hybrid.members_["trending@fast"].config.half_life_days == 1.0  # type: ignore[attr-defined]
+    assert hybrid.members_["trending@fast"].config.half_life_days == 1.0
     hybrid.save(tmp_path / "h")
     for j in range(3):
         assert (tmp_path / "h" / f"member-{j}" / "manifest.json").is_file()
@@ -330,13 +335,13 @@ def test_mixed_quota_counts_only_allowed_items() -> None:
 
 
 def test_default_weights_belong_to_the_default_members_only() -> None:
-    tuned = WeightedHybrid().config.resolved_weights()  # type: ignore[attr-defined]
+    tuned = WeightedHybrid().config.resolved_weights()
     assert sum(tuned.values()) == pytest.approx(1.0) and len(set(tuned.values())) > 1
-    own = WeightedHybrid(members={CAT: {}, POP: {}}).config.resolved_weights()  # type: ignore[attr-defined]
+    own = WeightedHybrid(members={CAT: {}, POP: {}}).config.resolved_weights()
     assert own == {CAT: 1.0, POP: 1.0}
     # the default members come with their tuned normalisation; other members with min-max
     default = create_model("weighted-hybrid", {}).config  # what `serendip fit` builds
-    assert default.normalization == TUNED_BLEND["normalization"]  # type: ignore[attr-defined]
-    assert default.members == TUNED_BLEND["members"]  # type: ignore[attr-defined]
-    assert WeightedHybrid(members={CAT: {}}).config.normalization == "minmax"  # type: ignore[attr-defined]
-    assert WeightedHybrid(normalization="zscore").config.normalization == "zscore"  # type: ignore[attr-defined]
+    assert default.normalization == TUNED_BLEND["normalization"]
+    assert default.members == TUNED_BLEND["members"]
+    assert WeightedHybrid(members={CAT: {}}).config.normalization == "minmax"
+    assert WeightedHybrid(normalization="zscore").config.normalization == "zscore"

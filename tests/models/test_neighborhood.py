@@ -12,10 +12,12 @@ import scipy.sparse as sp
 from serendip.data.dataset import Dataset
 from serendip.errors import CapacityError, SerendipError
 from serendip.models import Recommender
-from serendip.models.neighborhood import ItemKNN, RP3beta, UserKNN
-from serendip.models.neighborhood._common import (
+from serendip.models.neighborhood import (
     FeatureWeighting,
+    ItemKNN,
+    RP3beta,
     SimilaritySpec,
+    UserKNN,
     all_pairs_knn,
     topk_per_row,
 )

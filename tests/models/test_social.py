@@ -14,8 +14,11 @@ import scipy.sparse as sp
 
 from serendip.data.dataset import Dataset
 from serendip.models import Recommender
-from serendip.models.social import InNetwork, SocialMF, SocialPPR, TieConfig
-from serendip.models.social._graph import (
+from serendip.models.social import (
+    InNetwork,
+    SocialMF,
+    SocialPPR,
+    TieConfig,
     authored_matrix,
     follow_matrix,
     similar_users,
@@ -163,7 +166,7 @@ def test_ppr_distributions_sum_to_one_and_match_the_closed_form() -> None:
     # Closed form: x = a (I - (1 - a) P^T)^-1 r, when no node is dangling.
     p = model.transition_.toarray()
     assert (p.sum(axis=1) > 0).all()
-    a = model.config.restart  # type: ignore[attr-defined]
+    a = model.config.restart
     r = np.zeros((len(p), 5))
     r[users, np.arange(5)] = 1.0
     exact = a * np.linalg.solve(np.eye(len(p)) - (1 - a) * p.T, r)
@@ -272,9 +275,9 @@ def test_socialmf_explanation_splits_the_score_exactly() -> None:
     a, b, srow = model._user_system(u)
     z = np.linalg.solve(a, model.item_factors_[i])
     row = model.weights_[u]
-    c = 1.0 + model.config.alpha * row.data  # type: ignore[attr-defined]
+    c = 1.0 + model.config.alpha * row.data
     parts = (c * (model.item_factors_[row.indices] @ z)).sum()
-    parts += model.config.social_reg * (srow.data * (model.user_factors_[srow.indices] @ z)).sum()  # type: ignore[attr-defined]
+    parts += model.config.social_reg * (srow.data * (model.user_factors_[srow.indices] @ z)).sum()
     assert parts == pytest.approx(float(np.linalg.solve(a, b) @ model.item_factors_[i]), rel=1e-6)
     exp = model.explain(uid, item)
     hist = set(ds.items.lookup(ds.seen()[u].indices))

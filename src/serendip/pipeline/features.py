@@ -22,7 +22,7 @@ import scipy.sparse as sp
 from serendip.data.dataset import Dataset
 from serendip.errors import ConfigError, NotFittedError, SerendipError
 from serendip.pipeline.candidates import CandidateFrame, UserContext
-from serendip.pipeline.sources._social import (
+from serendip.pipeline.sources import (
     SOCIAL_EVENT_WEIGHTS,
     ActionMatrix,
     SocialStats,

@@ -29,7 +29,7 @@ from serendip.data.analysis._model import (
     TemporalStats,
     ValueStats,
 )
-from serendip.data.analysis._report import write_report
+from serendip.data.analysis._report import style_axes, write_report
 
 __all__ = [
     "ActivityStats",
@@ -50,5 +50,6 @@ __all__ = [
     "TemporalStats",
     "ValueStats",
     "analyze_dataset",
+    "style_axes",
     "write_report",
 ]

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["write_report"]
+__all__ = ["style_axes", "write_report"]
 
 _BLUE = "#2563eb"
 _TEAL = "#0d9488"
@@ -210,7 +210,9 @@ def _percent(axis: Any) -> None:
     axis.set_major_formatter(PercentFormatter(1.0, decimals=0))
 
 
-def _style(ax: Axes, title: str, xlabel: str = "", ylabel: str = "") -> None:
+def style_axes(ax: Axes, title: str, xlabel: str = "", ylabel: str = "") -> None:
+    """The report's look for one matplotlib axes: title, axis labels, light grid and spines
+    (the study's leaderboard uses it too, so the two pages read as one product)."""
     ax.set_title(title, fontsize=10, loc="left", fontweight="bold", color="#1e293b")
     ax.set_xlabel(xlabel, fontsize=9, color="#475569")
     ax.set_ylabel(ylabel, fontsize=9, color="#475569")
@@ -251,7 +253,7 @@ def _plot_activity(fig: Figure, a: DatasetAnalysis) -> bool:
         (ax1, hu, _BLUE, "User activity", "interactions per user"),
         (ax2, hi, _TEAL, "Item popularity", "interactions per item"),
     ):
-        _style(ax, title, xl, "count")
+        style_axes(ax, title, xl, "count")
         if h is not None:
             _hist(ax, h, color)
     return True
@@ -262,7 +264,7 @@ def _plot_long_tail(fig: Figure, a: DatasetAnalysis) -> bool:
     if not act.popularity_curve_x:
         return False
     ax = fig.subplots()
-    _style(
+    style_axes(
         ax,
         "Popularity concentration",
         "share of items (most popular first)",
@@ -292,7 +294,7 @@ def _plot_events(fig: Figure, a: DatasetAnalysis) -> bool:
     if len(ev) < 2:  # one bar says nothing the table does not
         return False
     ax = fig.subplots()
-    _style(ax, "Event funnel", "", "interactions")
+    style_axes(ax, "Event funnel", "", "interactions")
     names = list(ev)
     bars = ax.bar(names, [ev[n] for n in names], color=_BLUE, alpha=0.85)
     ax.bar_label(bars, labels=[fmt_int(ev[n]) for n in names], fontsize=8, color="#334155")
@@ -304,7 +306,7 @@ def _plot_values(fig: Figure, a: DatasetAnalysis) -> bool:
     if v is None:
         return False
     ax = fig.subplots()
-    _style(ax, "Interaction values", "value", "interactions")
+    style_axes(ax, "Interaction values", "value", "interactions")
     if v.discrete:
         bars = ax.bar([fmt_num(x) for x in v.levels], v.level_counts, color=_TEAL, alpha=0.85)
         ax.bar_label(bars, labels=[fmt_int(c) for c in v.level_counts], fontsize=8, color="#334155")
@@ -318,10 +320,10 @@ def _plot_time_of_day(fig: Figure, a: DatasetAnalysis) -> bool:
     if t is None or sum(t.by_hour) == 0:
         return False
     ax1, ax2 = fig.subplots(1, 2, width_ratios=[2, 1])
-    _style(ax1, "By hour of day (UTC)", "hour", "interactions")
+    style_axes(ax1, "By hour of day (UTC)", "hour", "interactions")
     ax1.bar(range(24), t.by_hour, color=_BLUE, alpha=0.85)
     ax1.set_xticks(range(0, 24, 3))
-    _style(ax2, "By weekday", "", "")
+    style_axes(ax2, "By weekday", "", "")
     ax2.bar(_WEEKDAYS, t.by_weekday, color=_TEAL, alpha=0.85)
     return True
 
@@ -339,7 +341,7 @@ def _plot_growth(fig: Figure, a: DatasetAnalysis) -> bool:
     g = t.growth
     x = _dates(g.starts)
     ax1, ax2 = fig.subplots(1, 2)
-    _style(ax1, f"Interactions per {g.period}", "", "interactions")
+    style_axes(ax1, f"Interactions per {g.period}", "", "interactions")
     ax1.plot(
         x,
         g.interactions,
@@ -348,7 +350,7 @@ def _plot_growth(fig: Figure, a: DatasetAnalysis) -> bool:
         marker="o" if len(x) < 40 else None,
         markersize=3,
     )
-    _style(ax2, f"New users and items per {g.period}", "", "first seen")
+    style_axes(ax2, f"New users and items per {g.period}", "", "first seen")
     ax2.plot(x, g.new_users, color=_TEAL, linewidth=1.6, label="new users")
     ax2.plot(x, g.new_items, color=_AMBER, linewidth=1.6, label="new items")
     if g.items_created is not None:
@@ -370,7 +372,7 @@ def _plot_item_age(fig: Figure, a: DatasetAnalysis) -> bool:
     if t is None or t.item_age_histogram is None:
         return False
     ax = fig.subplots()
-    _style(
+    style_axes(
         ax,
         "Item age at interaction (up to the 99th percentile)",
         "days since creation",
@@ -385,7 +387,7 @@ def _plot_metadata(fig: Figure, a: DatasetAnalysis) -> bool:
     if not fields:
         return False
     ax = fig.subplots()
-    _style(ax, "Item metadata completeness", "share of items", "")
+    style_axes(ax, "Item metadata completeness", "share of items", "")
     names = list(fields)[::-1]
     vals = [fields[n] for n in names]
     bars = ax.barh(names, vals, color=_TEAL, alpha=0.85)
@@ -404,7 +406,7 @@ def _plot_degrees(fig: Figure, a: DatasetAnalysis) -> bool:
         (ax1, s.in_degree_histogram, _BLUE, "In-degree (followers)"),
         (ax2, s.out_degree_histogram, _TEAL, "Out-degree (followees)"),
     ):
-        _style(ax, title, "degree", "users")
+        style_axes(ax, title, "degree", "users")
         if h is not None:
             _hist(ax, h, color)
     return True

@@ -548,9 +548,9 @@ def _draw(
 
 def _style(ax: Axes, title: str, xlabel: str = "", ylabel: str = "") -> None:
     # The dataset analysis report's look, so the two pages read as one product.
-    from serendip.data.analysis._report import _style as analysis_style
+    from serendip.data.analysis import style_axes
 
-    analysis_style(ax, title, xlabel, ylabel)
+    style_axes(ax, title, xlabel, ylabel)
 
 
 def _no_data(ax: Axes, text: str) -> None:

@@ -4,13 +4,23 @@ TF-IDF (`tfidf`), Word2Vec trained on the catalogue (`word2vec`), sentence embed
 (`sbert`, offline all-MiniLM-L6-v2) and extracted features (`content-features`). All share one
 profile-and-cosine machinery (`ContentRecommender`), recommend items nobody has interacted with
 yet, and fall back to declared interests, context items or popularity for users without history.
+
+The interaction weighting and text helpers are public too: the social models and the pipeline's
+sources build on them.
 """
 
 from serendip.models.content._base import ContentRecommender, ItemVectors
 from serendip.models.content._features import FeatureConfig, FeatureContent
 from serendip.models.content._sbert import SentenceConfig, SentenceContent, bundled_model_path
+from serendip.models.content._text import interest_matrix, item_tokens, tag_token, tokenize
 from serendip.models.content._tfidf import TfidfConfig, TfidfContent
-from serendip.models.content._weights import WeightingConfig
+from serendip.models.content._weights import (
+    WeightingConfig,
+    empty_csr,
+    events_matrix,
+    l2_rows,
+    weighting_matrix_config,
+)
 from serendip.models.content._word2vec import Word2VecConfig, Word2VecContent
 
 __all__ = [
@@ -26,4 +36,12 @@ __all__ = [
     "Word2VecConfig",
     "Word2VecContent",
     "bundled_model_path",
+    "empty_csr",
+    "events_matrix",
+    "interest_matrix",
+    "item_tokens",
+    "l2_rows",
+    "tag_token",
+    "tokenize",
+    "weighting_matrix_config",
 ]

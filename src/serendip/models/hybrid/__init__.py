@@ -6,15 +6,29 @@
 - `MixedHybrid`: members' lists interleaved with per-source quotas, de-duplicated.
 
 Members are named by registry name in the config ({name: params}); each is saved as a full
-artifact in a `member-<j>/` subdirectory of the hybrid's artifact.
+artifact in a `member-<j>/` subdirectory of the hybrid's artifact. `parse_members` and
+`normalise` (the per-user score scales a blend uses) are public for blend selection.
 """
 
-from serendip.models.hybrid._members import MemberSpec
+from serendip.models.hybrid._members import (
+    NORMALISATIONS,
+    MemberSpec,
+    members_of,
+    normalise,
+    parse_members,
+)
 from serendip.models.hybrid._mixed import MixedHybrid, MixedHybridConfig, interleave
 from serendip.models.hybrid._switching import SwitchingHybrid, SwitchingHybridConfig
-from serendip.models.hybrid._weighted import WeightedHybrid, WeightedHybridConfig, WeightTuning
+from serendip.models.hybrid._weighted import (
+    TUNED_BLEND,
+    WeightedHybrid,
+    WeightedHybridConfig,
+    WeightTuning,
+)
 
 __all__ = [
+    "NORMALISATIONS",
+    "TUNED_BLEND",
     "MemberSpec",
     "MixedHybrid",
     "MixedHybridConfig",
@@ -24,4 +38,7 @@ __all__ = [
     "WeightedHybrid",
     "WeightedHybridConfig",
     "interleave",
+    "members_of",
+    "normalise",
+    "parse_members",
 ]

@@ -10,12 +10,14 @@ public too: the linear family and the pipeline's item-kNN source build on it.
 
 from serendip.models.neighborhood._common import (
     Confidence,
+    FeatureWeighting,
     ProfileConfig,
     SimilaritySpec,
     all_pairs_knn,
     check_memory,
     neighbour_explanation,
     profile_config,
+    topk_per_row,
 )
 from serendip.models.neighborhood._item_based import ItemToItem
 from serendip.models.neighborhood._knn import ItemKNN, ItemKNNConfig, UserKNN, UserKNNConfig
@@ -23,6 +25,7 @@ from serendip.models.neighborhood._rp3 import RP3beta, RP3betaConfig
 
 __all__ = [
     "Confidence",
+    "FeatureWeighting",
     "ItemKNN",
     "ItemKNNConfig",
     "ItemToItem",
@@ -36,4 +39,5 @@ __all__ = [
     "check_memory",
     "neighbour_explanation",
     "profile_config",
+    "topk_per_row",
 ]

@@ -8,7 +8,7 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from serendip.data.dataset import Dataset
-from serendip.models.content._weights import WeightingConfig, empty_csr
+from serendip.models.content import WeightingConfig, empty_csr
 
 __all__ = [
     "TieConfig",

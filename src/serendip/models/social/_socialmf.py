@@ -19,7 +19,7 @@ from serendip.models.base import (
     Recommender,
     SearchSpace,
 )
-from serendip.models.content._weights import events_matrix, weighting_matrix_config
+from serendip.models.content import events_matrix, weighting_matrix_config
 from serendip.models.social._graph import (
     TieConfig,
     authored_matrix,

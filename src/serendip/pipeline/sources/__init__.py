@@ -17,6 +17,9 @@ Every source: `fit(dataset)` on a training window; `propose(ctx, n)` for any `Us
 created after `ctx.now`; evidence carries external IDs; no private user's activity is used for
 others' candidates or named in evidence. Save/load: `meta["params"]` of `_state()` rebuilds the
 source with `make_source(name, **params)`, then `_set_state(arrays, meta)`.
+
+The social signals the sources share (who did what with event weights, per-user activity
+stats, CSR row slices) are public too: the feature builder uses them.
 """
 
 from __future__ import annotations
@@ -27,6 +30,15 @@ from typing import Any
 from serendip.errors import ConfigError
 from serendip.pipeline.candidates import CandidateSource
 from serendip.pipeline.sources._base import SourceBase, SourceConfig, top_n
+from serendip.pipeline.sources._social import (
+    SOCIAL_EVENT_WEIGHTS,
+    ActionMatrix,
+    SocialStats,
+    action_matrix,
+    event_weight_vector,
+    row_slices,
+    social_stats,
+)
 from serendip.pipeline.sources.collaborative import CollaborativeSource, SecondCollaborativeSource
 from serendip.pipeline.sources.collaborative_oon import CollaborativeOONSource
 from serendip.pipeline.sources.content import ContentSource
@@ -37,7 +49,9 @@ from serendip.pipeline.sources.recent_item_knn import RecentItemKNNSource
 from serendip.pipeline.sources.trending import TrendingSource
 
 __all__ = [
+    "SOCIAL_EVENT_WEIGHTS",
     "SOURCES",
+    "ActionMatrix",
     "CollaborativeOONSource",
     "CollaborativeSource",
     "ContentSource",
@@ -46,10 +60,15 @@ __all__ = [
     "InNetworkSource",
     "RecentItemKNNSource",
     "SecondCollaborativeSource",
+    "SocialStats",
     "SourceBase",
     "SourceConfig",
     "TrendingSource",
+    "action_matrix",
+    "event_weight_vector",
     "make_source",
+    "row_slices",
+    "social_stats",
     "top_n",
 ]
 

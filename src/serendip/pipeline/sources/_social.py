@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from serendip.data.dataset import EVENT_TYPES, Dataset
-from serendip.models.content._weights import empty_csr
+from serendip.models.content import empty_csr
 from serendip.pipeline.candidates import UserContext
 
 __all__ = [

@@ -11,9 +11,13 @@ from pydantic import Field
 
 from serendip.data.dataset import Dataset
 from serendip.models.base import Evidence
-from serendip.models.content import ContentRecommender, SentenceContent, TfidfContent
-from serendip.models.content._text import tag_token
-from serendip.models.content._weights import l2_rows
+from serendip.models.content import (
+    ContentRecommender,
+    SentenceContent,
+    TfidfContent,
+    l2_rows,
+    tag_token,
+)
 from serendip.pipeline.candidates import Proposal, UserContext
 from serendip.pipeline.sources._base import SourceBase, SourceConfig
 

@@ -11,7 +11,7 @@ from pydantic import Field
 
 from serendip.data.dataset import Dataset
 from serendip.models.base import Evidence
-from serendip.models.social._graph import similar_users
+from serendip.models.social import similar_users
 from serendip.pipeline.candidates import Proposal, UserContext
 from serendip.pipeline.sources._base import SourceBase, SourceConfig, half_life_decay
 from serendip.pipeline.sources._social import (

@@ -11,7 +11,7 @@ from pydantic import Field
 
 from serendip.data.dataset import Dataset
 from serendip.models.base import Evidence
-from serendip.models.neighborhood._common import SimilaritySpec, all_pairs_knn, profile_config
+from serendip.models.neighborhood import SimilaritySpec, all_pairs_knn, profile_config
 from serendip.pipeline.candidates import Proposal, UserContext
 from serendip.pipeline.sources._base import SourceBase, SourceConfig
 from serendip.pipeline.sources._social import action_matrix, row_slices

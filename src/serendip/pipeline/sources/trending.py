@@ -10,7 +10,7 @@ from pydantic import Field
 
 from serendip.data.dataset import Dataset
 from serendip.models.base import Evidence
-from serendip.models.content._text import tag_token
+from serendip.models.content import tag_token
 from serendip.pipeline.candidates import Proposal, UserContext
 from serendip.pipeline.sources._base import SourceBase, SourceConfig
 
