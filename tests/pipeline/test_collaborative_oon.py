@@ -13,8 +13,7 @@ from serendip.models.artifacts import read_artifact, write_artifact
 from serendip.models.registry import create_model
 from serendip.pipeline.context import contexts_from_dataset
 from serendip.pipeline.recommender import PipelineRecommender
-from serendip.pipeline.sources import CollaborativeOONSource, make_source
-from serendip.pipeline.sources._base import SourceBase
+from serendip.pipeline.sources import CollaborativeOONSource, SourceBase, make_source
 from tests.pipeline._tiny import tiny_platform
 
 MODEL: dict[str, Any] = {"model": "ials", "params": {"factors": 8, "iterations": 3, "seed": 0}}

@@ -87,8 +87,8 @@ class _Liar(CandidateSource):
     name = "liar"
     kind = "followee"
 
-    def fit(self, dataset: Dataset) -> None:
-        return None
+    def fit(self, dataset: Dataset) -> _Liar:
+        return self
 
     def propose(self, ctx: UserContext, n: int) -> Proposal:
         return Proposal.empty()

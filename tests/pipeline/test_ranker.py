@@ -89,7 +89,7 @@ def test_the_ranker_beats_the_merged_candidate_order_on_a_held_out_window() -> N
     past, future, cut = time_split(ds, 0.2)
     model = PipelineRecommender(QUICK).fit(past)
     assert model.ranker_ is not None
-    labels = graded_labels(future, past, model._cfg().ranker.label_gains)
+    labels = graded_labels(future, past, model.config.ranker.label_gains)
     users = np.flatnonzero(np.diff(labels.indptr) > 0)
     contexts = contexts_from_dataset(past, list(past.users.ids[users]), now=cut)
     frame = model.stage_.frame(contexts)

@@ -91,7 +91,7 @@ class BlendCarvings:
         total: int | None = None,
     ) -> None:
         from serendip.models.base import top_k
-        from serendip.models.hybrid._members import normalise, parse_members
+        from serendip.models.hybrid import normalise, parse_members
         from serendip.models.registry import create_model
 
         if not seeds:

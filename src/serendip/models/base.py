@@ -74,8 +74,8 @@ class Choice:
 
 SearchSpace = Mapping[str, IntRange | FloatRange | Choice]
 
-ConfigT = TypeVar("ConfigT", bound=BaseModel)
-ModelConfigT = TypeVar("ModelConfigT", bound=ModelConfig)
+ConfigT = TypeVar("ConfigT", bound=BaseModel, covariant=True)
+ModelConfigT = TypeVar("ModelConfigT", bound=ModelConfig, covariant=True)
 
 
 # ----------------------------------------------------------------------------- outputs

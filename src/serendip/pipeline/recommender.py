@@ -75,7 +75,7 @@ class ServedList:
     explanations: tuple[Explanation, ...] | None = None
 
 
-class PipelineRecommender(Recommender):
+class PipelineRecommender(Recommender[PipelineConfig]):
     """Two-stage recommender: candidate sources, a LambdaRank ranker, MMR re-ranking with
     rules, and an explanation for every item. Every knob: `PipelineConfig`."""
 
@@ -111,13 +111,9 @@ class PipelineRecommender(Recommender):
     }
     supports_update = True
 
-    def _cfg(self) -> PipelineConfig:
-        assert isinstance(self.config, PipelineConfig)
-        return self.config
-
     # ------------------------------------------------------------------ fitting
     def _fit(self, dataset: Dataset) -> None:
-        cfg = self._cfg()
+        cfg = self.config
         self.ranker_: LambdaRanker | None
         self.ranker_, self.report_ = train_ranker(dataset, cfg)
         self.stage_ = StageOne(cfg).fit(dataset)
@@ -137,7 +133,7 @@ class PipelineRecommender(Recommender):
         self.private_ = np.asarray(ds.user_meta.private, dtype=bool)
         self.titles_ = np.asarray(ds.item_meta.title, dtype=object)
         self.created_at_ = np.asarray(ds.item_meta.created_at, dtype=np.float64)
-        self.content_ = diversity_vectors(ds.item_meta, self._cfg().rerank.diversity)
+        self.content_ = diversity_vectors(ds.item_meta, self.config.rerank.diversity)
         self.now_ = float(np.nanmax(it.timestamp)) if it.has_timestamps else float("nan")
         self.removed_ = np.zeros(ds.n_items, dtype=bool)
         self.live_: dict[str, list[tuple[int, float, int]]] = {}
@@ -148,7 +144,7 @@ class PipelineRecommender(Recommender):
         """Rebuild what follows from the state (after fit, load, update or removals)."""
         for cache in ("_live_now", "_pop_order", "_pop_scale", "_tail"):
             self.__dict__.pop(cache, None)  # lazy caches, recomputed on next use
-        f = self._cfg().filters
+        f = self.config.filters
         self.author_idx_ = self.users_.indices(np.asarray(self.item_author_).astype(str))
         self.rules_ = CatalogRules.build(
             self.item_author_,
@@ -263,7 +259,7 @@ class PipelineRecommender(Recommender):
             raise ConfigError(f"k must be at least 1, got {k}")
         if not contexts:
             return []
-        cfg = self._cfg()
+        cfg = self.config
         seen = cfg.filters.exclude_seen if exclude_seen is None else exclude_seen
         if exposure is None:
             exposure = self._exposure_counter()
@@ -329,7 +325,7 @@ class PipelineRecommender(Recommender):
         The final list is recorded in `exposure` (when given) for the lists served after it."""
         ok = self._rules_allow(items, ctx, allowed, exclude_seen)
         items, scores = items[ok], scores[ok]
-        params = self._cfg().rerank
+        params = self.config.rerank
         wants_net = params.oon_target is not None or params.oon_boost > 0
         in_net = self._in_network(ctx, items) if wants_net else None
         chosen, shown = rerank(
@@ -359,7 +355,7 @@ class PipelineRecommender(Recommender):
         """What a call counts exposure in, when the exposure penalty is on: the serving counter
         kept across calls (`rerank.exposure_half_life` set; created on first use, anew when the
         catalog or the half-life changed), else a fresh counter for this call alone."""
-        params = self._cfg().rerank
+        params = self.config.rerank
         if params.exposure_penalty <= 0:
             return None
         if params.exposure_half_life is None:
@@ -396,7 +392,7 @@ class PipelineRecommender(Recommender):
         exclude_seen: bool,
     ) -> np.ndarray:
         """Per item: passes the config's filters, the catalog rules and the request's mask."""
-        f = self._cfg().filters
+        f = self.config.filters
         return allowed_candidates(
             items,
             ctx,
@@ -485,7 +481,7 @@ class PipelineRecommender(Recommender):
 
     def _full_scores(self, user: str) -> np.ndarray:
         ctx = self.user_contexts([user])[0]
-        depth = self._cfg().rerank.pool + 50
+        depth = self.config.rerank.pool + 50
         # a fresh exposure count: a score is the user's own, it neither feels nor feeds the
         # serving counter
         fresh = ExposureCounter(len(self.items_))
@@ -658,7 +654,7 @@ class PipelineRecommender(Recommender):
     def _set_state(self, arrays: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
         from serendip.pipeline.sources import make_source
 
-        cfg = self._cfg()
+        cfg = self.config
         self.hist_indptr_ = np.asarray(arrays["hist.indptr"], np.int64)
         self.hist_items_ = np.asarray(arrays["hist.items"], np.int64)
         self.hist_time_ = np.asarray(arrays["hist.time"], np.float64)
@@ -722,7 +718,7 @@ class PipelineRecommender(Recommender):
             if not path.is_file():
                 raise SerendipError(f"{directory}: damaged pipeline artifact (no {path.name})")
             self.ranker_ = LambdaRanker.from_string(
-                path.read_text(), self._cfg().ranker, seed=self._cfg().seed
+                path.read_text(), self.config.ranker, seed=self.config.seed
             )
         self._derive()
 
@@ -733,7 +729,7 @@ class PipelineRecommender(Recommender):
     @property
     def rerank_pool(self) -> int:
         """How many of the best allowed candidates enter the re-ranking."""
-        return self._cfg().rerank.pool
+        return self.config.rerank.pool
 
     def ranked_candidates(
         self, contexts: Sequence[UserContext], *, depth: int | None = None
@@ -745,7 +741,7 @@ class PipelineRecommender(Recommender):
         self._check_fitted()
         if not contexts:
             return []
-        seen = self._cfg().filters.exclude_seen
+        seen = self.config.filters.exclude_seen
         frame = self.stage_.frame(contexts)
         scores = np.asarray(self._rank(frame, contexts), dtype=np.float32)
         bounds = np.searchsorted(frame.row, np.arange(len(contexts) + 1))
@@ -786,7 +782,7 @@ class PipelineRecommender(Recommender):
             scores,
             k,
             allowed,
-            self._cfg().filters.exclude_seen,
+            self.config.filters.exclude_seen,
             self._exposure_counter(),
         )
 
@@ -794,7 +790,7 @@ class PipelineRecommender(Recommender):
     def stateless_rerank(self) -> bool:
         """Does a final list depend only on the user's candidates and the request (no exposure
         counted across requests)? Then a server may compute it ahead and reuse it."""
-        return float(getattr(self._cfg().rerank, "exposure_penalty", 0.0)) <= 0.0
+        return self.config.rerank.exposure_penalty <= 0.0
 
     def explain_candidate(
         self,

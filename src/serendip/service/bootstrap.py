@@ -25,8 +25,8 @@ from serendip.service.settings import Settings
 
 if TYPE_CHECKING:  # imported where used: the first start is the only caller
     from serendip.data.dataset import Dataset
+    from serendip.models.base import ModelConfig, Recommender
     from serendip.service.runtime import ModelRuntime
-    from serendip.serving.contract import AnyRecommender
     from serendip.store import ModelVersion, Store
 
 __all__ = ["default_model_name", "run_bootstrap"]
@@ -87,7 +87,9 @@ def fit_and_register(
         full,
     )
     start = time.perf_counter()
-    model: AnyRecommender = create_model(name, dict(settings.default_model_params)).fit(dataset)
+    model: Recommender[ModelConfig] = create_model(name, dict(settings.default_model_params)).fit(
+        dataset
+    )
     fit_s = time.perf_counter() - start
     stamp = time.strftime("%Y%m%dT%H%M%S")
     directory = Path(settings.artifacts_dir) / f"{name}-{stamp}-{uuid.uuid4().hex[:6]}"

@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from serendip.errors import ConfigError, SerendipError
-from serendip.models.base import Recommender
+from serendip.models.base import ModelConfig, Recommender
 from serendip.serving.cache import SnapshotCache
-from serendip.serving.contract import AnyRecommender, RecItem, ServingModel
+from serendip.serving.contract import RecItem, ServingModel
 from serendip.serving.precompute import ListsHolder, RankedLists, build_ranked_lists, fingerprint
 from serendip.serving.serve import (
     Request,
@@ -74,8 +74,8 @@ class ModelRuntime:
         history_size: int = 200,
         trending_half_life_s: float = 86_400.0,
         smoke_users: int = 3,
-        loader: Callable[[Path], AnyRecommender] | None = None,
-        adapter: Callable[[AnyRecommender], ServingModel] | None = None,
+        loader: Callable[[Path], Recommender[ModelConfig]] | None = None,
+        adapter: Callable[[Recommender[ModelConfig]], ServingModel] | None = None,
         cache_size: int = 10_000,
         single_thread: bool = True,
         precompute: bool = True,

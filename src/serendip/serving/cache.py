@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 
 from serendip.errors import ConfigError
-from serendip.models.base import Explanation
+from serendip.models.base import Explanation, ModelConfig, Recommender
 from serendip.serving.context import UserContext
-from serendip.serving.contract import AnyRecommender, RankedCandidates
+from serendip.serving.contract import RankedCandidates
 from serendip.serving.fresh import FreshIndex
 
 __all__ = ["CachedCandidates", "CatalogColumn", "CatalogUpdates", "SnapshotCache"]
@@ -131,7 +131,7 @@ class SnapshotCache:
             while len(self._entries) > self.capacity:
                 self._entries.popitem(last=False)
 
-    def columns(self, model: AnyRecommender) -> tuple[CatalogColumn, CatalogColumn]:
+    def columns(self, model: Recommender[ModelConfig]) -> tuple[CatalogColumn, CatalogColumn]:
         """Category and author columns of the fitted catalog, factorized once per snapshot."""
         cols = self._columns
         if cols is None:

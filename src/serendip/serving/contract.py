@@ -12,15 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeAlias, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from serendip.models.base import Explanation, Recommender
+from serendip.models.base import Explanation, ModelConfig, Recommender
 from serendip.serving.context import UserContext
 
 __all__ = [
-    "AnyRecommender",
     "LiveEvent",
     "LiveUser",
     "RankedCandidates",
@@ -28,10 +27,6 @@ __all__ = [
     "ServingModel",
 ]
 
-#: A fitted model of the zoo, whatever its config type. `Any` because `Recommender`'s config
-#: parameter is invariant: `Recommender[ModelConfig]` refuses `EASE` (a `Recommender[EASEConfig]`).
-#: The serving layer never reads a model's config.
-AnyRecommender: TypeAlias = Recommender[Any]
 
 #: One live event of a user: (item ID, epoch seconds, event type).
 LiveEvent = tuple[str, float, str]
@@ -89,7 +84,7 @@ class ServingModel(Protocol):
     """What the service calls on the active model. Item indices are the fitted vocabulary's."""
 
     @property
-    def model(self) -> AnyRecommender:
+    def model(self) -> Recommender[ModelConfig]:
         """The fitted model: vocabularies, catalog columns, popularity, `similar_items`."""
         ...
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from serendip.models.base import Evidence, Explanation
-from serendip.serving.contract import AnyRecommender, LiveEvent, RecItem, ServingModel
+from serendip.models.base import Evidence, Explanation, ModelConfig, Recommender
+from serendip.serving.contract import LiveEvent, RecItem, ServingModel
 from serendip.serving.state import ItemInfo, OnlineState
 
 __all__ = ["FreshIndex", "FreshPick", "fresh_picks", "with_fresh"]
@@ -46,7 +46,11 @@ class FreshIndex:
 
     @classmethod
     def build(
-        cls, version: int, model: AnyRecommender, state: OnlineState, previous: FreshIndex | None
+        cls,
+        version: int,
+        model: Recommender[ModelConfig],
+        state: OnlineState,
+        previous: FreshIndex | None,
     ) -> FreshIndex:
         """The index at `version` (read before calling): `previous` plus the changes logged
         since it (from scratch without one, or after the log was compacted)."""

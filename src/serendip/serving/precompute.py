@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from serendip.errors import SerendipError
-from serendip.models.base import Recommender
-from serendip.serving.contract import AnyRecommender, LiveUser, ServingModel
+from serendip.models.base import ModelConfig, Recommender
+from serendip.serving.contract import LiveUser, ServingModel
 
 __all__ = ["LISTS_DIR", "RankedLists", "UserCandidates", "build_ranked_lists"]
 
@@ -340,7 +340,7 @@ def _assemble(
 
 
 #: Builds the serving adapter of a loaded model (picklable: a module-level function).
-Adapter = Callable[[AnyRecommender], ServingModel]
+Adapter = Callable[[Recommender[ModelConfig]], ServingModel]
 _WORKER_MODEL: dict[str, ServingModel] = {}
 
 

@@ -25,11 +25,10 @@ import pandas as pd
 
 from serendip.data.vocabulary import Vocabulary
 from serendip.errors import ConfigError, SerendipError
-from serendip.models.base import Explanation
+from serendip.models.base import Explanation, ModelConfig, Recommender
 from serendip.serving.cache import CachedCandidates, CatalogUpdates, SnapshotCache
 from serendip.serving.context import UserContext
 from serendip.serving.contract import (
-    AnyRecommender,
     LiveUser,
     RankedCandidates,
     RecItem,
@@ -60,7 +59,7 @@ class Snapshot:
     lists: ListsHolder | None = None
 
     @property
-    def model(self) -> AnyRecommender:
+    def model(self) -> Recommender[ModelConfig]:
         """The fitted model."""
         return self.serving.model
 

@@ -15,9 +15,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from serendip.errors import SerendipError
-from serendip.models.base import Evidence, Explanation
+from serendip.models.base import Evidence, Explanation, ModelConfig, Recommender
 from serendip.serving.context import UserContext
-from serendip.serving.contract import AnyRecommender, LiveUser, RankedCandidates
+from serendip.serving.contract import LiveUser, RankedCandidates
 
 __all__ = ["FOLD_IN_FAMILIES", "ZooServing"]
 
@@ -38,11 +38,11 @@ class ZooServing:
     rerank_pool = 0
     stateless_rerank = True
 
-    def __init__(self, model: AnyRecommender) -> None:
+    def __init__(self, model: Recommender[ModelConfig]) -> None:
         self._model = model
 
     @property
-    def model(self) -> AnyRecommender:
+    def model(self) -> Recommender[ModelConfig]:
         return self._model
 
     def knows(self, user: str) -> bool:
