@@ -116,7 +116,10 @@ def _runtime_outputs(directory: Path, model: Any) -> dict[str, Any]:
     rt.load(directory, "1")
     snap = rt.snapshot
     if snap is not None and snap.lists is not None and snap.lists.state == "absent":
-        rt._build_lists(model, directory, snap.lists)  # the fast path, as a server would
+        if hasattr(rt, "build_lists"):  # the fast path, as a server would
+            rt.build_lists(snap.serving, directory, snap.lists)
+        else:  # before the serving layer
+            rt._build_lists(model, directory, snap.lists)
         for thread, _ in __import__("serendip.service.runtime", fromlist=["_BUILDS"])._BUILDS:
             thread.join()
     users = _users(model)[::4]
