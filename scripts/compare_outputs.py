@@ -224,7 +224,7 @@ def diff(a_path: Path, b_path: Path) -> int:
         n_lists = sum(len(v) for v in (a.get(key) or {}).get("recommend", {}).values())
         print(f"{key}: {'identical' if not diffs else f'{len(diffs)} differences'} ({n_lists} items)")
         for line in diffs[:5]:
-            print(f"  {line}")
+            print(f"  {line if len(line) < 240 else line[:240] + ' ...'}")
         total += len(diffs)
     return 1 if total else 0
 
