@@ -1,24 +1,15 @@
 """Selection recipes behind product defaults: re-derivable on any data, never on test.
 
-Two recipes choose what the product ships with; both read only validation data carved from a
-training set, and both are here so that a user can re-derive a default on their own data.
-
-The weighted hybrid's blend (`select_blend`, command `serendip select-blend`): every member is
-fitted once per validation carving (random per-user splits of the training data, one seed
-each), its scores for the carving's validation users are normalised per user as
-`WeightedHybrid` does, and the carvings' users are stacked, each counted once per carving. The
-weights that maximise mean NDCG@k over the stacked users are searched (optuna TPE, seeded, the
-equal weights tried first), then scored on holdout carvings (other seeds)
-whose users did not shape them. With `WeightedHybridConfig`'s default members, 10% carvings
-42-51, holdout carvings 52-55, rank normalisation (c = 60) and 200 trials on the training part
-of MovieLens 100K's random 80/20 split (seed 42), this is the recipe that chose the default
-blend (`TUNED_BLEND`): validation NDCG@10 0.2089, holdout 0.2123.
-
-The pipeline's choice on validation folds (`benchmarks/bench_pipeline.py` fits the variants and
-sweeps the re-ranking knobs; the rule that picks one is here): `ties` (the single models
-statistically tied with the best), `validation_reference` (what the floors are measured
-against), `floors_met`, `choice_key` / `choose` (the order of settings), and
-`matched_temporal_folds` (validation windows as long as the test window).
+Both read only validation data carved from a training set, so a user can re-derive a default
+on their own data. The weighted hybrid's blend (`select_blend`, `serendip select-blend`):
+members fitted once per validation carving (random per-user splits of train, one seed each),
+their scores normalised per user as `WeightedHybrid` does, the carvings' users stacked (each
+once per carving); weights maximising mean NDCG@k over them are searched (optuna TPE, seeded,
+equal weights first), then scored on holdout carvings whose users did not shape them. With its
+defaults, on the training part of MovieLens 100K's random 80/20 split (seed 42), it re-derives
+`TUNED_BLEND`. The pipeline's choice on validation folds: `ties`, `validation_reference` (what
+the floors are measured against), `floors_met`, `choice_key` / `choose` (the order of
+settings) and `matched_temporal_folds` (validation windows as long as the test window).
 """
 
 from __future__ import annotations

@@ -1,16 +1,11 @@
 """Approximate nearest-neighbour retrieval over item embeddings (faiss), for large catalogs.
 
-Scoring every item for every request costs O(n_items x d); at a million items that is the
-whole latency budget. An `AnnIndex` answers "the k items with the largest inner product (or
-cosine) with this query" from an HNSW graph (`faiss.IndexHNSWFlat`) in roughly O(log n_items),
-with an exact `IndexFlatIP` below a size threshold where a graph buys nothing. Per-query exclusions
-(the user's seen items) are honoured by over-fetching; a global allowed-mask (filters) by a faiss
-ID selector evaluated during the search.
-
-Embedding models take `AnnOptions` into their config and `AnnRetrieval` into their bases; the
-index is built at fit, written into the model's artifact directory (`faiss.write_index`, a
-manifest entry with a checksum; no pickle) and read back by `load`. Builds are deterministic:
-faiss inserts HNSW points in parallel otherwise, and the graph would depend on thread timing.
+Scoring every item costs O(n_items x d) per request; an `AnnIndex` answers "the k items with
+the largest inner product (or cosine) with this query" from an HNSW graph in roughly
+O(log n_items), with an exact flat index below a size threshold. Per-query exclusions (seen
+items) are honoured by over-fetching, a global allowed-mask by a faiss ID selector. Embedding
+models take `AnnOptions` and `AnnRetrieval`; the index is built at fit (deterministically:
+single-threaded inserts) and saved with the model (a manifest entry with a checksum; no pickle).
 
 >>> import numpy as np
 >>> vecs = np.diag([4.0, 3.0, 2.0, 1.0]).astype(np.float32)
@@ -69,9 +64,8 @@ class AnnParams:
     width while searching (latency vs recall; raised to k when k is larger); exact_below:
     catalogs smaller than this get an exact flat index instead of a graph.
 
-    Defaults from benchmarks/results/ann.md: inner-product graphs need a high degree; at 1M
-    clustered items M=32 stalls near recall@100 0.84 while M=64 with ef_search=512 reaches 0.97
-    (real iALS factors reach 0.99 already at ef_search=128)."""
+    Defaults: inner-product graphs need a high degree; the recall and latency behind them are in
+    benchmarks/results/ann.md."""
 
     m: int = 64
     ef_construction: int = 200

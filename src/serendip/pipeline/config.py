@@ -1,19 +1,11 @@
 """Every knob of the two-stage pipeline in one frozen, validated config.
 
-`PipelineConfig` is the `pipeline` model's `Config` (a `ModelConfig`), grouped by stage:
-
-- `sources`: {source name: `SourceSpec(params, quota)`} -- which candidate sources run, their
-  parameters, and how many candidates each may contribute to the merged frame (its quota);
-- `ranker`: the LightGBM LambdaRank parameters and the time-based training recipe
-  (`RankerParams`);
-- `rerank`: MMR diversity, the in-network/out-of-network mix target, the per-author cap and
-  the popularity / exposure penalties (`RerankParams`);
-- `filters`: what may never be shown (`FilterParams`).
-
-Nested groups can be set whole (`{"ranker": {"n_estimators": 50}}`) or by dotted key
-(`{"ranker.n_estimators": 50, "sources.trending.quota": 10}`), which is how the flat search
-space of the study (`SEARCH_SPACE`) addresses them. A typo anywhere fails at once with the valid
-names.
+`PipelineConfig` is the `pipeline` model's `Config`, grouped by stage: `sources` ({name:
+`SourceSpec(params, quota)`}: which candidate sources run and how many candidates each may
+contribute), `ranker` (`RankerParams`), `rerank` (`RerankParams`), `filters` (`FilterParams`).
+Groups can be set whole (`{"ranker": {"n_estimators": 50}}`) or by dotted key
+(`{"sources.trending.quota": 10}`), which is how the study's flat `SEARCH_SPACE` addresses
+them; a typo anywhere fails at once with the valid names.
 
 >>> cfg = PipelineConfig.model_validate({"ranker.learning_rate": 0.1, "rerank.author_cap": 2})
 >>> cfg.ranker.learning_rate, cfg.rerank.author_cap
@@ -73,36 +65,30 @@ DEFAULT_SOURCES: dict[str, int] = {
 
 
 class RankerParams(_Frozen):
-    """LightGBM LambdaRank and its training recipe.
+    """LightGBM LambdaRank and its training recipe (`serendip.pipeline.ranker.train_ranker`).
 
-    The training data is split in time: sources and features are fitted on the past window and
-    the labels are the interactions of the following window -- with `label_split="global"` the
-    last `label_fraction` of the training interactions by time (one cut for everyone, as the
-    temporal protocol), with "per-user" each user's latest `label_fraction` of interactions
-    (every active user becomes a training group; for data where users come and go); with
-    "random" -- and whatever the split when the data has no timestamps -- a seeded random
-    holdout of that share of each user's interactions (matches a random evaluation protocol,
-    and data whose timestamps are sparse or not interaction times, e.g. Last.fm's tag dates). `n_windows` > 1
-    slides further label windows back in time (each one `label_fraction` earlier, stage one
-    refitted on what precedes it): more training groups for small data. Labels
-    are graded by event strength (`label_gains`: event name -> grade; a rating of 4 or more
-    counts one grade above a lower one). Users of the label window are split into training and
-    early-stopping groups (`valid_fraction`); at most `max_label_users` are used (seeded sample).
+    Sources and features are fitted on a past window, labels come from the next one.
+    `label_split`: "global" = the last `label_fraction` of training interactions by time (one
+    cut for everyone, as the temporal protocol); "per-user" = each user's latest
+    `label_fraction`; "random" (also whatever the split, on data without timestamps) = a seeded
+    random holdout of that share per user, for random protocols and timestamps that are not
+    interaction times (Last.fm's tag dates). `n_windows` > 1 adds label windows further back,
+    each `label_fraction` earlier (more training groups for small data). Labels: `label_gains` (event -> grade; a rating >= 4 one
+    grade up). Label users (at most `max_label_users`, seeded) are split into training and
+    early-stopping groups by `valid_fraction`.
     """
 
     n_estimators: int = Field(default=300, ge=1, le=5000)
     learning_rate: float = Field(default=0.05, gt=0.0, le=1.0)
     # Small trees, many rows a leaf, half the features per tree, five bagged members (below):
-    # the recipe bench_pipeline validated on all three of its datasets (ML100K temporal: NDCG@10
-    # 0.217 against 0.184 with LightGBM's 31 leaves and one member; Last.fm and `small` meet
-    # their floors with it). Label data is a few hundred to a few thousand users whose noise
-    # deep trees fit; a platform with far more label users can afford deeper trees.
+    # label data is a few hundred to a few thousand users, whose noise deep trees fit; a
+    # platform with far more label users can afford deeper trees. Chosen on validation folds,
+    # see docs/research-log.md (Ranker defaults).
     num_leaves: int = Field(default=3, ge=2, le=1024)
     min_child_samples: int = Field(default=100, ge=1)
     subsample: float = Field(default=1.0, gt=0.0, le=1.0)
     colsample_bytree: float = Field(default=0.5, gt=0.0, le=1.0)
     reg_lambda: float = Field(default=1.0, ge=0.0)
-    #: LightGBM threads: 1 is fastest on a shared, small machine (OpenMP threads contend).
     early_stopping_rounds: int = Field(default=30, ge=1)
     label_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
     valid_fraction: float = Field(default=0.2, ge=0.0, lt=1.0)
@@ -137,6 +123,7 @@ class RankerParams(_Frozen):
     #: 7-day decayed count (`serendip.pipeline.ranker.PRIOR_FEATURE`), the trees learn
     #: corrections to it; 0 = off (boosting from zero).
     prior_weight: float = Field(default=0.0, ge=0.0, le=100.0)
+    #: LightGBM threads: 1 is fastest on a shared, small machine (OpenMP threads contend).
     num_threads: int = Field(default=1, ge=1, le=64)
 
     @model_validator(mode="after")
@@ -177,49 +164,44 @@ RERANK_STEPS: tuple[RerankStepName, ...] = get_args(RerankStepName)
 
 
 class RerankParams(_Frozen):
-    """Re-ranking of the ranker's list.
+    """Re-ranking of the ranker's list (`serendip.pipeline.rerank`). "Relevance" below is the
+    ranker's score min-max scaled over the pool, in [0, 1]; every knob is off at its neutral
+    value (1, None, 0), and `active_steps` lists the steps that run."""
 
-    mmr_lambda: maximal marginal relevance trade-off, 1 = pure relevance, lower = more diverse
-    (similarity over `diversity`: the items' category, tags, or both). oon_target: the share of
-    out-of-network items (none of the user's followees interacted with them) the list should
-    hold, None = no target. author_cap: at most this many items by one author, None = no cap.
-    pool: how many of the ranker's best candidates enter the re-ranking. popularity_penalty:
-    relevance (the score min-max scaled over the pool, in [0, 1]) minus this times the item's
-    log popularity over the catalog's largest (in [0, 1]); 0 = off, higher = more long tail,
-    more catalog coverage (a calibrated popularity debiasing, tuned on validation).
-    tail_target: the least share of the list from the long tail (items outside the popular head:
-    the most interacted-with items that together hold half of the training interactions),
-    held on every prefix like oon_target; None = no quota.
-    oon_boost: added to the relevance of out-of-network candidates (relevance = the score min-max
-    scaled over the pool, in [0, 1]): a soft preference for discovery, 0 = off; combines with
-    oon_target (the target picks the side, the boost the order within and across sides).
-    exposure_penalty: relevance minus this times log(1 + how often the item was already shown)
-    -- to the users served before in the same `recommend` call (in the order given), or, with
-    `exposure_half_life`, by this serving process; 0 = off. Spreads attention over the catalog
-    (catalog coverage, reach for creators) at some relevance cost; tuned on validation.
-    exposure_free_top: the first positions of every list, exempt from the exposure penalty (the
-    head of a list carries most of its value; the penalty spreads the rest), 0 = none.
-    exposure_half_life: None = the count starts from zero at every call (one batch); a number of
-    served lists = one counter kept across calls, older lists fading with this half-life (a
-    serving knob: one-user requests then see what the others were shown). Runtime state only,
-    never saved with the model.
-    steps: the order in which the re-ranking steps act (names from `RERANK_STEPS`), None = the
-    default order. A step runs when its knob is on (`active_steps`); the order counts within a
-    step's kind (`serendip.pipeline.rerank.steps`): which share target a slot honours first, in
-    which order relevance shifts add up. Every step whose knob is on must be listed.
-    """
-
+    #: Maximal marginal relevance trade-off: 1 = pure relevance, lower = more diverse, by the
+    #: similarity of `diversity` (the items' category, tags, or both).
     mmr_lambda: float = Field(default=0.85, ge=0.0, le=1.0)
     diversity: Literal["category", "tags", "category+tags"] = "category+tags"
+    #: Share of out-of-network items (no followee of the user interacted with them) every
+    #: prefix of the list should hold; None = no target.
     oon_target: float | None = Field(default=None, ge=0.0, le=1.0)
+    #: At most this many items by one author; None = no cap.
     author_cap: int | None = Field(default=3, ge=1)
+    #: How many of the ranker's best candidates enter the re-ranking.
     pool: int = Field(default=100, ge=1, le=5000)
+    #: Relevance minus this x the item's log popularity over the catalog's largest (in [0, 1]):
+    #: a calibrated popularity debiasing, higher = more long tail and catalog coverage.
     popularity_penalty: float = Field(default=0.0, ge=0.0, le=5.0)
+    #: Least share of the list from the long tail (outside the popular head: the most
+    #: interacted-with items holding half of the training interactions), on every prefix like
+    #: `oon_target`; None = no quota.
     tail_target: float | None = Field(default=None, ge=0.0, le=1.0)
+    #: Added to the relevance of out-of-network candidates: a soft preference for discovery;
+    #: with `oon_target`, the target picks the side and the boost the order.
     oon_boost: float = Field(default=0.0, ge=0.0, le=10.0)
+    #: Relevance minus this x log(1 + times the item was already shown) -- to the users served
+    #: before in the same `recommend` call, or by this process with `exposure_half_life`.
+    #: Spreads attention over the catalog (reach for creators) at some relevance cost.
     exposure_penalty: float = Field(default=0.0, ge=0.0, le=100.0)
+    #: The first positions of every list, exempt from the exposure penalty.
     exposure_free_top: int = Field(default=0, ge=0, le=5000)
+    #: None = the exposure count restarts at every call; a number of served lists = one counter
+    #: kept across calls, older lists fading with this half-life (runtime state, never saved).
     exposure_half_life: float | None = Field(default=None, gt=0.0)
+    #: Order in which the steps act (names from `RERANK_STEPS`), None = the default order. It
+    #: counts within a step's kind (`serendip.pipeline.rerank.steps`): which share target a slot
+    #: honours first, in which order relevance shifts add up. Every step whose knob is on must
+    #: be listed.
     steps: tuple[RerankStepName, ...] | None = None
 
     def _knobs_on(self) -> dict[RerankStepName, bool]:

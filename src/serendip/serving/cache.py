@@ -88,9 +88,9 @@ class SnapshotCache:
     by user and context item) and the catalog mask of deleted items (stamped with the live
     catalog version). Thread-safe; every operation is O(1) under one short lock.
 
-    capacity: most users kept (0 disables the candidate cache). An entry is ~30-35 KB on the
-    `small` preset (~230 candidates with per-source scores and ranks, the user's context, the
-    explanations served), so 10,000 users hold ~350 MB."""
+    capacity: most users kept (0 disables the candidate cache). An entry holds the user's
+    candidates with per-source scores and ranks, their context and the explanations served:
+    tens of KB on the `small` preset, so size the capacity in hundreds of MB per 10,000 users."""
 
     def __init__(self, capacity: int) -> None:
         if capacity < 0:

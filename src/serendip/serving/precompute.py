@@ -1,22 +1,16 @@
 """Precomputed ranked candidates for every known user: the serving fast path at platform scale.
 
-A pipeline request has an expensive half (the user's context, every candidate source, merge,
-features, the ranker: ~10-30 ms of CPU for one user) and a cheap half (filters, re-ranking,
-backfill, explanations of the returned items). The expensive half depends only on the model and
-the user's state as the model saw it, so for every user with no live state since the fit it can
-be computed ahead, in batch -- one `ServingModel.candidates` call for a thousand users costs a
-fraction per user of a thousand single calls -- and a request only finishes the list.
-
-`RankedLists` holds, per user index of the model's vocabulary, the `depth` best candidates that
-pass the static rules (item indices, ranker scores) and the sources that proposed each one (name,
-score, rank: what an explanation cites), in flat CSR-like arrays (~3 KB per user at depth 120).
-It is built at fit time and saved next to the artifact (`serving-lists/`), so a restart loads it
-(memory-mapped, in well under a second) instead of recomputing; a model activated without it
-builds it in the background after the load.
-
-A cut list (`total` > depth) is only exact for a request that still has at least the re-ranking
-pool of allowed candidates in it; the runtime checks that and computes the user in full
-otherwise (filters that remove many candidates: categories, authors, long exclude lists).
+A pipeline request has an expensive half (context, every candidate source, merge, features,
+the ranker) and a cheap half (filters, re-ranking, backfill, explanations). The expensive half
+depends only on the model and the user's state as the model saw it, so for users with no live
+state since the fit it is computed ahead, in batch (far cheaper per user than single calls),
+and a request only finishes the list. `RankedLists` holds, per user index, the `depth` best
+candidates passing the static rules (item indices, ranker scores, the proposing sources' name,
+score and rank) in flat CSR-like arrays, built at fit time and saved next to the artifact
+(`serving-lists/`, memory-mapped on load); a model activated without them builds them in the
+background. A cut list (`total` > depth) is exact only while a request leaves at least the
+re-ranking pool of allowed candidates in it; the runtime checks that and otherwise computes
+the user in full (filters that remove many candidates: categories, authors, exclude lists).
 """
 
 from __future__ import annotations
@@ -372,13 +366,12 @@ def build_ranked_lists(
     progress: Callable[[int, int], None] | None = None,
 ) -> RankedLists | None:
     """Rank every known user's candidates in batches of `batch` users
-    (`ServingModel.candidates`), keeping the `depth` best (default: the re-ranking pool + 20, so a few
-    live deletions or exclusions never send a request to the full path), plus the final list
-    of an unfiltered request for `final_k` items with its explanations. `users`: the user
-    indices to build (default all; the rest get empty lists -- for tests and benchmarks).
-    `workers` > 1 (with `directory`, the saved artifact, and `adapter`, which serves it): that
-    many worker processes, each loading the artifact, share the users -- on a shared machine the fit's owner gets more
-    of the cores. `fingerprint`: of the artifact the model was saved as
+    (`ServingModel.candidates`), keeping the `depth` best (default: the re-ranking pool + 20,
+    so a few live deletions or exclusions never send a request to the full path), plus the
+    final list of an unfiltered request for `final_k` items with its explanations. `users`: the
+    user indices to build (default all; the rest get empty lists). `workers` > 1 (with
+    `directory`, the saved artifact, and `adapter`, which serves it): that many processes, each
+    loading the artifact, share the users. `fingerprint`: of the artifact the model was saved as
     (`fingerprint(directory)`), so a later load can tell the lists belong to it. None when
     `should_stop` turned true part-way (a swap or a shutdown)."""
     n_users = len(serving.model.users_)

@@ -204,7 +204,7 @@ def _recommend(
     if entry is not None and entry.cut and not _enough(entry.items, allowed, pool):
         entry = None  # this request's filters leave too few of the cut list: in full
     if entry is None:
-        # from the lists: rebuilt per request (~0.1 ms), never cached -- the LRU would only
+        # from the lists: rebuilt per request (cheap), never cached -- the LRU would only
         # duplicate them, and a full one makes every garbage collection walk its entries
         entry = _precomputed(snap, user, stamp, req.context_item, allowed, pool)
         if entry is None:

@@ -1,8 +1,7 @@
 """`analyze_dataset`: every statistic of the report, computed column-wise with NumPy.
 
-Cost on the platform preset (100K users, 1M items, 20M interactions): one sort of the pair
-keys shared by all sections, a few passes over the columns, a Python pass over the 1M item
-texts for the metadata section and a sampled in-network check; see benchmarks/bench_analyze.py.
+Cost: one sort of the pair keys shared by all sections, a few linear passes over the columns,
+a Python pass over the item texts for the metadata section and a sampled in-network check.
 """
 
 from __future__ import annotations
@@ -74,22 +73,17 @@ def analyze_dataset(
     progress: ProgressCallback | None = None,
     extra_issues: Sequence[QualityIssue] = (),
 ) -> DatasetAnalysis:
-    """Measure one dataset: sizes, distributions, funnel, time, metadata, social graph, quality.
+    """Measure one dataset (any loaded `Dataset`): sizes, distributions, funnel, time,
+    metadata, social graph, quality.
 
-    Args:
-        ds: any loaded `Dataset` (MovieLens, Last.fm, the synthetic platform, CSV/Parquet).
-        in_network_sample: rows of the uniform sample the "followee interacted before" check
-            uses when an exact pass would need more than 30M lookups (see `InNetworkStats`).
-        seed: seed of that sample.
-        now: epoch seconds after which a timestamp counts as "in the future" (default: the
-            clock); pass it for reproducible data-quality findings.
-        progress: optional callback (step, done, total) for a progress bar.
-        extra_issues: findings from outside the dataset, such as the rows a loader dropped
-            (`on_bad_rows="drop"`), listed with the data-quality findings.
+    in_network_sample / seed: the uniform sample of rows the "followee interacted before" check
+    uses when an exact pass would exceed 30M lookups (see `InNetworkStats`).
+    now: epoch seconds after which a timestamp counts as "in the future" (default: the clock;
+    pass it for reproducible findings). progress: callback (step, done, total). extra_issues:
+    findings from outside the dataset (rows a loader dropped), listed with the quality ones.
 
-    Returns:
-        A frozen `DatasetAnalysis`; sections the data cannot support are None with the reason
-        in `.absent`. Memory peaks at roughly 6 x 8 bytes per interaction.
+    Returns a frozen `DatasetAnalysis`; sections the data cannot support are None with the
+    reason in `.absent`. Memory peaks at roughly 6 x 8 bytes per interaction.
     """
     if in_network_sample < 1:
         raise ConfigError(f"in_network_sample must be at least 1, got {in_network_sample}")

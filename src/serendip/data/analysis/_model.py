@@ -343,7 +343,8 @@ class DatasetAnalysis:
     quality: tuple[QualityIssue, ...]
     #: Why a section is None, by section name ("values", "temporal", "social", "in_network").
     absent: Mapping[str, str] = field(default_factory=dict)
-    #: Seconds each analysis step took (for benchmarks; not part of the data's description).
+    #: Seconds each analysis step took (the report footer sums them; not part of the data's
+    #: description).
     timings_s: Mapping[str, float] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 

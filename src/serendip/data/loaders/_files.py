@@ -224,17 +224,14 @@ def load_files(
 ) -> Dataset:
     """Load the CLI's files into one validated `Dataset`.
 
-    Each argument is a path (CSV or Parquet, told apart by suffix) or a `SourceFile` (column
-    mapping, delimiter, encoding). Users are those of the users file when one is given (then
-    every interaction and social edge must name one of them); otherwise every user named by
-    the interactions or the social graph (a followee without interactions is a user too).
-    Items are those of the items file followed by any further item the interactions name;
-    with an items file, an interaction naming another item is an error.
-
+    Each argument is a path (CSV or Parquet, by suffix) or a `SourceFile` (column mapping,
+    delimiter, encoding). Users: the users file's (every interaction and edge must name one),
+    else everyone the interactions or the social graph name. Items: the items file's (an
+    interaction naming another is an error), else those the interactions name.
     `on_bad_rows="raise"` stops at the first malformed row with a `DataError` naming file,
-    line, field and problem; "drop" drops such rows and counts them in `report` (a warning
-    lists them when no report is passed). `undirected_social` reads each social line as a
-    friendship and stores both directions. `name` defaults to the interactions file's stem.
+    line, field and problem; "drop" drops such rows and counts them in `report` (else a
+    warning lists them). `undirected_social`: each social line is a friendship, stored both
+    ways. `name` defaults to the interactions file's stem.
 
     >>> ds = load_files("interactions.csv", items="items.csv", social="social.csv")  # doctest: +SKIP
     """
@@ -279,8 +276,8 @@ def assemble(
     """Check the files against each other and build the `Dataset` (see `load_files`).
 
     The metadata goes through `Dataset.from_frames`; the (possibly tens of millions of)
-    interaction and edge rows are mapped to dense indices here with Arrow hash lookups,
-    which is what keeps a 20M-row load well under a minute.
+    interaction and edge rows are mapped to dense indices here with Arrow hash lookups (no
+    Python pass per row).
     """
     if progress is not None:
         progress("checking references between files")

@@ -1,7 +1,7 @@
 """What a model costs: fit time, peak memory, size on disk, recommendation latency.
 
 Each measure says what it is (`COST_NOTES`), because "memory" and "latency" mean different
-things in different benchmarks:
+things in different tools:
 
 - fit_seconds: wall time of `fit` (this process; includes the machine's other load).
 - peak_memory_mb: the largest resident set size (RSS) of this process sampled every 10 ms by

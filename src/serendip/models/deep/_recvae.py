@@ -36,11 +36,8 @@ class RecVAEConfig(DeepConfig):
     """hidden: width of the encoder's `layers` layers; latent: size of z; dropout: on the
     normalised input during encoder updates; gamma: KL weight per history item (beta = gamma x
     the user's history length); encoder_passes: encoder epochs per decoder epoch. Defaults:
-    bench_models' tuning on MovieLens 100K (12 optuna trials on validation carved from train:
-    0.259 validation NDCG@10; rounded), with the paper's 5 layers, 3 encoder passes and early
-    stopping on the validation carve. On that validation split the paper's own settings (hidden
-    600, latent 200, gamma 0.005, batches of 500, lr 5e-4) give 0.234 and Mult-VAE 0.270
-    (`python benchmarks/recvae_width_probe.py --dataset ml-100k`)."""
+    tuned on MovieLens 100K validation (rounded), with the paper's 5 layers and 3 encoder passes;
+    they beat the paper's own settings there (docs/research-log.md, RecVAE width and settings)."""
 
     hidden: int = Field(default=144, ge=1)
     latent: int = Field(default=47, ge=1)

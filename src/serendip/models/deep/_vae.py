@@ -44,13 +44,8 @@ class MultVAEConfig(DeepConfig):
     normalised input (the paper's 0.5); anneal_cap: the largest KL weight beta; anneal_epochs:
     epochs over which beta rises linearly from 0 to the cap (0 = the cap from the start).
 
-    Defaults: the paper's (Liang et al. 2018). bench_models' 20-trial ML100K tuning on CPU (`python
-    benchmarks/bench_models.py --dataset ml-100k --models multvae --tune 20 --tune-timeout
-    1200`) chose latent 218, dropout 0.34, anneal cap 0.42, lr 1.4e-3, recorded in
-    benchmarks/model_params.json and used by the table's row; it gained 0.0011 validation NDCG@10
-    (0.2716; the paper's settings 0.2705 on the same carving, the `multvae` row of
-    benchmarks/results/hybrid-search-ml-100k.md), within one carving's noise, so the defaults
-    stay the paper's."""
+    Defaults: the paper's architecture and dropout (Liang et al. 2018); a tuning on ML100K
+    validation gained no more than one carving's noise (docs/research-log.md, Mult-VAE tuning)."""
 
     hidden: tuple[int, ...] = (600,)
     latent: int = Field(default=200, ge=1)

@@ -18,7 +18,7 @@ __all__ = ["IALS"]
 
 
 class IALSConfig(FactorConfig, AnnOptions):
-    # defaults: tuned on MovieLens 100K validation (benchmarks protocol, binary interactions)
+    # defaults: tuned on MovieLens 100K validation (random 80/20 seed 42, binary interactions)
     factors: int = Field(default=24, ge=1, le=4096)
     #: L2 weight on every factor vector (implicit's `regularization`, not scaled by counts).
     regularization: float = Field(default=45.0, ge=0.0)

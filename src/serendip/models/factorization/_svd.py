@@ -17,7 +17,7 @@ __all__ = ["NMF", "PureSVD"]
 
 
 class PureSVDConfig(FactorConfig):
-    # defaults: tuned on MovieLens 100K validation (benchmarks protocol, binary interactions)
+    # defaults: tuned on MovieLens 100K validation (random 80/20 seed 42, binary interactions)
     factors: int = Field(default=16, ge=1, le=4096)
     #: Column j of the matrix is scaled by norm_j ** -popularity_exponent before the SVD (0 =
     #: plain PureSVD); it lifts long-tail items, as in EigenRec.
@@ -88,7 +88,7 @@ class PureSVD(FactorModel[PureSVDConfig]):
 
 
 class NMFConfig(FactorConfig):
-    # defaults: tuned on MovieLens 100K validation (benchmarks protocol, binary interactions)
+    # defaults: tuned on MovieLens 100K validation (random 80/20 seed 42, binary interactions)
     factors: int = Field(default=32, ge=1, le=4096)
     #: Regularisation of both factor matrices (scikit-learn's alpha_W = alpha_H; scikit-learn
     #: scales it by the matrix's other dimension).

@@ -27,9 +27,9 @@ from serendip.models.hybrid._members import (
 __all__ = ["WeightTuning", "WeightedHybrid", "WeightedHybridConfig"]
 
 
-#: The default blend: chosen on MovieLens 100K validation carvings only (never on test) by
-#: `benchmarks/hybrid_search.py` (members, their parameters, normalisation, weights; the search
-#: and its one test evaluation are in benchmarks/results/hybrid-search-ml-100k.md). Members
+#: The default blend: members, their parameters, normalisation and weights chosen on MovieLens
+#: 100K validation carvings only (never on test); `serendip.evaluation.selection.select_blend`
+#: (`serendip select-blend`) re-derives it, docs/research-log.md holds the search. Members
 #: given as {} take their own (tuned) defaults.
 TUNED_BLEND: dict[str, Any] = {
     "label": "every-non-vae/rank@c60/seeds=42,43,44,45,46,47,48,49,50,51/v0.1/v1",
@@ -98,7 +98,7 @@ class WeightedHybridConfig(ModelConfig):
 
     members: dict[str, dict[str, Any]] = Field(default_factory=_default_members)
     weights: dict[str, float] | None = None
-    normalization: Normalisation = "minmax"  # the default members: their tuned one
+    normalization: Normalisation = "minmax"  # for other members; the default ones: TUNED_BLEND's
     rank_constant: float = Field(default=60.0, ge=0.0)
     activity_bounds: list[int] = Field(default_factory=list)
     activity_weights: list[dict[str, float]] = Field(default_factory=list)

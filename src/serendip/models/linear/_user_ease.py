@@ -2,9 +2,8 @@
 
 EASE reconstructs each item column from the other items; User-EASE reconstructs each user's row
 from the other users' rows. It is the linear, dense counterpart of user-kNN, and it ranks
-differently enough from item-side EASE that the two blend well (MovieLens 100K: on validation
-carvings of the training data, User-EDLAE alone matched item-side EDLAE and the 50/50 rank
-blend gained about 2% NDCG@10 over either, `benchmarks/hybrid_search.py`).
+differently enough from item-side EASE that the two blend well (docs/research-log.md, member
+probes).
 """
 
 from __future__ import annotations
@@ -31,9 +30,8 @@ __all__ = ["UserEASE", "UserEASEConfig"]
 
 
 class UserEASEConfig(ProfileConfig):
-    """Defaults tuned on MovieLens 100K (binary, random 80/20 seed 42, validation NDCG@10; 20
-    optuna trials, `benchmarks/bench_models.py --tune 20`). On Last.fm listen counts,
-    confidence="log1p", l2 about 630, dropout about 0.83 validated best."""
+    """Defaults tuned on MovieLens 100K (binary, random 80/20 seed 42, validation NDCG@10); on
+    listen counts use confidence="log1p" (Last.fm's tuned values: benchmarks/model_params.json)."""
 
     l2: float = Field(default=320.0, gt=0.0, description="ridge lambda added to the Gram diagonal")
     dropout: float = Field(

@@ -38,10 +38,9 @@ class ExploreConfig(SourceConfig):
     a log with no liking event at all, such as listens, every interaction counts).
     half_life_days: recency decay of those likes relative to `ctx.now`.
 
-    Defaults chosen on the synthetic `small` platform, on a validation window carved from the
-    training part of a temporal split (the last 20% of the first 80%): recall@100 of that
-    window 0.017 against 0.003 for 60 explorers with a 60-day half-life. A wide circle and a
-    short half-life work because what strangers liked this week is what spreads next."""
+    Defaults: chosen on a validation window of the synthetic `small` platform
+    (docs/research-log.md, source defaults). A wide circle and a short half-life work because
+    what strangers liked this week is what spreads next."""
 
     fof_weight: float = Field(default=1.0, ge=0)
     similar_weight: float = Field(default=1.0, ge=0)

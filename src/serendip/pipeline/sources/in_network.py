@@ -31,8 +31,8 @@ class InNetworkConfig(SourceConfig):
     half_life_days: recency decay of each action relative to `ctx.now` (None = off).
     tie_prior: smoothing mass of the tie strength (see `SocialStats`).
 
-    The 3-day half-life was chosen on a validation window carved from the training part of the
-    synthetic `small` platform's temporal split (recall@100 0.102, against 0.093 at 14 days)."""
+    Defaults: the 3-day half-life was chosen on a validation window of the synthetic `small`
+    platform (docs/research-log.md, source defaults)."""
 
     event_weights: dict[str, float] = Field(default_factory=lambda: dict(SOCIAL_EVENT_WEIGHTS))
     author_weight: float = Field(default=2.0, ge=0)

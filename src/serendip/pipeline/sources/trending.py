@@ -23,9 +23,9 @@ class TrendingConfig(SourceConfig):
     """half_life_days: an interaction `a` days before `ctx.now` counts 0.5 ** (a / half-life).
     top_categories: when > 0, only items of the user's top categories (by history share; by
     declared interests without history) are proposed, falling back to all items when the user
-    has neither; 0 = global trending. On the synthetic `small` platform's validation window a
-    1-day half-life reaches more of the future than 3 days (recall@100 0.064 vs 0.041); 3 is
-    kept as the default for data whose timestamps are sparser (ratings, listens)."""
+    has neither; 0 = global trending. The 3-day half-life suits data whose timestamps are sparser
+    than a feed's (ratings, listens); a busy platform may want 1 day (docs/research-log.md,
+    source defaults)."""
 
     half_life_days: float = Field(default=3.0, gt=0)
     top_categories: int = Field(default=0, ge=0)
