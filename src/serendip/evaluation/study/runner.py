@@ -1,26 +1,15 @@
 """The study loop: every (dataset, protocol, model) cell split, tuned, fitted, measured, cached.
 
-For each cell:
+Per cell: 1. split by the protocol (seeded: every model sees the same split) and carve a
+validation split from train the same way; 2. `tune_model` on validation, never on test;
+3. refit the best parameters on all of train (`cost.measure_fit`: time, memory); 4. recommend
+top-max(K) for every test user, batched and one at a time (latency; cold users pass their
+fold-in history as `context`); 5. `evaluate_recommendations`; 6. write
+`OUT/cells/<dataset>/<protocol>/<model>/` result.json (+ per_user.npz, recs.csv), each file
+atomically, result.json last: a cell with one is finished and skipped by a rerun (unless
+`fresh`); a failing cell is recorded as "failed" and retried by the next run. At the end:
+paired significance per dataset x protocol, results.json + results.csv, the HTML leaderboard.
 
-1. split the dataset by the protocol (seeded, so every run and every model sees the same split)
-   and carve a validation split from train by the same scheme (`with_validation`);
-2. tune on validation with `tune_model` (optuna, the model's trial/time budget), never on test;
-3. refit the best parameters on the full train, measuring time and memory (`cost.measure_fit`);
-4. recommend top-max(K) for every test user, in one batch and one user at a time (latency);
-   on the cold-users protocol the held-out users are unknown to the model and their fold-in
-   history is passed as `context` (the cold-start path);
-5. evaluate with `evaluate_recommendations` (the same function as `serendip evaluate`);
-6. write `OUT/cells/<dataset>/<protocol>/<model>/` result.json (+ per_user.npz, recs.csv),
-   each file atomically, result.json last: a cell with a result.json is finished, and a rerun
-   skips it (unless `fresh`). A failure of one cell (a `SerendipError` or any exception from a
-   model) is recorded with status "failed" and the study goes on; failed cells are retried by
-   the next run.
-
-At the end: paired significance against the best baseline per dataset x protocol (when
-`significance.py` is present), results.json + results.csv, and the HTML leaderboard (when
-`leaderboard.py` is present).
-
->>> from serendip.evaluation.study import load_profile, run_study
 >>> results = run_study(load_profile("quick"), Path("study-out"))  # doctest: +SKIP
 """
 
@@ -280,7 +269,7 @@ class StudyRunner:
     sources: dataset name -> an already available directory or file, overriding the config's
     source (the demo passes the platform it just generated).
     datasets: dataset name -> an already loaded `Dataset`, overriding the config's source.
-    leaderboard: write the HTML leaderboard at the end (when its module is present).
+    leaderboard: write the HTML leaderboard at the end.
     """
 
     def __init__(

@@ -30,7 +30,8 @@ from serendip.models.social._graph import (
 
 __all__ = ["SocialMF", "SocialMFConfig"]
 
-#: Popularity tie-break: orders users without any signal (zero factors) by popularity.
+#: Popularity tie-break added to every score: for a user without any signal (zero factors) it
+#: orders the items by popularity.
 _TIE = 1e-6
 #: Interactions handled at once in the confidence-weighted products: small enough that the
 #: gathered (chunk x factors) rows stay in cache, which makes the gather several times faster.
