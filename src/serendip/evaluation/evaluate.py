@@ -1,20 +1,15 @@
 """Score top-K recommendation lists against a test set: `evaluate_recommendations`.
 
-The protocol (the same for every model of a study):
+The protocol, the same for every model of a study:
 
-- The truth of a user is their test items; with `exclude_train_from_truth` (default) items the
-  user already has in train (or in the fold-in history, when given) are removed from it, since
-  the lists skip seen items. Test
-  users are the users with non-empty truth; every average is over ALL of them, and a test user
-  without a list (or with an empty one) scores 0.
-- Lists are top-K over the full catalog; nothing is sampled. A list longer than K is cut to K;
-  a shorter one is judged with its missing slots as misses.
-- Popularity statistics (novelty, average popularity, the popularity baseline of serendipity)
-  come from train: the number of distinct training users per item.
-- Every metric is also reported per slice of users by training activity (distinct training
-  items): "cold", "light", "heavy" (see `ActivitySlices`).
-
-See `serendip.evaluation.metrics` for the formula of each metric.
+- A user's truth is their test items, minus (with `exclude_train_from_truth`, the default)
+  items already in their train or fold-in history, since lists skip seen items. Test users
+  are those with non-empty truth; every average is over ALL of them (no list scores 0).
+- Lists are top-K over the full catalog, nothing sampled; longer lists are cut to K, missing
+  slots of shorter ones are misses.
+- Popularity (novelty, average popularity, serendipity's baseline) is the number of distinct
+  training users per item. Every metric is also reported per activity slice
+  (`ActivitySlices`). Formulas: `serendip.evaluation.metrics`.
 """
 
 from __future__ import annotations
@@ -384,31 +379,16 @@ def evaluate_recommendations(
     keep_per_user: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> EvaluationResult:
-    """Every metric of `recs` against `test`, for each cutoff in `k`, overall and per slice.
+    """Every metric of `recs` against `test` (sharing `train`'s vocabulary) for each cutoff in
+    `k`, overall and per activity slice. recs: a DataFrame user,item,rank (external IDs; or
+    `score`), an int array (n_users, K) of item indices (row u = user u, -1 padded), a
+    `TopKLists`, or any object with `.users` and `.items` such as `RecLists`. embeddings:
+    (n_items, d) for cosine diversity (else Jaccard on tags+category); baseline: (n_users, >= K)
+    lists replacing serendipity's popularity one; fold_in: a cold-user split's history, seen like
+    train. A metric family that cannot be computed (oon_* without a social graph) is in `notes`.
 
-    recs: a DataFrame user,item,rank (external IDs; `score` may replace `rank`); an int array
-    (n_users, K) of item indices aligned with the user vocabulary (row u = user u, -1 padded);
-    a `TopKLists`; or any object with `.users` (n,) (user indices or external IDs) and `.items`
-    (n, K) item indices, such as a model's `RecLists` (its `.item_vocab`, when it differs from
-    the evaluation's, is mapped by ID).
-    train, test: Datasets sharing one vocabulary (e.g. the parts of a `Split`).
-    embeddings: optional (n_items, d) item vectors; intra-list diversity then uses cosine
-    distance instead of the Jaccard distance of tag+category sets.
-    baseline: optional (n_users, >= K) item-index lists replacing the popularity baseline of
-    serendipity (row u = user u).
-    slices: activity slicing (default `ActivitySlices()`: cold < 5, light 5-20, heavy > 20).
-    fold_in: the fold-in history of a cold-user split (`Split.fold_in`): counted as seen, like
-    train, for the truth, the listed-seen-items diagnostic and the serendipity baseline (which
-    skips what a user has seen); popularity and activity slices stay train-only.
-    progress: called with the name of each stage as it starts.
-
-    Social metrics (oon_*) need `train.social`; diversity needs item tags/categories or
-    `embeddings`; a family that cannot be computed is skipped and named in `notes`.
-
-    >>> import pandas as pd
-    >>> from serendip.data import Dataset
     >>> ds = Dataset.from_frames(pd.DataFrame({"user": ["a", "a", "b"], "item": ["x", "y", "x"]}))
-    >>> train, test = ds.filter_interactions([True, False, True]), ds.filter_interactions([False, True, False])
+    >>> train, test = (ds.filter_interactions(np.array(b, bool)) for b in ([1, 0, 1], [0, 1, 0]))
     >>> recs = pd.DataFrame({"user": ["a"], "item": ["y"], "rank": [1]})
     >>> evaluate_recommendations(recs, train, test, k=2)["ndcg@2"]
     1.0

@@ -1,26 +1,16 @@
 """Top-K recommendation metrics as plain, vectorised functions.
 
-Conventions shared by every function here:
+Shared conventions. `recs`: int (n, K) item indices, row = one user's ranked list over the full
+catalog (no sampled negatives), unique items, -1 padded; a short list's missing slots are misses
+(precision divides by K). `hits`: bool (n, K), an item of the row's test set (`hit_matrix`).
+`n_truth`: int (n,), test items per row. Per-user metrics return float64 (n,); rows with
+empty truth score 0 on accuracy, rows with an empty list 0 on list metrics.
 
-- `recs`: int array (n, K) of item indices, row r = one user's ranked list (best first),
-  padded with -1 at the end when the list is shorter than K. Items in a row are unique. K is the
-  cutoff: a list shorter than K is judged as if its missing slots were misses (precision divides
-  by K, not by the list length). Lists are top-K over the full catalog (minus the user's
-  training items); there is no sampling of negatives anywhere.
-- `hits`: bool array (n, K), hits[r, p] = recs[r, p] is a test item of row r's user
-  (see `hit_matrix`).
-- `n_truth`: int array (n,), the number of test items of each row's user.
-- Per-user metrics return float64 arrays (n,); the caller averages them. Rows with empty truth
-  score 0 on every accuracy metric (`evaluate_recommendations` only scores users with truth);
-  rows with an empty list score 0 on every list metric.
-
-Accuracy metrics, for one user with list R (|R| <= K), test items T and hit positions p (1-based):
-
-- precision@K = |R ∩ T| / K
-- recall@K = |R ∩ T| / |T|;  capped recall@K = |R ∩ T| / min(|T|, K)
+For list R (|R| <= K), test items T and 1-based hit positions p:
+- precision@K = |R ∩ T| / K; recall@K = |R ∩ T| / |T|; capped recall@K = |R ∩ T| / min(|T|, K)
 - NDCG@K = Σ_hits 1/log2(p+1) / Σ_{q=1..min(|T|,K)} 1/log2(q+1)   (binary relevance)
-- AP@K = Σ_hits precision@p / min(|T|, K);  MAP@K is its mean
-- RR@K = 1 / first hit position (0 without a hit);  HitRate@K = 1 if any hit
+- AP@K = Σ_hits precision@p / min(|T|, K) (MAP@K: its mean); RR@K = 1 / first hit position
+  (0 without a hit); HitRate@K = 1 if any hit
 """
 
 from __future__ import annotations
@@ -297,21 +287,16 @@ def intra_list_distance(
     embeddings: np.ndarray | None = None,
     method: Literal["auto", "dense", "sparse"] = "auto",
 ) -> np.ndarray:
-    """Per-user mean pairwise distance between the listed items' content.
-
-    Exactly one of:
-    - `features`: binary CSR (n_items x n_features) of content sets (see `content_features`);
-      distance = Jaccard distance 1 - |A ∩ B| / |A ∪ B|. Two items both without content count
-      as identical (distance 0), so missing metadata never looks like diversity.
-    - `embeddings`: float array (n_items, d); distance = cosine distance 1 - cos(a, b). A zero
-      vector has cosine 0 with everything (distance 1).
-
-    Lists with fewer than two items score 0. Cost: embeddings O(n K d) through
-    |Σ e|² = Σ_i Σ_j e_i·e_j. Features: "sparse" (a block-diagonal sparse Gram product) costs
-    the number of item pairs of a list that share a feature; "dense" (batched (K x K) Gram
-    blocks) costs n K² F. "auto" takes dense only for few features (at most 64) that most
-    pairs share (an expected >= 0.4 shared features per pair), where it measured faster.
-    Both are exact and agree.
+    """Per-user mean pairwise distance between the listed items' content; lists with fewer
+    than two items score 0. Exactly one of:
+    - `features`: binary CSR (n_items x n_features) of content sets (`content_features`);
+      Jaccard distance 1 - |A ∩ B| / |A ∪ B|; two items without content count as identical, so
+      missing metadata never looks like diversity;
+    - `embeddings`: (n_items, d); cosine distance 1 - cos(a, b) (a zero vector: distance 1).
+    Cost: embeddings O(n K d) through |Σ e|² = Σ_i Σ_j e_i·e_j. Features: "sparse" (a
+    block-diagonal sparse Gram product) costs the item pairs of a list that share a feature;
+    "dense" (batched K x K Gram blocks) n K² F. "auto" takes dense only for at most 64 features
+    that most pairs share (>= 0.4 expected shared features per pair); both are exact.
     """
     if (features is None) == (embeddings is None):
         raise ConfigError("intra_list_distance needs exactly one of features or embeddings")

@@ -1,15 +1,10 @@
 """Train/test splitters: plain, seeded, deterministic functions from a `Dataset` to a `Split`.
 
-Every splitter only chooses rows: train and test are `ds.filter_interactions(mask)` of the same
-source, so they share the user and item vocabularies (one index space), the item and user
-metadata and the social graph. Interactions are held out by distinct (user, item) *pair*: all
-occurrences of a held-out pair go to the same side, so for one user an item is never in both
-train and test (a recommender excludes training items, so a repeated pair in test could never be
-hit). Where a splitter leaves source rows out of every part, it says which in its docstring and
-counts them in `Split.params["n_excluded"]`.
-
-Counts of "interactions" per user in thresholds (`min_interactions`) are counts of *distinct
-items*, the unit that is held out.
+Splitters only choose rows (`ds.filter_interactions(mask)`), so the parts share the user and
+item vocabularies, the metadata and the social graph. Interactions are held out by distinct
+(user, item) *pair* (a recommender excludes training items, so a repeated pair in test could
+never be hit), and per-user thresholds (`min_interactions`) count distinct items. A splitter
+that leaves rows out of every part says which, and counts them in `Split.params["n_excluded"]`.
 
 >>> import pandas as pd
 >>> from serendip.data import Dataset

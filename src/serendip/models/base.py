@@ -313,20 +313,15 @@ class Component(Generic[ConfigT]):
 class Recommender(Component[ModelConfigT], ABC):
     """Base class of every model, generic in its config (`Recommender[EASEConfig]`).
 
-    Subclasses set `name`, `description`, `Config` (a `ModelConfig`), optionally `search_space`
-    (for tuning) and `quick_params` (a configuration that fits in seconds on the `tiny` preset, used
-    by the contract tests and the quick study profile), and implement:
-
-    - `_fit(dataset)`: learn; `self.train_` (binary CSR of the training pairs), `self.users_`,
-      `self.items_` and `self.popularity_` are already set;
+    Subclasses set `name`, `description`, `Config`, optionally `search_space` and `quick_params`
+    (fits in seconds on the `tiny` preset: contract tests, the quick study), and implement:
+    - `_fit(dataset)`, with `train_` (binary CSR of the training pairs), `users_`, `items_`
+      and `popularity_` already set;
     - `_score_warm(user_idx)`: float32 (len(user_idx), n_items) scores for known users;
-    - optionally `_score_cold(context)` (an unknown user; `context` holds item indices the caller
-      knows, e.g. fold-in history), `_similar(item_idx)`, `_explain(u, i)`, `_update(...)`;
-    - optionally `_recommend_rows(request)`, where a model ranks other than by scoring the
-      catalog (an ANN index, a mix of members' lists, a pipeline); `recommend` stays the base
-      class's;
-    - `_state()` / `_set_state(state)` for save/load: arrays (NumPy or SciPy sparse) and a JSON dict.
-
+    - optionally `_score_cold(context)` (an unknown user's known item indices, e.g. fold-in
+      history), `_similar`, `_explain`, `_update`, and `_recommend_rows(request)` where a model
+      ranks other than by scoring the catalog (ANN, members' lists, a pipeline);
+    - `_state()` / `_set_state(state)` for save/load: NumPy/SciPy arrays and a JSON dict.
     Learned state ends in `_` and is set only by `fit`/`load` (scikit-learn's convention).
     """
 

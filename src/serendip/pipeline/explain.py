@@ -1,21 +1,13 @@
 """Explanations for the pipeline's recommendations: structured evidence and one short sentence.
 
-The candidate sources say why they proposed an item (`CandidateSource.evidence`); the explainer
-picks the source that proposed the item most strongly, checks its evidence against the data, and
-writes the sentence:
-
-- history items -> "Because you liked <title>" (content sources: "Similar to <title>");
-- followees who acted on the item -> "<n> people you follow liked this";
-- the followed author of a fresh item -> "New from <author>, whom you follow";
-- trending -> "Trending in <category>"; declared interests -> "Matches your interest in <x>";
-- other users (exploration) -> a sentence that names nobody; popularity -> "Popular with
-  everyone".
-
-Truth and privacy are enforced here, whatever a source says: a cited item must be in the user's
-history; a cited followee must be followed by the user and must have interacted with the item in
-the fitted data; a cited author must be the item's author and followed; nobody whose activity is
-private (`UserTable.private`) is ever cited, counted or named. Evidence that fails a check is
-dropped; a source left with nothing to say yields to the next one.
+The explainer takes the source that proposed the item most strongly (`CandidateSource.evidence`),
+checks its evidence against the data and writes the sentence: "Because you liked <title>"
+(content: "Similar to <title>"), "<n> people you follow liked this", "New from <author>, whom
+you follow", "Trending in <category>", "Matches your interest in <x>", a sentence naming nobody
+for exploration, "Popular with everyone". Whatever a source says, a cited item must be in the
+user's history, a cited followee followed and active on the item in the fitted data, a cited
+author the item's and followed, and nobody private (`UserTable.private`) is ever cited, counted
+or named. Evidence failing a check is dropped; a source left with nothing yields to the next.
 """
 
 from __future__ import annotations

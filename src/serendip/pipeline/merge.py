@@ -19,14 +19,11 @@ def merge_proposals(
 ) -> CandidateFrame:
     """Union of the sources' proposals for a batch of `n_rows` users.
 
-    per_source: source name -> one `Proposal` per row (best first), in the column order wanted.
-    quotas: how many of each source's proposals (its best) enter the frame; a source not named
-    enters all of them, 0 contributes no pair. A pair that entered through one source still gets
-    every other source's score and rank when that source proposed it too, beyond its quota:
-    the ranker should see all the evidence there is.
-
-    Rows are grouped by user ascending, items ascending within a user; score/rank are float32
-    (m, n_sources), NaN where a source did not propose the pair, rank 1-based.
+    per_source: source name -> one `Proposal` per row (best first), in column order. quotas: how
+    many of each source's best proposals enter (not named: all; 0: none). A pair that entered
+    through one source still gets every other source's score and rank beyond its quota: the
+    ranker should see all the evidence there is. Rows are sorted by user, then item; score and
+    rank are float32 (m, n_sources), NaN where a source did not propose the pair, rank 1-based.
 
     >>> from serendip.pipeline.candidates import Proposal
     >>> p = Proposal(np.array([5, 3]), np.array([2.0, 1.0], np.float32))

@@ -1,31 +1,16 @@
-"""Stage two: the learned ranker and its training recipe.
-
-Recipe (`train_ranker`), all inside the training data (the test split is never touched):
-
-1. `time_split`: the training interactions are cut in time; the past window (everything before
-   the last `label_fraction` of the time span's interactions) is what the sources and the
-   feature builder are fitted on, the following window gives the labels. Data without
-   timestamps (Last.fm's listen counts) falls back to a seeded per-user random holdout.
-2. `graded_labels`: a (user, item) pair of the label window, not already in the past window,
-   gets the grade of its strongest event (`RankerParams.label_gains`: share > like > click >
-   view; a rating of 4 or more one grade above a lower one).
-3. Candidates for the label window's users come from the past-fitted stage one
-   (`StageOne.frame`: every source's proposals merged with quotas), features from its
-   `FeatureBuilder`; a user's candidates are one LambdaRank group. Groups without any labelled
-   candidate carry no gradient and are dropped, and so are label users with fewer than
-   `min_history` past interactions (the protocols never ask about users without a history).
-4. `LambdaRanker` (LightGBM `objective="lambdarank"`) is trained with early stopping on
-   NDCG@`eval_at` of a held-out share of the label users -- or, with `n_models` = k > 1, k
-   members over k user folds, each early-stopped on its own fold, their scores averaged.
-   Deterministic: seeded, `deterministic=True`, row-wise histograms, a fixed small thread count.
-   With `prior_weight` w > 0 the boosting starts from a trending prior instead of zero: every
-   candidate's init score is -w x its log rank by 7-day decayed interaction count
-   (`PRIOR_FEATURE`, the time-decayed popularity order), and the trees learn corrections to
-   it; the prior is added back at prediction. Where a few hundred groups cannot teach the trees
-   much (ML100K temporal), early stopping keeps the ranker near the strong baseline.
-
-The caller then refits stage one on the full training data for serving; the ranker transfers
-because its features are relative (ranks, normalised scores, ages relative to the request time).
+"""Stage two: the learned ranker and its training recipe (`train_ranker`), all inside train:
+1. `time_split`: sources and features are fitted on the past window; the last `label_fraction`
+   of the interactions gives the labels (no timestamps: a seeded per-user random holdout).
+2. `graded_labels`: a label-window pair not already in the past gets its strongest event's
+   grade (`RankerParams.label_gains`).
+3. The past-fitted stage one proposes candidates and features; a label user is one LambdaRank
+   group, dropped without a labelled candidate or with < `min_history` past interactions.
+4. `LambdaRanker` (LightGBM lambdarank; seeded, deterministic, few threads) early-stops on
+   NDCG@`eval_at` of held-out label users; `n_models` = k > 1 averages k members over k user
+   folds. With `prior_weight` w > 0 boosting starts from -w x `PRIOR_FEATURE` (the trending
+   order), so where few groups teach the trees little the ranker stays near that baseline.
+Stage one is then refitted on all of train; the ranker transfers because its features are
+relative (ranks, normalised scores, ages relative to the request time).
 """
 
 from __future__ import annotations

@@ -1,21 +1,15 @@
 """The serving runtime: the active model version, hot swaps, and dispatch to the serving layer.
 
-`ModelRuntime` holds the active `Snapshot` -- the model's serving adapter (`ServingModel`),
-version, caches and precomputed lists -- behind a single reference. Requests read that reference
-once and use the snapshot they got to the end, so they never take a lock and never see half of a
-swap; `load` builds and validates a complete new snapshot (artifact read, the serving contract
-checked, a smoke recommendation for a few known users and one unknown user) and only then
-replaces the reference. A failed load raises `SerendipError` with the reason and leaves the old
-snapshot serving.
-
-The live state between fits (`serendip.serving.state.OnlineState`) survives swaps; every request
-combines the snapshot with it (`serendip.serving.serve`), so an event changes that user's next
-recommendations at once, without a retrain. A pipeline's precomputed lists are loaded with its
-artifact, or built in a background thread after a load that found none, and saved into it.
-
-Thread pools: BLAS and OpenMP are limited to one thread per process after each model load
-(`limit_threads`): one request is a few small products, and fanning them out over the cores of a
-shared machine costs more CPU than it saves.
+`ModelRuntime` holds the active `Snapshot` (the model's `ServingModel` adapter, version,
+caches, precomputed lists) behind one reference. A request reads it once and keeps that
+snapshot to the end, so it takes no lock and never sees half a swap; `load` builds and checks a
+complete new snapshot (artifact read, serving contract, a smoke recommendation for a few known
+users and one unknown) before replacing the reference, and a failed load raises
+`SerendipError` and leaves the old one serving. The live state between fits
+(`serendip.serving.state.OnlineState`) survives swaps, so an event changes that user's next
+recommendations at once. After each load BLAS and OpenMP are limited to one thread
+(`limit_threads`): a request is a few small products, and fanning them out over a shared
+machine's cores costs more CPU than it saves.
 """
 
 from __future__ import annotations

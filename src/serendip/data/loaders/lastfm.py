@@ -1,19 +1,15 @@
 """Last.fm HetRec 2011 (`hetrec2011-lastfm-2k/`): 1892 users, 17632 artists, listen counts,
-free-text tags and an undirected friend graph. Tab-separated files with a header.
+free-text tags and an undirected friend graph; tab-separated files with a header.
 
-- `user_artists.dat` (userID, artistID, weight) -> interactions, event "view", value = the
-  listen count, no timestamp.
-- `artists.dat` (id, name, url, pictureURL) -> items, title = the name.
-- `user_taggedartists.dat` (userID, artistID, tagID, day, month, year) joined to `tags.dat`
-  (tagID, tagValue) -> each artist's tags (its most often assigned ones, at most
-  `TOP_TAGS`, most frequent first; category = the first), and every assignment with its date
-  (midnight UTC) in `ds.extras["tag_assignments"]`.
-- `user_friends.dat` (userID, friendID) -> the social graph, undirected (both directions,
-  each once).
+- `user_artists.dat` -> interactions (event "view", value = listen count, no timestamp);
+- `artists.dat` -> items (title = the name);
+- `user_taggedartists.dat` joined to `tags.dat` -> each artist's `TOP_TAGS` most assigned tags
+  (most frequent first; category = the first), and every assignment with its date (midnight
+  UTC) in `ds.extras["tag_assignments"]`;
+- `user_friends.dat` -> the social graph, both directions, each once.
 
-Users are everyone named by the interactions or the friend graph. The files mix UTF-8 and
-latin-1 and contain stray quote characters: they are read as literal text, never quoted,
-with a latin-1 fallback, so that odd bytes never stop a load.
+Users: everyone named by the interactions or the friend graph. The files mix UTF-8 and latin-1
+and hold stray quotes: read as literal text, never quoted, with a latin-1 fallback.
 """
 
 from __future__ import annotations

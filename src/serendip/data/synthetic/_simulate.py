@@ -1,28 +1,17 @@
 """The interaction simulation: one simulated day at a time, all users at once.
 
-Each day, every active user gets a Poisson number of *exposures* (their activity x the day's
-rate; weekends busier; times follow a diurnal curve). An exposure has a source:
-
-- **author** (in network): a recent post of a followed author (feed ranking prefers fresh
-  posts, good ones and ones on the user's topics);
-- **social** (in network): an item a followee liked or shared on an earlier day (the push of a
-  like/share to the followers of whoever made it);
-- **discover** (out of network): a topic drawn from the user's interest mixture, then a fresh
-  item of that topic, favouring quality and items already popular. Discovery never returns
-  what the network already showed (an author the user follows, an item a followee liked or
-  shared before), so these interactions are out of network by construction and predictable
-  from interests alone.
-
-Each exposure is a view; the response model (`ResponseModel`) then draws click, like, and,
-given a like, comment and share, each at its own time after the view. A feedback loop sets the
-daily share of in-network exposures so the measured in-network share of all rows tracks the
-configured one. "In network" is measured as the tests measure it: the item's author is a
-followee, or a followee liked or shared it strictly earlier. Discovery can still land in network
-when a followee likes the same item later the same day before the user's row; those rows are
-counted too, so the reported share is the measured one.
-
-Memory is bounded by the last `network_memory_days` of pushes and exposures, not by the size
-of the log: rows leave as soon as the day is done.
+Each day every active user gets a Poisson number of *exposures* (activity x the day's rate;
+weekends busier; a diurnal curve), each from one source: **author** (in network: a recent post
+of a followed author, fresh, good and on-topic preferred), **social** (in network: an item a
+followee liked or shared on an earlier day), or **discover** (out of network: a fresh item of
+a topic from the user's interest mixture, favouring quality and popularity, never what the
+network already showed, so predictable from interests alone). Each exposure is a view; the
+`ResponseModel` then draws click, like and, given a like, comment and share. A feedback loop
+sets the daily in-network exposure share so the measured share of all rows tracks the
+configured one, measured as the tests do (the author is a followee, or a followee liked or
+shared the item strictly earlier -- which a discovery row can be, after a followee's like
+earlier that day). Memory is bounded by the last `network_memory_days` of pushes and
+exposures, not by the size of the log.
 """
 
 from __future__ import annotations

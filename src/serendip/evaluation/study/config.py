@@ -1,32 +1,12 @@
 """What a study runs: a validated, frozen `StudyConfig`, read from TOML or a shipped profile.
 
 A study is the cross product datasets x protocols x models (zoo models, peers, the production
-pipeline). The config names each part; everything is checked before anything runs, and a
-mistake raises `ConfigError` naming the key (`datasets[0].protocols[1].method: ...`).
-
-TOML shape (see `profiles/quick.toml` and `profiles/full.toml`):
-
-    seed = 42
-    k = [5, 10, 20]
-    quick = false                      # true: each model starts from its class's quick_params
-
-    [[datasets]]
-    name = "ml-100k"                   # directory name of its cells; defaults from the source
-    source = "ml-100k"                 # ml-100k | lastfm-2k | synthetic:tiny|small | a path
-    protocols = ["random", {method = "cold-users", user_fraction = 0.1}]
-
-    [[models]]
-    name = "ease"                      # a name of serendip.models.registry
-    params = {l2 = 500.0}
-    trials = 20                        # optuna trials on validation (0 = no tuning)
-    timeout_s = 300                    # tuning time budget
-
-    [[peers]]
-    name = "implicit-als"              # a name of serendip.evaluation.study.peers.PEERS
-
-    [pipeline]                         # the production pipeline, once registered as "pipeline"
-    enabled = true
-    protocol_params = {random = {"ranker.label_split" = "random"}}   # the default
+pipeline). TOML: top-level `seed`, `k`, `metric`, `quick`; tables `[[datasets]]` (`source`:
+ml-100k | lastfm-2k | synthetic:tiny|small | a path; `protocols`: names or tables such as
+`{method = "cold-users", user_fraction = 0.1}`), `[[models]]` (`name`, `params`, `trials`,
+`timeout_s`), `[[peers]]` and `[pipeline]`; the shipped `profiles/quick.toml` and
+`profiles/full.toml` use them all. Everything is checked before anything runs; a mistake
+raises `ConfigError` naming the key (`datasets[0].protocols[1].method: ...`).
 
 >>> cfg = load_profile("quick")
 >>> cfg.profile, cfg.k

@@ -1,30 +1,17 @@
 """Peer libraries used raw, as their own documentation shows, beside Serendip's models.
 
-The study's question is "where does Serendip stand against what a user would pick instead?".
-So each peer here is the library's own estimator, built and called the way its README and
-examples do it, with the library's own defaults; only the glue differs: a `Dataset` in, a
-`RecLists` out, so the study runner treats a peer like any model of the zoo (duck typing:
-`name`, `family`, `search_space`, `fit`, `recommend`, `save`, `fit_seconds_`, `get_params`).
-
-implicit (https://github.com/benfred/implicit), as its README shows::
-
-    model = implicit.als.AlternatingLeastSquares(factors=100)
-    model.fit(user_items)                      # CSR users x items of confidences
-    ids, scores = model.recommend(userids, user_items[userids], N=10,
-                                  filter_already_liked_items=True)
-
-Confidence is the raw matrix: summed interaction values (listen counts on Last.fm, the number
-of events elsewhere), except explicit ratings, which count 1 each (the accuracy protocol: every
-rating is an interaction). ALS takes it through `bm25_weight` first, as implicit's last.fm and
-MovieLens examples do for ALS (`weighting="none"` turns that off).
-
-Threads: implicit uses every core (`num_threads=0`) where that stays deterministic under
-`random_state` (ALS, item-kNN); BPR's Hogwild SGD races between threads, so it defaults to one.
-BLAS runs single-threaded during a fit, as implicit asks (its threads and BLAS's would fight).
-
-Cornac (optional `peers` extra): its `EASE` and `BPR`, fitted on a `cornac.data.Dataset` built
-from the same confidence triples, scored with its own `score`. LensKit is not here: its current
-release pins pandas below the version Serendip uses.
+The study asks where Serendip stands against what a user would pick instead, so each peer is
+the library's own estimator, built and called as its README and examples do, with its own
+defaults; only the glue differs (a `Dataset` in, a `RecLists` out, duck-typed like a zoo
+model). implicit (https://github.com/benfred/implicit), as its README shows:
+`model.fit(user_items)`, then
+`model.recommend(userids, user_items[userids], N=k, filter_already_liked_items=True)`.
+Confidence is the raw matrix (summed values: listen or event counts; a rating counts 1),
+through `bm25_weight` for ALS as implicit's examples do (`weighting="none"`: off).
+implicit uses every core where `random_state` keeps it deterministic (ALS, item-kNN); BPR's
+Hogwild SGD races between threads, so one; BLAS is single-threaded during a fit, as implicit
+asks. Cornac (optional `peers` extra): its `EASE` and `BPR` on the same confidence triples.
+LensKit is left out: its current release pins pandas below the version Serendip uses.
 """
 
 from __future__ import annotations

@@ -152,27 +152,16 @@ def rerank(
     exposure: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The final list of at most k items (indices from `items`) and its displayed scores, built
-    by the steps `params` turns on, in its order (`Reranker.from_params`; see the steps in
-    `serendip.pipeline.rerank.steps`).
+    by the steps `params` turns on, in its order (`Reranker.from_params`).
 
-    items, scores: one user's allowed candidates and their ranker scores; the `params.pool` best
-    by score enter. A step whose signal is not given does nothing:
-
-    - content: L2-normalised content vectors per catalog item, the similarity MMR penalises
-      (`mmr_lambda` < 1);
-    - author: author code per catalog item (-1 unknown, never capped), for `author_cap`;
-    - in_network: bool per candidate, for `oon_target` (after p items, floor(oon_target x p +
-      0.5) of them out of network; the other side fills a slot whose side ran out) and
-      `oon_boost`;
-    - popularity: float per catalog item in [0, 1], for `popularity_penalty`;
-    - long_tail: bool per catalog item (True outside the popular head), for `tail_target` (a
-      floor on the tail share of every prefix, checked after the network target);
-    - exposure: per candidate, how often the item was already shown (to the users served before
-      in the same batch, or a decayed serving counter, see `ExposureCounter`), for
-      `exposure_penalty` from position `exposure_free_top` on. The result then depends on the
-      order in which users are served (deterministic for a given order).
-
-    Deterministic: ties keep the higher-scored, then lower-indexed, candidate.
+    items, scores: one user's allowed candidates and ranker scores; the `params.pool` best
+    enter. Per catalog item: content (L2-normalised vectors, MMR's similarity), author (code,
+    -1 = unknown, never capped), popularity (in [0, 1]), long_tail (bool, outside the popular
+    head). Per candidate: in_network (bool; after p items, floor(oon_target x p + 0.5) of them
+    out of network, the other side filling a slot whose side ran out), exposure (times already
+    shown, see `ExposureCounter`; the result then depends on the order users are served in). A
+    step whose signal is not given does nothing. Deterministic: ties keep the higher-scored,
+    then lower-indexed, candidate.
     """
     if len(items) == 0 or k <= 0:
         return np.zeros(0, np.int64), np.zeros(0, np.float32)

@@ -1,25 +1,19 @@
-"""The re-ranking steps: one small class per mechanism, each with one method.
+"""The re-ranking steps: one small class per mechanism, each with one method (its kind).
 
-A final list is built greedily, slot by slot, over a `Pool` (one user's best candidates in
-relevance order) into a `Slate` (the candidates taken so far). A step's kind is the one method
-it has:
+A list is built greedily, slot by slot, over a `Pool` (one user's best candidates by relevance)
+into a `Slate` (the candidates taken so far):
 
-- `RelevanceStep.adjust(pool)`: every candidate's relevance, shifted once before the list is
-  built (the pool is then put back in relevance order) -- `OutOfNetworkBoost`,
-  `PopularityPenalty`;
-- `Constraint.allowed(slate)`: which candidates the next slot may take at all -- `AuthorCap`;
-  the list ends when no candidate is allowed;
-- `Target.prefer(slate, mask)`: the allowed candidates narrowed to the side a share asks for,
-  when that side has any (so a short side never shortens the list) -- `OutOfNetworkTarget`,
-  `LongTailQuota`; in order, each narrowing what the one before left;
-- `SlotCost.cost(slate)`: a cost taken off the relevance at this slot -- `ExposurePenalty`;
+- `RelevanceStep.adjust(pool)`: shifts relevance once before the list is built --
+  `OutOfNetworkBoost`, `PopularityPenalty`;
+- `Constraint.allowed(slate)`: what the next slot may take (none: the list ends) -- `AuthorCap`;
+- `Target.prefer(slate, mask)`: narrows the allowed set to the side a share asks for, when that
+  side has any, in order -- `OutOfNetworkTarget`, `LongTailQuota`;
+- `SlotCost.cost(slate)`: a cost off relevance at this slot -- `ExposurePenalty`;
 - `Selector.pick(slate, mask, relevance)`: the slot's candidate -- `TopRelevance`,
   `MaximalMarginalRelevance`.
 
-`serendip.pipeline.rerank.compose.Reranker` runs them; `RerankParams` chooses and orders them.
-Steps are frozen and hold only their knobs: everything about one list lives in its pool and
-slate, so one composition serves every user. A step whose signal is absent from the pool (no
-network flags, no popularity...) does nothing.
+`compose.Reranker` runs them, `RerankParams` chooses and orders them. Steps are frozen and hold
+only their knobs (one composition serves every user); a step whose signal is absent does nothing.
 """
 
 from __future__ import annotations

@@ -12,14 +12,10 @@
 | `fresh-followed` | newest items by followed authors (window before `now`) | author |
 | `explore` | items liked by friends-of-friends and similar non-followed users, none a followee touched | user |
 
-Every source: `fit(dataset)` on a training window; `propose(ctx, n)` for any `UserContext`
-(also users the fitted data never saw); never proposes `ctx.history`, `ctx.exclude` or an item
-created after `ctx.now`; evidence carries external IDs; no private user's activity is used for
-others' candidates or named in evidence. Save/load: `meta["params"]` of `_state()` rebuilds the
-source with `make_source(name, **params)`, then `_set_state(arrays, meta)`.
-
-The social signals the sources share (who did what with event weights, per-user activity
-stats, CSR row slices) are public too: the feature builder uses them.
+Every source: `fit(dataset)`, then `propose(ctx, n)` for any `UserContext` (unseen users too);
+never proposes `ctx.history`, `ctx.exclude` or items created after `ctx.now`; evidence carries
+external IDs; no private user's activity feeds others' candidates or evidence. Loading:
+`make_source(name, **meta["params"])`, then `_set_state`. Shared social signals are public too.
 """
 
 from __future__ import annotations
