@@ -263,7 +263,7 @@ def test_pairwise_trainer_gradients_match_finite_differences(
     features (BPR) and with weighted metadata features besides."""
     import scipy.sparse as sp
 
-    from serendip.models.factorization._torch_mf import _gradients, _Side
+    from serendip.models.factorization._feature_mf import _gradients, _Side
 
     rng = np.random.default_rng(0)
     n_users, n_items, k, reg = 5, 7, 3, 0.1

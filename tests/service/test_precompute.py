@@ -119,7 +119,9 @@ def test_lists_hold_the_best_candidates_in_score_order(pipe: Path) -> None:
     from serendip.models.base import Recommender
 
     model = Recommender.load(pipe)
-    lists = build_ranked_lists(serving_model(model), fingerprint=fingerprint(pipe), depth=8, batch=5)
+    lists = build_ranked_lists(
+        serving_model(model), fingerprint=fingerprint(pipe), depth=8, batch=5
+    )
     assert lists is not None and lists.fingerprint == fingerprint(pipe)
     full = build_ranked_lists(serving_model(model), batch=1000)
     assert full is not None
@@ -146,7 +148,9 @@ def test_worker_processes_build_the_same_lists(pipe: Path) -> None:
 
     model = Recommender.load(pipe)
     one = build_ranked_lists(serving_model(model), batch=40)
-    two = build_ranked_lists(serving_model(model), batch=40, workers=2, directory=pipe, adapter=serving_model)
+    two = build_ranked_lists(
+        serving_model(model), batch=40, workers=2, directory=pipe, adapter=serving_model
+    )
     assert one is not None and two is not None
     for name, values in one.a.items():
         assert np.array_equal(np.asarray(values), np.asarray(two.a[name])), name

@@ -17,7 +17,6 @@ from serendip.cli._common import cli_errors, console, progress
 #: `find_spec`, which locates a package without importing it (listing stays fast).
 _NEEDS: dict[str, tuple[str, ...]] = {
     "ials": ("implicit",),
-    "bpr": ("implicit",),
     "word2vec": ("gensim",),
     "sbert": ("sentence_transformers", "torch"),
     "deep": ("torch",),

@@ -95,7 +95,7 @@ MODELS: dict[str, ModelEntry] = {
             "bpr",
             "factorization",
             f"{_P}.factorization:BPR",
-            "Bayesian personalised ranking MF (torch, seeded; sampled negatives, Adam).",
+            "Bayesian personalised ranking MF (numpy, seeded; sampled negatives, Adam).",
         ),
         ModelEntry(
             "lightfm",

@@ -12,7 +12,7 @@ from pydantic import Field
 from serendip.data.dataset import Dataset
 from serendip.models.base import FloatRange, IntRange, ModelConfig, SearchSpace
 from serendip.models.factorization._base import FactorConfig, FactorModel, bpr_fold_in
-from serendip.models.factorization._torch_mf import train_feature_mf
+from serendip.models.factorization._feature_mf import train_feature_mf
 
 __all__ = ["BPR"]
 
@@ -50,8 +50,7 @@ class BPR(FactorModel[BPRConfig]):
     """
 
     name = "bpr"
-    # the registry (serendip.models.registry) holds the same text; it still says torch
-    description = "Bayesian personalised ranking MF (torch, seeded; sampled negatives, Adam)."
+    description = "Bayesian personalised ranking MF (numpy, seeded; sampled negatives, Adam)."
     Config: ClassVar[type[ModelConfig]] = BPRConfig
     search_space: ClassVar[SearchSpace] = {
         "factors": IntRange(16, 256, log=True),

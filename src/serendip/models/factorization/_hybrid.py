@@ -1,4 +1,5 @@
-"""LightFM-style hybrid factorization (Kula, 2015), implemented with torch on CPU.
+"""LightFM-style hybrid factorization (Kula, 2015), trained by the numpy pairwise trainer of
+`_feature_mf`.
 
 A user's vector is the weighted sum of the embeddings of their features (their identity, declared
 interests, attributes such as age band or occupation, and optionally whom they follow); an item's
@@ -29,7 +30,7 @@ from serendip.models.base import (
     history_of,
 )
 from serendip.models.factorization._base import FactorConfig, FactorModel, bpr_fold_in
-from serendip.models.factorization._torch_mf import train_feature_mf
+from serendip.models.factorization._feature_mf import train_feature_mf
 
 __all__ = ["FeatureSpace", "HybridMF", "item_feature_space", "user_feature_space"]
 
@@ -154,7 +155,7 @@ class HybridMFConfig(FactorConfig):
 
 class HybridMF(FactorModel[HybridMFConfig]):
     """Users and items as sums of feature embeddings, trained on a pairwise ranking loss
-    (BPR, or sampled WARP) with torch on CPU; LightFM's model, written here because the
+    (BPR, or sampled WARP) on CPU; LightFM's model, written here because the
     `lightfm` package does not build reliably on Python 3.11.
 
     After training, identity embeddings of users and items without a single training
