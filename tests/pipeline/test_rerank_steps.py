@@ -461,10 +461,12 @@ def test_author_cap_never_lets_more_than_cap_items_of_one_author_in(
 def test_author_cap_allows_everyone_until_an_author_is_full() -> None:
     pool = _pool([3.0, 2.0, 1.0, 0.0], author=np.array([0, 0, -1, 1]))
     slate = Slate(pool)
-    assert AuthorCap(1).allowed(slate).tolist() == [True] * 4
+    assert AuthorCap(1).allowed(slate) is None  # None: every candidate may come
     slate.take(0)
     assert AuthorCap(1).allowed(slate).tolist() == [False, False, True, True]
-    assert AuthorCap(2).allowed(slate).tolist() == [True] * 4
+    assert AuthorCap(2).allowed(slate) is None
+    slate.take(1)
+    assert AuthorCap(2).allowed(slate).tolist() == [False, False, True, True]
     assert AuthorCap(1).allowed(Slate(_pool([1.0]))) is None  # no authors: no cap
 
 

@@ -99,7 +99,7 @@ class Reranker:
         slate = Slate(pool)
         n = min(k, len(pool))
         while len(slate) < n:
-            mask = ~slate.taken
+            mask = slate.available
             for constraint in self.constraints:
                 allowed = constraint.allowed(slate)
                 if allowed is not None:

@@ -146,10 +146,13 @@ class Slate:
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
         self.taken = np.zeros(len(pool), dtype=bool)  # per candidate: chosen already
+        #: per candidate: not chosen yet (kept beside `taken`: the slot loop reads it as is)
+        self.available = np.ones(len(pool), dtype=bool)
         self._order = np.zeros(len(pool), dtype=np.int64)
         self._n = 0
         self._redundancy: np.ndarray | None = None
         self._author_counts: np.ndarray | None = None
+        self._by_author: dict[int, int] = {}  # author code -> items chosen by them
 
     @property
     def chosen(self) -> np.ndarray:
@@ -163,10 +166,15 @@ class Slate:
         self._order[self._n] = j
         self._n += 1
         self.taken[j] = True
+        self.available[j] = False
         if self._redundancy is not None:
             self._add_similarity(self._redundancy, j)
         if self._author_counts is not None:
             self._add_author(self._author_counts, j)
+        author = self.pool.author
+        if author is not None and author[j] >= 0:
+            code = int(author[j])
+            self._by_author[code] = self._by_author.get(code, 0) + 1
 
     def count(self, flags: np.ndarray) -> int:
         """How many of the chosen candidates have this flag."""
@@ -189,6 +197,10 @@ class Slate:
             for j in self.chosen.tolist():
                 self._add_author(self._author_counts, j)
         return self._author_counts
+
+    def authors_at(self, cap: int) -> list[int]:
+        """The author codes with at least `cap` chosen items (O(authors chosen))."""
+        return [a for a, n in self._by_author.items() if n >= cap]
 
     def _add_similarity(self, redundancy: np.ndarray, j: int) -> None:
         np.maximum(redundancy, self.pool.similarity[j], out=redundancy)
@@ -284,9 +296,13 @@ class AuthorCap:
     cap: int
 
     def allowed(self, slate: Slate) -> np.ndarray | None:
-        if slate.pool.author is None:
+        author = slate.pool.author
+        if author is None:
             return None
-        return slate.author_counts() < self.cap
+        full = slate.authors_at(self.cap)
+        if not full:
+            return None  # no author at the cap yet: every candidate may come
+        return ~np.isin(author, full)
 
 
 def _due(share: float, position: int) -> int:
