@@ -397,6 +397,10 @@ class AnnRetrieval(_MixinBase):
                 params=self._ann_params(),
             )
 
+    def ann_purposes(self) -> list[str]:
+        """The purposes ("recommend", "similar") an index was built for, sorted."""
+        return sorted(getattr(self, "ann_indexes_", None) or {})
+
     def _ann_index(self, purpose: str) -> AnnIndex | None:
         indexes = getattr(self, "ann_indexes_", None) or {}
         return indexes.get("recommend" if self._ann_shared else purpose)
@@ -409,8 +413,7 @@ class AnnRetrieval(_MixinBase):
     # persistence: the index files live in the artifact directory, their entries in its meta.
     def _state(self) -> tuple[dict[str, Any], dict[str, Any]]:
         arrays, meta = super()._state()
-        names = sorted(getattr(self, "ann_indexes_", None) or {})
-        return arrays, {**meta, "ann": {"indexes": names}}
+        return arrays, {**meta, "ann": {"indexes": self.ann_purposes()}}
 
     def _save_extra(self, directory: Path) -> None:
         super()._save_extra(directory)

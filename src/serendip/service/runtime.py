@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from serendip.errors import ConfigError, SerendipError
+from serendip.models.ann import AnnRetrieval
 from serendip.models.base import ModelConfig, Recommender
 from serendip.serving.cache import SnapshotCache
 from serendip.serving.contract import RecItem, ServingModel
@@ -220,14 +221,13 @@ class ModelRuntime:
                 raise SerendipError(f"smoke recommendation for '{user}' is malformed: {items}")
             if not np.all(np.isfinite(sc[: len(got)])):
                 raise SerendipError(f"smoke recommendation for '{user}' has non-finite scores")
-        ann: Mapping[str, object] = getattr(model, "ann_indexes_", None) or {}
         return {
             "model": model.name,
             "family": model.family,
             "n_users": n_users,
             "n_items": n_items,
             "supports_update": model.supports_update,
-            "ann": sorted(ann),
+            "ann": model.ann_purposes() if isinstance(model, AnnRetrieval) else [],
         }
 
     # -------------------------------------------------------------- live state
