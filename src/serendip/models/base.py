@@ -509,6 +509,11 @@ class Recommender(Component[ModelConfigT], ABC):
         idx, sc = top_k(sims[None, :], k)
         return RecLists(np.array([str(item)], dtype=object), idx, sc, self.items_)
 
+    def item_similarities(self, item_idx: int) -> np.ndarray:
+        """Similarity of every item (dense, by item index) to item `item_idx`, as
+        `similar_items` ranks them; `SerendipError` where the model defines no similarity."""
+        return np.asarray(self._similar(item_idx))
+
     def _similar(self, item_idx: int) -> np.ndarray:
         raise SerendipError(f"model '{self.name}' does not define item similarity")
 

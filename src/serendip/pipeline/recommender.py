@@ -507,7 +507,7 @@ class PipelineRecommender(Recommender[PipelineConfig]):
             model = getattr(source, "model_", None)
             if model is not None:
                 try:
-                    return np.asarray(model._similar(item_idx), dtype=np.float32)
+                    return np.asarray(model.item_similarities(item_idx), dtype=np.float32)
                 except SerendipError:
                     continue
         raise SerendipError(f"model '{self.name}' has no source that defines item similarity")

@@ -117,7 +117,7 @@ class ZooServing:
         if len(hist) == 0:
             return base
         try:
-            sims = np.asarray(model._similar(item), dtype=np.float64)[hist]
+            sims = np.asarray(model.item_similarities(item), dtype=np.float64)[hist]
         except SerendipError:
             return base
         order = np.argsort(-sims, kind="stable")[:3]

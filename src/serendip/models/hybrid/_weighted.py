@@ -262,7 +262,7 @@ class WeightedHybrid(HybridBase[WeightedHybridConfig]):
             if w <= 0:
                 continue
             try:
-                sims = np.asarray(self.members_[k]._similar(item_idx), dtype=np.float64)
+                sims = np.asarray(self.members_[k].item_similarities(item_idx), dtype=np.float64)
             except SerendipError:
                 continue
             found = True
