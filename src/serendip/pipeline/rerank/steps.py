@@ -153,6 +153,8 @@ class Slate:
         self._redundancy: np.ndarray | None = None
         self._author_counts: np.ndarray | None = None
         self._by_author: dict[int, int] = {}  # author code -> items chosen by them
+        self._full: dict[int, np.ndarray] = {}  # cap -> per candidate: its author is at the cap
+        self._most = 0  # the most items chosen from one author
 
     @property
     def chosen(self) -> np.ndarray:
@@ -174,7 +176,11 @@ class Slate:
         author = self.pool.author
         if author is not None and author[j] >= 0:
             code = int(author[j])
-            self._by_author[code] = self._by_author.get(code, 0) + 1
+            n = self._by_author[code] = self._by_author.get(code, 0) + 1
+            self._most = max(self._most, n)
+            for cap, full in self._full.items():
+                if n == cap:
+                    full |= author == code
 
     def count(self, flags: np.ndarray) -> int:
         """How many of the chosen candidates have this flag."""
@@ -198,9 +204,18 @@ class Slate:
                 self._add_author(self._author_counts, j)
         return self._author_counts
 
-    def authors_at(self, cap: int) -> list[int]:
-        """The author codes with at least `cap` chosen items (O(authors chosen))."""
-        return [a for a, n in self._by_author.items() if n >= cap]
+    def at_cap(self, cap: int) -> np.ndarray | None:
+        """Per candidate: `cap` or more chosen items are by its author (None: no author is, yet).
+        Kept up to date as candidates are taken, once asked for. Needs the pool's `author`."""
+        full = self._full.get(cap)
+        if full is None:
+            author = self.pool.author
+            assert author is not None
+            full = self._full[cap] = np.zeros(len(author), dtype=bool)
+            for code, n in self._by_author.items():
+                if n >= cap:
+                    full |= author == code
+        return full if self._most >= cap else None
 
     def _add_similarity(self, redundancy: np.ndarray, j: int) -> None:
         np.maximum(redundancy, self.pool.similarity[j], out=redundancy)
@@ -296,13 +311,10 @@ class AuthorCap:
     cap: int
 
     def allowed(self, slate: Slate) -> np.ndarray | None:
-        author = slate.pool.author
-        if author is None:
+        if slate.pool.author is None:
             return None
-        full = slate.authors_at(self.cap)
-        if not full:
-            return None  # no author at the cap yet: every candidate may come
-        return ~np.isin(author, full)
+        full = slate.at_cap(self.cap)
+        return None if full is None else ~full  # None: no author at the cap, all may come
 
 
 def _due(share: float, position: int) -> int:
