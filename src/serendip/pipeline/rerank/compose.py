@@ -108,7 +108,8 @@ class Reranker:
                 break
             for target in self.targets:
                 mask = target.prefer(slate, mask)
-            slate.take(self.selector.pick(slate, mask, self._slot_relevance(slate)))
+            relevance = self._slot_relevance(slate) if self.costs else None
+            slate.take(self.selector.pick(slate, mask, relevance))
         idx = slate.chosen
         return pool.items[idx], np.minimum.accumulate(pool.scores[idx]).astype(np.float32)
 

@@ -398,7 +398,12 @@ class MaximalMarginalRelevance:
     def pick(self, slate: Slate, mask: np.ndarray, relevance: np.ndarray | None) -> int:
         pool = slate.pool
         if pool.content is None:
-            return TopRelevance().pick(slate, mask, relevance)
+            return _TOP.pick(slate, mask, relevance)
         now = pool.relevance if relevance is None else relevance
-        value = self.lam * now - (1.0 - self.lam) * slate.redundancy()
-        return int(np.argmax(np.where(mask, value, -np.inf)))
+        value = self.lam * now
+        value -= (1.0 - self.lam) * slate.redundancy()
+        value[~mask] = -np.inf
+        return int(np.argmax(value))
+
+
+_TOP = TopRelevance()
