@@ -1,10 +1,15 @@
 """First start: an empty store gets the synthetic platform and an active default model, and
-`/readyz` turns 200 only then."""
+`/readyz` turns 200 only then (or, with a fast model, as soon as the fast model serves, which the
+default model replaces when its fit ends)."""
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -22,9 +27,11 @@ def test_first_start_loads_a_platform_and_serves(tmp_path: Path) -> None:
         artifacts_dir=tmp_path / "artifacts",
         bootstrap_preset="tiny",
         default_model="popularity",
+        bootstrap_fast_model=None,  # the one-step first start: the default model only
     )
     with TestClient(create_app(settings)) as client:
         ready = wait_ready(client)
+        assert ready["model"] == "popularity" and ready["upgrading_to"] is None
         version = ready["model_version"]
         models = client.get("/v1/models").json()
         assert models["active"] == version
@@ -39,6 +46,126 @@ def test_first_start_loads_a_platform_and_serves(tmp_path: Path) -> None:
     with TestClient(create_app(settings)) as client:
         assert wait_ready(client)["model_version"] == version
         assert len(client.get("/v1/models").json()["versions"]) == 1
+
+
+def _gated_fits(
+    monkeypatch: pytest.MonkeyPatch, gated: str, *, fail: set[str] | None = None
+) -> tuple[threading.Event, threading.Event]:
+    """Make the fit of model `gated` wait for the returned `release` event (`entered` is set when
+    it starts), and the creation of every model in `fail` raise."""
+    from serendip.models import registry
+
+    real: Callable[..., Any] = registry.create_model
+    entered, release = threading.Event(), threading.Event()
+
+    def create_model(name: str, params: dict[str, Any] | None = None) -> Any:
+        if name in (fail or set()):
+            raise RuntimeError(f"{name} exploded")
+        model = real(name, params)
+        if name == gated:
+            fit = model.fit
+
+            def gated_fit(dataset: Any) -> Any:
+                entered.set()
+                assert release.wait(60), "the test never released the fit"
+                return fit(dataset)
+
+            model.fit = gated_fit
+        return model
+
+    monkeypatch.setattr(registry, "create_model", create_model)
+    return entered, release
+
+
+def _bootstrap_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    return Settings(
+        db_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
+        artifacts_dir=tmp_path / "artifacts",
+        bootstrap_preset="tiny",
+        default_model="item-knn",  # "the slow one" here: the tests gate its fit
+        bootstrap_fast_model="popularity",
+        **overrides,
+    )
+
+
+def _wait_for(client: TestClient, done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while not done(body := client.get("/readyz").json()):
+        assert time.monotonic() < deadline, body
+        time.sleep(0.05)
+    return body
+
+
+def test_first_start_serves_a_fast_model_then_swaps_to_the_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    entered, release = _gated_fits(monkeypatch, "item-knn")
+    settings = _bootstrap_settings(tmp_path)
+    caplog.set_level(logging.INFO, logger="serendip.service")
+    with TestClient(create_app(settings)) as client:
+        ready = wait_ready(client)
+        assert ready["model"] == "popularity"
+        fast = ready["model_version"]
+        assert entered.wait(60)
+        # the fast model answers while the default model's fit waits
+        upgrading = client.get("/readyz").json()
+        assert upgrading["ready"] and upgrading["model_version"] == fast
+        assert upgrading["upgrading_to"] == "item-knn"
+        assert upgrading["stage"].startswith("fitting the default model 'item-knn' (")
+        recs = client.get("/v1/users/u000001/recommendations", params={"explain": True}).json()
+        assert len(recs["items"]) == 10 and recs["model_version"] == fast
+        assert recs["items"][0]["explanation"]["text"]
+        release.set()
+        done = _wait_for(client, lambda b: b["model"] == "item-knn" and b["stage"] is None)
+        assert done["model_version"] != fast and done["upgrading_to"] is None
+        models = client.get("/v1/models").json()
+        assert models["active"] == done["model_version"]
+        first, second = sorted(models["versions"], key=lambda v: v["created_at"])
+        assert first["name"] == "popularity" and first["metrics"]["stand_in_for"] == "item-knn"
+        assert second["name"] == "item-knn" and "stand_in_for" not in second["metrics"]
+        recs = client.get("/v1/users/u000001/recommendations").json()
+        assert recs["model_version"] == done["model_version"]
+    logs = caplog.text
+    assert "fitting the fast model 'popularity'" in logs
+    assert f"{fast} (popularity) serving after" in logs
+    assert "fitting the default model 'item-knn'" in logs
+    assert "fitted the default model 'item-knn' in" in logs
+    assert f"swapped {fast} (popularity) for {done['model_version']} (item-knn)" in logs
+
+
+def test_a_failed_fast_model_leaves_the_default_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _gated_fits(monkeypatch, "none", fail={"popularity"})
+    with TestClient(create_app(_bootstrap_settings(tmp_path))) as client:
+        assert wait_ready(client)["model"] == "item-knn"
+        (entry,) = client.get("/v1/models").json()["versions"]
+        assert entry["name"] == "item-knn"
+
+
+def test_a_restart_resumes_the_default_models_fit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default model's fit failed (or the process stopped during it): the fast model keeps
+    serving, and the next start loads it and fits the default model again."""
+    settings = _bootstrap_settings(tmp_path)
+    with monkeypatch.context() as m:
+        _gated_fits(m, "none", fail={"item-knn"})
+        with TestClient(create_app(settings)) as client:
+            fast = wait_ready(client)
+            assert fast["model"] == "popularity"
+            _wait_for(client, lambda b: b["upgrading_to"] is None)
+            assert client.get("/readyz").json()["model_version"] == fast["model_version"]
+    entered, release = _gated_fits(monkeypatch, "item-knn")
+    with TestClient(create_app(settings)) as client:
+        assert wait_ready(client)["model_version"] == fast["model_version"]
+        assert entered.wait(60)
+        upgrading = client.get("/readyz").json()
+        assert upgrading["model"] == "popularity" and upgrading["upgrading_to"] == "item-knn"
+        release.set()
+        done = _wait_for(client, lambda b: b["model"] == "item-knn" and b["stage"] is None)
+        assert done["upgrading_to"] is None
+        assert len(client.get("/v1/models").json()["versions"]) == 2
 
 
 def test_no_bootstrap_means_not_ready_with_a_reason(tmp_path: Path) -> None:

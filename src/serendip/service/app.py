@@ -31,12 +31,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serendip import __version__
 from serendip.errors import CapacityError, ConfigError, DataError, NotFittedError, SerendipError
+from serendip.service.bootstrap import BootstrapStatus, is_stand_in
 from serendip.service.metrics import ServiceMetrics
 from serendip.service.settings import Settings
 
 if TYPE_CHECKING:  # imported where used: the store and the runtime are opened in the lifespan
     from serendip.service.runtime import ModelRuntime
-    from serendip.store import Store
+    from serendip.store import ModelVersion, Store
 
 __all__ = ["create_app"]
 
@@ -258,6 +259,7 @@ def create_app(
     app.state.store = store
     app.state.runtime = runtime
     app.state.not_ready_reason = "starting"
+    app.state.bootstrap = BootstrapStatus()
     app.state.swap_lock = threading.Lock()
     app.state.shutting_down = threading.Event()
 
@@ -358,6 +360,8 @@ def _open(app: FastAPI, settings: Settings, holder: _Holder) -> None:
                 log.error("%s", app.state.not_ready_reason)
                 return None
             log.info("serving model %s (%s)", active.version, active.name)
+            if settings.bootstrap and is_stand_in(active, settings):
+                _resume_upgrade(app, settings, active)
             return str(active.version)
 
         _in_background(app, "load", load)
@@ -376,7 +380,32 @@ def _open(app: FastAPI, settings: Settings, holder: _Holder) -> None:
     _in_background(
         app,
         "bootstrap",
-        lambda: run_bootstrap(store, runtime, settings, should_stop=app.state.shutting_down.is_set),
+        lambda: run_bootstrap(
+            store,
+            runtime,
+            settings,
+            should_stop=app.state.shutting_down.is_set,
+            status=app.state.bootstrap,
+        ),
+    )
+
+
+def _resume_upgrade(app: FastAPI, settings: Settings, active: ModelVersion) -> None:
+    """The active version is a first start's fast model whose default model never finished its
+    fit (the process stopped): fit the default model now, in the background, and swap it in."""
+    from serendip.service.bootstrap import resume_upgrade
+
+    _in_background(
+        app,
+        "upgrade",
+        lambda: resume_upgrade(
+            app.state.store,
+            app.state.runtime,
+            settings,
+            active,
+            should_stop=app.state.shutting_down.is_set,
+            status=app.state.bootstrap,
+        ),
     )
 
 

@@ -9,6 +9,11 @@ The default model is `pipeline` (the two-stage recommender) when this installati
 item-kNN: it explains every item by the user's own history ("because you liked X"), scales with
 sparse top-k similarities, and reacts to a new event without a refit, which makes the demo of
 real-time recommendations with reasons honest.
+
+The pipeline's fit takes minutes on a small machine. So that a first start answers at once, a
+fast model (`settings.bootstrap_fast_model`, item-kNN by default: seconds on the `small` preset)
+is fitted, registered and activated first; the default model is fitted next and hot-swapped in
+when its fit ends. `BootstrapStatus` tells `/readyz` which stage the first start is in.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,11 +35,44 @@ if TYPE_CHECKING:  # imported where used: the first start is the only caller
     from serendip.service.runtime import ModelRuntime
     from serendip.store import ModelVersion, Store
 
-__all__ = ["default_model_name", "run_bootstrap"]
+__all__ = [
+    "BootstrapStatus",
+    "default_model_name",
+    "fit_and_register",
+    "is_stand_in",
+    "resume_upgrade",
+    "run_bootstrap",
+]
 
 log = logging.getLogger("serendip.service")
 
 FALLBACK_MODEL = "item-knn"
+
+
+@dataclass
+class BootstrapStatus:
+    """What the first start is doing, for `/readyz`: written by the bootstrap thread, read by
+    requests (each field is replaced whole, so a reader sees an old or a new value, never half)."""
+
+    #: the stage and when it began (`time.monotonic()`); None when the first start is not running
+    current: tuple[str, float] | None = None
+    #: progress inside the stage, e.g. "2000 / 5000 users"
+    detail: str | None = None
+    #: the default model being fitted while a fast model serves
+    upgrading_to: str | None = None
+
+    def enter(self, stage: str | None) -> None:
+        self.detail = None
+        self.current = None if stage is None else (stage, time.monotonic())
+
+    def describe(self) -> str | None:
+        """E.g. "fitting the default model 'pipeline' (34 s so far)"; None when idle."""
+        current, detail = self.current, self.detail
+        if current is None:
+            return None
+        stage, since = current
+        text = f"{stage} ({time.monotonic() - since:.0f} s so far)"
+        return f"{text}: {detail}" if detail else text
 
 
 def default_model_name(requested: str | None = None) -> str:
@@ -64,33 +103,47 @@ def _synthetic(settings: Settings) -> Dataset:
 
 
 def fit_and_register(
-    store: Store, dataset: Dataset, settings: Settings, *, source: str
+    store: Store,
+    dataset: Dataset,
+    settings: Settings,
+    *,
+    source: str,
+    model_name: str | None = None,
+    params: Mapping[str, object] | None = None,
+    status: BootstrapStatus | None = None,
 ) -> ModelVersion:
-    """Fit the default model on `dataset` (its last `train_window_days` when set), save it under
-    `artifacts_dir` with its precomputed serving lists (pipeline), register it. Returns the
-    registered `ModelVersion` (not yet active)."""
+    """Fit the default model (or `model_name` with `params`) on `dataset` (its last
+    `train_window_days` when set), save it under `artifacts_dir` with its precomputed serving
+    lists (pipeline), register it. Returns the registered `ModelVersion` (not yet active)."""
     import numpy as np
 
     from serendip.models.registry import create_model
 
-    name = default_model_name(settings.default_model)
+    if model_name is None:
+        name = default_model_name(settings.default_model)
+        params = settings.default_model_params
+    else:
+        name = default_model_name(model_name)
+    role = "the default model" if model_name is None else "the fast model"
     full = len(dataset.interactions)
     if settings.train_window_days is not None and dataset.interactions.has_timestamps:
         end = float(np.nanmax(dataset.interactions.timestamp))
         dataset = dataset.between(end - settings.train_window_days * 86_400.0, None)
         source = f"{source}:last{settings.train_window_days:g}d"
     log.info(
-        "fitting the default model '%s' on %s (%d of %d interactions)",
+        "fitting %s '%s' on %s (%d of %d interactions)",
+        role,
         name,
         source,
         len(dataset.interactions),
         full,
     )
+    if status is not None:
+        status.enter(f"fitting {role} '{name}'")
     start = time.perf_counter()
-    model: Recommender[ModelConfig] = create_model(name, dict(settings.default_model_params)).fit(
-        dataset
-    )
+    model: Recommender[ModelConfig] = create_model(name, dict(params or {})).fit(dataset)
     fit_s = time.perf_counter() - start
+    log.info("fitted %s '%s' in %.1f s", role, name, fit_s)
     stamp = time.strftime("%Y%m%dT%H%M%S")
     directory = Path(settings.artifacts_dir) / f"{name}-{stamp}-{uuid.uuid4().hex[:6]}"
     model.save(directory)
@@ -101,11 +154,15 @@ def fit_and_register(
         "n_interactions": len(dataset.interactions),
         "trained_on": source,
     }
+    if model_name is not None:  # a fast model serving until the default model's fit ends
+        metrics["stand_in_for"] = default_model_name(settings.default_model)
     from serendip.pipeline.serving import serving_model
     from serendip.serving.precompute import build_ranked_lists, fingerprint
 
     serving = serving_model(model)
     if settings.precompute_lists and serving.caches_candidates:
+        if status is not None:
+            status.enter(f"precomputing the ranked candidates of '{name}'")
         start = time.perf_counter()
         lists = build_ranked_lists(
             serving,
@@ -113,7 +170,7 @@ def fit_and_register(
             workers=settings.precompute_workers,
             directory=directory,
             adapter=serving_model,
-            progress=_progress("precomputing ranked candidates"),
+            progress=_progress("precomputing ranked candidates", status),
         )
         if lists is not None:
             lists.save(directory)
@@ -122,11 +179,13 @@ def fit_and_register(
     return store.models.register(name, str(directory.resolve()), metrics)
 
 
-def _progress(what: str) -> Callable[[int, int], None]:
-    """A progress callback that logs about every 10%."""
+def _progress(what: str, status: BootstrapStatus | None = None) -> Callable[[int, int], None]:
+    """A progress callback that logs about every 10% (and shows each step in `status`)."""
     last = [-1]
 
     def report(done: int, total: int) -> None:
+        if status is not None:
+            status.detail = f"{done} / {total}"
         tenth = done * 10 // max(total, 1)
         if tenth != last[0]:
             last[0] = tenth
@@ -141,33 +200,151 @@ def run_bootstrap(
     settings: Settings,
     *,
     should_stop: Callable[[], bool] = lambda: False,
+    status: BootstrapStatus | None = None,
 ) -> str | None:
     """Fill an empty store, fit, register, activate and load the default model; its version.
 
-    None when stopped early (server shutting down)."""
+    With `settings.bootstrap_fast_model` set and different from the default model, that model is
+    fitted and activated first, so requests are answered within seconds, and the default model
+    replaces it when its fit ends. None when stopped before any model served (server shutting
+    down)."""
+    status = status if status is not None else BootstrapStatus()
     start = time.perf_counter()
-    if store.events.count() == 0:
-        dataset = _synthetic(settings)
+    try:
+        if store.events.count() == 0:
+            status.enter(f"generating the '{settings.bootstrap_preset}' synthetic platform")
+            dataset = _synthetic(settings)
+            if should_stop():
+                return None
+            n = len(dataset.interactions)
+            log.info("first start: importing %d interactions into the store", n)
+            status.enter(f"importing {n} interactions into the store")
+            counts = store.import_dataset(dataset)
+            log.info("imported %s", counts)
+            source = f"synthetic:{settings.bootstrap_preset}:seed{settings.bootstrap_seed}"
+        else:
+            status.enter("reading the stored events")
+            dataset, source = _stored(store, settings), "store"
         if should_stop():
             return None
-        log.info("first start: importing %d interactions into the store", len(dataset.interactions))
-        counts = store.import_dataset(dataset)
-        log.info("imported %s", counts)
-        source = f"synthetic:{settings.bootstrap_preset}:seed{settings.bootstrap_seed}"
-    else:
-        since = None
-        if settings.train_window_days is not None:
-            # only the window is read: the store may hold far more events than a fit needs
-            newest = store.events.newest_timestamp()
-            if newest is not None:
-                since = newest - settings.train_window_days * 86_400.0
-        dataset = store.to_dataset(since=since)
-        source = "store"
-    if should_stop():
-        return None
-    version = fit_and_register(store, dataset, settings, source=source)
+        name = default_model_name(settings.default_model)
+        fast = _fast_model(settings, name)
+        serving: ModelVersion | None = None
+        if fast is not None:
+            serving = _serve_fast(store, runtime, settings, dataset, fast, source, status)
+            if serving is not None:
+                log.info(
+                    "first start: %s (%s) serving after %.1f s",
+                    serving.version,
+                    serving.name,
+                    time.perf_counter() - start,
+                )
+            if should_stop():
+                return None if serving is None else str(serving.version)
+        return _fit_default(store, runtime, settings, dataset, source, serving, status, start)
+    finally:
+        status.upgrading_to = None
+        status.enter(None)
+
+
+def resume_upgrade(
+    store: Store,
+    runtime: ModelRuntime,
+    settings: Settings,
+    serving: ModelVersion,
+    *,
+    should_stop: Callable[[], bool] = lambda: False,
+    status: BootstrapStatus | None = None,
+) -> str | None:
+    """After a restart that loaded a fast model standing in for the default one (the process
+    stopped before the default model's fit ended): fit the default model on the stored events
+    and swap it in. The version serving at the end."""
+    status = status if status is not None else BootstrapStatus()
+    start = time.perf_counter()
+    try:
+        log.info(
+            "model %s (%s) stands in for '%s', whose fit did not end: fitting it now",
+            serving.version,
+            serving.name,
+            serving.metrics.get("stand_in_for"),
+        )
+        status.upgrading_to = default_model_name(settings.default_model)
+        status.enter("reading the stored events")
+        dataset = _stored(store, settings)
+        if should_stop():
+            return str(serving.version)
+        return _fit_default(store, runtime, settings, dataset, "store", serving, status, start)
+    finally:
+        status.upgrading_to = None
+        status.enter(None)
+
+
+def is_stand_in(version: ModelVersion, settings: Settings) -> bool:
+    """Whether `version` is a first start's fast model for this settings' default model."""
+    wanted = version.metrics.get("stand_in_for")
+    return wanted is not None and wanted == default_model_name(settings.default_model)
+
+
+def _stored(store: Store, settings: Settings) -> Dataset:
+    since = None
+    if settings.train_window_days is not None:
+        # only the window is read: the store may hold far more events than a fit needs
+        newest = store.events.newest_timestamp()
+        if newest is not None:
+            since = newest - settings.train_window_days * 86_400.0
+    return store.to_dataset(since=since)
+
+
+def _fit_default(
+    store: Store,
+    runtime: ModelRuntime,
+    settings: Settings,
+    dataset: Dataset,
+    source: str,
+    serving: ModelVersion | None,
+    status: BootstrapStatus,
+    start: float,
+) -> str | None:
+    """Fit the default model, load and activate it (replacing `serving`, the fast model, unless
+    an operator activated another version meanwhile); the version serving at the end."""
+    name = default_model_name(settings.default_model)
+    if serving is not None:
+        status.upgrading_to = name
+    try:
+        version = fit_and_register(store, dataset, settings, source=source, status=status)
+    except Exception:
+        if serving is None:
+            raise
+        log.exception(
+            "first start: fitting the default model '%s' failed; %s (%s) keeps serving",
+            name,
+            serving.version,
+            serving.name,
+        )
+        return str(serving.version)
+    if serving is not None:
+        active = store.models.active()
+        if active is None or active.version != serving.version:  # an operator chose meanwhile
+            log.info(
+                "first start: %s (%s) registered, not activated: version %s was activated "
+                "meanwhile",
+                version.version,
+                version.name,
+                None if active is None else active.version,
+            )
+            return None if active is None else str(active.version)
+    status.enter(f"loading the default model '{name}'")
     runtime.load(Path(version.path), version.version)
+    status.upgrading_to = None
     store.models.activate(version.version)
+    if serving is not None:
+        log.info(
+            "first start: swapped %s (%s) for %s (%s)",
+            serving.version,
+            serving.name,
+            version.version,
+            version.name,
+        )
     log.info(
         "first start done in %.1f s: model %s (%s) serving",
         time.perf_counter() - start,
@@ -175,3 +352,39 @@ def run_bootstrap(
         version.name,
     )
     return str(version.version)
+
+
+def _fast_model(settings: Settings, default: str) -> str | None:
+    """The model to serve while the default one fits: None when unset, unknown, or the same."""
+    fast = settings.bootstrap_fast_model
+    if not fast or fast == default:
+        return None
+    try:
+        return default_model_name(fast)
+    except ConfigError as exc:
+        log.warning("first start: no fast model (%s)", exc)
+        return None
+
+
+def _serve_fast(
+    store: Store,
+    runtime: ModelRuntime,
+    settings: Settings,
+    dataset: Dataset,
+    name: str,
+    source: str,
+    status: BootstrapStatus,
+) -> ModelVersion | None:
+    """Fit, register, load and activate the fast model `name`; its version, or None when any
+    step fails (logged: the first start goes on with the default model alone)."""
+    try:
+        version = fit_and_register(
+            store, dataset, settings, source=source, model_name=name, status=status
+        )
+        status.enter(f"loading the fast model '{name}'")
+        runtime.load(Path(version.path), version.version)
+        store.models.activate(version.version)
+    except Exception:
+        log.exception("first start: the fast model '%s' failed; fitting the default model", name)
+        return None
+    return version

@@ -288,6 +288,18 @@ class HealthPublic(BaseModel):
 class ReadyPublic(BaseModel):
     ready: bool = Field(description="Whether a model is active and the store reachable.")
     model_version: str | None = Field(description="Active model version.")
+    model: str | None = Field(default=None, description="Name of the active version's model.")
+    upgrading_to: str | None = Field(
+        default=None,
+        description=(
+            "On a first start: the default model being fitted while a fast model serves; it "
+            "replaces the active version when its fit ends."
+        ),
+    )
+    stage: str | None = Field(
+        default=None,
+        description="What the first start is doing now and for how long, with its progress.",
+    )
     reason: str | None = Field(default=None, description="Why not ready.")
 
 

@@ -105,6 +105,15 @@ class Settings(BaseSettings):
         default=None,
         description="Model fitted at first start; default: `pipeline` when available, else item-knn.",
     )
+    bootstrap_fast_model: str | None = Field(
+        default="item-knn",
+        description=(
+            "Model fitted and served first on a first start (item-knn: about 15 s on the "
+            "`small` preset, personal recommendations with reasons), replaced by the default "
+            "model when its fit ends (the pipeline: minutes). None: serve nothing until the "
+            "default model is fitted."
+        ),
+    )
     default_model_params: dict[str, object] = Field(
         default_factory=dict,
         description=(

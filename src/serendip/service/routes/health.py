@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from serendip.service.auth import require
+from serendip.service.bootstrap import BootstrapStatus
 from serendip.service.metrics import CONTENT_TYPE_LATEST, ServiceMetrics
 from serendip.service.runtime import ModelRuntime
 from serendip.service.schemas import HealthPublic, ReadyPublic
@@ -26,14 +27,27 @@ def healthz() -> HealthPublic:
     responses={503: {"model": ReadyPublic, "description": "No model is active yet."}},
 )
 def readyz(request: Request) -> JSONResponse:
-    """200 once a model version is active and serving; 503 (with the reason) before."""
+    """200 once a model version is active and serving; 503 (with the reason) before. On a first
+    start, `stage` says what it is doing, and `upgrading_to` names the default model being fitted
+    while a fast model serves."""
     runtime: ModelRuntime | None = getattr(request.app.state, "runtime", None)
-    version = runtime.active_version if runtime is not None else None
-    if version is None:
+    snap = runtime.snapshot if runtime is not None else None
+    boot: BootstrapStatus | None = getattr(request.app.state, "bootstrap", None)
+    stage = boot.describe() if boot is not None else None
+    upgrading = boot.upgrading_to if boot is not None else None
+    if snap is None:
         reason = request.app.state.not_ready_reason or "no model is active"
-        body = ReadyPublic(ready=False, model_version=None, reason=reason)
+        body = ReadyPublic(ready=False, model_version=None, stage=stage, reason=reason)
         return JSONResponse(body.model_dump(), status_code=503)
-    return JSONResponse(ReadyPublic(ready=True, model_version=version).model_dump())
+    name = getattr(snap, "metadata", {}).get("model")
+    body = ReadyPublic(
+        ready=True,
+        model_version=snap.version,
+        model=None if name is None else str(name),
+        upgrading_to=upgrading,
+        stage=stage,
+    )
+    return JSONResponse(body.model_dump())
 
 
 @router.get(
