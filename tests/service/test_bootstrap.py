@@ -100,9 +100,16 @@ def test_first_start_serves_a_fast_model_then_swaps_to_the_default(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     entered, release = _gated_fits(monkeypatch, "item-knn")
+    fast_entered, fast_release = _gated_fits(monkeypatch, "popularity")
     settings = _bootstrap_settings(tmp_path)
     caplog.set_level(logging.INFO, logger="serendip.service")
     with TestClient(create_app(settings)) as client:
+        assert fast_entered.wait(60)
+        r = client.get("/readyz")
+        assert r.status_code == 503 and r.json()["upgrading_to"] is None
+        assert r.json()["stage"].startswith("fitting the fast model 'popularity' (")
+        assert r.json()["reason"].startswith("first start: fitting the fast model")
+        fast_release.set()
         ready = wait_ready(client)
         assert ready["model"] == "popularity"
         fast = ready["model_version"]
@@ -151,11 +158,14 @@ def test_a_restart_resumes_the_default_models_fit(
     settings = _bootstrap_settings(tmp_path)
     with monkeypatch.context() as m:
         _gated_fits(m, "none", fail={"item-knn"})
-        with TestClient(create_app(settings)) as client:
+        app = create_app(settings)
+        with TestClient(app) as client:
             fast = wait_ready(client)
             assert fast["model"] == "popularity"
-            _wait_for(client, lambda b: b["upgrading_to"] is None)
-            assert client.get("/readyz").json()["model_version"] == fast["model_version"]
+            app.state.background.join(60)  # the first start ends: the default model's fit failed
+            assert not app.state.background.is_alive()
+            done = client.get("/readyz").json()
+            assert done["model_version"] == fast["model_version"] and done["upgrading_to"] is None
     entered, release = _gated_fits(monkeypatch, "item-knn")
     with TestClient(create_app(settings)) as client:
         assert wait_ready(client)["model_version"] == fast["model_version"]

@@ -382,9 +382,12 @@ def _serve_fast(
             store, dataset, settings, source=source, model_name=name, status=status
         )
         status.enter(f"loading the fast model '{name}'")
+        # set before the swap: no reader sees the fast model serving without the upgrade to come
+        status.upgrading_to = default_model_name(settings.default_model)
         runtime.load(Path(version.path), version.version)
         store.models.activate(version.version)
     except Exception:
+        status.upgrading_to = None
         log.exception("first start: the fast model '%s' failed; fitting the default model", name)
         return None
     return version

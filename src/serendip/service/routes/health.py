@@ -36,7 +36,11 @@ def readyz(request: Request) -> JSONResponse:
     stage = boot.describe() if boot is not None else None
     upgrading = boot.upgrading_to if boot is not None else None
     if snap is None:
-        reason = request.app.state.not_ready_reason or "no model is active"
+        reason = (
+            f"first start: {stage}"
+            if stage is not None
+            else request.app.state.not_ready_reason or "no model is active"
+        )
         body = ReadyPublic(ready=False, model_version=None, stage=stage, reason=reason)
         return JSONResponse(body.model_dump(), status_code=503)
     name = getattr(snap, "metadata", {}).get("model")
