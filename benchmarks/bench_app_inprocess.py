@@ -39,6 +39,7 @@ def main(n: int = 300) -> None:
             db_url=f"sqlite:///{tmp}/serendip.db",
             artifacts_dir=Path(tmp) / "artifacts",
             bootstrap_preset="tiny",
+            bootstrap_fast_model=None,  # measure the default model, not the first start's stand-in
         )
         app = create_app(settings)
         with TestClient(app) as client:

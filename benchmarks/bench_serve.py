@@ -578,6 +578,9 @@ def main(argv: list[str] | None = None) -> None:
     env = {
         "SERENDIP_BOOTSTRAP_PRESET": args.preset,
         "SERENDIP_BOOTSTRAP_SEED": str(args.seed),
+        # one-step first start: the tables measure the model named here, not the stand-in
+        # a first start serves while it fits
+        "SERENDIP_BOOTSTRAP_FAST_MODEL": "",
         "SERENDIP_DEFAULT_MODEL": model,
     }
     if args.model_params:

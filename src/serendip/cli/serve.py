@@ -29,8 +29,9 @@ def serve(
 ) -> None:
     """Serve recommendations, events, catalog, users and models over HTTP (docs at /docs).
 
-    On the first start with an empty store it loads a synthetic platform and fits the default
-    model, so /readyz turns 200 after a minute or so and the API works at once."""
+    On the first start with an empty store it loads a synthetic platform, serves a fast model
+    within about 20 s and swaps in the default model (the pipeline) when its fit ends; /readyz
+    says which model serves and what the start is doing."""
     from pydantic import ValidationError
 
     from serendip.service.settings import Settings
