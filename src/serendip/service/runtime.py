@@ -39,7 +39,7 @@ from serendip.serving.serve import (
     smoke_lists,
     trending,
 )
-from serendip.serving.state import OnlineState
+from serendip.serving.state import OnlineState, field_of
 from serendip.threads import limit_threads
 
 if TYPE_CHECKING:  # the store (SQLAlchemy) stays unimported where the runtime runs offline
@@ -249,7 +249,7 @@ class ModelRuntime:
         retrain: a user who turns private is no longer cited nor used as social evidence for
         anyone (`ServingModel.set_private`), and every follower's list, which may cite them,
         is computed anew on its next request."""
-        flags = {str(_field(u, "user")): bool(_field(u, "private")) for u in users}
+        flags = {str(field_of(u, "user")): bool(field_of(u, "private")) for u in users}
         self.state.set_private(flags)
         self._hidden = frozenset(u for u, p in self.state.private_flags().items() if p)
         snap = self._snapshot
@@ -322,13 +322,6 @@ class ModelRuntime:
         """Most active items now: training popularity plus live event counts, time-decayed
         (`serendip.serving.serve.trending`)."""
         return trending(snapshot or self._active(), self.state, k, category)
-
-
-def _field(obj: object, name: str) -> object:
-    """Attribute of a dataclass/pydantic object, or key of a mapping (API and store types)."""
-    if isinstance(obj, Mapping):
-        return obj.get(name)
-    return getattr(obj, name, None)
 
 
 #: background list builds of this process: stopped and joined at exit, since a daemon thread

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from serendip.errors import ConfigError
 from serendip.serving.contract import LiveEvent, LiveUser
 
-__all__ = ["ItemInfo", "OnlineState"]
+__all__ = ["ItemInfo", "OnlineState", "field_of"]
 
 
-def _get(obj: object, name: str, default: object = None) -> object:
+def field_of(obj: object, name: str, default: object = None) -> object:
     """Attribute of a dataclass/pydantic object, or key of a mapping (API and store types)."""
     if isinstance(obj, Mapping):
         return obj.get(name, default)
@@ -93,10 +93,10 @@ class OnlineState:
         n = 0
         with self._lock:
             for e in events:
-                user, item = str(_get(e, "user")), str(_get(e, "item"))
-                given = _time(_get(e, "timestamp"))
+                user, item = str(field_of(e, "user")), str(field_of(e, "item"))
+                given = _time(field_of(e, "timestamp"))
                 ts = given if given is not None and math.isfinite(given) else time.time()
-                kind = str(_get(e, "event", "view") or "view")
+                kind = str(field_of(e, "event", "view") or "view")
                 hist = self._history.get(user)
                 if hist is None:
                     hist = self._history[user] = deque(maxlen=self.history_size)
@@ -121,12 +121,12 @@ class OnlineState:
     def upsert_items(self, items: Iterable[object]) -> None:
         with self._lock:
             for it in items:
-                iid = str(_get(it, "item"))
-                created = _time(_get(it, "created_at"))
+                iid = str(field_of(it, "item"))
+                created = _time(field_of(it, "created_at"))
                 self._catalog_log.append(iid)
                 self._items[iid] = ItemInfo(
-                    str(_get(it, "category", "") or ""),
-                    str(_get(it, "author", "") or ""),
+                    str(field_of(it, "category", "") or ""),
+                    str(field_of(it, "author", "") or ""),
                     created if created is not None else math.nan,
                 )
                 self._deleted.discard(iid)
