@@ -258,7 +258,7 @@ def _explanation(
         else:  # backfill: no source proposed it
             row_score = row_rank = np.full(len(ranked.sources), np.nan, np.float32)
         try:
-            base = serving.explain(entry.ctx, item, row_score, row_rank, score)
+            base = serving.explain(ctx, item, row_score, row_rank, score)
         except SerendipError as exc:  # a model without explanations still serves
             return {
                 "user": ctx.user,
