@@ -198,3 +198,100 @@ def test_recommend_users_file_errors(files: dict[str, Path], tmp_path: Path) -> 
         ],
     )
     assert result.exit_code == 1 and "error:" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The `tiny` synthetic preset's interactions, and a copy without timestamps."""
+    from serendip.data.synthetic import generate_platform
+
+    base = tmp_path_factory.mktemp("tiny")
+    out = generate_platform("tiny", seed=0, out=base / "platform")
+    untimed = base / "untimed.csv"
+    pd.read_parquet(out / "interactions.parquet")[["user", "item"]].drop_duplicates().to_csv(
+        untimed, index=False
+    )
+    return {"interactions": out / "interactions.parquet", "untimed": untimed}
+
+
+def test_fit_tune_records_the_search_in_the_manifest(tiny: dict[str, Path], tmp_path: Path) -> None:
+    from serendip.models.base import Choice, FloatRange, IntRange
+    from serendip.models.registry import get_model_class
+
+    out = tmp_path / "model"
+    result = _fit(tiny, out, "--model", "item-knn", "--tune", "--trials", "3")
+    assert result.exit_code == 0, result.output
+    assert "tuned item-knn: 3 trials" in result.stdout and "temporal" in result.stdout
+    assert "best params" in result.stdout and "fitted item-knn" in result.stdout
+    manifest = json.loads((out / "manifest.json").read_text())
+    tuning = manifest["tuning"]
+    assert tuning["protocol"] == "temporal"  # the default when timestamps exist
+    assert tuning["trials"] == 3 and tuning["metric"] == "ndcg@10 on validation"
+    assert tuning["best_validation"] >= tuning["default_validation"] >= 0
+    assert tuning["seconds"] > 0
+    for key, dim in get_model_class("item-knn").search_space.items():
+        value = tuning["best_params"][key]
+        if isinstance(dim, (IntRange, FloatRange)):
+            assert dim.low <= value <= dim.high
+        elif isinstance(dim, Choice):
+            assert value in dim.options
+        assert manifest["config"][key] == value  # the saved model is the chosen one
+
+
+def test_fit_tune_without_timestamps_carves_at_random(
+    tiny: dict[str, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "model"
+    result = runner.invoke(
+        app,
+        [
+            "fit",
+            "--interactions",
+            str(tiny["untimed"]),
+            "--model",
+            "ease",
+            "--tune",
+            "--trials",
+            "3",
+            "--params",
+            '{"l2": 40}',
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    tuning = json.loads((out / "manifest.json").read_text())["tuning"]
+    assert tuning["protocol"] == "random"
+    assert tuning["fixed_params"] == {"l2": 40} == tuning["best_params"]
+    assert tuning["trials"] == 1  # l2 fixed: nothing left to search
+
+
+@pytest.mark.parametrize(
+    ("which", "args", "message"),
+    [
+        ("interactions", ["--tune", "--trials", "3", "--budget", "1"], "not both"),
+        ("untimed", ["--tune", "--protocol", "temporal"], "needs interaction timestamps"),
+        ("interactions", ["--tune", "--protocol", "weekly"], "unknown protocol 'weekly'"),
+        ("interactions", ["--trials", "3"], "--trials only apply with --tune"),
+    ],
+)
+def test_fit_tune_bad_combinations_are_one_line_errors(
+    tiny: dict[str, Path], tmp_path: Path, which: str, args: list[str], message: str
+) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "fit",
+            "--interactions",
+            str(tiny[which]),
+            "--model",
+            "popularity",
+            *args,
+            "--out",
+            str(tmp_path / "m"),
+        ],
+    )
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], lines
+    assert not (tmp_path / "m").exists()

@@ -7,11 +7,14 @@ import importlib.util
 import json
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from serendip.cli._common import cli_errors, console, progress
+
+if TYPE_CHECKING:
+    from serendip.evaluation.fit_tuned import TuningRecord
 
 #: Optional third-party packages some models need, by model name or family. Checked with
 #: `find_spec`, which locates a package without importing it (listing stays fast).
@@ -130,12 +133,53 @@ def fit(
             'model = "name" optional).',
         ),
     ] = None,
+    tune: Annotated[
+        bool,
+        typer.Option(
+            "--tune",
+            help="Tune on a validation split carved from the data (NDCG@10), refit the best "
+            "parameters on all of it, record the search in the manifest. --params fix keys.",
+        ),
+    ] = False,
+    protocol: Annotated[
+        str | None,
+        typer.Option(
+            "--protocol",
+            help="With --tune: the validation carving, temporal|leave-last|random "
+            "(default: temporal when the interactions have timestamps, else random).",
+        ),
+    ] = None,
+    trials: Annotated[
+        int | None,
+        typer.Option("--trials", help="With --tune: number of trials, defaults included (20)."),
+    ] = None,
+    budget: Annotated[
+        float | None,
+        typer.Option("--budget", help="With --tune: search for this many minutes instead."),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="With --tune: carving and search seed.")] = 0,
 ) -> None:
     """Fit one model on the given files and save it to the --out directory."""
     from serendip.data.loaders import load_files
     from serendip.errors import ConfigError
     from serendip.models.registry import create_model
 
+    if not tune:
+        given = [
+            flag
+            for flag, value in (
+                ("--protocol", protocol),
+                ("--trials", trials),
+                ("--budget", budget),
+            )
+            if value is not None
+        ]
+        if given:
+            raise ConfigError(f"{', '.join(given)} only apply with --tune")
+    else:
+        from serendip.evaluation.fit_tuned import check_tuning_options
+
+        check_tuning_options(protocol, trials, None if budget is None else budget * 60.0)
     hyper, named = _read_params(params, config)
     if model is None and named is None:
         raise ConfigError('name a model with --model (or model = "..." in --config)')
@@ -147,6 +191,9 @@ def fit(
     recommender = create_model(name, hyper)
     with console.status("loading data"):
         ds = load_files(interactions, items=items, users=users, social=social)
+    if tune:
+        _fit_tuned(ds, name, hyper, out, protocol, trials, budget, seed)
+        return
     with console.status(
         f"fitting {name} on {ds.n_users:,} users x {ds.n_items:,} items "
         f"({ds.n_interactions:,} interactions)"
@@ -157,6 +204,101 @@ def fit(
         f"fitted {name} on {ds.n_users:,} users, {ds.n_items:,} items, "
         f"{ds.n_interactions:,} interactions in {recommender.fit_seconds_:.1f}s -> {out}"
     )
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _fit_tuned(
+    ds: Any,
+    name: str,
+    fixed: dict[str, Any],
+    out: Path,
+    protocol: str | None,
+    trials: int | None,
+    budget: float | None,
+    seed: int,
+) -> None:
+    """`fit --tune`: carve, tune, refit, save with the record; print a one-screen summary."""
+    import math
+
+    from serendip.evaluation.fit_tuned import (
+        DEFAULT_TRIALS,
+        choose_protocol,
+        save_tuned,
+        tune_and_fit,
+    )
+    from serendip.evaluation.tuning import TrialRecord
+
+    budget_s = None if budget is None else budget * 60.0
+    chosen = choose_protocol(ds, protocol)
+    total = trials if trials is not None else (None if budget_s else DEFAULT_TRIALS)
+    best = -math.inf
+    with progress(transient=True) as bar:
+        what = f"{budget:g} min" if budget is not None else f"{total} trials"
+        task = bar.add_task(f"tuning {name} ({chosen} validation, {what})", total=total)
+
+        def on_trial(rec: TrialRecord) -> None:
+            nonlocal best
+            best = max(best, rec.value)
+            shown = f"{best:.4f}" if math.isfinite(best) else "-"
+            bar.update(
+                task,
+                advance=1,
+                description=f"tuning {name} ({chosen} validation, {what}) best ndcg@10 {shown}",
+            )
+
+        model, record = tune_and_fit(
+            ds,
+            name,
+            params=fixed,
+            protocol=chosen,
+            trials=trials,
+            budget_s=budget_s,
+            seed=seed,
+            progress=on_trial,
+        )
+    save_tuned(model, record, out)
+    _print_tuning(record)
+    typer.echo(
+        f"fitted {name} on {ds.n_users:,} users, {ds.n_items:,} items, "
+        f"{ds.n_interactions:,} interactions in {model.fit_seconds_:.1f}s -> {out}"
+    )
+
+
+def _print_tuning(record: TuningRecord) -> None:
+    """The tuning record as a short table (what `fit --tune` prints)."""
+    v = record.validation
+    if record.budget_s:
+        limit = f"budget {record.budget_s / 60:g} min"
+    else:
+        limit = f"of {record.requested_trials}"
+    failed = f", {record.failed_trials} failed" if record.failed_trials else ""
+    typer.echo(
+        f"tuned {record.model}: {record.trials} trial{'' if record.trials == 1 else 's'} ({limit}{failed}) "
+        f"in {record.tune_seconds:.1f}s on a {record.protocol} validation carving "
+        f"({v['train_interactions']:,} train / {v['validation_interactions']:,} validation "
+        f"interactions, {v['validation_users']:,} users)"
+    )
+    typer.echo(f"  metric        {record.metric} on validation")
+    default, best = record.default_value, record.best_value
+    label = "given params" if record.fixed_params else "defaults    "
+    typer.echo(f"  {label}  {default:.4f}")
+    gain = (
+        f"  ({(best - default) / default:+.1%} over the {label.strip()})"
+        if default > 0 and best > -float("inf")
+        else ""
+    )
+    typer.echo(f"  best          {best:.4f}{gain}")
+    if record.fixed_params:
+        fixed = ", ".join(f"{k}={_fmt(val)}" for k, val in record.fixed_params.items())
+        typer.echo(f"  fixed         {fixed}")
+    if not record.searched:
+        typer.echo("  searched      nothing (no search space left: kept as given)")
+    else:
+        chosen = ", ".join(f"{k}={_fmt(record.best_params.get(k))}" for k in record.searched)
+        typer.echo(f"  best params   {chosen}")
 
 
 def _read_users(path: Path) -> list[str]:

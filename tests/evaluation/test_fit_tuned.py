@@ -1,0 +1,84 @@
+"""`tune_and_fit`: carve validation the way the user judges, tune, refit on all, record."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from serendip.data.dataset import Dataset
+from serendip.errors import ConfigError, DataError
+from serendip.evaluation.fit_tuned import choose_protocol, save_tuned, tune_and_fit
+from serendip.models.base import Choice, FloatRange, IntRange, Recommender
+from serendip.models.registry import get_model_class
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
+    from serendip.data.loaders import load_files
+    from serendip.data.synthetic import generate_platform
+
+    out = generate_platform("tiny", seed=0, out=tmp_path_factory.mktemp("tiny") / "platform")
+    return load_files(out / "interactions.parquet")
+
+
+def _untimed(ds: Dataset) -> Dataset:
+    it = ds.interactions
+    return ds.with_interactions(replace(it, timestamp=np.full(len(it), np.nan)))
+
+
+def _pairs(ds: Dataset) -> int:
+    it = ds.interactions
+    return len(set(zip(it.user.tolist(), it.item.tolist(), strict=True)))
+
+
+def _in_space(name: str, params: dict[str, object]) -> None:
+    for key, dim in get_model_class(name).search_space.items():
+        value = params[key]
+        if isinstance(dim, (IntRange, FloatRange)):
+            assert dim.low <= value <= dim.high, (key, value, dim)  # type: ignore[operator]
+        elif isinstance(dim, Choice):
+            assert value in dim.options, (key, value, dim)
+
+
+def test_item_knn_three_trials_refit_on_all_and_recorded(tiny: Dataset, tmp_path: Path) -> None:
+    seen: list[float] = []
+    model, record = tune_and_fit(
+        tiny, "item-knn", trials=3, progress=lambda t: seen.append(t.value)
+    )
+    assert record.protocol == "temporal"  # timestamps exist
+    assert record.trials == 3 and len(seen) == 3
+    assert record.best_value == max(seen) >= record.default_value == seen[0]
+    _in_space("item-knn", record.best_params)
+    assert model.train_.nnz == _pairs(tiny)  # refit on all of the data, not the carving
+    assert model.config.model_dump()["k"] == record.best_params["k"]
+
+    out = save_tuned(model, record, tmp_path / "m")
+    tuning = json.loads((out / "manifest.json").read_text())["tuning"]
+    assert tuning["protocol"] == "temporal" and tuning["trials"] == 3
+    assert tuning["metric"] == "ndcg@10 on validation"
+    assert tuning["best_params"] == record.best_params
+    assert tuning["best_validation"] >= tuning["default_validation"]
+    assert tuning["seconds"] > 0 and tuning["budget_s"] is None
+    assert Recommender.load(out).config.model_dump()["k"] == record.best_params["k"]
+
+
+def test_random_without_timestamps_and_fixed_params(tiny: Dataset) -> None:
+    untimed = _untimed(tiny)
+    assert choose_protocol(untimed) == "random"
+    _, record = tune_and_fit(untimed, "ease", params={"l2": 50.0}, trials=3)
+    assert record.protocol == "random"
+    assert record.searched == () and record.trials == 1  # nothing left to search
+    assert record.best_params == {"l2": 50.0} == record.fixed_params
+
+
+def test_bad_combinations(tiny: Dataset) -> None:
+    with pytest.raises(DataError, match="needs interaction timestamps"):
+        choose_protocol(_untimed(tiny), "temporal")
+    with pytest.raises(ConfigError, match="unknown protocol 'weekly'"):
+        tune_and_fit(tiny, "popularity", protocol="weekly")
+    with pytest.raises(ConfigError, match="not both"):
+        tune_and_fit(tiny, "popularity", trials=3, budget_s=5.0)
