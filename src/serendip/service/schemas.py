@@ -49,6 +49,7 @@ __all__ = [
     "RecommendationsPublic",
     "UpsertPublic",
     "UserCreate",
+    "UserExportPublic",
     "UserPublic",
 ]
 
@@ -252,6 +253,88 @@ class RecommendationsPublic(BaseModel):
     )
     model_version: str | None = Field(description="Model version that produced the list.")
     items: list[RecItemPublic] = Field(description="Best first; may be shorter than k.")
+
+
+# ----------------------------------------------------------------------------- user export
+class ExportProfilePublic(UserPublic):
+    created_at: float | None = Field(description="When the user joined, epoch seconds.")
+    updated_at: float = Field(description="Last change of the profile, epoch seconds.")
+
+
+class ExportEventPublic(BaseModel):
+    event_id: str = Field(description="The event's ID.")
+    item: str = Field(description="External item ID.")
+    event: str = Field(description=f"Event type, one of: {', '.join(EVENT_TYPES)}.")
+    timestamp: float = Field(description="When it happened, epoch seconds.")
+    value: float | None = Field(description="Its value (a rating, a count), if any.")
+    received_at: float = Field(description="When Serendip stored it, epoch seconds.")
+
+
+class ExportFollowingPublic(BaseModel):
+    followee: str = Field(description="Whom the user follows.")
+    created_at: float = Field(description="Since when, epoch seconds.")
+
+
+class ExportFollowerPublic(BaseModel):
+    follower: str = Field(description="Who follows the user.")
+    created_at: float = Field(description="Since when, epoch seconds.")
+
+
+class ExportUnfollowPublic(BaseModel):
+    follower: str = Field(description="Who unfollowed.")
+    followee: str = Field(description="Who was unfollowed.")
+    at: float = Field(description="When, epoch seconds.")
+
+
+class ExportAuthoredItemPublic(BaseModel):
+    item: str = Field(description="External item ID.")
+    title: str = Field(description="Its title.")
+    created_at: float | None = Field(description="When it was published, epoch seconds.")
+    deleted_at: float | None = Field(description="When it was deleted, if it was.")
+
+
+class ExportNotKeptPublic(BaseModel):
+    """A kind of record Serendip does not keep yet: always empty, present for a stable shape."""
+
+    records: list[dict[str, object]] = Field(description="The records (none kept yet).")
+    note: str = Field(description="What is (not) kept.")
+
+
+class ExportRecommendationsPublic(BaseModel):
+    k: int = Field(description="How many items were asked for.")
+    items: list[RecItemPublic] = Field(
+        description="The user's current top-k, best first, each with why it is shown."
+    )
+    reason: str | None = Field(
+        default=None, description="Why there are no recommendations (say, no model is active)."
+    )
+
+
+class UserExportPublic(BaseModel):
+    """Everything Serendip holds about one user (`GET /v1/users/{id}/export`, `serendip
+    export`). Timestamps are epoch seconds."""
+
+    user: str = Field(description="External user ID.")
+    exported_at: float = Field(description="When this export was made, epoch seconds.")
+    model_version: str | None = Field(
+        description="Model version that produced `recommendations` (None: no model)."
+    )
+    profile: ExportProfilePublic | None = Field(description="The profile, if one is stored.")
+    events: list[ExportEventPublic] = Field(description="The user's events, oldest first.")
+    following: list[ExportFollowingPublic] = Field(description="Whom the user follows.")
+    followers: list[ExportFollowerPublic] = Field(description="Who follows the user.")
+    unfollows: list[ExportUnfollowPublic] = Field(
+        description="Logged unfollows by or of the user, oldest first."
+    )
+    authored_items: list[ExportAuthoredItemPublic] = Field(
+        description="Items naming the user as author (deleted ones included)."
+    )
+    exposures: ExportNotKeptPublic = Field(description="Items shown to the user (not kept yet).")
+    experiments: ExportNotKeptPublic = Field(description="Experiment assignments (not kept yet).")
+    consent: ExportNotKeptPublic = Field(description="Consent records (not kept yet).")
+    recommendations: ExportRecommendationsPublic = Field(
+        description="The current top-k with explanations, from the active model."
+    )
 
 
 # ----------------------------------------------------------------------------- models

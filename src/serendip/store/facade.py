@@ -255,7 +255,12 @@ class Store:
 
     # ----------------------------------------------------------------- privacy
     def export_user(self, user: str) -> dict[str, Any]:
-        """Everything stored about `user` (profile, events, follow edges), JSON-ready."""
+        """Everything stored about `user`, JSON-ready: the profile (None without one), events
+        oldest first, follow edges both ways (`following`, `followers`), the unfollow log in
+        both directions (`unfollows`) and the items naming them as author (`authored_items`,
+        deleted ones included). Kinds of record this store does not keep yet (`exposures`,
+        `experiments`, `consent`) are present as empty sections with a `note`, so the shape
+        stays the same when they are added. `has_data` is False when nothing at all is stored."""
         with self._db.read() as conn:
             profile = conn.execute(select(USERS).where(USERS.c.user_id == user)).first()
             events = conn.execute(
@@ -269,13 +274,41 @@ class Store:
             followers = conn.execute(
                 select(FOLLOWS).where(FOLLOWS.c.followee == user).order_by(FOLLOWS.c.follower)
             ).all()
-        return {
+            unfollows = conn.execute(
+                select(UNFOLLOWS)
+                .where(or_(UNFOLLOWS.c.follower == user, UNFOLLOWS.c.followee == user))
+                .order_by(UNFOLLOWS.c.id)
+            ).all()
+            authored = conn.execute(
+                select(ITEMS.c.item_id, ITEMS.c.title, ITEMS.c.created_at, ITEMS.c.deleted_at)
+                .where(ITEMS.c.author == user)
+                .order_by(ITEMS.c.item_id)
+            ).all()
+        out: dict[str, Any] = {
             "user": user,
+            "has_data": bool(
+                profile is not None or events or following or followers or unfollows or authored
+            ),
             "profile": None if profile is None else _jsonable(asdict(_user(profile))),
             "events": [_jsonable(asdict(_event(r))) for r in events],
             "following": [{"followee": r.followee, "created_at": r.created_at} for r in following],
             "followers": [{"follower": r.follower, "created_at": r.created_at} for r in followers],
+            "unfollows": [
+                {"follower": r.follower, "followee": r.followee, "at": r.at} for r in unfollows
+            ],
+            "authored_items": [
+                {
+                    "item": r.item_id,
+                    "title": r.title,
+                    "created_at": r.created_at,
+                    "deleted_at": r.deleted_at,
+                }
+                for r in authored
+            ],
         }
+        for section, what in _NOT_KEPT.items():
+            out[section] = {"records": [], "note": f"Serendip keeps no {what} yet."}
+        return out
 
     def erase_user(self, user: str) -> dict[str, int]:
         """Delete `user`'s events, follow edges (both directions) and profile, in one
@@ -293,6 +326,14 @@ class Store:
             )
             n_profile = conn.execute(delete(USERS).where(USERS.c.user_id == user)).rowcount
         return {"events": n_events, "follows": n_follows, "profile": n_profile}
+
+
+#: Sections of a user's export for records this store does not keep yet (always empty).
+_NOT_KEPT = {
+    "exposures": "record of the items shown to users (exposures)",
+    "experiments": "experiment assignments",
+    "consent": "consent records (the activity-privacy setting is the profile's `private`)",
+}
 
 
 def _opt(x: Any) -> float | None:

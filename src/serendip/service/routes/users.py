@@ -1,4 +1,5 @@
-"""Users and the social graph: declared interests, follow/unfollow, activity privacy."""
+"""Users and the social graph: declared interests, follow/unfollow, activity privacy, and
+the export of everything held about a user (admin scope)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import time
 
 from fastapi import APIRouter, Depends, HTTPException, status
 
+from serendip.errors import SerendipError
 from serendip.service.auth import require
 from serendip.service.deps import (
     RuntimeDep,
@@ -15,9 +17,17 @@ from serendip.service.deps import (
     field_error,
     notify,
 )
-from serendip.service.routes._params import UserPath
+from serendip.service.routes._params import K, UserPath
 from serendip.service.runtime import ModelRuntime
-from serendip.service.schemas import FollowPublic, PrivacyUpdate, UserCreate, UserPublic
+from serendip.service.schemas import (
+    ExportRecommendationsPublic,
+    FollowPublic,
+    PrivacyUpdate,
+    RecItemPublic,
+    UserCreate,
+    UserExportPublic,
+    UserPublic,
+)
 from serendip.store import User, UserIn
 
 router = APIRouter(prefix="/v1/users", tags=["users"])
@@ -147,3 +157,61 @@ def unfollow(
     store.social.unfollow(user_id, followee)
     notify("unfollow", lambda: runtime.on_unfollow(user_id, followee))
     return FollowPublic(follower=user_id, followee=followee, following=False)
+
+
+@router.get(
+    "/{user_id}/export",
+    response_model=UserExportPublic,
+    summary="Export everything held about a user",
+    dependencies=[Depends(require("admin"))],
+    responses={404: {"description": "Nothing at all is stored about this user."}},
+)
+def export_user(
+    user_id: UserPath,
+    store: StoreDep,
+    runtime: RuntimeDep,
+    settings: SettingsDep,
+    k: K = 10,
+) -> UserExportPublic:
+    """The user's profile, events, follow edges both ways, unfollows, authored items, the
+    sections not kept yet (exposures, experiments, consent: empty, with a note) and the
+    current top-k with why each item is shown. Admin scope: it is another user's data."""
+    if k > settings.limits.max_k:
+        raise field_error(
+            ("query", "k"), f"k={k} is above this server's limit of {settings.limits.max_k}"
+        )
+    data = store.export_user(user_id)
+    if not data.pop("has_data"):
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, detail=f"nothing is stored about '{user_id}'"
+        )
+    version, recs = current_recommendations(runtime, user_id, k)
+    return UserExportPublic.model_validate(
+        {**data, "exported_at": time.time(), "model_version": version, "recommendations": recs}
+    )
+
+
+def current_recommendations(
+    runtime: ModelRuntime, user: str, k: int
+) -> tuple[str | None, ExportRecommendationsPublic]:
+    """The user's top-k from the active model with explanations (and its version), or an
+    empty list with the reason."""
+    snap = runtime.snapshot  # read once: the list and the version agree under a swap
+    if snap is None:
+        return None, ExportRecommendationsPublic(k=k, items=[], reason="no model is active")
+    try:
+        recs = runtime.recommend(user, k, explain=True, snapshot=snap)
+    except SerendipError as exc:
+        return snap.version, ExportRecommendationsPublic(
+            k=k, items=[], reason=f"the active model could not recommend: {exc}"
+        )
+    items = [
+        RecItemPublic(
+            item=str(r.item),
+            rank=i + 1,
+            score=float(r.score),
+            explanation=None if r.explanation is None else dict(r.explanation),
+        )
+        for i, r in enumerate(recs)
+    ]
+    return snap.version, ExportRecommendationsPublic(k=k, items=items)
