@@ -26,6 +26,7 @@ _COMMAND_MODULES = (
     "study",
     "demo",
     "serve",
+    "export",
 )
 
 for _name in _COMMAND_MODULES:
