@@ -11,7 +11,7 @@ import pytest
 
 from serendip.data.dataset import Dataset
 from serendip.errors import ConfigError, DataError
-from serendip.evaluation.fit_tuned import choose_protocol, save_tuned, tune_and_fit
+from serendip.evaluation.fit_tuned import _is_fixed, choose_protocol, save_tuned, tune_and_fit
 from serendip.models.base import Choice, FloatRange, IntRange, Recommender
 from serendip.models.registry import get_model_class
 
@@ -82,3 +82,13 @@ def test_bad_combinations(tiny: Dataset) -> None:
         tune_and_fit(tiny, "popularity", protocol="weekly")
     with pytest.raises(ConfigError, match="not both"):
         tune_and_fit(tiny, "popularity", trials=3, budget_s=5.0)
+
+
+def test_given_params_fix_search_dimensions_by_name_or_nested_path() -> None:
+    assert _is_fixed("l2", {"l2": 1.0}) and not _is_fixed("l2", {})
+    # the pipeline's dotted dimensions, fixed by a dotted key or through nested groups
+    assert _is_fixed("ranker.n_estimators", {"ranker.n_estimators": 5})
+    assert _is_fixed("ranker.n_estimators", {"ranker": {"n_estimators": 5}})
+    assert not _is_fixed("ranker.n_estimators", {"ranker": {"num_leaves": 5}})
+    assert _is_fixed("sources.collaborative.quota", {"sources.collaborative": {"quota": 3}})
+    assert not _is_fixed("sources.collaborative.quota", {"sources": {"explore": {"quota": 3}}})

@@ -295,10 +295,25 @@ def _print_tuning(record: TuningRecord) -> None:
         fixed = ", ".join(f"{k}={_fmt(val)}" for k, val in record.fixed_params.items())
         typer.echo(f"  fixed         {fixed}")
     if not record.searched:
-        typer.echo("  searched      nothing (no search space left: kept as given)")
+        why = (
+            "every dimension is fixed by the given params"
+            if record.fixed_params
+            else "the model declares no search space"
+        )
+        typer.echo(f"  searched      nothing ({why})")
+    elif not any(k in record.best_params for k in record.searched):
+        typer.echo(f"  best params   the {label.strip()} (no trial beat them)")
     else:
-        chosen = ", ".join(f"{k}={_fmt(record.best_params.get(k))}" for k in record.searched)
-        typer.echo(f"  best params   {chosen}")
+        import textwrap
+
+        chosen = ", ".join(
+            f"{k}={_fmt(record.best_params[k]) if k in record.best_params else 'default'}"
+            for k in record.searched
+        )
+        lines = textwrap.wrap(chosen, width=80) or [""]
+        typer.echo(f"  best params   {lines[0]}")
+        for line in lines[1:]:
+            typer.echo(f"                {line}")
 
 
 def _read_users(path: Path) -> list[str]:

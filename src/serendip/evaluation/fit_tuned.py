@@ -82,6 +82,22 @@ def choose_protocol(dataset: Dataset, protocol: str | None = None) -> str:
     return protocol
 
 
+def _is_fixed(key: str, fixed: Mapping[str, Any]) -> bool:
+    """Whether search dimension `key` is set by the user's parameters: by its name, or for a
+    dotted key (the pipeline's `ranker.n_estimators`) through nested groups holding its path."""
+    parts = key.split(".")
+    for i in range(1, len(parts) + 1):
+        node: Any = fixed.get(".".join(parts[:i]), _MISSING)
+        for part in parts[i:]:
+            node = node.get(part, _MISSING) if isinstance(node, Mapping) else _MISSING
+        if node is not _MISSING:
+            return True
+    return False
+
+
+_MISSING = object()
+
+
 def _finite(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
@@ -167,7 +183,7 @@ def tune_and_fit(
             f"the {chosen} validation carving of these interactions is empty (too few "
             "interactions per user or over time to hold any out); fit without --tune"
         )
-    space = {k: v for k, v in cls.search_space.items() if k not in fixed}
+    space = {k: v for k, v in cls.search_space.items() if not _is_fixed(k, fixed)}
     n_trials = trials if trials is not None else (_BUDGET_TRIAL_CAP if budget_s else DEFAULT_TRIALS)
     tuned = tune_model(
         model_name,
