@@ -46,11 +46,10 @@ def _fill(store: Store) -> None:
 
 
 @pytest.fixture
-def authed(
-    sqlite_store: Store, fake_runtime: FakeRuntime, make_client: ClientFactory
-) -> TestClient:
-    _fill(sqlite_store)
-    return make_client(sqlite_store, fake_runtime, api_keys=KEYS)
+def authed(store: Store, fake_runtime: FakeRuntime, make_client: ClientFactory) -> TestClient:
+    """A client with API keys on the parametrised store (SQLite; PostgreSQL when reachable)."""
+    _fill(store)
+    return make_client(store, fake_runtime, api_keys=KEYS)
 
 
 def test_export_has_everything_about_the_user(authed: TestClient) -> None:
