@@ -92,3 +92,18 @@ def test_given_params_fix_search_dimensions_by_name_or_nested_path() -> None:
     assert not _is_fixed("ranker.n_estimators", {"ranker": {"num_leaves": 5}})
     assert _is_fixed("sources.collaborative.quota", {"sources.collaborative": {"quota": 3}})
     assert not _is_fixed("sources.collaborative.quota", {"sources": {"explore": {"quota": 3}}})
+
+
+def test_a_time_budget_stops_the_search(tiny: Dataset) -> None:
+    _, record = tune_and_fit(tiny, "ease", budget_s=0.3)
+    assert record.trials >= 1 and record.requested_trials is None
+    assert record.to_dict()["budget_s"] == 0.3
+
+
+def test_too_little_data_to_hold_out_says_so(tmp_path: Path) -> None:
+    from serendip.data.loaders import load_files
+
+    path = tmp_path / "few.csv"
+    path.write_text("user,item\nu1,a\nu1,b\nu2,a\nu2,c\n")
+    with pytest.raises(DataError, match=r"validation carving .* is empty"):
+        tune_and_fit(load_files(path), "ease", trials=2)
