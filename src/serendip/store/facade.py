@@ -306,8 +306,8 @@ class Store:
                 for r in authored
             ],
         }
-        for section, what in _NOT_KEPT.items():
-            out[section] = {"records": [], "note": f"Serendip keeps no {what} yet."}
+        for section, note in _NOT_KEPT.items():
+            out[section] = {"records": [], "note": note}
         return out
 
     def erase_user(self, user: str) -> dict[str, int]:
@@ -330,9 +330,10 @@ class Store:
 
 #: Sections of a user's export for records this store does not keep yet (always empty).
 _NOT_KEPT = {
-    "exposures": "record of the items shown to users (exposures)",
-    "experiments": "experiment assignments",
-    "consent": "consent records (the activity-privacy setting is the profile's `private`)",
+    "exposures": "Serendip keeps no record of the items shown to users (exposures) yet.",
+    "experiments": "Serendip keeps no experiment assignments yet.",
+    "consent": "Serendip keeps no consent records yet; the activity-privacy setting is the "
+    "profile's `private`.",
 }
 
 
