@@ -31,3 +31,21 @@ def test_atomic_directory_keeps_the_old_one_on_error(tmp_path: Path) -> None:
         raise RuntimeError("half way")
     assert (target / "a.txt").read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["split"]
+
+
+def test_manifest_sections_are_written_and_may_not_replace_the_artifacts_own(
+    tmp_path: Path,
+) -> None:
+    import json
+
+    from serendip.models.base import Recommender
+    from serendip.models.baselines import Popularity
+    from tests.conftest import make_toy_platform
+
+    model = Popularity().fit(make_toy_platform())
+    out = model.save(tmp_path / "m", sections={"tuning": {"trials": 3}})
+    assert json.loads((out / "manifest.json").read_text())["tuning"] == {"trials": 3}
+    assert isinstance(Recommender.load(out), Popularity)
+    with pytest.raises(ValueError, match="config"):
+        model.save(tmp_path / "n", sections={"config": {}})
+    assert not (tmp_path / "n").exists()  # refused before anything is written

@@ -10,10 +10,7 @@ timestamps). Parameters given by the user are fixed: the search covers the other
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -230,20 +227,6 @@ def tune_and_fit(
 
 
 def save_tuned(model: Any, record: TuningRecord, directory: str | Path) -> Path:
-    """Save `model` to `directory` and add `record` as the manifest's `tuning` entry.
-
-    The artifact is written atomically by `model.save`; the manifest is then replaced (also
-    atomically, by rename) with one that carries the record."""
-    out = model.save(directory)
-    manifest_path = Path(out) / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())
-    manifest["tuning"] = record.to_dict()
-    fd, tmp = tempfile.mkstemp(prefix=".manifest.", suffix=".json", dir=out)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(json.dumps(manifest, indent=2))
-        os.replace(tmp, manifest_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return Path(out)
+    """Save `model` to `directory` with `record` as the manifest's `tuning` entry (one atomic
+    write)."""
+    return Path(model.save(directory, sections={"tuning": record.to_dict()}))

@@ -60,11 +60,13 @@ def write_artifact(
     arrays: Mapping[str, np.ndarray | sp.spmatrix],
     meta: Mapping[str, Any],
     extra: Callable[[Path], None] | None = None,
+    sections: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write atomically: into a temporary sibling directory, then rename over `directory`.
 
     `extra(tmp_dir)`, when given, writes further files (e.g. member artifacts of a hybrid in
-    subdirectories) inside the same atomic write."""
+    subdirectories) inside the same atomic write; `sections` are further top-level manifest
+    entries (e.g. `tuning`: how the parameters were chosen)."""
     from serendip import __version__
 
     directory = Path(directory)
@@ -94,6 +96,10 @@ def write_artifact(
             "arrays": files,
             "meta": dict(meta),
         }
+        reserved = set(manifest) & set(sections or {})
+        if reserved:
+            raise ValueError(f"manifest sections {sorted(reserved)} are the artifact's own")
+        manifest.update(sections or {})
         if extra is not None:
             extra(tmp)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=_json_default))

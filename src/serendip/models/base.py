@@ -574,8 +574,9 @@ class Recommender(Component[ModelConfigT], ABC):
         """Restore what `_state` returned (default: nothing to restore)."""
         return None
 
-    def save(self, directory: str | Path) -> Path:
-        """Write the artifact: manifest.json + .npy/.npz arrays + vocabularies. No pickle."""
+    def save(self, directory: str | Path, *, sections: Mapping[str, Any] | None = None) -> Path:
+        """Write the artifact: manifest.json + .npy/.npz arrays + vocabularies. No pickle.
+        `sections`: further top-level manifest entries (e.g. `tuning`)."""
         self._check_fitted()
         from serendip.models.artifacts import write_artifact
 
@@ -589,6 +590,7 @@ class Recommender(Component[ModelConfigT], ABC):
             arrays={**self._core_state(), **arrays},
             meta={"fit_seconds": getattr(self, "fit_seconds_", None), **meta},
             extra=self._save_extra,
+            sections=sections,
         )
 
     def _core_state(self) -> dict[str, np.ndarray | sp.spmatrix]:
