@@ -89,7 +89,7 @@ def _recommendations(
 ) -> tuple[str | None, Any]:
     """The user's top-k from the model in `model_dir` (its directory name as the version),
     through the serving runtime the server uses, with the user's stored events replayed."""
-    from serendip.service.routes.users import current_recommendations
+    from serendip.service.export import current_recommendations
     from serendip.service.runtime import ModelRuntime
     from serendip.store import EventIn
 

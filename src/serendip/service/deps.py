@@ -26,6 +26,7 @@ __all__ = [
     "ServingRuntimeDep",
     "SettingsDep",
     "StoreDep",
+    "check_k",
     "check_lengths",
     "enforce_limits",
     "field_error",
@@ -82,6 +83,14 @@ RuntimeDep = Annotated[ModelRuntime, Depends(get_runtime)]
 ServingRuntimeDep = Annotated[ModelRuntime, Depends(serving_runtime)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
+
+
+def check_k(k: int, settings: Settings) -> None:
+    """422 naming `k` when it is above this server's limit (`Settings.limits.max_k`)."""
+    if k > settings.limits.max_k:
+        raise field_error(
+            ("query", "k"), f"k={k} is above this server's limit of {settings.limits.max_k}"
+        )
 
 
 def field_error(loc: tuple[str | int, ...], msg: str, code: int = 422) -> HTTPException:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import (
     AfterValidator,
@@ -23,6 +24,9 @@ from pydantic import (
 )
 
 from serendip.data.dataset import EVENT_TYPES
+
+if TYPE_CHECKING:
+    from serendip.serving.contract import RecItem
 
 __all__ = [
     "EARLIEST_TIMESTAMP",
@@ -51,6 +55,7 @@ __all__ = [
     "UserCreate",
     "UserExportPublic",
     "UserPublic",
+    "rec_items_public",
 ]
 
 MAX_ID_LENGTH = 256
@@ -245,6 +250,19 @@ class RecItemPublic(BaseModel):
     explanation: dict[str, object] | None = Field(
         default=None, description="Why: structured evidence and a sentence (when explain=true)."
     )
+
+
+def rec_items_public(recs: Sequence[RecItem], *, explain: bool = True) -> list[RecItemPublic]:
+    """Served items as the API shows them: ranks from 1, explanations when asked for."""
+    return [
+        RecItemPublic(
+            item=str(r.item),
+            rank=i + 1,
+            score=float(r.score),
+            explanation=(dict(r.explanation) if explain and r.explanation is not None else None),
+        )
+        for i, r in enumerate(recs)
+    ]
 
 
 class RecommendationsPublic(BaseModel):

@@ -10,34 +10,18 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 
 from serendip.errors import SerendipError
 from serendip.service.auth import require
-from serendip.service.deps import MetricsDep, ServingRuntimeDep, SettingsDep, field_error
+from serendip.service.deps import MetricsDep, ServingRuntimeDep, SettingsDep, check_k
 from serendip.service.routes._params import IdList, ItemPath, K, UserPath
-from serendip.service.schemas import Id, RecItemPublic, RecommendationsPublic
-from serendip.service.settings import Settings
+from serendip.service.schemas import Id, RecommendationsPublic, rec_items_public
 from serendip.serving.contract import RecItem
 
 router = APIRouter(prefix="/v1", tags=["recommendations"], dependencies=[Depends(require("read"))])
 
 
-def _check_k(k: int, settings: Settings) -> None:
-    if k > settings.limits.max_k:
-        raise field_error(
-            ("query", "k"), f"k={k} is above this server's limit of {settings.limits.max_k}"
-        )
-
-
 def _public(
     recs: Sequence[RecItem], *, user: str | None, version: str | None, explain: bool
 ) -> RecommendationsPublic:
-    items = [
-        RecItemPublic(
-            item=str(r.item),
-            rank=i + 1,
-            score=float(r.score),
-            explanation=(dict(r.explanation) if explain and r.explanation is not None else None),
-        )
-        for i, r in enumerate(recs)
-    ]
+    items = rec_items_public(recs, explain=explain)
     return RecommendationsPublic(user=user, model_version=version, items=items)
 
 
@@ -63,7 +47,7 @@ def recommend(
     """The user's top-k items, best first. An unknown user is not an error: they get the
     cold-start list (declared interests, trending). Items the user already interacted with,
     `exclude`, `context_item` and deleted items are never returned."""
-    _check_k(k, settings)
+    check_k(k, settings)
     snap = runtime.snapshot  # read once: the list and the reported version agree under a swap
     version = snap.version if snap is not None else None
     recs = runtime.recommend(
@@ -126,7 +110,7 @@ def similar(
 ) -> RecommendationsPublic:
     """Items like `item_id` ("more like this"); an unknown item gets an empty list, a deleted
     one 404."""
-    _check_k(k, settings)
+    check_k(k, settings)
     snap = runtime.snapshot
     version = snap.version if snap is not None else None
     try:
@@ -146,7 +130,7 @@ def trending(
     category: Annotated[Id | None, Query(description="Only this category.")] = None,
 ) -> RecommendationsPublic:
     """What is popular now, time-decayed."""
-    _check_k(k, settings)
+    check_k(k, settings)
     snap = runtime.snapshot
     version = snap.version if snap is not None else None
     recs = runtime.trending(k, category=category, snapshot=snap)

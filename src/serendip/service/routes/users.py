@@ -7,23 +7,22 @@ import time
 
 from fastapi import APIRouter, Depends, HTTPException, status
 
-from serendip.errors import SerendipError
 from serendip.service.auth import require
 from serendip.service.deps import (
     RuntimeDep,
     SettingsDep,
     StoreDep,
+    check_k,
     enforce_limits,
     field_error,
     notify,
 )
+from serendip.service.export import current_recommendations
 from serendip.service.routes._params import K, UserPath
 from serendip.service.runtime import ModelRuntime
 from serendip.service.schemas import (
-    ExportRecommendationsPublic,
     FollowPublic,
     PrivacyUpdate,
-    RecItemPublic,
     UserCreate,
     UserExportPublic,
     UserPublic,
@@ -176,10 +175,7 @@ def export_user(
     """The user's profile, events, follow edges both ways, unfollows, authored items, the
     sections not kept yet (exposures, experiments, consent: empty, with a note) and the
     current top-k with why each item is shown. Admin scope: it is another user's data."""
-    if k > settings.limits.max_k:
-        raise field_error(
-            ("query", "k"), f"k={k} is above this server's limit of {settings.limits.max_k}"
-        )
+    check_k(k, settings)
     data = store.export_user(user_id)
     if not data.pop("has_data"):
         raise HTTPException(
@@ -189,29 +185,3 @@ def export_user(
     return UserExportPublic.model_validate(
         {**data, "exported_at": time.time(), "model_version": version, "recommendations": recs}
     )
-
-
-def current_recommendations(
-    runtime: ModelRuntime, user: str, k: int
-) -> tuple[str | None, ExportRecommendationsPublic]:
-    """The user's top-k from the active model with explanations (and its version), or an
-    empty list with the reason."""
-    snap = runtime.snapshot  # read once: the list and the version agree under a swap
-    if snap is None:
-        return None, ExportRecommendationsPublic(k=k, items=[], reason="no model is active")
-    try:
-        recs = runtime.recommend(user, k, explain=True, snapshot=snap)
-    except SerendipError as exc:
-        return snap.version, ExportRecommendationsPublic(
-            k=k, items=[], reason=f"the active model could not recommend: {exc}"
-        )
-    items = [
-        RecItemPublic(
-            item=str(r.item),
-            rank=i + 1,
-            score=float(r.score),
-            explanation=None if r.explanation is None else dict(r.explanation),
-        )
-        for i, r in enumerate(recs)
-    ]
-    return snap.version, ExportRecommendationsPublic(k=k, items=items)
