@@ -28,7 +28,11 @@ from serendip.store.types import MAX_ID_LENGTH
 
 __all__ = [
     "Base",
+    "ConsentRow",
+    "ErasureRow",
     "EventRow",
+    "ExperimentRow",
+    "ExposureRow",
     "FollowRow",
     "ItemRow",
     "ModelActivationRow",
@@ -139,6 +143,8 @@ class ModelVersionRow(Base):
     status: Mapped[str] = mapped_column(String(16), default="registered")
     active: Mapped[bool] = mapped_column(Boolean, default=False)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # where the version came from: data window, parameters, code version, parent version
+    lineage: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
     __table_args__ = (
         UniqueConstraint("version", name="uq_model_versions_version"),
@@ -162,3 +168,65 @@ class ModelActivationRow(Base):
     version: Mapped[str] = mapped_column(_Id)
     action: Mapped[str] = mapped_column(String(16))  # "activate" | "rollback"
     at: Mapped[float] = mapped_column(Double)
+
+
+class ExposureRow(Base):
+    """One served list: who saw which items, in which order, from which model version and
+    experiment variant. Outcomes are the events that follow (attributed within a window)."""
+
+    __tablename__ = "exposures"
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(_Id)
+    user_id: Mapped[str] = mapped_column(_Id)
+    surface: Mapped[str] = mapped_column(String(32))  # "recommend" | "similar" | "trending" ...
+    items: Mapped[list[str]] = mapped_column(JSON)  # in served order (position = index)
+    model_version: Mapped[str | None] = mapped_column(_Id, nullable=True)
+    experiment: Mapped[str | None] = mapped_column(_Id, nullable=True)
+    variant: Mapped[str | None] = mapped_column(String(MAX_ID_LENGTH), nullable=True)
+    # per-item origin when the list was interleaved ("a"/"b"), else empty
+    teams: Mapped[list[str]] = mapped_column(JSON)
+    at: Mapped[float] = mapped_column(Double)
+
+    __table_args__ = (
+        Index("ix_exposures_user_at", "user_id", "at"),
+        Index("ix_exposures_experiment_at", "experiment", "at"),
+        Index("ix_exposures_at", "at"),
+    )
+
+
+class ExperimentRow(Base):
+    """An A/B test or interleaving experiment; `spec` holds variants, shares, metrics, the
+    attribution window and the assignment salt. `status`: draft, running or stopped."""
+
+    __tablename__ = "experiments"
+    experiment_id: Mapped[str] = mapped_column(_Id, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "ab" | "interleaving"
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[float] = mapped_column(Double)
+    started_at: Mapped[float | None] = mapped_column(Double, nullable=True)
+    stopped_at: Mapped[float | None] = mapped_column(Double, nullable=True)
+
+
+class ConsentRow(Base):
+    """A user's consent switches (absent row: the defaults, all True). Kept apart from the
+    profile so a profile update never resets consent."""
+
+    __tablename__ = "consents"
+    user_id: Mapped[str] = mapped_column(_Id, primary_key=True)
+    personalization: Mapped[bool] = mapped_column(Boolean)
+    activity_for_others: Mapped[bool] = mapped_column(Boolean)
+    updated_at: Mapped[float] = mapped_column(Double)
+
+
+class ErasureRow(Base):
+    """Erasure log. `subject` is a keyed hash of the erased user's ID, never the ID itself, so
+    later imports and fits can exclude the user without the store keeping who they were."""
+
+    __tablename__ = "erasures"
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    subject: Mapped[str] = mapped_column(String(128))
+    receipt: Mapped[dict[str, Any]] = mapped_column(JSON)
+    at: Mapped[float] = mapped_column(Double)
+
+    __table_args__ = (Index("ix_erasures_subject", "subject"),)
