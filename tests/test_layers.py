@@ -11,7 +11,21 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src" / "serendip"
 
 #: lowest first
-LAYERS = ["data", "store", "models", "serving", "pipeline", "evaluation", "service", "cli"]
+LAYERS = [
+    "data",
+    "store",
+    "privacy",
+    "models",
+    "serving",
+    "pipeline",
+    "evaluation",
+    "spark",
+    "experiments",
+    "operations",
+    "service",
+    "reporting",
+    "cli",
+]
 #: modules any layer may import: no imports of the rest of serendip (errors, thread limits, the
 #: JSON helper) or pure functions over arrays (the metrics the weighted hybrid fits weights by)
 LEAVES = {"serendip.errors", "serendip.threads", "serendip.jsonsafe", "serendip.evaluation.metrics"}

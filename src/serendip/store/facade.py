@@ -18,6 +18,8 @@ from serendip.data.dataset import EVENT_TYPES, Dataset
 from serendip.errors import ConfigError
 from serendip.store.engine import Database, make_engine, schema_head
 from serendip.store.engine import migrate as run_migrations
+from serendip.store.operations import ExperimentRepository, ExposureRepository
+from serendip.store.privacy import ConsentRepository, ErasureRepository
 from serendip.store.repositories import (
     EVENTS,
     FOLLOWS,
@@ -59,6 +61,10 @@ class Store:
         self.users = UserRepository(db, clock)
         self.social = SocialRepository(db, clock)
         self.models = ModelRepository(db, clock)
+        self.exposures = ExposureRepository(db, clock)
+        self.experiments = ExperimentRepository(db, clock)
+        self.consents = ConsentRepository(db, clock)
+        self.erasures = ErasureRepository(db, clock)
 
     @classmethod
     def open(

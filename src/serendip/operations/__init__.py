@@ -1,0 +1,1 @@
+"""Running Serendip safely: live quality and drift monitors, gated retraining with lineage."""

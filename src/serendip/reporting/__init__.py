@@ -1,0 +1,1 @@
+"""The decision from Serendip's own measurements: report, stakeholder deck, cost model."""
