@@ -164,6 +164,31 @@ class Settings(BaseSettings):
         ),
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # ---- operations
+    log_exposures: bool = Field(
+        default=True,
+        description=(
+            "Store every served recommendation list as an exposure (user, items, positions, "
+            "model version, experiment variant): what A/B analysis and the live monitors read."
+        ),
+    )
+    monitors_file: Path | None = Field(
+        default=None,
+        description="TOML file of monitor thresholds (None: the built-in thresholds).",
+    )
+    # ---- privacy
+    pseudonym_secret: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Key of the HMAC that replaces external user IDs at ingestion, so the store never "
+            "holds the platform's raw IDs (None: IDs are stored as given)."
+        ),
+    )
+    retention_days: float | None = Field(
+        default=None,
+        gt=0,
+        description="Purge events older than this many days on schedule (None: keep all).",
+    )
 
     @property
     def authenticated(self) -> bool:
