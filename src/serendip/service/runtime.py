@@ -10,6 +10,11 @@ users and one unknown) before replacing the reference, and a failed load raises
 recommendations at once. After each load BLAS and OpenMP are limited to one thread
 (`limit_threads`): a request is a few small products, and fanning them out over a shared
 machine's cores costs more CPU than it saves.
+
+Several versions can serve at once: an A/B experiment's variants are loaded next to the active
+version (`variant`, validated like an activation) and share its live state, so events, catalog
+changes and follows reach every loaded version. Consent is applied here too: a user who turned
+personalization off gets the non-personalized list (trending) from `recommend` (`on_consent`).
 """
 
 from __future__ import annotations
@@ -106,6 +111,17 @@ class ModelRuntime:
         self._load_lock = threading.Lock()
         #: users made private since the start: cached explanations citing them are made anew
         self._hidden: frozenset[str] = frozenset()
+        #: loaded versions other than the active one (experiment variants), by version
+        self._variants: dict[str, Snapshot] = {}
+        #: versions the running experiments need: kept loaded across swaps
+        self._pinned: frozenset[str] = frozenset()
+        #: versions that failed to load as variants, with the reason (not retried per request)
+        self._unloadable: dict[str, str] = {}
+        #: users who turned personalization off: they get the non-personalized list
+        self._not_personalized: frozenset[str] = frozenset()
+        #: users whose activity must not shape other users' recommendations (consent)
+        self.withheld_activity: frozenset[str] = frozenset()
+        self._consent_lock = threading.Lock()
 
     # -------------------------------------------------------------- versions
     @property
@@ -134,39 +150,116 @@ class ModelRuntime:
         keeps serving. Loads are serialised; requests never wait for them.
         """
         directory = Path(directory)
+        if self.store is not None:
+            self.load_consents(self.store)
         with self._load_lock:
-            try:
-                model = self._loader(directory)
-                if self.single_thread:  # after the load: it may bring its own OpenMP (LightGBM)
-                    limit_threads()
-                serving = self._adapter(model)
-                if not isinstance(serving, ServingModel):
-                    raise SerendipError(
-                        f"{type(serving).__name__} does not implement the serving contract "
-                        "(serendip.serving.ServingModel)"
-                    )
-                metadata = self._validate(serving)
-            except Exception as exc:  # any failure of a candidate version is reported, not served
-                reason = str(exc) or type(exc).__name__
-                raise SerendipError(
-                    f"model version '{version}' at {directory} was not activated: {reason}"
-                ) from exc
-            metadata["live_clock_at_load"] = self.state.counts()[1]
-            # privacy set since the fit holds for the new version too (before any request)
-            self._apply_privacy(serving, self.state.private_flags())
-            cache = SnapshotCache(self.cache_size)
-            lists = self._lists_for(serving, directory)
+            snap = self._build(directory, str(version))
             old = self._snapshot
-            snap = Snapshot(serving, str(version), directory, time.time(), metadata, cache, lists)
-            if self.fresh_slots:  # the first live catalog index (O(live catalog)) off requests
-                fresh_index(snap, self.state)
             self._snapshot = snap
-            if old is not None and old.lists is not None:
+            self._variants.pop(snap.version, None)  # served as the active version now
+            if old is not None and old.version in self._pinned:
+                self._variants.setdefault(old.version, old)  # an experiment still serves it
+            elif old is not None and old.lists is not None:
                 old.lists.stop()  # a background build for the old version is wasted work now
-            if self.freeze_gc:
-                _freeze_heap()
-            if lists is not None and lists.state == "absent" and self.build_in_background:
-                self.build_lists(serving, directory, lists)
+            self._after_load(snap, directory)
+
+    def _build(self, directory: Path, version: str) -> Snapshot:
+        """Read, adapt and validate the artifact in `directory` as a complete `Snapshot`
+        (not yet serving); `SerendipError` naming the version and the reason on any failure."""
+        try:
+            model = self._loader(directory)
+            if self.single_thread:  # after the load: it may bring its own OpenMP (LightGBM)
+                limit_threads()
+            serving = self._adapter(model)
+            if not isinstance(serving, ServingModel):
+                raise SerendipError(
+                    f"{type(serving).__name__} does not implement the serving contract "
+                    "(serendip.serving.ServingModel)"
+                )
+            metadata = self._validate(serving)
+        except Exception as exc:  # any failure of a candidate version is reported, not served
+            reason = str(exc) or type(exc).__name__
+            raise SerendipError(
+                f"model version '{version}' at {directory} was not activated: {reason}"
+            ) from exc
+        metadata["live_clock_at_load"] = self.state.counts()[1]
+        # privacy set since the fit holds for the new version too (before any request)
+        self._apply_privacy(serving, self.state.private_flags())
+        cache = SnapshotCache(self.cache_size)
+        lists = self._lists_for(serving, directory)
+        snap = Snapshot(serving, version, directory, time.time(), metadata, cache, lists)
+        if self.fresh_slots:  # the first live catalog index (O(live catalog)) off requests
+            fresh_index(snap, self.state)
+        return snap
+
+    def _after_load(self, snap: Snapshot, directory: Path) -> None:
+        if self.freeze_gc:
+            _freeze_heap()
+        lists = snap.lists
+        if lists is not None and lists.state == "absent" and self.build_in_background:
+            self.build_lists(snap.serving, directory, lists)
+
+    # -------------------------------------------------------------- variants
+    def variant(self, version: str, directory: Path | str | None = None) -> Snapshot:
+        """The snapshot serving `version`: the active one, a loaded variant, or the version
+        loaded now (from `directory`, else its registered path in `store.models`) and
+        validated like an activation, without changing the active version. It shares the
+        live state, so events, catalog changes and follows reach it as they reach the active
+        one. A version that failed to load raises `SerendipError` with the reason, without
+        a second try per request (`forget_failures` or an explicit `directory` retries)."""
+        version = str(version)
+        snap = self._snapshot
+        if snap is not None and snap.version == version:
+            return snap
+        got = self._variants.get(version)
+        if got is not None:
+            return got
+        if directory is None and version in self._unloadable:
+            raise SerendipError(self._unloadable[version])
+        with self._load_lock:
+            got = self._variants.get(version)  # loaded while this thread waited
+            if got is not None:
+                return got
+            try:
+                path = Path(directory) if directory is not None else self._registered(version)
+                got = self._build(path, version)
+            except SerendipError as exc:
+                self._unloadable[version] = str(exc)
+                raise
+            self._unloadable.pop(version, None)
+            self._variants[version] = got
+            self._after_load(got, path)
+        _log.info("model version %s loaded next to %s", version, self.active_version)
+        return got
+
+    def _registered(self, version: str) -> Path:
+        if self.store is None:
+            raise SerendipError(
+                f"model version '{version}' is not loaded and this runtime has no store to find it"
+            )
+        registered = self.store.models.get(version)
+        if registered is None:
+            raise SerendipError(f"no model version '{version}' is registered")
+        return Path(registered.path)
+
+    @property
+    def loaded_versions(self) -> tuple[str, ...]:
+        """Every version serving now: the active one first, then the variants."""
+        snap = self._snapshot
+        head = () if snap is None else (snap.version,)
+        return head + tuple(v for v in self._variants if v not in head)
+
+    def pin(self, versions: Iterable[str]) -> None:
+        """The versions the running experiments serve: kept loaded across swaps; loaded
+        variants not among them (nor active) are dropped, and failures are forgotten."""
+        keep = frozenset(str(v) for v in versions)
+        with self._load_lock:
+            self._pinned = keep
+            for version in [v for v in self._variants if v not in keep]:
+                dropped = self._variants.pop(version)
+                if dropped.lists is not None:
+                    dropped.lists.stop()
+            self._unloadable.clear()
 
     def _lists_for(self, serving: ServingModel, directory: Path) -> ListsHolder | None:
         """The snapshot's precomputed lists: loaded from the artifact when saved with it."""
@@ -252,9 +345,12 @@ class ModelRuntime:
         flags = {str(field_of(u, "user")): bool(field_of(u, "private")) for u in users}
         self.state.set_private(flags)
         self._hidden = frozenset(u for u, p in self.state.private_flags().items() if p)
-        snap = self._snapshot
-        if snap is not None:
+        for snap in self._serving_snapshots():
             self._apply_privacy(snap.serving, flags)
+
+    def _serving_snapshots(self) -> list[Snapshot]:
+        snap = self._snapshot
+        return ([] if snap is None else [snap]) + list(self._variants.values())
 
     def _apply_privacy(self, serving: ServingModel, flags: Mapping[str, bool]) -> None:
         if not flags:
@@ -268,6 +364,29 @@ class ModelRuntime:
 
     def on_unfollow(self, a: str, b: str) -> None:
         self.state.unfollow(a, b)
+
+    # -------------------------------------------------------------- consent
+    def load_consents(self, store: Store) -> None:
+        """Read the consent switches from the store (at load and at the server's start)."""
+        with self._consent_lock:
+            self._not_personalized = frozenset(store.consents.not_personalized())
+            self.withheld_activity = frozenset(store.consents.withheld_activity())
+
+    def on_consent(self, user: str, personalization: bool, activity_for_others: bool) -> None:
+        """A user's consent changed (already stored): with personalization off their next
+        list is the non-personalized one. `activity_for_others` is kept in
+        `withheld_activity` for the sources that must leave such users out."""
+        user = str(user)
+        with self._consent_lock:
+            off, withheld = set(self._not_personalized), set(self.withheld_activity)
+            (off.discard if personalization else off.add)(user)
+            (withheld.discard if activity_for_others else withheld.add)(user)
+            self._not_personalized = frozenset(off)
+            self.withheld_activity = frozenset(withheld)
+
+    def personalized(self, user: str) -> bool:
+        """False when the user turned personalization off."""
+        return str(user) not in self._not_personalized
 
     # -------------------------------------------------------------- requests
     def recommend(
@@ -304,13 +423,57 @@ class ModelRuntime:
             exclude=removed,
             context_item=None if context_item is None else str(context_item),
         )
+        snap = snapshot or self._active()
+        if request.user in self._not_personalized:
+            return self._non_personalized(snap, request)
         return recommend(
-            snapshot or self._active(),
+            snap,
             self.state,
             request,
             fresh_slots=self.fresh_slots,
             hidden=self._hidden,
         )
+
+    def _non_personalized(self, snap: Snapshot, req: Request) -> list[RecItem]:
+        """Trending (the same list for everyone) with the request's filters; used for users
+        who turned personalization off. Nothing of the user's own activity is read."""
+        removed = set(req.exclude)
+        filtered = req.categories is not None or req.authors is not None
+        one_category = req.categories[0] if req.categories and len(req.categories) == 1 else None
+        pool = req.k + len(removed)
+        if filtered and not (one_category is not None and req.authors is None):
+            pool = len(snap.model.items_) + len(self.state.counts()[0])  # filter all of it
+        recs = trending(snap, self.state, max(pool, 1), one_category)
+        if filtered:
+            meta = self._metadata(snap, [r.item for r in recs])
+            cats = None if req.categories is None else set(req.categories)
+            auths = None if req.authors is None else set(req.authors)
+            recs = [
+                r
+                for r, (cat, auth) in zip(recs, meta, strict=True)
+                if (cats is None or cat in cats) and (auths is None or auth in auths)
+            ]
+        out = [r for r in recs if r.item not in removed][: req.k]
+        if not req.explain:
+            return out
+        return [RecItem(r.item, r.score, _trending_reason(req.user, r)) for r in out]
+
+    def _metadata(self, snap: Snapshot, items: Sequence[str]) -> list[tuple[str, str]]:
+        """(category, author) of each item: live catalog updates first, then the model's."""
+        model = snap.model
+        updates = self.state.items()
+        out = []
+        for item in items:
+            info = updates.get(item)
+            if info is not None:
+                out.append((str(info.category), str(info.author)))
+                continue
+            j = model.items_.get(item)
+            if j < 0:
+                out.append(("", ""))
+            else:
+                out.append((str(model.item_category_[j]), str(model.item_author_[j])))
+        return out
 
     def similar(self, item: str, k: int, *, snapshot: Snapshot | None = None) -> list[RecItem]:
         """The k items most like `item` (deleted items filtered; over-fetched to keep k)."""
@@ -322,6 +485,18 @@ class ModelRuntime:
         """Most active items now: training popularity plus live event counts, time-decayed
         (`serendip.serving.serve.trending`)."""
         return trending(snapshot or self._active(), self.state, k, category)
+
+
+def _trending_reason(user: str, rec: RecItem) -> dict[str, object]:
+    """The explanation of a non-personalized item (`Explanation.to_dict()` shape)."""
+    return {
+        "user": user,
+        "item": rec.item,
+        "model": "trending",
+        "score": float(rec.score),
+        "text": "Popular now (personalization is off for you)",
+        "evidence": [],
+    }
 
 
 #: background list builds of this process: stopped and joined at exit, since a daemon thread
