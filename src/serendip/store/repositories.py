@@ -780,8 +780,11 @@ class ModelRepository(_Repository):
         metrics: dict[str, Any] | None = None,
         *,
         version: str | None = None,
+        lineage: dict[str, Any] | None = None,
     ) -> ModelVersion:
-        """Record an artifact directory; the version is `version` or the next "v<N>"."""
+        """Record an artifact directory; the version is `version` or the next "v<N>".
+        `lineage` (JSON) says where it came from: data window, parameters, metrics, code
+        version, parent version (`serendip.operations.retrain` writes it)."""
         _check_id(name, "name")
         _check_str(str(path), "path", None)
         if version is not None:
@@ -805,6 +808,7 @@ class ModelRepository(_Repository):
                             created_at=now,
                             status="registered",
                             active=False,
+                            lineage=dict(lineage) if lineage else None,
                         )
                     )
             except IntegrityError as exc:
@@ -921,4 +925,5 @@ def _model(r: Row[Any]) -> ModelVersion:
         r.status,
         bool(r.active),
         r.error,
+        dict(r.lineage or {}),
     )

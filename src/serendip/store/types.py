@@ -130,7 +130,9 @@ class Follow:
 @dataclass(frozen=True, slots=True)
 class ModelVersion:
     """A registered model artifact. `status`: "registered", "active", "retired" (was active
-    once) or "failed" (did not load or validate; see `error`)."""
+    once) or "failed" (did not load or validate; see `error`). `lineage`: where the version
+    came from (data window, parameters, metrics of the gate, code version, parent version), as
+    the retraining job records it; empty for versions registered without one."""
 
     version: str
     name: str
@@ -140,3 +142,4 @@ class ModelVersion:
     status: str = "registered"
     active: bool = False
     error: str | None = None
+    lineage: dict[str, Any] = field(default_factory=dict)
