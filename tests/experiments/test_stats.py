@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from statsmodels.stats.proportion import proportions_ztest
+
+from serendip.errors import DataError
+from serendip.experiments.stats import (
+    bootstrap_p_value,
+    compare,
+    cuped,
+    mean_ci,
+    msprt_p_values,
+    sample_ratio,
+)
+
+
+def test_compare_proportions_by_hand() -> None:
+    c = np.r_[np.ones(100), np.zeros(900)]  # 10%
+    t = np.r_[np.ones(130), np.zeros(870)]  # 13%
+    cmp = compare(c, t)
+    assert cmp.lift == pytest.approx(0.3)
+    assert cmp.difference == pytest.approx(0.03)
+    assert cmp.p_value == pytest.approx(float(proportions_ztest([130, 100], [1000, 1000])[1]))
+    se = np.sqrt(0.1 * 0.9 / 999 * 1000 / 1000 + 0.13 * 0.87 / 999)
+    assert cmp.difference_ci[1] - cmp.difference_ci[0] == pytest.approx(2 * 1.959964 * se, rel=1e-3)
+    lo, hi = cmp.lift_ci
+    assert lo < 0.3 < hi and lo > 0
+
+
+def test_compare_edge_cases() -> None:
+    assert np.isnan(compare([], [1.0, 0.0]).p_value)
+    assert compare([0.0, 0.0], [0.0, 0.0]).p_value == 1.0
+    with pytest.raises(DataError):
+        compare([np.nan, 1.0], [1.0, 0.0])
+
+
+def test_bootstrap_agrees_with_the_z_test() -> None:
+    rng = np.random.default_rng(0)
+    c = rng.poisson(2.0, 3000).astype(float)
+    t = rng.poisson(2.1, 3000).astype(float)
+    z = compare(c, t).p_value
+    b = bootstrap_p_value(c, t, n_boot=2000, seed=1)
+    assert b == pytest.approx(z, abs=0.02)
+    cb = (rng.random(3000) < 0.2).astype(float)
+    tb = (rng.random(3000) < 0.2).astype(float)
+    assert bootstrap_p_value(cb, tb, n_boot=2000) == pytest.approx(
+        compare(cb, tb).p_value, abs=0.05
+    )
+
+
+def test_mean_ci() -> None:
+    lo, hi = mean_ci(np.r_[np.ones(50), np.zeros(50)])
+    assert lo < 0.5 < hi and hi - lo == pytest.approx(0.19, abs=0.01)
+    assert all(np.isnan(mean_ci([])))
+
+
+def test_sample_ratio() -> None:
+    assert not sample_ratio([5000, 5050], [0.5, 0.5]).mismatch
+    bad = sample_ratio([5000, 5400], [0.5, 0.5])
+    assert bad.mismatch and bad.p_value < 0.001
+    assert not sample_ratio([8000, 2000], [0.8, 0.2]).mismatch
+    with pytest.raises(DataError):
+        sample_ratio([1], [1.0])
+
+
+def test_cuped_reduction_is_the_squared_correlation() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=20_000)
+    y = 0.6 * x + 0.8 * rng.normal(size=20_000)  # corr 0.6
+    result = cuped(y, x)
+    assert result.theta == pytest.approx(0.6, abs=0.02)
+    assert result.variance_reduction == pytest.approx(0.36, abs=0.02)
+    assert result.adjusted.mean() == pytest.approx(y.mean())
+    assert cuped(y, np.ones_like(y)).variance_reduction == 0.0
+
+
+def test_msprt_formula_and_running_minimum() -> None:
+    d, v, tau = 0.02, 1e-4, 0.01
+    lam = np.sqrt(v / (v + tau**2)) * np.exp(tau**2 * d**2 / (2 * v * (v + tau**2)))
+    assert msprt_p_values([d], [v], tau)[0] == pytest.approx(min(1.0, 1 / lam))
+    p = msprt_p_values([0.05, 0.0, np.nan], [1e-4, 1e-4, 1e-4], 0.01)
+    assert p[0] < 0.01 and p[1] == p[0] and p[2] == p[0]  # never goes back up
+
+
+def test_msprt_controls_false_positives_under_continuous_peeking() -> None:
+    rng = np.random.default_rng(2)
+    n = np.arange(1, 201)
+    walks = np.cumsum(rng.standard_normal((4000, 200)), axis=1)
+    p = msprt_p_values(walks / n, 1.0 / n, 0.3)
+    fpr = float((p[:, -1] <= 0.05).mean())
+    naive = float((np.abs(walks / np.sqrt(n)) > 1.96).any(axis=1).mean())
+    assert fpr <= 0.05
+    assert naive > 0.3  # peeking a fixed-horizon z-test 200 times inflates it many-fold
