@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from serendip.service.routes import catalog, events, health, models, recommendations, users
+from serendip.service.routes import (
+    catalog,
+    events,
+    experiments,
+    health,
+    models,
+    recommendations,
+    users,
+)
 
 __all__ = ["ROUTERS"]
 
@@ -14,5 +22,6 @@ ROUTERS: tuple[APIRouter, ...] = (
     catalog.router,
     users.router,
     models.router,
+    experiments.router,
     health.router,
 )
