@@ -9,7 +9,7 @@ import pytest
 from serendip.errors import ConfigError
 from serendip.operations.config import MonitorConfig, load_monitor_config
 from serendip.operations.drift import js_distance, popularity_bins, psi
-from serendip.operations.monitors import run_monitors
+from serendip.operations.monitors import MonitorReport, run_monitors
 from serendip.store import Store
 from tests.conftest import make_toy_platform
 from tests.operations.traffic import (
@@ -20,6 +20,13 @@ from tests.operations.traffic import (
     platform_store,
     serve_lists,
 )
+
+
+def _v(report: MonitorReport, name: str) -> float:
+    value = report.get(name).value
+    assert value is not None, report.get(name)
+    return value
+
 
 DRIFT = ("item_popularity_psi", "item_js", "category_psi", "category_js")
 
@@ -38,7 +45,7 @@ def test_unchanged_traffic_keeps_the_drift_monitors_quiet(store: Store) -> None:
     for name in (*DRIFT, "event_rate_ratio", "event_type_psi"):
         r = report.get(name)
         assert r.value is not None and not r.out_of_bounds, r
-    assert report.get("category_psi").value < 0.1  # "stable" on the PSI scale
+    assert _v(report, "category_psi") < 0.1  # "stable" on the PSI scale
     assert not [r for r in report.out_of_bounds if r.kind == "drift"]
 
 
@@ -48,7 +55,7 @@ def test_traffic_moving_to_other_categories_and_items_fires_the_drift_monitors(
     report = run_monitors(_traffic(store, shifted=True), end=T)
     fired = {r.name for r in report.out_of_bounds}
     assert set(DRIFT) <= fired
-    assert report.get("category_psi").value > 0.25  # a major shift
+    assert _v(report, "category_psi") > 0.25  # a major shift
     assert report.get("event_rate_ratio").out_of_bounds is False  # as many events as before
 
 
@@ -71,13 +78,13 @@ def test_quality_monitors_read_the_served_lists_and_their_outcomes(store: Store)
     report = run_monitors(store, end=T)
     ctr = report.get("click_through")
     # each clicked list counts; a click may also fall in another list of the same user
-    assert ctr.n == 200 and clicked / 200 <= ctr.value <= clicked / 200 + 0.03
+    assert ctr.n == 200 and clicked / 200 <= _v(report, "click_through") <= clicked / 200 + 0.03
     empty = report.get("empty_list_rate")
-    assert 0.05 < empty.value < 0.2 and empty.out_of_bounds  # max 0.05 by default
+    assert 0.05 < _v(report, "empty_list_rate") < 0.2 and empty.out_of_bounds  # max 0.05 by default
     assert report.get("cold_start_share").value == 0.0  # every toy user has history
-    assert 0.0 < report.get("catalog_coverage").value <= 1.0
-    assert 0.0 < report.get("exposure_gini").value < 1.0
-    assert report.get("novelty").value > 0.0
+    assert 0.0 < _v(report, "catalog_coverage") <= 1.0
+    assert 0.0 < _v(report, "exposure_gini") < 1.0
+    assert _v(report, "novelty") > 0.0
     oon = report.get("oon_exposure_share").value
     assert oon is not None and 0.5 < oon < 1.0  # random lists: most authors not followed
     assert report.get("oon_engagement_share").value is not None
