@@ -12,18 +12,28 @@ from pydantic import Field
 
 from serendip.data.dataset import Dataset
 from serendip.models.base import Evidence, FloatRange, ModelConfig, Recommender, SearchSpace
+from serendip.privacy.dp import DPConfig, private_counts
 
 __all__ = ["CategoryPopularity", "Popularity", "RandomRecommender", "Trending"]
 
 _DAY = 86_400.0
 
 
-class PopularityConfig(ModelConfig):
-    pass
+class PopularityConfig(ModelConfig, DPConfig):
+    """`dp_epsilon` (with `dp_mechanism`, `dp_delta`, `dp_max_per_user`) releases the counts
+    with differential privacy instead of exactly: see `serendip.privacy.dp`."""
 
 
 class Popularity(Recommender[PopularityConfig]):
-    """Items ranked by how many distinct users interacted with them in training."""
+    """Items ranked by how many distinct users interacted with them in training.
+
+    With `dp_epsilon` set, the counts are released once at fit time by the Laplace or Gaussian
+    mechanism (each user's distinct items clipped to `dp_max_per_user`, so L1 = m, L2 =
+    sqrt(m)); the ranking, the cold-start list, the explanations and `popularity_` all read the
+    noisy counts, so what any user is shown is (epsilon, delta)-DP with respect to every other
+    user. `update` then only marks the new events seen: adding them to the counts exactly would
+    spend privacy the budget does not cover (the next fit releases fresh counts).
+    """
 
     name = "popularity"
     family = "baselines"
@@ -33,6 +43,20 @@ class Popularity(Recommender[PopularityConfig]):
 
     def _fit(self, dataset: Dataset) -> None:
         self.counts_ = self.popularity_.astype(np.float64)
+        self.dp_release_: dict[str, Any] | None = None
+        budget = self.config.dp_budget()
+        if budget is not None:
+            it = dataset.interactions
+            noisy, release = private_counts(
+                it.user, it.item, dataset.n_items, budget, seed=self.config.seed
+            )
+            self._set_private(noisy, release.to_dict())
+
+    def _set_private(self, noisy: np.ndarray, release: dict[str, Any]) -> None:
+        """Use the released noisy counts everywhere the exact ones were (display clipped at 0)."""
+        self.counts_ = noisy
+        self.popularity_ = np.clip(noisy, 0.0, None).astype(np.float32)
+        self.dp_release_ = release
 
     def _score_warm(self, user_idx: np.ndarray) -> np.ndarray:
         return np.broadcast_to(self.counts_.astype(np.float32), (len(user_idx), len(self.counts_)))
@@ -42,20 +66,28 @@ class Popularity(Recommender[PopularityConfig]):
 
     def _explain(self, user_idx: int, item_idx: int) -> tuple[list[Evidence], str]:
         n = float(self.counts_[item_idx])
+        if self.config.dp_epsilon is not None:
+            shown = max(round(n), 0)
+            return [Evidence("popularity", self.items_.id(item_idx), n, "noisy count")], (
+                f"Popular: about {shown} people interacted with this (a privacy-protected count)"
+            )
         return [Evidence("popularity", self.items_.id(item_idx), n, f"{int(n)} users")], (
             f"Popular: {int(n)} people interacted with this"
         )
 
     def _update(self, events: pd.DataFrame) -> None:
         _fold_in_seen(self, events)
+        if self.config.dp_epsilon is not None:
+            return  # exact increments would leak the new events; the next fit re-releases
         idx = self.items_.indices(events["item"].astype(str).to_numpy())
         np.add.at(self.counts_, idx[idx >= 0], 1.0)
 
     def _state(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        return {"counts": self.counts_}, {}
+        return {"counts": self.counts_}, {"dp_release": self.dp_release_}
 
     def _set_state(self, arrays: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
         self.counts_ = np.asarray(arrays["counts"], dtype=np.float64)
+        self.dp_release_ = meta.get("dp_release")
 
 
 class TrendingConfig(PopularityConfig):
@@ -77,14 +109,33 @@ class Trending(Popularity):
         it = dataset.interactions
         self.now_ = float(np.nanmax(it.timestamp)) if it.has_timestamps else 0.0
         self.counts_ = self._decayed(it.item, it.timestamp, dataset.n_items)
+        self.dp_release_ = None
+        budget = self.config.dp_budget()
+        if budget is not None:
+            # each user's m newest interactions, weights 0.5 ** (age / half-life) in (0, 1]
+            noisy, release = private_counts(
+                it.user,
+                it.item,
+                dataset.n_items,
+                budget,
+                weights=self._weights(it.timestamp),
+                priority=it.timestamp,
+                seed=self.config.seed,
+            )
+            self._set_private(noisy, release.to_dict())
 
-    def _decayed(self, items: np.ndarray, ts: np.ndarray, n_items: int) -> np.ndarray:
+    def _weights(self, ts: np.ndarray) -> np.ndarray:
         hl = self.config.half_life_days
         age = np.nan_to_num((self.now_ - ts) / _DAY, nan=0.0).clip(min=0.0)
-        return np.bincount(items, weights=np.exp2(-age / hl), minlength=n_items)
+        return np.exp2(-age / hl)
+
+    def _decayed(self, items: np.ndarray, ts: np.ndarray, n_items: int) -> np.ndarray:
+        return np.bincount(items, weights=self._weights(ts), minlength=n_items)
 
     def _update(self, events: pd.DataFrame) -> None:
         _fold_in_seen(self, events)
+        if self.config.dp_epsilon is not None:
+            return  # the noisy counts stay as released until the next fit
         idx = self.items_.indices(events["item"].astype(str).to_numpy())
         ts = (
             pd.to_numeric(events["timestamp"], errors="coerce").to_numpy(dtype=np.float64)
@@ -102,11 +153,12 @@ class Trending(Popularity):
         )
 
     def _state(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        return {"counts": self.counts_}, {"now": self.now_}
+        return {"counts": self.counts_}, {"now": self.now_, "dp_release": self.dp_release_}
 
     def _set_state(self, arrays: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
         self.counts_ = np.asarray(arrays["counts"], dtype=np.float64)
         self.now_ = float(meta["now"])
+        self.dp_release_ = meta.get("dp_release")
 
 
 class CategoryPopularity(Popularity):
@@ -160,12 +212,13 @@ class CategoryPopularity(Popularity):
             "counts": self.counts_,
             "categories": self.categories_.astype(str),
             "item_cat": self.item_cat_,
-        }, {}
+        }, {"dp_release": self.dp_release_}
 
     def _set_state(self, arrays: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
         self.counts_ = np.asarray(arrays["counts"], dtype=np.float64)
         self.categories_ = np.asarray(arrays["categories"])
         self.item_cat_ = np.asarray(arrays["item_cat"], dtype=np.int64)
+        self.dp_release_ = meta.get("dp_release")
         n = len(self.item_cat_)
         self.onehot_ = sp.csr_matrix(
             (np.ones(n, np.float32), (np.arange(n), self.item_cat_)),
