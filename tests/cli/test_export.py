@@ -46,8 +46,9 @@ def test_export_writes_the_users_data_as_the_api_shapes_it(db: str, tmp_path: Pa
     assert doc["following"] == [{"followee": "u002", "created_at": 1_700_000_010.0}]
     assert doc["followers"] == [{"follower": "u003", "created_at": 1_700_000_020.0}]
     assert "e-other" not in out.read_text()
-    for section in ("exposures", "experiments", "consent"):
+    for section in ("exposures", "experiments"):
         assert doc[section]["records"] == [] and doc[section]["note"]
+    assert doc["consent"]["records"][0]["stored"] is False  # the defaults
     assert doc["model_version"] is None
     assert doc["recommendations"]["items"] == []
     assert "--model-dir" in doc["recommendations"]["reason"]

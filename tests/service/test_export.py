@@ -74,8 +74,18 @@ def test_export_has_everything_about_the_user(authed: TestClient) -> None:
     assert body["followers"] == [{"follower": "carol", "created_at": 1_700_000_020.0}]
     assert [(u["follower"], u["followee"]) for u in body["unfollows"]] == [("alice", "dave")]
     assert [a["item"] for a in body["authored_items"]] == ["i1"]
-    for section in ("exposures", "experiments", "consent"):
-        assert body[section]["records"] == [] and "keeps no" in body[section]["note"]
+    for section in ("exposures", "experiments"):
+        assert body[section]["records"] == [] and body[section]["note"]
+    consent = body["consent"]["records"]
+    assert consent == [
+        {
+            "personalization": True,
+            "activity_for_others": True,
+            "private": False,
+            "updated_at": None,
+            "stored": False,
+        }
+    ]
     recs = body["recommendations"]
     assert recs["k"] == 5 and recs["reason"] is None
     assert [it["rank"] for it in recs["items"]] == [1, 2, 3, 4, 5]

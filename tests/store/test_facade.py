@@ -99,7 +99,15 @@ def test_export_and_erase_a_user(store: Store) -> None:
     assert data["following"] == [{"followee": "bob", "created_at": 1.0}]
     assert data["followers"] == [{"follower": "carol", "created_at": 1.0}]
 
-    assert store.erase_user("alice") == {"events": 1, "follows": 2, "profile": 1}
+    assert store.erase_user("alice") == {
+        "events": 1,
+        "follows": 2,
+        "unfollows": 0,
+        "exposures": 0,
+        "consent": 0,
+        "profile": 1,
+        "authored_items_reattributed": 0,
+    }
     empty = store.export_user("alice")
     assert (empty["profile"], empty["events"], empty["following"], empty["followers"]) == (
         None,

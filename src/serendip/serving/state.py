@@ -1,6 +1,11 @@
 """The live state a server keeps between fits: per-user recent events, catalog additions,
 updates and deletions, follows and unfollows, privacy flags, and time-decayed event counts.
 
+Consent and erasure act here at once: each user's share of the live counts is kept, so a user
+who withholds their activity from others (`withhold`) leaves the counts behind trending
+exactly (their later events enter their own history only), and an erased user (`forget_user`)
+leaves no history, follow, unfollow or count behind.
+
 `OnlineState` survives model swaps. Every method takes one short lock; readers get copies. It
 also stamps freshness: `user_version` grows with a user's events and follows, `catalog_version`
 with catalog changes, so caches built from the state can tell when they went stale.
@@ -76,6 +81,11 @@ class OnlineState:
         # (no pass over every item); the value at time `now` is stored * 2 ** ((ref - now) / hl).
         # `ref` moves forward (one O(n) rescale) only when the exponents grow large.
         self._counts: dict[str, float] = {}
+        # each user's share of `_counts` (same units), so withholding or erasing a user
+        # subtracts exactly what they added
+        self._shares: dict[str, dict[str, float]] = {}
+        # users whose activity must not shape others' lists (consent): not counted
+        self._withheld: set[str] = set()
         # freshness stamps for the runtime's caches: per user, bumped by that user's events,
         # follows and unfollows; catalog, bumped by deletions and upserts (a re-added item)
         self._user_version: dict[str, int] = {}
@@ -102,11 +112,12 @@ class OnlineState:
                     hist = self._history[user] = deque(maxlen=self.history_size)
                 hist.append((item, ts, kind))
                 self._user_version[user] = self._user_version.get(user, 0) + 1
-                self._count(item, ts)
+                if user not in self._withheld:
+                    self._count(user, item, ts)
                 n += 1
         return n
 
-    def _count(self, item: str, ts: float) -> None:
+    def _count(self, user: str, item: str, ts: float) -> None:
         self._first = min(self._first, ts)
         self._clock = max(self._clock, ts)
         if math.isnan(self._ref):
@@ -114,9 +125,68 @@ class OnlineState:
         elif (self._clock - self._ref) / self.half_life_s > 60.0:  # 2**60: rescale
             factor = 2.0 ** ((self._ref - self._clock) / self.half_life_s)
             self._counts = {key: v * factor for key, v in self._counts.items()}
+            self._shares = {
+                u: {key: v * factor for key, v in share.items()}
+                for u, share in self._shares.items()
+            }
             self._ref = self._clock
         weight = 2.0 ** ((ts - self._ref) / self.half_life_s)
         self._counts[item] = self._counts.get(item, 0.0) + weight
+        share = self._shares.setdefault(user, {})
+        share[item] = share.get(item, 0.0) + weight
+
+    def _uncount(self, user: str) -> None:
+        """Take `user`'s share out of the live counts (under the lock)."""
+        for item, w in self._shares.pop(user, {}).items():
+            left = self._counts.get(item, 0.0) - w
+            if left <= 1e-12 * max(w, 1.0):
+                self._counts.pop(item, None)
+            else:
+                self._counts[item] = left
+
+    # -------------------------------------------------------------- consent and erasure
+    def withhold(self, users: Iterable[str], withheld: bool = True) -> None:
+        """Consent: these users' activity must (not) shape other users' lists. Withheld, their
+        share of the live counts is taken out at once and their later events reach only their
+        own history; given again, their later events count (the withheld ones stay out)."""
+        with self._lock:
+            for u in users:
+                u = str(u)
+                if withheld:
+                    self._withheld.add(u)
+                    self._uncount(u)
+                else:
+                    self._withheld.discard(u)
+
+    def withheld(self) -> frozenset[str]:
+        with self._lock:
+            return frozenset(self._withheld)
+
+    def forget_user(self, user: str) -> dict[str, int]:
+        """Erasure: drop everything the live state holds about `user` -- their history, their
+        share of the live counts, their follows and unfollows, and other users' live follows
+        and unfollows of them (those users' lists are made anew). Their freshness stamp moves
+        on, so no cached or precomputed list of theirs is served again. The privacy flag
+        stays (True), so that models loaded later never cite them either. Returns what was
+        dropped."""
+        user = str(user)
+        with self._lock:
+            events = len(self._history.pop(user, ()))
+            counted = len(self._shares.get(user, {}))
+            self._uncount(user)
+            self._withheld.discard(user)
+            edges = len(self._follows.pop(user, ())) + len(self._unfollows.pop(user, ()))
+            for other, table in [(o, self._follows) for o in list(self._follows)] + [
+                (o, self._unfollows) for o in list(self._unfollows)
+            ]:
+                named = table.get(other)
+                if named is not None and user in named:
+                    named.discard(user)
+                    edges += 1
+                    self._user_version[other] = self._user_version.get(other, 0) + 1
+            self._user_version[user] = self._user_version.get(user, 0) + 1
+            self._private[user] = True
+        return {"live_events": events, "live_counted_items": counted, "live_edges": edges}
 
     def upsert_items(self, items: Iterable[object]) -> None:
         with self._lock:

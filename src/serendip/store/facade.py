@@ -1,25 +1,41 @@
 """`Store`: the repositories on one database, plus the whole-store operations (training
-export, dataset import, a user's data export and erasure)."""
+export, dataset import, a user's data export and erasure).
+
+Privacy rules enforced here, where data enters and leaves:
+- an erased user stays out: `import_dataset` skips them and `to_dataset` leaves them out, when
+  the store knows how erasures are keyed (`erasure_subject`, set by the service or the CLI from
+  the installation's key; the erasure log holds keyed hashes only, never an ID);
+- a user who withheld their activity from others (consent `activity_for_others` off) is in
+  `to_dataset` without interactions and marked private: no fit learns a shared signal
+  (co-occurrence, factors, popularity, social ties) from them, and their own list uses their
+  history folded in at request time (the serving layer's live path).
+"""
 
 from __future__ import annotations
 
+import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from types import TracebackType
 from typing import Any, Self
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, or_, select, update
 
 from serendip.data.dataset import EVENT_TYPES, Dataset
 from serendip.errors import ConfigError
 from serendip.store.engine import Database, make_engine, schema_head
 from serendip.store.engine import migrate as run_migrations
-from serendip.store.operations import ExperimentRepository, ExposureRepository
-from serendip.store.privacy import ConsentRepository, ErasureRepository
+from serendip.store.operations import (
+    EXPOSURES,
+    ExperimentRepository,
+    Exposure,
+    ExposureRepository,
+)
+from serendip.store.privacy import CONSENTS, ConsentRepository, ErasureRepository
 from serendip.store.repositories import (
     EVENTS,
     FOLLOWS,
@@ -37,6 +53,8 @@ from serendip.store.repositories import (
 from serendip.store.types import MAX_BATCH, ItemIn, UserIn
 
 __all__ = ["Store"]
+
+_log = logging.getLogger("serendip.store")
 
 
 class Store:
@@ -65,6 +83,10 @@ class Store:
         self.experiments = ExperimentRepository(db, clock)
         self.consents = ConsentRepository(db, clock)
         self.erasures = ErasureRepository(db, clock)
+        #: stored user ID -> its keyed hash in the erasure log (`serendip.privacy.pseudonym.
+        #: erasure_subject` under the installation's key); None: erased users cannot be
+        #: recognised, and imports and training exports check nothing (a warning says so)
+        self.erasure_subject: Callable[[str], str] | None = None
 
     @classmethod
     def open(
@@ -115,7 +137,12 @@ class Store:
 
     # ----------------------------------------------------------------- training export
     def to_dataset(
-        self, *, since: float | None = None, until: float | None = None, name: str = "store"
+        self,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        name: str = "store",
+        honour_consent: bool = True,
     ) -> Dataset:
         """The stored platform as a `Dataset`: the retraining input.
 
@@ -124,6 +151,11 @@ class Store:
         user vocabulary is every profile plus every user named by an event or follow edge, in
         sorted order; items are the live catalog (sorted) followed by items that events name
         but the catalog does not list. Extra user attributes are not stored, so not returned.
+
+        Consent (`honour_consent`): users who withheld their activity from others keep their
+        profile and follow edges but no interactions, and are marked private, so nothing a
+        model shares across users is learnt from them. Erased users (recognised through
+        `erasure_subject`) are left out entirely, should any of their rows have come back.
         """
         e = EVENTS.c
         q = (
@@ -148,6 +180,16 @@ class Store:
 
         inter = pd.DataFrame(ev, columns=["user", "item", "timestamp", "event", "value"])
         inter["value"] = pd.to_numeric(inter["value"], errors="coerce").astype("float64")
+        withheld = self.consents.withheld_activity() if honour_consent else set()
+        named_users = set(inter["user"]).union(
+            (r.user_id for r in users), (r.follower for r in follows), (r.followee for r in follows)
+        )
+        erased = self.erased_among(named_users)
+        if erased or withheld:
+            inter = inter[~inter["user"].isin(erased | withheld)].reset_index(drop=True)
+        if erased:
+            users = [r for r in users if r.user_id not in erased]
+            follows = [r for r in follows if r.follower not in erased and r.followee not in erased]
         items_df = pd.DataFrame(
             {
                 "item": [r.item_id for r in items],
@@ -186,7 +228,10 @@ class Store:
                 "interests": [
                     tuple(profiles[u].interests or ()) if u in profiles else () for u in ids
                 ],
-                "private": [bool(profiles[u].private) if u in profiles else False for u in ids],
+                "private": [
+                    u in withheld or (bool(profiles[u].private) if u in profiles else False)
+                    for u in ids
+                ],
             }
         )
         return Dataset.from_frames(inter, items_df, users_df, social, name=name)
@@ -201,11 +246,18 @@ class Store:
         Follows and events take the bulk paths (`follow_columns`, `add_columns`) `chunk` rows
         at a time, so memory stays bounded on the 20M-event `platform` preset; each chunk is
         committed on its own, and an interrupted import completes when run again.
+
+        Users erased before (recognised through `erasure_subject`) are skipped with their
+        events and follow edges; `counts["erased_skipped"]` says how many such users the
+        dataset named.
         """
         batch = max(1, min(batch, MAX_BATCH))
         um = dataset.user_meta
         counts = {"users": 0, "items": 0, "follows": 0, "events": 0}
         user_ids = dataset.users.ids
+        erased = self.erased_among(str(u) for u in user_ids)
+        if erased:
+            counts["erased_skipped"] = len(erased)
         for i in range(0, len(user_ids), batch):
             counts["users"] += self.users.upsert(
                 [
@@ -216,6 +268,7 @@ class Store:
                         _opt(um.created_at[j]),
                     )
                     for j in range(i, min(i + batch, len(user_ids)))
+                    if str(user_ids[j]) not in erased
                 ]
             )
         m = dataset.item_meta
@@ -236,6 +289,9 @@ class Store:
                 ]
             )
         sf = dataset.social_frame()
+        if erased:
+            gone = sf["follower"].astype(str).isin(erased) | sf["followee"].astype(str).isin(erased)
+            sf = sf[~gone.to_numpy()]
         for i in range(0, len(sf), chunk):
             part = sf.iloc[i : i + chunk]
             counts["follows"] += self.social.follow_columns(
@@ -246,27 +302,56 @@ class Store:
         it = dataset.interactions
         names = np.asarray(EVENT_TYPES, dtype=object)
         prefix = dataset.name
+        keep: np.ndarray | None = None
+        if erased:
+            gone_idx = dataset.users.indices(sorted(erased))
+            keep = ~np.isin(it.user, gone_idx[gone_idx >= 0])
         for i in range(0, len(it), chunk):
             stop = min(i + chunk, len(it))
+            rows = np.arange(i, stop) if keep is None else i + np.flatnonzero(keep[i:stop])
+            if len(rows) == 0:
+                continue
             counts["events"] += self.events.add_columns(
-                [f"{prefix}:{j}" for j in range(i, stop)],
-                dataset.users.lookup(it.user[i:stop]),
-                dataset.items.lookup(it.item[i:stop]),
-                names[it.event[i:stop]],
-                it.timestamp[i:stop],
-                it.value[i:stop].astype(np.float64),
+                [f"{prefix}:{j}" for j in rows.tolist()],
+                dataset.users.lookup(it.user[rows]),
+                dataset.items.lookup(it.item[rows]),
+                names[it.event[rows]],
+                it.timestamp[rows],
+                it.value[rows].astype(np.float64),
                 chunk=chunk,
             )
         return counts
+
+    def erased_among(self, users: Iterable[str]) -> set[str]:
+        """Those of `users` (stored IDs) the erasure log names. Empty when nothing was ever
+        erased; when something was but the store has no `erasure_subject`, nothing can be
+        recognised: a warning says so and the set is empty."""
+        subjects = self.erasures.subjects()
+        if not subjects:
+            return set()
+        if self.erasure_subject is None:
+            _log.warning(
+                "this store has %d erasure records but no erasure key was given: erased users "
+                "cannot be recognised on import or export (open it through the service or the "
+                "CLI, which set Store.erasure_subject)",
+                len(subjects),
+            )
+            return set()
+        fn = self.erasure_subject
+        return {u for u in set(users) if fn(u) in subjects}
+
+    def is_erased(self, user: str) -> bool:
+        return bool(self.erased_among([user]))
 
     # ----------------------------------------------------------------- privacy
     def export_user(self, user: str) -> dict[str, Any]:
         """Everything stored about `user`, JSON-ready: the profile (None without one), events
         oldest first, follow edges both ways (`following`, `followers`), the unfollow log in
-        both directions (`unfollows`) and the items naming them as author (`authored_items`,
-        deleted ones included). Kinds of record this store does not keep yet (`exposures`,
-        `experiments`, `consent`) are present as empty sections with a `note`, so the shape
-        stays the same when they are added. `has_data` is False when nothing at all is stored."""
+        both directions (`unfollows`), the items naming them as author (`authored_items`,
+        deleted ones included), the lists they were shown (`exposures`), the experiments and
+        variants those lists were served under (`experiments`) and their consent switches
+        (`consent`); the last three as `{"records": [...], "note": ...}`. `has_data` is False
+        when nothing at all is stored."""
         with self._db.read() as conn:
             profile = conn.execute(select(USERS).where(USERS.c.user_id == user)).first()
             events = conn.execute(
@@ -290,10 +375,20 @@ class Store:
                 .where(ITEMS.c.author == user)
                 .order_by(ITEMS.c.item_id)
             ).all()
+            consent_row = conn.execute(select(CONSENTS).where(CONSENTS.c.user_id == user)).first()
+        exposures = self.exposures.for_user(user)
+        consent = self.consents.get(user)
         out: dict[str, Any] = {
             "user": user,
             "has_data": bool(
-                profile is not None or events or following or followers or unfollows or authored
+                profile is not None
+                or events
+                or following
+                or followers
+                or unfollows
+                or authored
+                or exposures
+                or consent_row is not None
             ),
             "profile": None if profile is None else _jsonable(asdict(_user(profile))),
             "events": [_jsonable(asdict(_event(r))) for r in events],
@@ -311,36 +406,104 @@ class Store:
                 }
                 for r in authored
             ],
+            "exposures": {
+                "records": [
+                    {
+                        "request_id": e.request_id,
+                        "surface": e.surface,
+                        "items": list(e.items),
+                        "model_version": e.model_version,
+                        "experiment": e.experiment,
+                        "variant": e.variant,
+                        "teams": list(e.teams),
+                        "at": e.at,
+                    }
+                    for e in exposures
+                ],
+                "note": "The recommendation lists shown to the user, oldest first: the items in "
+                "the order shown, the model version, and the experiment and variant (or the "
+                "interleaving teams) that served them.",
+            },
+            "experiments": {
+                "records": _assignments(exposures),
+                "note": "The experiments whose lists the user was shown, with the variant they "
+                "were assigned to and when it was first and last served to them.",
+            },
+            "consent": {
+                "records": [
+                    {
+                        "personalization": consent.personalization,
+                        "activity_for_others": consent.activity_for_others,
+                        "private": bool(profile.private) if profile is not None else False,
+                        "updated_at": consent.updated_at,
+                        "stored": consent_row is not None,
+                    }
+                ],
+                "note": "Consent switches: personalization (personal lists, else the same "
+                "non-personalized list for everyone), activity_for_others (may this user's "
+                "activity shape other users' recommendations) and private (may others' "
+                "explanations name this user). `stored` false: the defaults, never changed.",
+            },
         }
-        for section, note in _NOT_KEPT.items():
-            out[section] = {"records": [], "note": note}
         return out
 
-    def erase_user(self, user: str) -> dict[str, int]:
-        """Delete `user`'s events, follow edges (both directions) and profile, in one
-        transaction; returns rows deleted per table. Items the user authored stay (they are
-        the platform's content; delete them through the catalog if required)."""
+    def erase_user(self, user: str, *, author_tombstone: str | None = None) -> dict[str, int]:
+        """Delete everything stored about `user` in one transaction: events, follow edges
+        (both directions), the unfollow log naming them, exposures, consent and profile.
+        Items they authored are the platform's content and stay; with `author_tombstone` their
+        `author` becomes that value, so no row names the user any more. Returns rows changed
+        per table."""
         with self._db.write() as conn:
             n_events = conn.execute(delete(EVENTS).where(EVENTS.c.user_id == user)).rowcount
             n_follows = conn.execute(
                 delete(FOLLOWS).where(or_(FOLLOWS.c.follower == user, FOLLOWS.c.followee == user))
             ).rowcount
-            conn.execute(
+            n_unfollows = conn.execute(
                 delete(UNFOLLOWS).where(
                     or_(UNFOLLOWS.c.follower == user, UNFOLLOWS.c.followee == user)
                 )
-            )
+            ).rowcount
+            n_exposures = conn.execute(
+                delete(EXPOSURES).where(EXPOSURES.c.user_id == user)
+            ).rowcount
+            n_consent = conn.execute(delete(CONSENTS).where(CONSENTS.c.user_id == user)).rowcount
             n_profile = conn.execute(delete(USERS).where(USERS.c.user_id == user)).rowcount
-        return {"events": n_events, "follows": n_follows, "profile": n_profile}
+            n_authored = 0
+            if author_tombstone is not None:
+                n_authored = conn.execute(
+                    update(ITEMS).where(ITEMS.c.author == user).values(author=author_tombstone)
+                ).rowcount
+        return {
+            "events": int(n_events),
+            "follows": int(n_follows),
+            "unfollows": int(n_unfollows),
+            "exposures": int(n_exposures),
+            "consent": int(n_consent),
+            "profile": int(n_profile),
+            "authored_items_reattributed": int(n_authored),
+        }
 
 
-#: Sections of a user's export for records this store does not keep yet (always empty).
-_NOT_KEPT = {
-    "exposures": "Serendip keeps no record of the items shown to users (exposures) yet.",
-    "experiments": "Serendip keeps no experiment assignments yet.",
-    "consent": "Serendip keeps no consent records yet; the activity-privacy setting is the "
-    "profile's `private`.",
-}
+def _assignments(exposures: list[Exposure]) -> list[dict[str, Any]]:
+    """(experiment, variant) pairs of a user's exposures, with the first and last time."""
+    seen: dict[tuple[str, str | None], dict[str, Any]] = {}
+    for e in exposures:
+        if e.experiment is None:
+            continue
+        key = (e.experiment, e.variant)
+        rec = seen.get(key)
+        if rec is None:
+            seen[key] = {
+                "experiment": e.experiment,
+                "variant": e.variant,
+                "first_exposed_at": e.at,
+                "last_exposed_at": e.at,
+                "exposures": 1,
+            }
+        else:
+            rec["last_exposed_at"] = max(rec["last_exposed_at"], e.at)
+            rec["exposures"] += 1
+    return list(seen.values())
 
 
 def _opt(x: Any) -> float | None:
