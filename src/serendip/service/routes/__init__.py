@@ -6,10 +6,12 @@ from fastapi import APIRouter
 
 from serendip.service.routes import (
     catalog,
+    dashboard,
     events,
     experiments,
     health,
     models,
+    monitors,
     recommendations,
     users,
 )
@@ -22,6 +24,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     catalog.router,
     users.router,
     models.router,
+    monitors.router,
     experiments.router,
     health.router,
+    dashboard.router,
 )
