@@ -88,6 +88,8 @@ class Candidate:
     source: str = "retrain"
     #: extra lineage (e.g. the study row it was chosen from)
     origin: Mapping[str, Any] = field(default_factory=dict)
+    #: further manifest sections of the registered artifact (e.g. the study's `tuning`)
+    sections: Mapping[str, Any] = field(default_factory=dict)
 
 
 def fit_candidate(name: str, params: Mapping[str, Any] | None = None) -> Candidate:
@@ -324,14 +326,14 @@ def retrain(
     if gate.passed:
         say(f"gate passed; refitting '{candidate.name}' on the whole window")
         final = candidate.fit(dataset)
-        version = _register(store, artifacts_dir, candidate.name, final, cand_metrics, lineage)
+        version = _register(store, artifacts_dir, candidate, final, cand_metrics, lineage)
         store.models.activate(version.version)
         now_active = version.version
         version = store.models.get(version.version) or version
         log.info("retrain: %s (%s) promoted: %s", version.version, candidate.name, gate.reason)
     else:
         if register_refused:
-            version = _register(store, artifacts_dir, candidate.name, fitted, cand_metrics, lineage)
+            version = _register(store, artifacts_dir, candidate, fitted, cand_metrics, lineage)
         log.info("retrain: candidate '%s' refused: %s", candidate.name, gate.reason)
     return RetrainReport(
         promoted=gate.passed,
@@ -349,16 +351,17 @@ def retrain(
 def _register(
     store: Store,
     artifacts_dir: str | Path,
-    name: str,
+    candidate: Candidate,
     model: Model,
     metrics: Mapping[str, float],
     lineage: Mapping[str, Any],
 ) -> ModelVersion:
     stamp = time.strftime("%Y%m%dT%H%M%S")
-    directory = Path(artifacts_dir) / f"{name}-{stamp}-{uuid.uuid4().hex[:6]}"
-    model.save(directory)
+    directory = Path(artifacts_dir) / f"{candidate.name}-{stamp}-{uuid.uuid4().hex[:6]}"
+    sections = {"lineage": jsonable(dict(lineage)), **jsonable(dict(candidate.sections))}
+    model.save(directory, sections=sections)
     return store.models.register(
-        name,
+        candidate.name,
         str(directory.resolve()),
         {f"holdout_{k}": v for k, v in metrics.items()},
         lineage=jsonable(dict(lineage)),

@@ -240,6 +240,9 @@ def create_app(
         # a few threads serve them in arrival order instead, each at full speed.
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
         _open(app, settings, holder)
+        from serendip.service.watcher import start_watcher
+
+        start_watcher(app)  # versions activated by other processes; the monitor gauges
         try:
             yield
         finally:

@@ -3,8 +3,9 @@ the tests, never share or collide)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
-from typing import cast
+from typing import Protocol, cast
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -15,15 +16,31 @@ from prometheus_client import (
     generate_latest,
 )
 
-__all__ = ["CONTENT_TYPE_LATEST", "ServiceMetrics"]
+__all__ = ["CONTENT_TYPE_LATEST", "MonitorReading", "ServiceMetrics"]
+
+
+class MonitorReading(Protocol):
+    """What the monitor gauges read of one monitor (`serendip.operations.MonitorResult`)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def value(self) -> float | None: ...
+    @property
+    def out_of_bounds(self) -> bool: ...
+
 
 # Latency buckets in seconds, dense around the 10-100 ms the recommendations target.
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5)
 
 
 class ServiceMetrics:
-    """Request latency per route, errors, recommendations served, events ingested, the active
-    model version and the candidate-source mix."""
+    """Request latency per route, errors, recommendations served, events ingested (accepted,
+    duplicates), exposures logged (per experiment and variant), the active model (version,
+    name, age since its fit), model swaps, the candidate-source mix, and the live monitors'
+    values (`serendip.operations.monitors`) with whether each is out of bounds."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -76,16 +93,102 @@ class ServiceMetrics:
             ["source"],
             registry=r,
         )
+        self.exposures = Counter(
+            "serendip_exposures_logged_total",
+            "Served lists logged as exposures, by experiment and variant (empty: none).",
+            ["experiment", "variant"],
+            registry=r,
+        )
+        self.model_info = Gauge(
+            "serendip_model_info",
+            "1 for the model serving now, with its version and model name.",
+            ["version", "model"],
+            registry=r,
+        )
+        self.model_registered = Gauge(
+            "serendip_model_registered_timestamp_seconds",
+            "When the serving model version was fitted and registered (epoch seconds).",
+            registry=r,
+        )
+        self._model_registered_at: float | None = None
+        self._monitor_labels: set[tuple[str, str]] = set()
+        self.described_version: str | None = None
+        self.model_age = Gauge(
+            "serendip_model_age_seconds",
+            "Seconds since the serving model version was fitted and registered (-1: unknown).",
+            registry=r,
+        )
+        self.model_age.set_function(self._model_age)
+        self.monitor_value = Gauge(
+            "serendip_monitor_value",
+            "Last value of each live quality and drift monitor (absent: too little data).",
+            ["monitor", "kind"],
+            registry=r,
+        )
+        self.monitor_out = Gauge(
+            "serendip_monitor_out_of_bounds",
+            "1 when the monitor's last value was outside its thresholds, else 0.",
+            ["monitor"],
+            registry=r,
+        )
+        self.monitor_runs = Counter(
+            "serendip_monitor_runs_total",
+            "Times the monitors were computed.",
+            registry=r,
+        )
+        self.monitor_last_run = Gauge(
+            "serendip_monitor_last_run_timestamp_seconds",
+            "When the monitors were last computed (epoch seconds).",
+            registry=r,
+        )
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.latency.labels(method, route).observe(seconds)
         if status >= 400:
             self.errors.labels(route, str(status)).inc()
 
-    def set_model_version(self, version: str | None) -> None:
+    def set_model_version(
+        self, version: str | None, *, model: str | None = None, registered_at: float | None = None
+    ) -> None:
+        """The version serving now; with its model name and registration time when known."""
         self.model_version.clear()
+        self.model_info.clear()
+        self._model_registered_at = registered_at
+        #: the version whose model name and age the gauges carry (None: not known)
+        self.described_version = version if model is not None else None
+        self.model_registered.set(registered_at or 0.0)
         if version is not None:
             self.model_version.labels(version).set(1)
+            self.model_info.labels(version, model or "").set(1)
+
+    def _model_age(self) -> float:
+        at = self._model_registered_at
+        return -1.0 if at is None else max(0.0, time.time() - at)
+
+    def observe_ingest(self, accepted: int, duplicates: int) -> None:
+        """Events stored and events skipped as already stored."""
+        self.events.labels("accepted").inc(accepted)
+        self.events.labels("duplicate").inc(duplicates)
+
+    def observe_exposures(
+        self, n: int = 1, *, experiment: str | None = None, variant: str | None = None
+    ) -> None:
+        """`n` served lists logged as exposures (of `experiment`'s `variant` when in one)."""
+        self.exposures.labels(experiment or "", variant or "").inc(n)
+
+    def observe_monitors(self, readings: Iterable[MonitorReading]) -> None:
+        """The monitors' latest values (a monitor without a value drops its gauge)."""
+        self.monitor_runs.inc()
+        self.monitor_last_run.set(time.time())
+        for r in readings:
+            if r.value is None:
+                if (r.name, r.kind) in self._monitor_labels:
+                    self.monitor_value.remove(r.name, r.kind)
+                    self._monitor_labels.discard((r.name, r.kind))
+            else:
+                self.monitor_value.labels(r.name, r.kind).set(r.value)
+                self._monitor_labels.add((r.name, r.kind))
+            self.monitor_out.labels(r.name).set(1.0 if r.out_of_bounds else 0.0)
 
     def observe_recommendations(
         self, endpoint: str, explanations: Iterable[Mapping[str, object] | None], n_items: int

@@ -6,7 +6,6 @@ from fastapi import APIRouter
 
 from serendip.service.routes import (
     catalog,
-    dashboard,
     events,
     experiments,
     health,
@@ -27,5 +26,4 @@ ROUTERS: tuple[APIRouter, ...] = (
     monitors.router,
     experiments.router,
     health.router,
-    dashboard.router,
 )

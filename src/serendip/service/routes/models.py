@@ -1,16 +1,21 @@
-"""Model versions: list with metrics, activate (atomic hot swap), roll back. Admin scope.
+"""Model versions: list with metrics, lineage, activate (atomic hot swap), roll back. Admin scope.
 
 Activation loads and validates the new version *before* anything changes: a version that fails
 leaves the current one serving, is marked failed in the store, and the error is in the 409
-response and the log."""
+response and the log. A version activated by another process (`serendip retrain`, `serendip
+rollback`, `serendip promote`) is swapped in by the server's watcher (`serendip.service.watcher`)
+through the same `swap_in`."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
+from pydantic import BaseModel
+from starlette.datastructures import State
 
 from serendip.errors import SerendipError
 from serendip.service.auth import require
@@ -51,14 +56,16 @@ def list_models(store: StoreDep, runtime: RuntimeDep) -> ModelsPublic:
     return ModelsPublic(active=active, versions=[_public(v, active) for v in versions])
 
 
-def swap(
-    request: Request,
+def swap_in(
+    state: State,
     store: Store,
     runtime: ModelRuntime,
     metrics: ServiceMetrics,
     target: ModelVersion,
 ) -> str | None:
-    """Load `target` into the runtime (atomic swap); raise 409 and keep the old one on failure."""
+    """Load `target` into the runtime (atomic swap) and return the version it replaced; on
+    failure count it, mark the version failed in the store and raise `SerendipError` (the old
+    version keeps serving). `state`: the app's state (its readiness is set)."""
     previous = runtime.active_version
     try:
         runtime.load(Path(target.path), target.version)
@@ -69,16 +76,54 @@ def swap(
         )
         with contextlib.suppress(SerendipError):
             store.models.mark_failed(target.version, str(exc))
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
-            detail=f"model version '{target.version}' failed to load; "
-            f"'{previous}' keeps serving: {exc}",
-        ) from None
+        raise SerendipError(
+            f"model version '{target.version}' failed to load; '{previous}' keeps serving: {exc}"
+        ) from exc
     metrics.model_swaps.labels("ok").inc()
-    metrics.set_model_version(target.version)
-    request.app.state.not_ready_reason = None
-    log.info("model version %s now serving (was %s)", target.version, previous)
+    metrics.set_model_version(target.version, model=target.name, registered_at=target.created_at)
+    state.not_ready_reason = None
+    log.info("model version %s (%s) now serving (was %s)", target.version, target.name, previous)
     return previous
+
+
+def swap(
+    request: Request,
+    store: Store,
+    runtime: ModelRuntime,
+    metrics: ServiceMetrics,
+    target: ModelVersion,
+) -> str | None:
+    """`swap_in` for a request: a failure answers 409 (the old version keeps serving)."""
+    try:
+        return swap_in(request.app.state, store, runtime, metrics, target)
+    except SerendipError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+
+
+class ModelLineagePublic(BaseModel):
+    """Where a version came from: data window, holdout, parameters, both models' metrics, the
+    gate's decision, code version, parent version (empty for versions registered without)."""
+
+    version: str
+    name: str
+    status: str
+    lineage: dict[str, Any]
+
+
+@router.get(
+    "/{version}/lineage",
+    response_model=ModelLineagePublic,
+    summary="A model version's lineage",
+    responses={404: {"description": "No such version."}},
+)
+def lineage(version: Id, store: StoreDep) -> ModelLineagePublic:
+    """The lineage the retraining gate recorded for `version`."""
+    target = store.models.get(version)
+    if target is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no model version '{version}'")
+    return ModelLineagePublic(
+        version=target.version, name=target.name, status=target.status, lineage=target.lineage
+    )
 
 
 @router.post(
