@@ -27,6 +27,7 @@ _COMMAND_MODULES = (
     "demo",
     "serve",
     "export",
+    "experiments",
 )
 
 for _name in _COMMAND_MODULES:
