@@ -55,6 +55,7 @@ __all__ = [
     "build_report",
     "chromium_path",
     "default_benchmarks_dir",
+    "draw_charts",
     "print_pdf",
     "write_report",
 ]
@@ -673,7 +674,7 @@ def _env() -> Environment:
     return env
 
 
-def _charts(data: ReportData, out: Path) -> dict[str, str]:
+def draw_charts(data: ReportData, out: Path) -> dict[str, str]:
     """Draw the report's own charts and copy the study's plots into out/plots; name -> path."""
     plots = out / "plots"
     plots.mkdir(parents=True, exist_ok=True)
@@ -769,7 +770,7 @@ def write_report(
     """Write report.html (+ plots/) and, with `pdf`, report.pdf into `out`."""
     o = Path(out)
     o.mkdir(parents=True, exist_ok=True)
-    plots = _charts(data, o)
+    plots = draw_charts(data, o)
     html_path = o / "report.html"
     html_path.write_text(render_html(data, plots), encoding="utf-8")
     pdf_path = print_pdf(html_path, o / "report.pdf") if pdf else None
