@@ -4,7 +4,8 @@ A study is the cross product datasets x protocols x models (zoo models, peers, t
 pipeline). TOML: top-level `seed`, `k`, `metric`, `quick`; tables `[[datasets]]` (`source`:
 ml-100k | lastfm-2k | synthetic:tiny|small | a path; `protocols`: names or tables such as
 `{method = "cold-users", user_fraction = 0.1}`), `[[models]]` (`name`, `params`, `trials`,
-`timeout_s`), `[[peers]]` and `[pipeline]`; the shipped `profiles/quick.toml` and
+`timeout_s`), `[[peers]]`, `[pipeline]` and `[dp]` (the differential-privacy sweep,
+`DPSweepSpec`); the shipped `profiles/quick.toml` and
 `profiles/full.toml` use them all. Everything is checked before anything runs; a mistake
 raises `ConfigError` naming the key (`datasets[0].protocols[1].method: ...`).
 
@@ -28,8 +29,10 @@ from serendip.errors import ConfigError, config_error_from
 
 __all__ = [
     "DEFAULT_PROTOCOL_PARAMS",
+    "DP_CLIP_ONLY_EPSILON",
     "PROFILES",
     "PROTOCOLS",
+    "DPSweepSpec",
     "DatasetSpec",
     "ModelSpec",
     "PipelineSpec",
@@ -220,6 +223,70 @@ class PipelineSpec(BaseModel):
         )
 
 
+#: The epsilon of the sweep's "clip only" point: the per-user bound with negligible noise, so
+#: the cost of bounding contributions shows apart from the cost of the noise.
+DP_CLIP_ONLY_EPSILON = 1e12
+
+
+class DPSweepSpec(BaseModel):
+    """The differential-privacy sweep: the accuracy (and audit) cost of the DP option.
+
+    Each of `models` (models with a `dp_epsilon` parameter; `params` may set `dp_mechanism`,
+    `dp_max_per_user`, ...) is fitted on each dataset x protocol of `protocols` (names; empty =
+    every dataset's first protocol that is not a cold-start one) once without the option
+    ("none"), once per epsilon of `epsilons`, and with `clip_only` once with the per-user bound
+    but negligible noise (epsilon `DP_CLIP_ONLY_EPSILON`). No tuning: every point has the same
+    parameters but the budget. Results: `results.json` "dp_sweep", `dp_sweep.csv`, and the
+    leaderboard's privacy section.
+    """
+
+    model_config = _FROZEN
+
+    enabled: bool = False
+    epsilons: tuple[float, ...] = (0.1, 1.0, 10.0)
+    clip_only: bool = True
+    models: tuple[ModelSpec, ...] = (
+        ModelSpec(name="popularity"),
+        ModelSpec(name="item-knn", params={"weighting": "none", "dp_mechanism": "gaussian"}),
+    )
+    protocols: tuple[str, ...] = ()
+
+    @field_validator("epsilons")
+    @classmethod
+    def _eps(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if not v or any(not (e > 0) or e == float("inf") for e in v):
+            raise ValueError(f"epsilons must be positive finite numbers, got {list(v)}")
+        return tuple(sorted(set(v)))
+
+    @field_validator("models")
+    @classmethod
+    def _dp_models(cls, v: tuple[ModelSpec, ...]) -> tuple[ModelSpec, ...]:
+        from serendip.models.registry import MODELS, get_model_class
+
+        for spec in v:
+            if spec.name not in MODELS:
+                raise ValueError(f"unknown model '{spec.name}'; valid: {', '.join(MODELS)}")
+            fields = get_model_class(spec.name).Config.model_fields
+            if "dp_epsilon" not in fields:
+                able = [n for n in MODELS if "dp_epsilon" in get_model_class(n).Config.model_fields]
+                raise ValueError(
+                    f"model '{spec.name}' has no differential-privacy option; "
+                    f"models with one: {', '.join(able)}"
+                )
+            if "dp_epsilon" in spec.params:
+                raise ValueError(f"model '{spec.name}': the sweep sets dp_epsilon itself")
+        _no_duplicates([s.name for s in v], "dp model")
+        return v
+
+    def points(self) -> tuple[tuple[str, float | None], ...]:
+        """(label, dp_epsilon) of every point: "none", then "clip only", then each epsilon."""
+        out: list[tuple[str, float | None]] = [("none", None)]
+        if self.clip_only:
+            out.append(("clip", DP_CLIP_ONLY_EPSILON))
+        out += [(f"{e:g}", e) for e in self.epsilons]
+        return tuple(out)
+
+
 class StudyConfig(BaseModel):
     """A whole study. See the module docstring for the TOML shape.
 
@@ -245,6 +312,7 @@ class StudyConfig(BaseModel):
     models: tuple[ModelSpec, ...] = ()
     peers: tuple[ModelSpec, ...] = ()
     pipeline: PipelineSpec = PipelineSpec()
+    dp: DPSweepSpec = DPSweepSpec()
 
     @field_validator("k")
     @classmethod
@@ -289,7 +357,23 @@ class StudyConfig(BaseModel):
         _no_duplicates([d.name for d in self.datasets], "dataset")
         if not self.datasets:
             raise ValueError("a study needs at least one dataset")
+        names = {p.name for d in self.datasets for p in d.protocols}
+        unknown = sorted(set(self.dp.protocols) - names)
+        if unknown:
+            raise ValueError(
+                f"dp.protocols names no protocol of the datasets: {', '.join(unknown)}; "
+                f"valid: {', '.join(sorted(names))}"
+            )
         return self
+
+    def dp_protocols(self, dataset: DatasetSpec) -> tuple[ProtocolSpec, ...]:
+        """The protocols of `dataset` the DP sweep runs on (none when it is disabled)."""
+        if not self.dp.enabled:
+            return ()
+        if self.dp.protocols:
+            return tuple(p for p in dataset.protocols if p.name in self.dp.protocols)
+        warm = [p for p in dataset.protocols if p.method not in ("cold-users", "cold-items")]
+        return tuple(warm[:1])
 
 
 def _no_duplicates(names: Sequence[str], what: str) -> None:

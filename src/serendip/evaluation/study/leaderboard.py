@@ -98,6 +98,8 @@ class _Row:
     tuning: Any
     comparison: Mapping[str, Any] | None
     cells: list[_Cell] = field(default_factory=list)
+    audit: Mapping[str, Any] = field(default_factory=dict)
+    audit_cells: list[_Cell] = field(default_factory=list)
 
     @property
     def style_kind(self) -> str:
@@ -123,6 +125,8 @@ class _Group:
     columns: list[_Column] = field(default_factory=list)
     comparisons: list[Mapping[str, Any]] = field(default_factory=list)
     plots: list[_Plot] = field(default_factory=list)
+    audit_anchor: str = ""
+    audit_columns: list[_Column] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -171,11 +175,15 @@ def write_leaderboard(results: Mapping[str, Any], out_dir: Path | str) -> Path:
             g.columns = _columns(g)
             for r in g.rows:
                 r.cells = [c.make(r) for c in g.columns]
+            if any(r.audit for r in g.rows):
+                g.audit_columns = _audit_columns(g)
+                for r in g.rows:
+                    r.audit_cells = [c.make(r) for c in g.audit_columns]
             g.plots = _group_plots(g, plots_dir, names)
         ds.plots = _dataset_plots(ds, plots_dir, names)
 
     failures = [r for r in rows if r.get("status") != "ok"]
-    html = _render(study, datasets, failures, rows)
+    html = _render(study, datasets, failures, rows, _privacy_view(results.get("dp_sweep")))
     path = out / "leaderboard.html"
     path.write_text(html, encoding="utf-8")
     return path
@@ -237,6 +245,7 @@ def _build(
                         params=row.get("params"),
                         tuning=row.get("tuning"),
                         comparison=by_cell.get((dataset, protocol, row["model"])),
+                        audit=_mapping(row.get("audit")),
                     )
                 )
             ok.sort(key=lambda r: (-(r.metric(_METRIC) or -math.inf), r.model))
@@ -253,6 +262,7 @@ def _build(
                     rows=ok,
                     failed=failed,
                     comparisons=group_comparisons,
+                    audit_anchor=anchors.get(f"audit-{dataset}-{protocol}"),
                 )
             )
         datasets.append(_DatasetView(dataset, anchors.get(dataset), groups))
@@ -476,6 +486,205 @@ def _columns(g: _Group) -> list[_Column]:
         ),
     ]
     return cols
+
+
+# --------------------------------------------------------------------------- audit table
+def _audit_value(key: str, fmt: Callable[[Any], str]) -> Callable[[_Row], _Cell]:
+    def make(r: _Row) -> _Cell:
+        v = _number(r.audit.get(key))
+        return _Cell(fmt(v), v)
+
+    return make
+
+
+def _group_title(r: _Row, key: str, fmt: Callable[[Any], str]) -> str:
+    """Per activity group values of `key` for a cell's hover text: "q1 (1-4 items) 0.12; ..."."""
+    groups = _mapping(r.audit.get("groups"))
+    parts = []
+    for name, g in groups.items():
+        g = _mapping(g)
+        parts.append(
+            f"{name} ({g.get('min_history', '?')}–{g.get('max_history', '?')} items): "
+            f"{fmt(g.get(key))}"
+        )
+    return "; ".join(parts)
+
+
+def _fmt_pct(v: Any) -> str:
+    return fmt_metric(v, 3)
+
+
+def _audit_columns(g: _Group) -> list[_Column]:
+    """The bias and discovery audit of each model of a group (`serendip.evaluation.audit`)."""
+    from serendip.evaluation.audit import AUDIT_DESCRIPTIONS as D
+
+    def with_groups(key: str, group_key: str, fmt: Callable[[Any], str]) -> Callable[[_Row], _Cell]:
+        def make(r: _Row) -> _Cell:
+            v = _number(r.audit.get(key))
+            return _Cell(fmt(v), v, _group_title(r, group_key, fmt))
+
+        return make
+
+    cols = [
+        _Column("model", "Model", "model name", lambda r: _Cell(r.model), numeric=False),
+        _Column(
+            "rec_pct",
+            "Pop. pct recs",
+            D["rec_popularity_pct"],
+            _audit_value("rec_popularity_pct", _fmt_pct),
+        ),
+        _Column(
+            "hist_pct",
+            "Pop. pct history",
+            D["history_popularity_pct"],
+            _audit_value("history_popularity_pct", _fmt_pct),
+        ),
+        _Column(
+            "lift",
+            "Popularity lift",
+            D["popularity_lift"],
+            _audit_value("popularity_lift", fmt_share),
+        ),
+        _Column(
+            "tail",
+            "Long-tail share",
+            D["tail_share"] + " (hover: per activity group)",
+            with_groups("tail_share", "tail_share", fmt_share),
+        ),
+        _Column(
+            "new",
+            "New-author share",
+            D["new_author_share"],
+            _audit_value("new_author_share", fmt_share),
+        ),
+        _Column(
+            "gap",
+            "NDCG gap",
+            D["ndcg_gap"] + " (hover: NDCG per activity quartile, lightest first)",
+            with_groups("ndcg_gap", "ndcg", fmt_metric),
+        ),
+        _Column("ratio", "NDCG ratio", D["ndcg_ratio"], _audit_value("ndcg_ratio", _fmt_pct)),
+    ]
+    if any(_number(r.audit.get("oon_share")) is not None for r in g.rows):
+        cols += [
+            _Column(
+                "oon", "Out-of-network recs", D["oon_share"], _audit_value("oon_share", fmt_share)
+            ),
+            _Column(
+                "oon_hits",
+                "Out-of-network hits",
+                D["oon_hit_share"],
+                _audit_value("oon_hit_share", fmt_share),
+            ),
+        ]
+    return cols
+
+
+def audit_reference(g: _Group) -> str:
+    """The catalog's own long-tail and new-author shares (the same for every model)."""
+    for r in g.rows:
+        tail, new = (
+            _number(r.audit.get("tail_catalog_share")),
+            _number(r.audit.get("new_author_catalog_share")),
+        )
+        if tail is not None:
+            text = f"long tail = {fmt_share(tail)} of the catalog"
+            hist = _number(r.audit.get("tail_history_share"))
+            if hist is not None:
+                text += f" and {fmt_share(hist)} of the users' histories"
+            if new is not None:
+                text += f"; new authors' items = {fmt_share(new)} of the catalog"
+            return text
+    return ""
+
+
+# --------------------------------------------------------------------------- privacy sweep
+@dataclass(frozen=True, slots=True)
+class _PrivacyRow:
+    model: str
+    point: str
+    mechanism: str
+    max_per_user: str
+    scale: str
+    ndcg: str
+    change: str
+    change_class: str
+    recall: str
+    coverage: str
+    lift: str
+    tail: str
+    released: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class _PrivacyGroup:
+    dataset: str
+    protocol: str
+    rows: list[_PrivacyRow]
+
+
+def _privacy_view(sweep: Any) -> dict[str, Any] | None:
+    """The DP sweep's table per dataset x protocol, or None when the study ran none."""
+    if not isinstance(sweep, Mapping) or not isinstance(sweep.get("rows"), list):
+        return None
+    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for row in sweep["rows"]:
+        if isinstance(row, Mapping):
+            groups.setdefault((str(row.get("dataset")), str(row.get("protocol"))), []).append(row)
+    out = []
+    for (dataset, protocol), rows in groups.items():
+        reference = {
+            str(r.get("model")): _number(_mapping(r.get("metrics")).get(_METRIC))
+            for r in rows
+            if _mapping(r.get("dp")).get("point") == "none"
+        }
+        view = []
+        for r in rows:
+            dp = _mapping(r.get("dp"))
+            release = _mapping(dp.get("release"))
+            params = _mapping(r.get("params"))
+            metrics = _mapping(r.get("metrics"))
+            audit = _mapping(r.get("audit"))
+            ndcg = _number(metrics.get(_METRIC))
+            ref = reference.get(str(r.get("model")))
+            change, cls = _DASH, ""
+            if ndcg is not None and ref and dp.get("point") != "none":
+                rel = ndcg / ref - 1.0
+                change, cls = f"{100 * rel:+.1f}%", ("sig-down" if rel < -0.01 else "sig-ns")
+            point = str(dp.get("point", ""))
+            label = {"none": "none (exact)", "clip": "∞ (bound only)"}.get(point, f"ε = {point}")
+            if release:
+                mech = str(release.get("mechanism", ""))
+                if release.get("delta"):
+                    mech += f" (δ = {release['delta']:g})"
+            else:
+                mech = _DASH
+            view.append(
+                _PrivacyRow(
+                    model=str(r.get("model")),
+                    point=label,
+                    mechanism=mech,
+                    max_per_user=str(
+                        release.get("max_per_user", params.get("dp_max_per_user", _DASH))
+                    )
+                    if release
+                    else _DASH,
+                    scale=fmt_metric(release.get("scale"), 3) if release else _DASH,
+                    ndcg=fmt_metric(ndcg),
+                    change=change,
+                    change_class=cls,
+                    recall=fmt_metric(metrics.get("recall@10")),
+                    coverage=fmt_share(metrics.get("coverage@10")),
+                    lift=fmt_share(audit.get("popularity_lift")),
+                    tail=fmt_share(audit.get("tail_share")),
+                    released=str(release.get("released", "item counts")) if release else _DASH,
+                    status=str(r.get("status", "")) if r.get("status") != "ok" else "",
+                )
+            )
+        out.append(_PrivacyGroup(dataset, protocol, view))
+    note = sweep.get("note")
+    return {"groups": out, "note": str(note) if isinstance(note, str) else ""}
 
 
 # --------------------------------------------------------------------------- plots
@@ -757,6 +966,7 @@ def _render(
     datasets: Sequence[_DatasetView],
     failures: Sequence[Mapping[str, Any]],
     rows: Sequence[Mapping[str, Any]],
+    privacy: Mapping[str, Any] | None = None,
 ) -> str:
     import jinja2
 
@@ -789,6 +999,8 @@ def _render(
         summary=summary,
         kind_style=_KIND_STYLE,
         dash=_DASH,
+        privacy=privacy,
+        audit_reference=audit_reference,
     )
 
 

@@ -46,6 +46,7 @@ from serendip.evaluation.study.results import (
     atomic_write_bytes,
     atomic_write_text,
     jsonable,
+    rows_frame,
     write_results,
 )
 
@@ -59,6 +60,7 @@ __all__ = [
     "StudyRunner",
     "code_version",
     "plan_cells",
+    "plan_dp_cells",
     "resolve_source",
     "run_study",
     "shared_data_dir",
@@ -67,29 +69,45 @@ __all__ = [
 #: Per-user metrics stored in per_user.npz (for each K of the study).
 PER_USER_METRICS: tuple[str, ...] = ("ndcg", "recall", "precision", "hit_rate")
 
+#: What the DP sweep's numbers mean (results.json "dp_sweep").
+DP_SWEEP_NOTE = (
+    "each model refitted with the same parameters at each privacy budget: 'none' = no "
+    "differential privacy, 'clip' = the per-user bound (dp_max_per_user) with negligible noise, "
+    "a number = dp_epsilon (Laplace: pure epsilon-DP; Gaussian: (epsilon, dp_delta)-DP), unit "
+    "of privacy one user; not tuned"
+)
+
 #: Environment variable naming the directory that holds ml-100k/ and lastfm-2k/.
 SHARED_DATA_ENV = "SERENDIP_SHARED_DATA"
 
 
 @dataclass(frozen=True, slots=True)
 class Cell:
-    """One unit of work: a model (of some kind) on one dataset split by one protocol."""
+    """One unit of work: a model (of some kind) on one dataset split by one protocol.
+
+    kind "dp" is a point of the differential-privacy sweep: `variant` names it ("none",
+    "clip", an epsilon) and its files live under `cells/<dataset>/<protocol>/dp/`."""
 
     dataset: DatasetSpec
     protocol: ProtocolSpec
     model: ModelSpec
-    kind: str  # "model" | "peer" | "pipeline"
+    kind: str  # "model" | "peer" | "pipeline" | "dp"
+    variant: str = ""
 
     @property
     def key(self) -> tuple[str, str, str]:
-        return (self.dataset.name, self.protocol.name, self.model.name)
+        name = f"{self.model.name}@dp-{self.variant}" if self.variant else self.model.name
+        return (self.dataset.name, self.protocol.name, name)
 
     @property
     def label(self) -> str:
         return "/".join(self.key)
 
     def directory(self, out: Path) -> Path:
-        return out / "cells" / self.dataset.name / self.protocol.name / self.model.name
+        base = out / "cells" / self.dataset.name / self.protocol.name
+        if self.variant:
+            return base / "dp" / f"{self.model.name}-eps-{self.variant}"
+        return base / self.model.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +161,22 @@ def plan_cells(config: StudyConfig) -> tuple[list[Cell], list[str]]:
             if with_pipeline:  # its parameters may depend on the protocol
                 cells.append(Cell(d, p, config.pipeline.spec_for(p.name), "pipeline"))
     return cells, notes
+
+
+def plan_dp_cells(config: StudyConfig) -> list[Cell]:
+    """The cells of the differential-privacy sweep (empty when `config.dp` is disabled): per
+    dataset x sweep protocol x dp model, one cell per point of `DPSweepSpec.points`."""
+    cells = []
+    for d in config.datasets:
+        for p in config.dp_protocols(d):
+            for spec in config.dp.models:
+                for label, epsilon in config.dp.points():
+                    params = dict(spec.params)
+                    if epsilon is not None:
+                        params["dp_epsilon"] = epsilon
+                    model = ModelSpec(name=spec.name, params=params)
+                    cells.append(Cell(d, p, model, "dp", variant=label))
+    return cells
 
 
 def resolve_source(
@@ -303,28 +337,29 @@ class StudyRunner:
         results dict (the content of results.json)."""
         start = time.perf_counter()
         self.out.mkdir(parents=True, exist_ok=True)
-        cells, notes = plan_cells(self.config)
+        main_cells, notes = plan_cells(self.config)
+        cells = main_cells + plan_dp_cells(self.config)
         self.notes.extend(notes)
         for note in notes:
             self._emit("note", 0, len(cells), message=note)
-        rows: list[dict[str, Any]] = []
+        by_key: dict[tuple[str, str, str], dict[str, Any]] = {}
         todo: list[Cell] = []
         for cell in cells:
             row = None if self.fresh else self._finished(cell)
             if row is not None:
-                rows.append(row)
+                by_key[cell.key] = row
             else:
                 todo.append(cell)
-        done = len(rows)
+        done = len(by_key)
         self._emit("start", done, len(cells))
         for cell in todo:
             self._emit("cell", done, len(cells), cell=cell)
             row = self._run_cell(cell)
-            rows.append(row)
+            by_key[cell.key] = row
             done += 1
             self._emit("done", done, len(cells), cell=cell, row=row)
-        order = {c.key: i for i, c in enumerate(cells)}
-        rows.sort(key=lambda r: order.get((r["dataset"], r["protocol"], r["model"]), 0))
+        rows = [by_key[c.key] for c in main_cells]
+        dp_rows = [by_key[c.key] for c in cells[len(main_cells) :]]
         significance = self._significance(rows)
         study: dict[str, Any] = {
             "profile": self.config.profile,
@@ -338,7 +373,14 @@ class StudyRunner:
             "cells_reused": len(cells) - len(todo),
             "failed": sum(r["status"] != "ok" for r in rows),
         }
-        results = {"study": study, "rows": rows, "significance": significance}
+        results: dict[str, Any] = {"study": study, "rows": rows, "significance": significance}
+        if self.config.dp.enabled:
+            results["dp_sweep"] = {
+                "settings": self.config.dp.model_dump(mode="json"),
+                "note": DP_SWEEP_NOTE,
+                "rows": dp_rows,
+            }
+            atomic_write_text(self.out / "dp_sweep.csv", rows_frame(dp_rows).to_csv(index=False))
         write_results(results, self.out)
         if self.write_leaderboard:
             self._leaderboard(results)
@@ -359,7 +401,15 @@ class StudyRunner:
         return row if row.get("status") == "ok" else None
 
     def _base_row(self, cell: Cell) -> dict[str, Any]:
+        extra: dict[str, Any] = {}
+        if cell.kind == "dp":
+            extra["dp"] = {
+                "point": cell.variant,
+                "epsilon": cell.model.params.get("dp_epsilon"),
+                "release": None,
+            }
         return {
+            **extra,
             "dataset": cell.dataset.name,
             "protocol": cell.protocol.name,
             "model": cell.model.name,
@@ -516,7 +566,17 @@ class StudyRunner:
         )
         self._write_cell_files(directory, recs, result)
         used = model.get_params()
+        audit = self._audit(recs, prep, notes)
+        extra: dict[str, Any] = {}
+        if cell.kind == "dp":
+            extra["dp"] = {
+                "point": cell.variant,
+                "epsilon": used.get("dp_epsilon"),
+                "release": getattr(model, "dp_release_", None),
+            }
         return {
+            **extra,
+            "audit": audit,
             "params": used,
             "tuning": tuning,
             "metrics": dict(result.metrics),
@@ -537,6 +597,21 @@ class StudyRunner:
             "split": prep.summary,
             "files": {"recs": "recs.csv", "per_user": "per_user.npz"},
         }
+
+    def _audit(self, recs: Any, prep: _Prepared, notes: list[str]) -> dict[str, Any]:
+        """The bias and discovery audit of a cell's lists at K = 10 (or the largest K below
+        it, else the smallest); {} with a note when it fails (the cell's metrics still count)."""
+        from serendip.evaluation.audit import audit_recommendations
+
+        ks = self.config.k
+        k = 10 if 10 in ks else max([x for x in ks if x < 10], default=min(ks))
+        try:
+            return audit_recommendations(
+                recs, prep.split.train, prep.split.test, k=k, fold_in=prep.split.fold_in
+            ).to_dict()
+        except Exception as exc:  # an audit problem must not lose the cell
+            notes.append(f"audit failed: {type(exc).__name__}: {exc}")
+            return {}
 
     def _write_cell_files(self, directory: Path, recs: Any, result: Any) -> None:
         import io
