@@ -1,9 +1,10 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from serendip.errors import DataError
-from serendip.experiments.interleaving import credit, sign_test, team_draft
+from serendip.experiments.interleaving import credit, sign_test, team_draft, team_draft_batch
 
 
 def test_team_draft_contains_both_rankers_tops_and_is_unique() -> None:
@@ -59,3 +60,36 @@ def test_sign_test() -> None:
     assert sign_test(7, 3) == pytest.approx(0.34375)  # exact binomial, two-sided
     with pytest.raises(DataError):
         sign_test(-1, 3)
+
+
+def test_team_draft_batch_follows_the_team_draft_rule() -> None:
+    rng = np.random.default_rng(0)
+    n, length, k = 300, 8, 6
+    a = np.stack([rng.permutation(12)[:length] for _ in range(n)])
+    b = np.stack([rng.permutation(12)[:length] for _ in range(n)])
+    b[:5, 3:] = -1  # short rankings
+    items, from_b = team_draft_batch(a, b, k, rng)
+    assert items.shape == (n, k)
+    for row in range(n):
+        got = items[row][items[row] >= 0].tolist()
+        assert len(got) == len(set(got)) == k
+        taken: list[int] = []
+        for item, team_b in zip(items[row], from_b[row], strict=True):
+            ranking = (b if team_b else a)[row]
+            # a team takes its best item not yet in the list
+            assert item == next(x for x in ranking if x >= 0 and x not in taken)
+            taken.append(int(item))
+        picks_b = int(from_b[row].sum())
+        if row >= 5:
+            assert picks_b == k // 2  # even k: equal picks
+    first_b = from_b[5:, 0].mean()
+    assert 0.4 < first_b < 0.6  # the coin decides who drafts first
+
+
+def test_team_draft_batch_runs_out_gracefully() -> None:
+    a = np.array([[1, -1, -1]])
+    b = np.array([[-1, -1, -1]])
+    items, from_b = team_draft_batch(a, b, 3, np.random.default_rng(0))
+    assert items.tolist() == [[1, -1, -1]] and not from_b.any()
+    with pytest.raises(DataError):
+        team_draft_batch(np.zeros((2, 3)), np.zeros((3, 3)), 2, np.random.default_rng(0))

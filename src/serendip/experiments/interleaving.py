@@ -14,7 +14,7 @@ from scipy.stats import binomtest
 
 from serendip.errors import DataError
 
-__all__ = ["TEAMS", "credit", "sign_test", "team_draft"]
+__all__ = ["TEAMS", "credit", "sign_test", "team_draft", "team_draft_batch"]
 
 #: the two team labels, in the order (ranker a, ranker b)
 TEAMS: tuple[str, str] = ("a", "b")
@@ -74,6 +74,56 @@ def team_draft(
         taken.add(item)
         picks[team] += 1
     return items, teams
+
+
+def team_draft_batch(
+    a: np.ndarray, b: np.ndarray, k: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """`team_draft` for many lists at once (the simulator's hot loop), on integer item indices.
+
+    `a`, `b`: int (n, L) rankings, -1 padding at the end. Returns `(items, from_b)`: int64
+    (n, k) interleaved items (-1 where both rankings ran out) and bool (n, k), True where ranker
+    b contributed the item. Same rule as `team_draft`: the team with fewer picks drafts next, a
+    coin from `rng` breaks ties, each takes its best item not yet in the list.
+    """
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    if a.ndim != 2 or b.ndim != 2 or len(a) != len(b):
+        raise DataError(f"a and b must be (n, L) with the same n, got {a.shape} and {b.shape}")
+    n = len(a)
+    pad = np.full((n, 1), -1, dtype=np.int64)
+    a = np.hstack([a, pad])  # a pointer past the end reads -1
+    b = np.hstack([b, pad])
+    rows = np.arange(n)
+    ptr = np.zeros((2, n), dtype=np.int64)
+    picks = np.zeros((2, n), dtype=np.int64)
+    items = np.full((n, k), -1, dtype=np.int64)
+    from_b = np.zeros((n, k), dtype=bool)
+    rankings = (a, b)
+
+    def candidate(team: int) -> np.ndarray:
+        ranking = rankings[team]
+        limit = ranking.shape[1] - 1
+        while True:
+            cand = ranking[rows, ptr[team]]
+            dup = (cand >= 0) & (items[:, :pos] == cand[:, None]).any(axis=1)
+            if not dup.any():
+                return cand
+            ptr[team] = np.minimum(ptr[team] + dup, limit)
+
+    for pos in range(k):
+        coin = rng.random(n) < 0.5
+        use_b = (picks[1] < picks[0]) | ((picks[0] == picks[1]) & coin)
+        cand_a, cand_b = candidate(0), candidate(1)
+        use_b = np.where(use_b, cand_b >= 0, cand_a < 0)  # an exhausted team yields its turn
+        chosen = np.where(use_b, cand_b, cand_a)
+        items[:, pos] = chosen
+        from_b[:, pos] = use_b & (chosen >= 0)
+        got = chosen >= 0
+        for team, mine in ((0, ~use_b & got), (1, use_b & got)):
+            picks[team] += mine
+            ptr[team] = np.minimum(ptr[team] + mine, rankings[team].shape[1] - 1)
+    return items, from_b
 
 
 def credit(teams: Sequence[str], clicked_positions: Iterable[int]) -> tuple[int, int]:
