@@ -3,6 +3,7 @@ of its own under the `postgres` marker), holding a small simulated platform."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,3 +45,19 @@ def sqlite_store(tmp_path: Path, ops_sqlite_template: Path) -> Iterator[Store]:
     s = Store.open(fresh_sqlite(ops_sqlite_template, tmp_path))
     yield s
     s.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The `tiny` synthetic platform in a SQLite file, built once; tests copy it."""
+    from tests.operations.traffic import build_tiny_store
+
+    return build_tiny_store(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture
+def tiny_url(tiny_db: Path, tmp_path: Path) -> str:
+    """URL of a fresh copy of the tiny platform's store."""
+    path = tmp_path / "store.db"
+    shutil.copyfile(tiny_db, path)
+    return f"sqlite:///{path}"

@@ -4,6 +4,8 @@ window."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from serendip.data.dataset import Dataset
@@ -110,3 +112,16 @@ def serve_lists(
     store.exposures.add_many(exposures)
     store.events.add_batch(events)
     return len(events)
+
+
+def build_tiny_store(directory: Path) -> Path:
+    """A SQLite store file holding the generator's `tiny` platform (seed 1): 300 users, 1,000
+    items, 15,000 timed events; copy it per test (`shutil.copyfile`)."""
+    from serendip.data.loaders import load_platform
+    from serendip.data.synthetic import generate_platform
+
+    generate_platform("tiny", seed=1, out=directory / "platform")
+    path = directory / "tiny.db"
+    with Store.open(f"sqlite:///{path}") as store:
+        store.import_dataset(load_platform(directory / "platform"))
+    return path

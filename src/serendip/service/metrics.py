@@ -150,7 +150,11 @@ class ServiceMetrics:
     def set_model_version(
         self, version: str | None, *, model: str | None = None, registered_at: float | None = None
     ) -> None:
-        """The version serving now; with its model name and registration time when known."""
+        """The version serving now; with its model name and registration time when known (a
+        call naming the version already described, without them, keeps them: `/metrics` calls
+        this with the runtime's version on every scrape)."""
+        if model is None and version is not None and version == self.described_version:
+            return
         self.model_version.clear()
         self.model_info.clear()
         self._model_registered_at = registered_at
