@@ -415,10 +415,17 @@ class UserView:
 
 
 def version_choices(store: Store, runtime: ModelRuntime | None) -> list[Choice]:
-    """What the explorer can compare: every registered version (the active one marked, the
-    loaded ones marked) and the running experiment's variants."""
+    """What the explorer can compare: every registered version, newest first, labelled with its
+    model, whether it serves (active) or is loaded, and the running experiments' variants that
+    serve it."""
     active = None if runtime is None else runtime.active_version
     loaded = set(() if runtime is None else runtime.loaded_versions)
+    variants: dict[str, list[str]] = {}
+    for exp in store.experiments.list(status="running"):
+        for name, version in _variants(exp.spec):
+            target = version or active
+            if target is not None:
+                variants.setdefault(target, []).append(f"{exp.experiment_id}: {name}")
     out: list[Choice] = []
     for v in sorted(store.models.list(), key=lambda v: v.created_at, reverse=True):
         tags = [v.name]
@@ -428,14 +435,8 @@ def version_choices(store: Store, runtime: ModelRuntime | None) -> list[Choice]:
             tags.append("loaded")
         if v.status == "failed":
             tags.append("failed")
+        tags += [f"variant {x}" for x in variants.get(v.version, [])]
         out.append(Choice(v.version, f"{v.version} ({', '.join(tags)})"))
-    for exp in store.experiments.list(status="running"):
-        for variant in _variants(exp.spec):
-            name, version = variant
-            target = version or active
-            if target is not None:
-                label = f"experiment {exp.experiment_id}: variant {name} ({target})"
-                out.append(Choice(target, label))
     return out
 
 
@@ -656,11 +657,15 @@ def experiments_view(store: Store) -> ExperimentsView:
                 if isinstance(raw, list):
                     stats = tuple(_variant_stats(v) for v in raw if isinstance(v, Mapping))
                 for key, value in results.items():
-                    if key in ("variants", "decision", "guardrails") or isinstance(
-                        value, (Mapping, list)
+                    if (
+                        key in ("variants", "decision", "guardrails")
+                        or value is None
+                        or isinstance(value, (Mapping, list))
                     ):
                         continue
-                    facts.append((key.replace("_", " "), _fact(value)))
+                    moment = key in ("start", "end") or key.endswith("_at")
+                    shown = fmt_time(number(value)) if moment else _fact(value)
+                    facts.append((key.replace("_", " "), shown))
                 srm = _mapping(results.get("srm"))
                 if srm:
                     facts.append(
