@@ -102,6 +102,11 @@ class SimulatedPlatform:
         self.dataset = dataset
         self.truth = truth
         self.user_ids: np.ndarray = truth.users.lookup(np.arange(len(truth.users)))
+        # plain dicts: one list at a time (`respond`) is too small for a vectorised lookup
+        self._user_index = {str(u): i for i, u in enumerate(self.user_ids)}
+        self._item_index = {
+            str(x): i for i, x in enumerate(truth.items.lookup(np.arange(len(truth.items))))
+        }
         self.visit_prob: np.ndarray = 1.0 - np.exp(-visit_rate * activity)
         # dataset index -> truth index, for items a model returns
         self._item_to_truth = truth.items.indices(dataset.items.lookup(np.arange(dataset.n_items)))
@@ -209,10 +214,10 @@ class SimulatedPlatform:
         """How `user` answers the list `items` (best first): clicks, likes and shares, by
         position. Unknown items are ignored (never engaged with); DataError for an unknown user.
         """
-        u = int(self.truth.users.indices([user])[0])
+        u = self._user_index.get(user, -1)
         if u < 0:
             raise DataError(f"unknown user '{user}' (not in the platform's truth)")
-        idx = self.truth.items.indices(list(items)) if items else np.zeros(0, np.int64)
+        idx = np.fromiter((self._item_index.get(x, -1) for x in items), np.int64, len(items))
         p = self.probabilities(np.array([u]), idx[None, :], multiplier=multiplier)
         examined_click = rng.random(len(idx)) < p["click"][0]
         liked = rng.random(len(idx)) < p["like"][0]
