@@ -27,6 +27,7 @@ _COMMAND_MODULES = (
     "demo",
     "serve",
     "export",
+    "privacy",
     "report",
     "operations",
     "experiments",

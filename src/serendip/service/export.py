@@ -1,13 +1,40 @@
 """A user's export: the part the serving runtime holds (their current recommendations and
-why each is shown); the store holds the rest (`Store.export_user`)."""
+why each is shown) and the sticky assignment of the running experiments; the store holds the
+rest (`Store.export_user`)."""
 
 from __future__ import annotations
 
 from serendip.errors import SerendipError
+from serendip.experiments.assignment import assign
 from serendip.service.runtime import ModelRuntime
 from serendip.service.schemas import ExportRecommendationsPublic, rec_items_public
+from serendip.store import Store
 
-__all__ = ["current_recommendations"]
+__all__ = ["current_recommendations", "sticky_assignments"]
+
+
+def sticky_assignments(store: Store, user: str) -> list[dict[str, object]]:
+    """The variant each running experiment assigns `user` (sticky: the salted hash of the
+    user), whether or not a list was served to them under it yet."""
+    from serendip.experiments.spec import parse_spec
+
+    out: list[dict[str, object]] = []
+    for exp in store.experiments.list("running"):
+        try:
+            spec = parse_spec(exp.spec)
+        except (SerendipError, ValueError):
+            continue
+        variant = assign(user, spec.salt, spec.shares) if spec.kind == "ab" else "interleaved"
+        out.append(
+            {
+                "experiment": exp.experiment_id,
+                "variant": variant,
+                "kind": spec.kind,
+                "source": "sticky assignment of a running experiment",
+                "started_at": exp.started_at,
+            }
+        )
+    return out
 
 
 def current_recommendations(

@@ -255,9 +255,11 @@ class Store:
         um = dataset.user_meta
         counts = {"users": 0, "items": 0, "follows": 0, "events": 0}
         user_ids = dataset.users.ids
-        erased = self.erased_among(str(u) for u in user_ids)
+        m = dataset.item_meta
+        named = {str(u) for u in user_ids}
+        erased = self.erased_among(named | {str(a) for a in m.author})
         if erased:
-            counts["erased_skipped"] = len(erased)
+            counts["erased_skipped"] = len(erased & named)
         for i in range(0, len(user_ids), batch):
             counts["users"] += self.users.upsert(
                 [
@@ -271,7 +273,6 @@ class Store:
                     if str(user_ids[j]) not in erased
                 ]
             )
-        m = dataset.item_meta
         item_ids = dataset.items.ids
         for i in range(0, len(item_ids), batch):
             counts["items"] += self.catalog.upsert(
@@ -282,7 +283,7 @@ class Store:
                         str(m.text[j]),
                         tuple(str(t) for t in m.tags[j] if t),
                         str(m.category[j]),
-                        str(m.author[j]),
+                        self._author(str(m.author[j]), erased),
                         _opt(m.created_at[j]),
                     )
                     for j in range(i, min(i + batch, len(item_ids)))
@@ -339,6 +340,18 @@ class Store:
             return set()
         fn = self.erasure_subject
         return {u for u in set(users) if fn(u) in subjects}
+
+    def _author(self, author: str, erased: set[str]) -> str:
+        """An item's author, or the erased author's tombstone (`author_tombstone`)."""
+        return self.author_tombstone(author) if author in erased else author
+
+    def author_tombstone(self, user: str) -> str:
+        """What an erased user's items name as their author: `erased~` and 16 hex characters
+        of the erasure subject (no ID)."""
+        fn = self.erasure_subject
+        if fn is None:
+            raise ConfigError("no erasure key: set Store.erasure_subject first")
+        return "erased~" + fn(user)[:16]
 
     def is_erased(self, user: str) -> bool:
         return bool(self.erased_among([user]))

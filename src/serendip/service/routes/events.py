@@ -1,4 +1,8 @@
-"""Event ingestion: one event or a batch, idempotent by event_id, durable once acknowledged."""
+"""Event ingestion: one event or a batch, idempotent by event_id, durable once acknowledged.
+
+With a pseudonym secret the events' user IDs are stored as pseudonyms; events of an erased user
+are dropped (counted in `received`, neither accepted nor duplicates), so erased data does not
+come back through ingestion."""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from serendip.service.deps import (
     notify,
 )
 from serendip.service.metrics import ServiceMetrics
+from serendip.service.privacy import PrivacyContext, PrivacyDep
 from serendip.service.runtime import ModelRuntime
 from serendip.service.schemas import EventBatchCreate, EventCreate, IngestPublic
 from serendip.store import EventIn, Store
@@ -26,15 +31,20 @@ router = APIRouter(prefix="/v1", tags=["events"], dependencies=[Depends(require(
 
 
 def ingest(
-    events: Sequence[EventCreate], store: Store, runtime: ModelRuntime, metrics: ServiceMetrics
+    events: Sequence[EventCreate],
+    store: Store,
+    runtime: ModelRuntime,
+    metrics: ServiceMetrics,
+    privacy: PrivacyContext | None = None,
 ) -> IngestPublic:
     """Store first (one transaction), then update the online state: once the response is sent
     the events survive a crash, and the user's next recommendations already reflect them."""
     now = time.time()
+    user = (lambda raw: raw) if privacy is None else privacy.pseudonyms.user
     rows = [
         EventIn(
             event_id=e.event_id,
-            user=e.user,
+            user=user(e.user),
             item=e.item,
             event=e.event,
             timestamp=e.timestamp if e.timestamp is not None else now,
@@ -42,12 +52,17 @@ def ingest(
         )
         for e in events
     ]
+    received = len(rows)
+    erased = privacy.erased(r.user for r in rows) if privacy is not None else set()
+    if erased:
+        rows = [r for r in rows if r.user not in erased]
+        metrics.events.labels("erased").inc(received - len(rows))
     result = store.events.add_batch(rows)
     metrics.events.labels("accepted").inc(result.accepted)
     metrics.events.labels("duplicate").inc(result.duplicates)
     if result.accepted:
         notify("events", lambda: runtime.on_events(rows))
-    return IngestPublic(received=len(rows), accepted=result.accepted, duplicates=result.duplicates)
+    return IngestPublic(received=received, accepted=result.accepted, duplicates=result.duplicates)
 
 
 @router.post("/events", response_model=IngestPublic, summary="Send one event")
@@ -57,10 +72,11 @@ def post_event(
     runtime: RuntimeDep,
     settings: SettingsDep,
     metrics: MetricsDep,
+    privacy: PrivacyDep,
 ) -> IngestPublic:
     """Store one event. Repeating an `event_id` is acknowledged as a duplicate and ignored."""
     enforce_limits(event, settings)
-    return ingest([event], store, runtime, metrics)
+    return ingest([event], store, runtime, metrics, privacy)
 
 
 @router.post("/events/batch", response_model=IngestPublic, summary="Send up to 10,000 events")
@@ -70,6 +86,7 @@ def post_events(
     runtime: RuntimeDep,
     settings: SettingsDep,
     metrics: MetricsDep,
+    privacy: PrivacyDep,
 ) -> IngestPublic:
     """Store a batch in one transaction: all of it is durable when this answers, or none of it
     (any invalid event rejects the batch with 422 naming it)."""
@@ -80,4 +97,4 @@ def post_events(
             413,
         )
     enforce_limits(batch, settings)
-    return ingest(batch.events, store, runtime, metrics)
+    return ingest(batch.events, store, runtime, metrics, privacy)
