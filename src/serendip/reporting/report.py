@@ -326,7 +326,9 @@ def _infrastructure(scale: ScaleFile, costs: Costs) -> Table:
     return t
 
 
-def _options_table(data_opts: list[Option], decision: Decision, costs: Costs, metric: str) -> Table:
+def _options_table(
+    data_opts: list[Option], decision: Decision, costs: Costs, metric: str, k: int
+) -> Table:
     n, months = costs.decision.target_users, costs.horizon_months
     t = Table(
         "options",
@@ -348,7 +350,9 @@ def _options_table(data_opts: list[Option], decision: Decision, costs: Costs, me
             if o.row_index is not None
             else text("not measured")
         )
-        beyond_inputs = tuple(f"study:rows/{row}/metrics/{m}" for m, (_, row) in o.beyond.items())
+        beyond_inputs = tuple(
+            f"study:rows/{row}/metrics/{m}@{k}" for m, (_, row) in o.beyond.items()
+        )
         run = o.run[n]
         run_inputs = tuple(dict.fromkeys(x for line in run.lines.values() for x in line.inputs))
         one = o.one_time
@@ -646,7 +650,7 @@ def build_report(
     tables = {
         t.key: t
         for t in (
-            _options_table(opts, dec, c, view.metric),
+            _options_table(opts, dec, c, view.metric, view.k),
             _comparison(view),
             _data_table(an, view),
             _infrastructure(sc, c),
