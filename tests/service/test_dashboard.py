@@ -244,6 +244,13 @@ def test_the_models_page_lists_versions_with_their_actions(dash: Dash) -> None:
     assert 'id="admin-key"' in text and 'data-admin="rollback"' in text
 
 
+def test_the_models_page_shows_a_retrained_versions_lineage(dash: Dash, tmp_path: Path) -> None:
+    lineage = {"parent": "v1", "gate": {"passed": False, "reason": "ndcg@10 0.1 < 0.2"}}
+    dash.store.models.register("item-knn", str(tmp_path), {}, version="v3", lineage=lineage)
+    text = dash.client.get("/dashboard/models").text
+    assert "from v1" in text and "gate refused: ndcg@10 0.1 &lt; 0.2" in text
+
+
 def test_without_keys_the_pages_are_open(dash: Dash) -> None:
     app = create_app(
         Settings(db_url=dash.store.url, bootstrap=False), store=dash.store, runtime=dash.runtime
@@ -253,6 +260,21 @@ def test_without_keys_the_pages_are_open(dash: Dash) -> None:
         assert r.status_code == 200
         assert "no API keys" in r.text and 'id="admin-key"' not in r.text
         assert c.get("/dashboard/login").status_code == 303
+
+
+def test_every_page_renders_on_an_empty_store_before_any_model_is_active(tmp_path: Path) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'empty.db'}")
+    app = create_app(Settings(db_url=store.url, bootstrap=False), store=store)
+    try:
+        with TestClient(app) as c:
+            for path in PAGES:
+                r = c.get(path)
+                assert r.status_code == 200, (path, r.text)
+            assert "no model is active" in c.get("/").text
+            r = c.get("/dashboard/explorer", params={"user": "someone"})
+            assert "No model is active yet." in r.text
+    finally:
+        store.close()
 
 
 def test_the_overview_is_fast_enough_for_a_dashboard(dash: Dash) -> None:

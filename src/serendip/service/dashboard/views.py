@@ -791,6 +791,7 @@ class VersionRow:
     metrics: tuple[str, ...]
     error: str | None
     parent: str | None
+    gate: str | None  # the retraining gate's verdict in the version's lineage
 
 
 @dataclass(frozen=True, slots=True)
@@ -829,6 +830,7 @@ def models_view(
             metrics=tuple(fmt_number((v.metrics or {}).get(k)) for k, _ in cols),
             error=v.error,
             parent=_parent(v.lineage),
+            gate=_gate(v.lineage),
         )
         for v in versions
     )
@@ -847,3 +849,12 @@ def _parent(lineage: Mapping[str, object] | None) -> str | None:
         return None
     p = lineage.get("parent_version", lineage.get("parent"))
     return None if p is None else str(p)
+
+
+def _gate(lineage: Mapping[str, object] | None) -> str | None:
+    gate = _mapping((lineage or {}).get("gate"))
+    if not gate:
+        return None
+    verdict = "gate passed" if gate.get("passed") else "gate refused"
+    reason = gate.get("reason")
+    return f"{verdict}: {reason}" if reason else verdict
