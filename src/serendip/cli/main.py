@@ -28,6 +28,7 @@ _COMMAND_MODULES = (
     "serve",
     "export",
     "privacy",
+    "assess",
     "report",
     "operations",
     "experiments",
