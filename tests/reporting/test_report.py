@@ -164,6 +164,42 @@ def test_report_sections_and_assessment(platform: Path, data: ReportData, tmp_pa
     assert "Lawful basis: legitimate interest &lt;checked&gt;" in _html(with_pia, tmp_path)
     with pytest.raises(DataError, match="not found"):
         build_report(platform / "study", assessment=tmp_path / "absent.md")
+    # the JSON `serendip assess` writes (Assessment.to_dict), found in its output directory
+    pia = tmp_path / "pia"
+    pia.mkdir()
+    (pia / "privacy-impact-assessment.json").write_text(
+        json.dumps(
+            {
+                "created": 0,
+                "database": "sqlite:///x.db",
+                "purposes": [
+                    {"name": "Personalised recommendations", "data": "events", "basis": "service"}
+                ],
+                "risks": [{"id": "R1", "title": "Re-identification", "description": "raw IDs"}],
+                "risk_coverage": {"R1": ["M2"]},
+                "mitigations": [
+                    {
+                        "id": "M2",
+                        "title": "Pseudonyms",
+                        "code": "serendip.privacy.pseudonym",
+                        "test": "t.py::x",
+                    }
+                ],
+                "missing": [{"id": "M9", "title": "Encryption at rest", "problems": ["no code"]}],
+                "tables": [
+                    {"name": "events", "personal": True},
+                    {"name": "items", "personal": False},
+                ],
+            }
+        )
+    )
+    page = _html(build_report(platform / "study", assessment=pia), tmp_path)
+    assert (
+        "R1 Re-identification" in page and "M2" in page and "M9 Encryption at rest: no code" in page
+    )
+    assert "1 of 2 stored tables hold personal data: events" in page
+    with pytest.raises(DataError, match=r"no privacy-impact-assessment\.json"):
+        build_report(platform / "study", assessment=tmp_path / "html")
 
 
 def test_unconfirmed_prices_are_named(data: ReportData, tmp_path: Path) -> None:

@@ -32,7 +32,11 @@ AnalysisOpt = Annotated[
 ]
 AssessmentOpt = Annotated[
     Path | None,
-    typer.Option("--assessment", help="The privacy impact assessment to include."),
+    typer.Option(
+        "--assessment",
+        help="The privacy impact assessment: the output directory of `serendip assess` or one of "
+        "its files (.json, .html, .md).",
+    ),
 ]
 
 

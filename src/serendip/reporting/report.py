@@ -11,7 +11,9 @@
 from __future__ import annotations
 
 import html
-import importlib
+import importlib.util
+import json
+import re
 import shutil
 import subprocess
 import tempfile
@@ -120,40 +122,107 @@ def _scale(scale: Path | str | None) -> ScaleFile:
 # -- assessment (the privacy work's output) -----------------------------------------------
 
 
+#: The files `serendip assess` writes (serendip.reporting.assessment.write_assessment), preferred first.
+ASSESSMENT_FILES: tuple[str, ...] = (
+    "privacy-impact-assessment.json",
+    "privacy-impact-assessment.html",
+    "privacy-impact-assessment.md",
+)
+
+
+def _assessment_json_html(doc: Mapping[str, Any]) -> str:
+    """The assessment's JSON (Assessment.to_dict) as an HTML summary: purposes, risks and the
+    mitigations that address them (each with its enforcing code and proving test), missing ones,
+    and the personal-data tables."""
+    e = html.escape
+    created = doc.get("created", "")
+    if isinstance(created, (int, float)):
+        created = datetime.fromtimestamp(float(created), UTC).strftime("%Y-%m-%d %H:%M UTC")
+    parts: list[str] = [
+        f"<p>Assessment of <code>{e(str(doc.get('database', '')))}</code>, created {e(str(created))}.</p>"
+    ]
+    purposes = [p for p in doc.get("purposes") or [] if isinstance(p, Mapping)]
+    if purposes:
+        parts.append("<h4>Purposes</h4><table><tr><th>purpose</th><th>data</th><th>basis</th></tr>")
+        parts += [
+            f"<tr><td>{e(str(p.get('name')))}</td><td>{e(str(p.get('data')))}</td><td>{e(str(p.get('basis')))}</td></tr>"
+            for p in purposes
+        ]
+        parts.append("</table>")
+    coverage = doc.get("risk_coverage") or {}
+    risks = [r for r in doc.get("risks") or [] if isinstance(r, Mapping)]
+    if risks:
+        parts.append(
+            "<h4>Risks and mitigations</h4><table><tr><th>risk</th><th>mitigated by</th></tr>"
+        )
+        for r in risks:
+            by = ", ".join(str(x) for x in coverage.get(str(r.get("id")), [])) or "none listed"
+            parts.append(
+                f"<tr><td>{e(str(r.get('id')))} {e(str(r.get('title')))}</td><td>{e(by)}</td></tr>"
+            )
+        parts.append("</table>")
+    mitigations = [m for m in doc.get("mitigations") or [] if isinstance(m, Mapping)]
+    if mitigations:
+        parts.append("<h4>Mitigations (code and test checked to exist)</h4><ul>")
+        parts += [
+            f"<li>{e(str(m.get('id')))} {e(str(m.get('title')))}: <code>{e(str(m.get('code')))}</code>, <code>{e(str(m.get('test')))}</code></li>"
+            for m in mitigations
+        ]
+        parts.append("</ul>")
+    missing = [m for m in doc.get("missing") or [] if isinstance(m, Mapping)]
+    if missing:
+        parts.append("<h4>Mitigations missing</h4><ul>")
+        parts += [
+            f"<li>{e(str(m.get('id')))} {e(str(m.get('title')))}: {e('; '.join(str(x) for x in m.get('problems') or []))}</li>"
+            for m in missing
+        ]
+        parts.append("</ul>")
+    tables = [t for t in doc.get("tables") or [] if isinstance(t, Mapping)]
+    personal = [str(t.get("name")) for t in tables if t.get("personal")]
+    if tables:
+        parts.append(
+            f"<p>{len(personal)} of {len(tables)} stored tables hold personal data: {e(', '.join(personal))}.</p>"
+        )
+    return "\n".join(parts)
+
+
 def _assessment(path: Path | str | None) -> tuple[str | None, str]:
-    """(HTML of the privacy impact assessment, a note) from `serendip.reporting.assessment`
-    when the module and a file exist; otherwise (None, why)."""
+    """(HTML of the privacy impact assessment, a note): from the files `serendip assess` writes
+    (`serendip.reporting.assessment`), given as a file or their directory; (None, why) when the
+    module or the file is absent."""
+    if importlib.util.find_spec("serendip.reporting.assessment") is None:
+        return (
+            None,
+            "The privacy impact assessment was not supplied (serendip.reporting.assessment is absent).",
+        )
     if path is None:
-        return None, "The privacy impact assessment was not supplied (pass --assessment FILE)."
+        return (
+            None,
+            "The privacy impact assessment was not supplied (run `serendip assess` and pass --assessment DIR).",
+        )
     p = Path(path)
+    if p.is_dir():
+        found = next((p / n for n in ASSESSMENT_FILES if (p / n).is_file()), None)
+        if found is None:
+            raise DataError(f"no {ASSESSMENT_FILES[0]} (or .html, .md) there", file=str(p))
+        p = found
     if not p.is_file():
         raise DataError("assessment file not found", file=str(p))
-    try:
-        module: Any = importlib.import_module("serendip.reporting.assessment")
-    except ImportError:
-        module = None
-    if module is not None:
-        for name in ("assessment_html", "render_html", "to_html"):
-            fn = getattr(module, name, None)
-            if callable(fn):
-                try:
-                    return str(fn(p)), f"From {p.name} (serendip.reporting.assessment)."
-                except TypeError:
-                    continue
-        load = getattr(module, "load_assessment", None)
-        if callable(load):
-            doc = load(p)
-            for name in ("to_html", "html"):
-                fn = getattr(doc, name, None)
-                if callable(fn):
-                    return str(fn()), f"From {p.name} (serendip.reporting.assessment)."
     body = p.read_text(encoding="utf-8")
+    note = f"From {p} (written by `serendip assess`)."
+    if p.suffix.lower() == ".json":
+        try:
+            doc = json.loads(body)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"not valid JSON: {exc.msg}", file=str(p), line=exc.lineno) from None
+        if not isinstance(doc, Mapping):
+            raise DataError("expected a JSON object", file=str(p))
+        return _assessment_json_html(doc), note
     if p.suffix.lower() in {".html", ".htm"}:
-        return body, f"From {p.name}."
-    return (
-        f"<pre class='assessment'>{html.escape(body)}</pre>",
-        f"From {p.name} (shown as written).",
-    )
+        m = re.search(r"<body[^>]*>(.*)</body>", body, flags=re.S | re.I)
+        inner = m.group(1) if m else body
+        return re.sub(r"<script.*?</script>", "", inner, flags=re.S | re.I), note
+    return f"<pre class='assessment'>{html.escape(body)}</pre>", note
 
 
 # -- tables --------------------------------------------------------------------------------
@@ -771,11 +840,16 @@ def print_pdf(html_path: Path, pdf_path: Path, *, timeout_s: float = 120.0) -> P
 def write_report(
     data: ReportData, out: Path | str, *, pdf: bool = True
 ) -> tuple[Path, Path | None]:
-    """Write report.html (+ plots/) and, with `pdf`, report.pdf into `out`."""
+    """Write report.html (+ plots/, scale.json: the scale document it read) and, with `pdf`,
+    report.pdf into `out`."""
     o = Path(out)
     o.mkdir(parents=True, exist_ok=True)
     plots = draw_charts(data, o)
     html_path = o / "report.html"
     html_path.write_text(render_html(data, plots), encoding="utf-8")
+    # the scale document the report read (built from the benchmarks when no --scale was given)
+    (o / "scale.json").write_text(
+        json.dumps(data.scale.document, indent=2) + "\n", encoding="utf-8"
+    )
     pdf_path = print_pdf(html_path, o / "report.pdf") if pdf else None
     return html_path, pdf_path
