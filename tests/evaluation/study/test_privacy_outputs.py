@@ -133,3 +133,16 @@ def test_sweep_planning_and_validation() -> None:
         _config(dp={"protocols": ["temporal"]})
     with pytest.raises(ConfigError, match="epsilons"):
         _config(dp={"epsilons": [0.0]})
+
+
+def test_shipped_profiles_run_the_sweep_where_it_is_affordable() -> None:
+    from serendip.evaluation.study.config import load_profile
+
+    privacy = load_profile("privacy")
+    assert privacy.dp.enabled and {d.source for d in privacy.datasets} == {
+        "ml-100k",
+        "synthetic:small",
+    }
+    assert [m.name for m in privacy.dp.models] == ["popularity", "item-knn"]
+    assert load_profile("full").dp.enabled
+    assert not load_profile("quick").dp.enabled  # item-kNN's DP path costs minutes on `small`

@@ -62,7 +62,7 @@ DEFAULT_PROTOCOL_PARAMS: dict[str, dict[str, Any]] = {
 }
 
 #: Shipped profiles (package data under `profiles/`).
-PROFILES: tuple[str, ...] = ("quick", "full")
+PROFILES: tuple[str, ...] = ("quick", "full", "privacy")
 
 #: Named sources resolved under the shared data directory.
 REAL_SOURCES: tuple[str, ...] = ("ml-100k", "lastfm-2k")
@@ -428,7 +428,7 @@ def load_config(path: str | Path) -> StudyConfig:
 
 
 def load_profile(name: str) -> StudyConfig:
-    """A shipped profile ("quick" or "full")."""
+    """A shipped profile ("quick", "full" or "privacy")."""
     if name not in PROFILES:
         raise ConfigError(f"unknown profile '{name}'; valid: {', '.join(PROFILES)}")
     text = (
