@@ -70,7 +70,7 @@ def fmt_number(x: float | None, digits: int = 3, unit: str = "") -> str:
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "–"
     ax = abs(x)
-    if ax >= 1000:
+    if ax >= 1000 or (float(x).is_integer() and ax >= 1):
         s = f"{x:,.0f}"
     elif ax == 0:
         s = "0"

@@ -164,22 +164,24 @@ def _serving(
     """(servers, monthly serving cost) at `users`."""
     proj = project(scale, users)
     capacity = proj["serve_capacity_rps"].value or 1.0
+    lists_mb = proj["lists_mb"].value or 0.0
     peak = peak_rps(costs, users)
     processes = math.ceil(peak.value * costs.serving.headroom / capacity)
     cores = math.ceil(processes / costs.serving.processes_per_core)
     m = costs.machines[costs.serving.serving_machine]
     by_cores = math.ceil(cores / m.cores)
-    per_machine = max(1, min(processes, int(m.cores * costs.serving.processes_per_core)))
-    mem_mb = model_mb * costs.serving.memory_per_process_factor * per_machine
-    by_memory = math.ceil(
-        mem_mb * max(1, math.ceil(processes / per_machine)) / (m.memory_gb * 1024.0)
-    )
-    servers = max(costs.serving.replicas_minimum, by_cores, by_memory)
+    # every server process holds the model and the precomputed lists of the users it serves;
+    # when that outgrows one machine's memory, users are sharded over several machines
+    per_process_mb = (model_mb + lists_mb) * costs.serving.memory_per_process_factor
+    shards = max(1, math.ceil(per_process_mb / (m.memory_gb * 1024.0)))
+    servers = max(costs.serving.replicas_minimum, by_cores) * shards
     inputs = (
         *peak.inputs,
         *_scale_pointer(scale, "serve_capacity_rps"),
+        *_scale_pointer(scale, "lists_mb"),
         _c("serving/headroom"),
         _c("serving/processes_per_core"),
+        _c("serving/memory_per_process_factor"),
         _c(f"machines/{costs.serving.serving_machine}/cores"),
         _c(f"machines/{costs.serving.serving_machine}/memory_gb"),
         _c("serving/replicas_minimum"),
@@ -188,8 +190,8 @@ def _serving(
     n = Line(
         float(servers),
         inputs,
-        "max(minimum replicas, ceil(peak req/s x headroom / measured req/s per process / cores), "
-        "processes x model size / machine memory)",
+        "max(minimum replicas, ceil(peak req/s x headroom / measured req/s per process / cores)) "
+        "x shards (ceil((model size + precomputed lists) / machine memory))",
     )
     cost = Line(
         servers * costs.hours_per_month * m.usd_per_hour,
