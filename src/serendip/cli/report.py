@@ -35,7 +35,7 @@ AssessmentOpt = Annotated[
     typer.Option(
         "--assessment",
         help="The privacy impact assessment: the output directory of `serendip assess` or one of "
-        "its files (.json, .html, .md).",
+        "its files (.json, .html, .md); default: <study>/../assessment when present.",
     ),
 ]
 

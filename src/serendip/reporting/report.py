@@ -704,7 +704,8 @@ def build_report(
     `scale`: a scale file (default: built from benchmarks/results of this checkout);
     `costs`: a costs TOML (default: the shipped one); `analysis`: analysis.json or its directory
     (default: ``<study>/../analysis`` when present, as `serendip demo` lays it out);
-    `assessment`: the privacy impact assessment file.
+    `assessment`: the privacy impact assessment, a file of `serendip assess` or its output
+    directory (default: ``<study>/../assessment`` when it holds one).
     """
     c = load_costs(costs)
     view = load_study(study_dir, dataset=c.decision.dataset, protocol=c.decision.protocol)
@@ -715,6 +716,10 @@ def build_report(
     an = load_analysis(an_path)
     opts = options(view, sc, c, SCALES)
     dec = decide(opts, c)
+    if assessment is None:
+        beside = Path(study_dir).resolve().parent / "assessment"
+        if any((beside / name).is_file() for name in ASSESSMENT_FILES):
+            assessment = beside
     ahtml, anote = _assessment(assessment)
     tables = {
         t.key: t
