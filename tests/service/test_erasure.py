@@ -7,7 +7,6 @@ citing the user at once."""
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from serendip.store import Store
 from serendip.store.schema import Base
 from tests.conftest import make_toy_platform
 from tests.service.conftest import ClientFactory, ready_lists
+from tests.service.test_privacy_consent import citations, cited_by_others
 
 KEYS = [
     {"name": "writer", "key": "w-secret", "scopes": ["write"]},
@@ -165,20 +165,6 @@ def test_erasing_an_unknown_user_gives_an_empty_receipt(
     assert client.delete("/v1/users/nobody", headers=WRITE).status_code == 403
 
 
-def _cited_by_others(rt: ModelRuntime, users: list[str], who: str) -> bool:
-    pattern = re.compile(rf"\b{re.escape(who)}\b")
-    for user in users:
-        if user == who:
-            continue
-        for rec in rt.recommend(user, 10, explain=True):
-            exp = rec.explanation or {}
-            if who in [str(ev.get("id")) for ev in exp.get("evidence", [])]:
-                return True
-            if pattern.search(str(exp.get("text", ""))):
-                return True
-    return False
-
-
 def test_other_users_explanations_stop_citing_an_erased_user_at_once(
     pipe: Path, sqlite_store: Store, tmp_path: Path
 ) -> None:
@@ -190,20 +176,15 @@ def test_other_users_explanations_stop_citing_an_erased_user_at_once(
         if rt.snapshot is not None and rt.snapshot.lists is not None:
             ready_lists(rt)
         paths.append(rt)
-    counts: dict[str, int] = {}
-    for user in users:
-        for rec in paths[0].recommend(user, 10, explain=True):
-            for ev in (rec.explanation or {}).get("evidence", []):
-                if ev.get("kind") in ("followee", "user", "author"):
-                    counts[str(ev["id"])] = counts.get(str(ev["id"]), 0) + 1
+    counts = citations(paths[0], users)
     who = max(counts, key=lambda u: counts[u])
     ctx = make_context(Settings(artifacts_dir=tmp_path / "artifacts"), sqlite_store)
     for rt in paths:
-        assert _cited_by_others(rt, users, who)  # caches and lists warm, citing `who`
+        assert cited_by_others(rt, users, who)  # caches and lists warm, citing `who`
         rt.on_events([{"user": who, "item": "i001", "event": "like", "timestamp": 1.8e9}])
         receipt = erase_user(ctx, rt, who, refit=False)
         assert receipt.live["live_events"] == 1
-        assert not _cited_by_others(rt, users, who), "an erased user is still cited"
+        assert not cited_by_others(rt, users, who), "an erased user is still cited"
         assert rt.state.history(who) == [] and "i001" not in rt.state.counts()[0]
 
 
