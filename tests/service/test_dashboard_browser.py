@@ -84,6 +84,39 @@ def add_live_traffic(store: Store, n_lists: int = 120) -> None:
     store.events.add_batch(events)
 
 
+def write_study(directory: Path) -> Path:
+    """A small study output (results.json, results.csv) for the leaderboard page."""
+    from serendip.evaluation.study.results import write_results
+
+    def row(model: str, kind: str, ndcg: float, protocol: str = "temporal") -> dict[str, object]:
+        return {
+            "dataset": "synthetic-small",
+            "protocol": protocol,
+            "model": model,
+            "kind": kind,
+            "status": "ok",
+            "metrics": {
+                "ndcg@10": ndcg,
+                "recall@10": 1.4 * ndcg,
+                "coverage@10": 0.1 + ndcg,
+                "novelty@10": 9.0 - 10 * ndcg,
+            },
+            "cost": {"fit_seconds": 40 * ndcg, "recommend_single_p50_ms": 3.0},
+        }
+
+    rows = [
+        row("popularity", "baseline", 0.041),
+        row("item-knn", "model", 0.118),
+        row("pipeline", "pipeline", 0.152),
+        row("ease", "model", 0.131),
+        row("popularity", "baseline", 0.052, "leave-last"),
+        row("pipeline", "pipeline", 0.171, "leave-last"),
+    ]
+    study = {"profile": "quick", "created": "2026-12-06T07:00:00Z", "code_version": "test"}
+    write_results({"study": study, "rows": rows, "significance": []}, directory)
+    return directory
+
+
 @pytest.fixture(scope="module")
 def live(
     tmp_path_factory: pytest.TempPathFactory, toy_platform: Any, model_dirs: dict[str, Path]
@@ -106,8 +139,11 @@ def live(
     shots = Path(env) if env else tmp_path_factory.mktemp("screenshots")
     shots.mkdir(parents=True, exist_ok=True)
     state = Live(f"http://127.0.0.1:{port}", store, runtime, active_user(store), shots)
+    study = write_study(tmp_path_factory.mktemp("study"))
     try:
-        yield state
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("SERENDIP_STUDY_DIR", str(study))
+            yield state
     finally:
         server.should_exit = True
         thread.join(timeout=30)
@@ -214,6 +250,14 @@ def test_the_explorer_shows_recommendations_with_reasons_side_by_side(
     assert first == expected[0].item
     assert page.locator("#history tbody tr, section[aria-labelledby=history] tbody tr").count() >= 1
     laptop.shot("explorer-user-side-by-side")
+    assert laptop.errors == [], laptop.errors
+
+
+def test_the_leaderboard_ranks_the_study_by_ndcg(laptop: Watched) -> None:
+    page = laptop.open("/dashboard/leaderboard")
+    group = page.locator("section[aria-label='synthetic-small · temporal']")
+    models = group.locator("tbody tr td:nth-child(2)").all_inner_texts()
+    assert models == ["pipeline", "ease", "item-knn", "popularity"]
     assert laptop.errors == [], laptop.errors
 
 
