@@ -158,6 +158,18 @@ def fit(
         typer.Option("--budget", help="With --tune: search for this many minutes instead."),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="With --tune: carving and search seed.")] = 0,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="local (this process) or spark (ials: MLlib ALS; item-knn: item co-occurrence "
+            "on Spark SQL); the artifact is the same format either way.",
+        ),
+    ] = "local",
+    spark_master: Annotated[
+        str | None,
+        typer.Option("--spark-master", help="With --engine spark: the master (default local[2])."),
+    ] = None,
 ) -> None:
     """Fit one model on the given files and save it to the --out directory."""
     from serendip.data.loaders import load_files
@@ -187,6 +199,13 @@ def fit(
         raise ConfigError(f'--model {model} disagrees with model = "{named}" in {config}')
     name = model or named
     assert name is not None
+    if engine not in ("local", "spark"):
+        raise ConfigError(f"unknown --engine '{engine}'; valid: local, spark")
+    if engine == "spark":
+        _fit_spark(name, hyper, tune, spark_master, out, interactions, items, users, social)
+        return
+    if spark_master is not None:
+        raise ConfigError("--spark-master only applies with --engine spark")
     # validate the parameters before reading any data
     recommender = create_model(name, hyper)
     with console.status("loading data"):
@@ -203,6 +222,35 @@ def fit(
     typer.echo(
         f"fitted {name} on {ds.n_users:,} users, {ds.n_items:,} items, "
         f"{ds.n_interactions:,} interactions in {recommender.fit_seconds_:.1f}s -> {out}"
+    )
+
+
+def _fit_spark(
+    name: str,
+    hyper: dict[str, Any],
+    tune: bool,
+    master: str | None,
+    out: Path,
+    interactions: Path,
+    items: Path | None,
+    users: Path | None,
+    social: Path | None,
+) -> None:
+    """`fit --engine spark`: export the data to Parquet, fit on Spark, save the artifact."""
+    from serendip.data.loaders import load_files
+    from serendip.errors import ConfigError
+    from serendip.spark import check_spark_model, fit_on_spark
+
+    if tune:
+        raise ConfigError("--tune runs with --engine local only")
+    check_spark_model(name, hyper)  # before reading any data
+    with console.status("loading data"):
+        ds = load_files(interactions, items=items, users=users, social=social)
+    with console.status(f"fitting {name} on Spark ({master or 'local[2]'})"):
+        result = fit_on_spark(ds, name, hyper, out, master=master or "local[2]")
+    typer.echo(
+        f"fitted {name} on Spark ({result.master}) on {ds.n_users:,} users, {ds.n_items:,} "
+        f"items, {ds.n_interactions:,} interactions in {result.fit_seconds:.1f}s -> {out}"
     )
 
 

@@ -24,7 +24,8 @@ def spark_session(master: str | None = "local[2]", app_name: str = "serendip") -
     """The active SparkSession, or a new one on `master` (None: whatever `spark-submit` set).
 
     Local sessions get a small shuffle width (the default 200 partitions only cost scheduling on
-    a few cores) and no web UI. Raises `ConfigError` when pyspark or Java is missing.
+    a few cores), no web UI, and this interpreter for their Python workers (PYSPARK_PYTHON is
+    set to it when unset). Raises `ConfigError` when pyspark or Java is missing.
     """
     try:
         from pyspark.sql import SparkSession
@@ -41,6 +42,9 @@ def spark_session(master: str | None = "local[2]", app_name: str = "serendip") -
     if master is not None:
         builder = builder.master(master)
         if master.startswith("local"):
+            # PySpark starts Python workers with $PYSPARK_PYTHON, else whatever `python3` is on
+            # PATH (often without NumPy / pyarrow): a local session's workers are this Python.
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
             builder = (
                 builder.config("spark.sql.shuffle.partitions", "4")
                 # Python tasks (the batch top-k) run in this interpreter's environment
