@@ -558,6 +558,7 @@ BENCHES: list[Bench] = [
           "The recommendations route through FastAPI's TestClient against `ModelRuntime` "
           "called directly (`tiny` preset, warm cache).", "a small share of the 50 ms floor",
           ["bench_app_inprocess.py"], "app_inprocess", _app_inprocess),
+    Bench("spark", "Spark local[2] iALS vs single-machine iALS (issue 17.5)", "MLlib ALS on local[2] against implicit's iALS on ML100K random 80/20, parameters mapped (and MLlib's tuned on validation), NDCG@10 with bootstrap CIs, fit times.", "within 2% NDCG@10 of the single-machine iALS", ["bench_spark.py"], "spark", lambda p: __import__("bench_spark").summary(p), ML),
 ]
 # fmt: on
 
