@@ -242,4 +242,19 @@ def test_bad_parameters_fail_before_any_spark_work(export: ParquetExport) -> Non
         check_spark_model("ials", {"factorz": 3})
     with pytest.raises(ConfigError, match="max_items_per_user"):
         check_spark_model("item-knn", {"max_items_per_user": 1})
+    with pytest.raises(ConfigError, match="mllib_reg_param"):
+        check_spark_model("ials", {"mllib_reg_param": -1})
+    with pytest.raises(ConfigError, match="mllib_reg_param"):  # an ials-only setting
+        check_spark_model("item-knn", {"mllib_reg_param": 0.1})
     assert open_export(export.directory).n_items == _ds().n_items
+
+
+def test_mllib_reg_param_is_taken_as_is(spark: SparkSession, tmp_path: Path) -> None:
+    from serendip.spark import fit_on_spark
+
+    params = {"factors": 4, "iterations": 2, "mllib_reg_param": 0.05}
+    fit = fit_on_spark(_ds(), "ials", params, tmp_path / "m", export_dir=tmp_path / "export")
+    meta = json.loads((fit.artifact / "manifest.json").read_text())["meta"]
+    assert meta["engine"]["mllib"]["regParam"] == 0.05
+    assert open_export(tmp_path / "export").n_interactions == _ds().n_interactions
+    assert type(Recommender.load(fit.artifact)) is IALS

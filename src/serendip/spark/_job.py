@@ -60,6 +60,11 @@ def _split_params(name: str, params: Mapping[str, Any]) -> tuple[dict[str, Any],
     """(model hyperparameters, Spark-only settings) of `params`."""
     model_params = dict(params)
     engine: dict[str, Any] = {}
+    if name == "ials" and "mllib_reg_param" in model_params:
+        reg = model_params.pop("mllib_reg_param")
+        if isinstance(reg, bool) or not isinstance(reg, int | float) or reg < 0:
+            raise ConfigError(f"mllib_reg_param must be a number >= 0, got {reg!r}")
+        engine["reg_param"] = float(reg)
     if name == "item-knn" and "max_items_per_user" in model_params:
         cap = model_params.pop("max_items_per_user")
         if not isinstance(cap, int) or isinstance(cap, bool) or cap < 2:
@@ -81,8 +86,9 @@ def fit_export(
 ) -> SparkFit:
     """Fit model `name` on Spark over `export` and save its artifact to `out`.
 
-    params: the model's hyperparameters (validated before any Spark work), plus for item-knn
-    the Spark-only `max_items_per_user` (the self-join's cap). dataset: the export's `Dataset`
+    params: the model's hyperparameters (validated before any Spark work), plus the Spark-only
+    `mllib_reg_param` for ials (MLlib's regParam as is, instead of the one mapped from
+    `regularization`) and `max_items_per_user` for item-knn (the self-join's cap). dataset: the export's `Dataset`
     when the caller already holds it (else read back from the export on the driver).
     recommend_k / recommendations: for ials, also write every user's top-k (Parquet) there.
     """
@@ -98,7 +104,7 @@ def fit_export(
     if name == "ials":
         from serendip.spark._als import fit_ials
 
-        als = fit_ials(spark, export, ds, model_params)
+        als = fit_ials(spark, export, ds, model_params, **engine)
         spark_seconds = als.spark_seconds_
         model = als
     else:
