@@ -57,6 +57,8 @@ def test_every_list_served_to_a_known_user_is_logged(client: TestClient, store: 
         3,
     )
     assert {e.surface for e in got.values()} == {"user", "similar", "trending"}
+    metrics = client.get("/metrics").text
+    assert 'serendip_exposures_logged_total{experiment="",variant=""} 3.0' in metrics
 
 
 def test_exposures_are_written_at_shutdown_and_not_at_all_when_switched_off(
@@ -243,6 +245,9 @@ def test_end_to_end_ab_experiment_under_simulated_traffic(
     logged = [e for e in _exposures(client, sqlite_store) if e.experiment == "ab1"]
     assert len(logged) == 300 and all(e.variant == served[e.user] for e in logged)
     assert all(len(e.items) == 5 and e.surface == "user" for e in logged)
+    metrics = client.get("/metrics").text
+    line = f'serendip_exposures_logged_total{{experiment="ab1",variant="control"}} {counts["control"]}.0'
+    assert line in metrics
 
     r = client.get("/v1/experiments/ab1/results")
     assert r.status_code == 200, r.text

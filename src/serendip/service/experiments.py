@@ -34,6 +34,7 @@ from serendip.errors import DataError, SerendipError
 from serendip.experiments.assignment import assign
 from serendip.experiments.interleaving import TEAMS, team_draft
 from serendip.experiments.spec import ExperimentSpec, parse_spec
+from serendip.service.metrics import ServiceMetrics
 from serendip.service.runtime import ModelRuntime
 from serendip.serving.contract import RecItem
 from serendip.serving.serve import Snapshot
@@ -220,9 +221,12 @@ class ExperimentService:
         log_exposures: bool = True,
         refresh_s: float = 2.0,
         exposure_interval_s: float = 0.5,
+        metrics: ServiceMetrics | None = None,
     ) -> None:
         self.store = store
         self.runtime = runtime
+        #: counts the logged exposures per experiment and variant (`/metrics`)
+        self.metrics = metrics
         self.refresh_s = refresh_s
         self.exposures: ExposureLog | None = (
             ExposureLog(store, interval_s=exposure_interval_s) if log_exposures else None
@@ -337,6 +341,8 @@ class ExperimentService:
                 served.teams,
             )
         )
+        if self.metrics is not None:
+            self.metrics.observe_exposures(1, experiment=served.experiment, variant=served.variant)
 
     def close(self) -> None:
         if self.exposures is not None:

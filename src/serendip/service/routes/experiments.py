@@ -43,7 +43,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     service: ExperimentService | None = None
     if store is not None and runtime is not None:
-        service = ExperimentService(store, runtime, log_exposures=settings.log_exposures)
+        service = ExperimentService(
+            store, runtime, log_exposures=settings.log_exposures, metrics=app.state.metrics
+        )
         if isinstance(runtime, ModelRuntime) and runtime.store is not store:
             runtime.load_consents(store)  # a runtime made without the store (tests, embedding)
     app.state.experiments = service
