@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from serendip.experiments.assignment import assign
+from serendip.experiments.simulator import SimulatedPlatform
 from serendip.service.experiments import ExposureLog, start_experiment
 from serendip.service.runtime import ModelRuntime
 from serendip.store import Store
@@ -195,26 +196,47 @@ def _spec(versions: dict[str, str], **over: Any) -> dict[str, Any]:
     return {**AB, "variants": variants, "salt": "test-salt", **over}
 
 
+@pytest.fixture(scope="module")
+def simulated(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[SimulatedPlatform, dict[str, Path]]:
+    """The `tiny` synthetic platform's 300 users with their true preferences, and item-kNN
+    and popularity fitted on its data."""
+    from serendip.models.registry import create_model
+
+    root = tmp_path_factory.mktemp("sim")
+    platform = SimulatedPlatform.generate("tiny", seed=3, out=root / "platform")
+    dirs = {
+        name: create_model(name).fit(platform.dataset).save(root / name)
+        for name in ("item-knn", "popularity")
+    }
+    return platform, dirs
+
+
 def test_end_to_end_ab_experiment_under_simulated_traffic(
     sqlite_store: Store,
-    model_dirs: dict[str, Path],
-    versions: dict[str, str],
+    simulated: tuple[SimulatedPlatform, dict[str, Path]],
     make_client: ClientFactory,
 ) -> None:
     """Issue 18, done when: created, started, run under simulated traffic, stopped and
-    analysed through the API."""
-    client = make_client(sqlite_store, _runtime(sqlite_store, model_dirs, versions))
+    analysed through the API. The simulated users of the platform answer the lists they are
+    served from their true preferences (position bias included). 300 users are too few to
+    call a winner; what is asserted is that the split, the exposures and every number of the
+    report agree with the traffic that was simulated."""
+    platform, dirs = simulated
+    versions = {
+        name: sqlite_store.models.register(name, str(path)).version for name, path in dirs.items()
+    }
+    client = make_client(sqlite_store, _runtime(sqlite_store, dirs, versions))
     spec = _spec(versions)
     r = client.post("/v1/experiments", json={"experiment_id": "ab1", "spec": spec})
     assert r.status_code == 201, r.text
     salt = r.json()["spec"]["salt"]
     assert client.post("/v1/experiments/ab1/start").status_code == 200
-    # simulated users: each requests a list and clicks (and sometimes likes) some served
-    # items; the treatment's users click more, so the analysis has a lift to find
     rng = np.random.default_rng(7)
-    click_p = {"control": 0.10, "treatment": 0.25}
-    users = [f"u{j:03d}" for j in range(60)] + [f"sim{j:03d}" for j in range(240)]
+    users = [str(u) for u in platform.user_ids]
     served: dict[str, str] = {}
+    clicked: dict[str, bool] = {}
     for n, user in enumerate(users):
         r = client.get(f"/v1/users/{user}/recommendations?k=5", headers={"X-Request-ID": f"q{n}"})
         assert r.status_code == 200, r.text
@@ -223,17 +245,23 @@ def test_end_to_end_ab_experiment_under_simulated_traffic(
         served[user] = body["variant"]
         expected = versions["item-knn" if body["variant"] == "control" else "popularity"]
         assert body["model_version"] == expected
-        events = []
-        for pos, it in enumerate(body["items"]):
-            if rng.random() < click_p[body["variant"]]:
-                events.append({"event_id": f"c{n}-{pos}", "user": user, "item": it["item"], "event": "click"})  # fmt: skip
-                if rng.random() < 0.3:
-                    events.append({"event_id": f"l{n}-{pos}", "user": user, "item": it["item"], "event": "like"})  # fmt: skip
+        items = [it["item"] for it in body["items"]]
+        outcomes = platform.respond(user, items, rng)
+        events = [
+            {
+                "event_id": f"{n}-{o.position}-{o.event}",
+                "user": user,
+                "item": o.item,
+                "event": o.event,
+            }
+            for o in outcomes
+        ]
+        clicked[user] = any(o.event == "click" for o in outcomes)
         if events:
             assert client.post("/v1/events/batch", json={"events": events}).status_code == 200
     assert client.post("/v1/experiments/ab1/stop").json()["status"] == "stopped"
     # after the stop everyone gets the active version again, outside the experiment
-    after = client.get("/v1/users/sim000/recommendations").json()
+    after = client.get(f"/v1/users/{users[0]}/recommendations").json()
     assert after["experiment"] is None and after["model_version"] == versions["item-knn"]
 
     # sticky, deterministic assignment with the shares asked for
@@ -258,13 +286,20 @@ def test_end_to_end_ab_experiment_under_simulated_traffic(
     assert set(by_name) == {"control", "treatment"}
     assert sum(v["users"] for v in by_name.values()) == 300
     assert by_name["control"]["users"] == counts["control"]
-    for v in by_name.values():
+    for name, v in by_name.items():
         lo, hi = v["rate_ci"]
         assert 0 <= lo <= v["rate"] <= hi <= 1
-    treat = by_name["treatment"]
-    assert treat["rate"] > by_name["control"]["rate"]
-    assert 0 <= treat["comparison"]["p_value"] < 0.05 and treat["comparison"]["lift"] > 0
-    assert 0 <= treat["bootstrap_p_value"] <= 1
+        # every simulated click was attributed to the list that showed the item
+        converted = [clicked[u] for u, arm in served.items() if arm == name]
+        assert v["rate"] == pytest.approx(sum(converted) / len(converted))
+    treat, control = by_name["treatment"], by_name["control"]
+    assert control["comparison"] is None  # the control is the reference
+    lift = treat["comparison"]["lift"]
+    assert lift == pytest.approx(treat["rate"] / control["rate"] - 1)
+    assert lift == pytest.approx(treat["comparison"]["treatment_mean"] / control["rate"] - 1)
+    assert 0 < treat["comparison"]["p_value"] <= 1 and 0 <= treat["bootstrap_p_value"] <= 1
+    assert treat["significant"] == (treat["comparison"]["p_value"] < 0.05)
+    assert report["decision"]
     assert report["srm"]["mismatch"] is False and 0 < report["srm"]["p_value"] <= 1
     assert report["srm"]["counts"] == [counts["control"], counts["treatment"]]
     assert [g["metric"] for g in report["guardrails"]] == ["like"]
