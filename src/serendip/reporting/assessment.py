@@ -365,7 +365,7 @@ MITIGATIONS: tuple[Mitigation, ...] = (
         "Keyed pseudonyms of user IDs at ingestion (HMAC with a secret from settings)",
         ("R1",),
         "serendip.privacy.pseudonym.Pseudonymizer",
-        "tests/privacy/test_pseudonym.py::test_the_store_never_holds_raw_ids",
+        "tests/privacy/test_pseudonym.py::test_pseudonyms_are_stable_keyed_and_prefixed",
         _pseudonyms,
     ),
     Mitigation(
@@ -373,7 +373,21 @@ MITIGATIONS: tuple[Mitigation, ...] = (
         "Erasure log holds keyed hashes only, never the erased ID",
         ("R1", "R4"),
         "serendip.privacy.pseudonym.erasure_subject",
+        "tests/privacy/test_pseudonym.py::test_erasure_subjects_differ_from_pseudonyms_and_name_nobody",
+    ),
+    Mitigation(
+        "M2a",
+        "Erased users stay out of later imports and training exports",
+        ("R4",),
+        "serendip.store.facade.Store.erased_among",
         "tests/service/test_erasure.py::test_erased_data_does_not_come_back",
+    ),
+    Mitigation(
+        "M11b",
+        "No model requires a demographic attribute (the user table holds none)",
+        ("R7",),
+        "serendip.store.schema.UserRow",
+        "tests/privacy/test_retention.py::test_no_model_reads_a_demographic_attribute",
     ),
     Mitigation(
         "M2b",
@@ -450,7 +464,7 @@ MITIGATIONS: tuple[Mitigation, ...] = (
         "Retention window: events older than N days purged on schedule",
         ("R5",),
         "serendip.privacy.retention.purge",
-        "tests/privacy/test_retention.py::test_purge_removes_events_older_than_the_window",
+        "tests/privacy/test_retention.py::test_purge_deletes_only_what_is_older_than_the_window",
         _retention,
     ),
     Mitigation(
