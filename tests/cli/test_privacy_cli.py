@@ -3,15 +3,18 @@ one `error:` line on bad input; after `erase` no table and no artifact file name
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from serendip.cli.main import app
+from serendip.experiments.assignment import assign
 from serendip.models.registry import create_model
+from serendip.privacy.pseudonym import Pseudonymizer
 from serendip.service.privacy import files_naming
-from serendip.store import Store
+from serendip.store import EventIn, Store
 from tests.conftest import make_toy_platform
 from tests.service.test_erasure import tables_naming
 
@@ -81,3 +84,25 @@ def test_bad_input_is_one_error_line(tmp_path: Path, served: tuple[str, Path]) -
     missing = f"sqlite:///{tmp_path / 'none.db'}"
     r = runner.invoke(app, ["erase", WHO, "--db", missing, "--artifacts", str(tmp_path)])
     assert r.exit_code == 1 and r.stderr.count("\n") == 1 and "no such database" in r.stderr
+
+
+def test_export_takes_the_raw_id_and_names_running_experiments_assignment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "a-pseudonym-secret-of-some-length"
+    monkeypatch.setenv("SERENDIP_PSEUDONYM_SECRET", secret)
+    stored = Pseudonymizer(secret.encode()).user("alice")
+    url = f"sqlite:///{tmp_path / 'serendip.db'}"
+    spec = {"variants": [{"name": "control"}, {"name": "treatment"}], "salt": "s1"}
+    with Store.open(url) as store:
+        store.events.add_batch([EventIn("e1", stored, "i1", "like", 1_700_000_000.0)])
+        store.experiments.create("exp-a", "ab", spec)
+        store.experiments.start("exp-a")
+    r = runner.invoke(app, ["export", "alice", "--db", url])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["user"] == "alice" and [e["event_id"] for e in doc["events"]] == ["e1"]
+    want = assign(stored, "s1", [("control", 0.5), ("treatment", 0.5)])
+    assert [(x["experiment"], x["variant"]) for x in doc["experiments"]["records"]] == [
+        ("exp-a", want)
+    ]

@@ -1,5 +1,7 @@
 """`serendip export`: everything held about one user as JSON, read from the store without the
-HTTP server; the same document as `GET /v1/users/{id}/export` (`UserExportPublic`)."""
+HTTP server; the same document as `GET /v1/users/{id}/export` (`UserExportPublic`). With
+`SERENDIP_PSEUDONYM_SECRET` set (as for the server), USER is the platform's raw ID and is looked
+up by its pseudonym."""
 
 from __future__ import annotations
 
@@ -54,19 +56,28 @@ def export(
     """Export everything stored about USER (profile, events, follows, unfollows, authored
     items, the sections not kept yet) as JSON; exit 1 when nothing is stored about them."""
     from serendip.errors import SerendipError
+    from serendip.privacy.pseudonym import Pseudonymizer
+    from serendip.service.export import sticky_assignments
     from serendip.service.schemas import ExportRecommendationsPublic, UserExportPublic
+    from serendip.service.settings import Settings
 
+    secret = Settings(db_url=db).pseudonym_secret
+    stored = Pseudonymizer(None if secret is None else secret.get_secret_value().encode()).user(
+        user
+    )
     store = _open_store(db)
     try:
-        data = store.export_user(user)
+        data = store.export_user(stored)
+        data["experiments"]["records"] += sticky_assignments(store, stored)
     finally:
         store.close()
     if not data.pop("has_data"):
         raise SerendipError(f"nothing is stored about '{user}' in {db}")
+    data["user"] = user
     version: str | None = None
     recs = ExportRecommendationsPublic(k=k, items=[], reason=NO_MODEL_REASON)
     if model_dir is not None:
-        version, recs = _recommendations(model_dir, user, k, data["events"])
+        version, recs = _recommendations(model_dir, stored, k, data["events"])
     doc = UserExportPublic.model_validate(
         {**data, "exported_at": time.time(), "model_version": version, "recommendations": recs}
     )
