@@ -21,7 +21,7 @@ from serendip.operations.retrain import (
 )
 from serendip.service.app import create_app
 from serendip.service.settings import Settings
-from serendip.store import Store
+from serendip.store import EventIn, Store
 from tests.service.conftest import wait_ready
 
 
@@ -160,3 +160,29 @@ def test_bad_requests_are_errors_before_any_fit(tmp_path: Path, store: Store) ->
             retrain(empty, tmp_path, fit_candidate("popularity"))
     finally:
         empty.close()
+
+
+def test_an_active_model_whose_data_ends_before_the_holdout_is_judged_as_served(
+    store: Store, tmp_path: Path
+) -> None:
+    first = retrain(store, tmp_path, fit_candidate("item-knn"))
+    assert first.version is not None
+    newest = store.events.newest_timestamp()
+    assert newest is not None
+    # a month of new traffic after the fit: the newest half of the events again, each on the
+    # next item of the catalog (new user-item pairs)
+    events = store.events.since(0)
+    later = events[len(events) // 2 :]
+    ids = store.catalog.all_ids()
+    nxt = {a: b for a, b in zip(ids, ids[1:] + ids[:1], strict=True)}
+    shift = newest + 30 * 86_400 - later[0].timestamp
+    store.events.add_batch(
+        [
+            EventIn(f"later:{j}", e.user, nxt.get(e.item, e.item), e.event, e.timestamp + shift)
+            for j, e in enumerate(later)
+        ]
+    )
+    report = retrain(store, tmp_path, fit_candidate("popularity"))
+    assert report.lineage["holdout"]["cut"] > newest
+    assert report.lineage["gate"]["active_judged"].startswith("artifact as served")
+    assert report.active_metrics is not None
