@@ -25,10 +25,13 @@ so the store never holds a raw ID; export and erasure take the raw ID and map it
    failed with the reason: versions trained with the user are retired, and rolling back to them
    is gone by design. Erasures that arrive while a refit runs are covered by one more refit.
    The refit is exact for every deterministic model: the new version is what a fit on data
-   that never held the user gives (`tests/service/test_erasure.py` compares item-kNN and
-   popularity with a fit on such data, equal to the last digit). Between the erasure and the
-   swap the old model still scores with the user's past contributions (co-occurrences,
-   factors, counts), hidden as evidence only.
+   that never held the user gives (`tests/service/test_erasure.py` compares item-kNN,
+   popularity and iALS -- fixed seed -- with a fit on such data: equal to the last digit; two
+   pipeline fits on equal data agree to 1e-6). Not exact: models whose fit is not
+   deterministic (multi-threaded deep models) match only in distribution; and between the
+   erasure and the swap the old model still scores with the user's past contributions
+   (co-occurrences, factors, counts), hidden as evidence only -- no model offers an exact
+   decrement through the serving contract yet.
 
 **Consent** (`apply_consent`): personalization off -> the runtime's non-personalized list
 (`ModelRuntime.on_consent`); activity for others off -> the user's share of the live counts
