@@ -87,6 +87,7 @@ __all__ = [
     "files_naming",
     "privacy_context",
     "replay_withheld_history",
+    "start_retention",
     "stored_user",
 ]
 
@@ -478,9 +479,9 @@ class RetentionSchedule:
         self._stop.set()
 
 
-def start_retention(request_or_ctx: PrivacyContext) -> RetentionSchedule | None:
-    """Start the daily purge when `Settings.retention_days` is set (once per context)."""
-    ctx = request_or_ctx
+def start_retention(ctx: PrivacyContext) -> RetentionSchedule | None:
+    """Start the daily purge when `Settings.retention_days` is set (once per context); the
+    server's start calls it (`privacy_context` gives the context from the app)."""
     days = ctx.settings.retention_days
     if days is None or ctx.retention is not None:
         return ctx.retention
