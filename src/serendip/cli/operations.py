@@ -4,8 +4,8 @@ They work on the store alone (a running server follows the store's active versio
 seconds: `serendip.service.watcher`), so they run from cron, a CI job or a shell.
 
 Exit codes: 0 done (retrain/promote: the candidate now serves; monitors: all within bounds),
-1 a mistake in the input (one `error:` line), 3 the gate kept the active model (retrain,
-promote) or a monitor is out of bounds (monitors exits 1 then, for cron's mail).
+1 a mistake in the input (one `error:` line) or, for `monitors`, a monitor out of bounds (so
+cron mails it), 3 the gate kept the active model (retrain, promote). See docs/operations.md.
 """
 
 from __future__ import annotations
