@@ -27,7 +27,7 @@ so the store never holds a raw ID; export and erasure take the raw ID and map it
    The refit is exact for every deterministic model: the new version is what a fit on data
    that never held the user gives (`tests/service/test_erasure.py` compares item-kNN,
    popularity and iALS -- fixed seed -- with a fit on such data: equal to the last digit; two
-   pipeline fits on equal data agree to 1e-6). Not exact: models whose fit is not
+   pipeline fits on equal data give equal lists and scores). Not exact: models whose fit is not
    deterministic (multi-threaded deep models) match only in distribution; and between the
    erasure and the swap the old model still scores with the user's past contributions
    (co-occurrences, factors, counts), hidden as evidence only -- no model offers an exact
@@ -386,6 +386,12 @@ class ErasureRefit:
         with self.swap_lock:
             self.runtime.load(directory, version.version)
             store.models.activate(version.version)
+        # the old version's background list build (stopped by the swap) must not write its
+        # lists -- whose explanations may cite the user -- back after the purge
+        holder = snap.lists
+        deadline = time.monotonic() + 120.0
+        while holder is not None and holder.state == "building" and time.monotonic() < deadline:
+            time.sleep(0.05)
         self.purged += purge_artifacts(self.ctx, erased, keep=(directory.resolve(),))
         self.done.append((version.version, seconds))
         _log.info("erasure: version %s (refitted in %.1f s) now serving", version.version, seconds)
