@@ -129,6 +129,9 @@ class SimulatedPlatform:
         self.follows = sp.csr_matrix(
             (np.ones(int(keep.sum()), dtype=bool), (follower[keep], followee[keep])), shape=(n, n)
         )
+        # per-user probability tables of served pages, reused across simulated tests; each
+        # entry keeps its pages array alive, so an id is never reused while cached
+        self._tables: dict[tuple[int, str, float, bool], tuple[np.ndarray, np.ndarray]] = {}
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -232,6 +235,26 @@ class SimulatedPlatform:
                     out.append(Outcome(str(item), r, event))
         return out
 
+    def table(
+        self, pages: np.ndarray, event: SimEvent, multiplier: float = 1.0, *, per_slot: bool = False
+    ) -> np.ndarray:
+        """Probabilities of `event` for every user's served `pages` (n_users, days, k): per
+        slot (same shape) with `per_slot`, else per day (n_users, days), P(at least one).
+        Cached per pages array (treat served pages as immutable)."""
+        key = (id(pages), event, float(multiplier), per_slot)
+        hit = self._tables.get(key)
+        if hit is not None and hit[0] is pages:
+            return hit[1]
+        n, days, k = pages.shape
+        p = self.probabilities(
+            np.repeat(np.arange(n), days), pages.reshape(n * days, k), multiplier=multiplier
+        )[event]
+        out = p.reshape(n, days, k) if per_slot else _day_hit_prob(p).reshape(n, days)
+        if len(self._tables) >= 32:
+            self._tables.pop(next(iter(self._tables)))
+        self._tables[key] = (pages, out)
+        return out
+
     def in_network(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """bool (n, k): the item's author is followed by the user (False for empty slots and
         unknown authors)."""
@@ -313,11 +336,7 @@ def hit_probabilities(
 ) -> np.ndarray:
     """float64 (n_users, days): P(at least one `event` outcome) for every user on the day they
     are served each page, position bias included."""
-    n, days, k = pages.shape
-    p = platform.probabilities(
-        np.repeat(np.arange(n), days), pages.reshape(n * days, k), multiplier=multiplier
-    )[event]
-    return _day_hit_prob(p).reshape(n, days)
+    return platform.table(pages, event, multiplier)
 
 
 def _personas(
@@ -381,10 +400,8 @@ def simulate_ab(
     covariate = np.zeros(n_users)
     if pre_days > 0:
         # outcomes per visit: the sum of the page's Bernoulli outcomes, drawn per slot
-        n, pre_len, k = pre.shape
-        slot_p = platform.probabilities(
-            np.repeat(np.arange(n), pre_len), pre.reshape(n * pre_len, k)
-        )[event].reshape(n, pre_len, k)
+        pre_len = pre.shape[1]
+        slot_p = platform.table(pre, event, per_slot=True)
         pre_day = rng.integers(0, pre_len, size=(n_users, pre_days))
         p = slot_p[persona[:, None], pre_day]  # (n_users, pre_days, k)
         pre_visit = rng.random((n_users, pre_days)) < platform.visit_prob[persona][:, None]
