@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from serendip.service.routes import (
     catalog,
+    dashboard,
     events,
     experiments,
     health,
@@ -26,4 +27,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     monitors.router,
     experiments.router,
     health.router,
+    dashboard.router,
 )
