@@ -463,6 +463,11 @@ def _app_inprocess(p: Path) -> tuple[list[str], str, str]:
     return _table(["path", "p50 ms", "p99 ms"], rows), verdict, f"+{extra:.1f} ms"
 
 
+def _experiments(p: Path) -> tuple[list[str], str, str]:
+    s = __import__("bench_experiments").summary(_load(p))
+    return s["table"], s["verdict"], s["index"]
+
+
 # ------------------------------------------------------------------------------ the list
 ML = _datasets("ml-100k")
 BOTH = _datasets("ml-100k", "lastfm-2k")
@@ -558,6 +563,17 @@ BENCHES: list[Bench] = [
           "The recommendations route through FastAPI's TestClient against `ModelRuntime` "
           "called directly (`tiny` preset, warm cache).", "a small share of the 50 ms floor",
           ["bench_app_inprocess.py"], "app_inprocess", _app_inprocess),
+    Bench("embeddings", "Content embeddings at scale: static vs transformer (issue 17.4)",
+          "The static token table distilled from the shipped MiniLM against the transformer: "
+          "docs/s on the `platform` preset's 1M item texts, NDCG@10 on the cold-items and "
+          "temporal protocols.", "1M item texts in under 20 minutes on 2 cores",
+          ["bench_embeddings.py"], "embeddings", lambda p: __import__("bench_embeddings").summary(p)),
+    Bench("experiments", "A/B statistics, interleaving and the simulator (issue 18.3)",
+          "Simulated users of the `small` preset answer fitted models' lists from their true "
+          "preferences: A/A false positives (z-test, sequential), power at the calculator's size, "
+          "CUPED, interleaving traffic against A/B, engagement beyond the network.",
+          "FPR in [2%, 8%] for both tests; power >= 80% at the calculator's size; interleaving "
+          ">= 10x less traffic", ["bench_experiments.py"], "experiments", _experiments),
     Bench("spark", "Spark local[2] iALS vs single-machine iALS (issue 17.5)", "MLlib ALS on local[2] against implicit's iALS on ML100K random 80/20, parameters mapped (and MLlib's tuned on validation), NDCG@10 with bootstrap CIs, fit times.", "within 2% NDCG@10 of the single-machine iALS", ["bench_spark.py"], "spark", lambda p: __import__("bench_spark").summary(p), ML),
 ]
 # fmt: on

@@ -24,6 +24,7 @@ from serendip.models.content import (
     Word2VecContent,
     bundled_model_path,
     interest_matrix,
+    static_model_dir,
     tag_token,
     tokenize,
 )
@@ -307,3 +308,34 @@ def test_sbert_rejects_a_path_that_is_not_a_model(tmp_path: Path) -> None:
     ds = Dataset.from_frames(pd.DataFrame({"user": ["u"], "item": ["i"]}))
     with pytest.raises(ConfigError, match="not a sentence-transformers model"):
         SentenceContent(model_path=str(tmp_path)).fit(ds)
+
+
+@pytest.mark.slow
+def test_sbert_static_encoder_distills_once_and_embeds_by_meaning(tmp_path: Path) -> None:
+    # The static table is distilled from the bundled transformer (offline) and cached; the
+    # second model reads the cache instead of distilling again.
+    items = pd.DataFrame(
+        {
+            "item": ["py1", "py2", "cake", "empty"],
+            "title": [
+                "Python programming tutorial",
+                "Learn to code in Python",
+                "Chocolate cake",
+                "",
+            ],
+            "tags": ["coding", "software", "baking", ""],
+        }
+    )
+    ds = Dataset.from_frames(pd.DataFrame({"user": ["u", "v"], "item": ["py1", "cake"]}), items)
+    cache = tmp_path / "cache"
+    model = SentenceContent(encoder="static", static_dims=64, static_cache_dir=str(cache)).fit(ds)
+    v = np.asarray(model.vectors_)
+    assert v.shape == (4, 64)
+    np.testing.assert_allclose(np.linalg.norm(v[:3], axis=1), 1.0, atol=1e-5)
+    assert not v[3].any()
+    assert v[0] @ v[1] > v[0] @ v[2]
+    assert model.recommend(["u"], 1).item_ids(0) == ["py2"]
+    table = static_model_dir(bundled_model_path(), 64, str(cache))
+    assert (table / "config.json").is_file()
+    again = SentenceContent(encoder="static", static_dims=64, static_cache_dir=str(cache)).fit(ds)
+    np.testing.assert_allclose(np.asarray(again.vectors_), v, atol=1e-6)

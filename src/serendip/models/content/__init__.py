@@ -11,7 +11,12 @@ sources build on them.
 
 from serendip.models.content._base import ContentRecommender, ItemVectors
 from serendip.models.content._features import FeatureConfig, FeatureContent
-from serendip.models.content._sbert import SentenceConfig, SentenceContent, bundled_model_path
+from serendip.models.content._sbert import (
+    SentenceConfig,
+    SentenceContent,
+    bundled_model_path,
+    static_model_dir,
+)
 from serendip.models.content._text import interest_matrix, item_tokens, tag_token, tokenize
 from serendip.models.content._tfidf import TfidfConfig, TfidfContent
 from serendip.models.content._weights import (
@@ -41,6 +46,7 @@ __all__ = [
     "interest_matrix",
     "item_tokens",
     "l2_rows",
+    "static_model_dir",
     "tag_token",
     "tokenize",
     "weighting_matrix_config",

