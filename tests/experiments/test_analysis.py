@@ -5,9 +5,11 @@ import json
 import numpy as np
 import pytest
 
+from serendip.errors import ConfigError
 from serendip.experiments.analysis import analyze, analyze_interleaving, attribute
 from serendip.experiments.assignment import assign
 from serendip.experiments.interleaving import team_draft
+from serendip.experiments.power import sample_size
 from serendip.experiments.spec import parse_spec
 from serendip.store.operations import Exposure
 from serendip.store.types import Event
@@ -125,6 +127,30 @@ def test_no_difference_is_not_significant_and_srm_flags_a_broken_split() -> None
     broken = [x for x in xs if x.variant == "a" or hash(x.user) % 4 == 0]
     report = analyze(spec, broken, evs, n_boot=200)
     assert report.srm.mismatch and report.decision.startswith("sample ratio mismatch")
+
+
+def test_alpha_spending_judges_daily_looks_against_the_planned_size() -> None:
+    base = {"variants": [{"name": "a"}, {"name": "b"}], "salt": "s", "sequential": True}
+    with pytest.raises(ConfigError, match="planned size"):
+        parse_spec({**base, "sequential_method": "alpha-spending"})
+    spec = parse_spec({**base, "sequential_method": "alpha-spending", "planned_users": 3000})
+    xs, evs, _ = _simulated(3000, {"a": 1.0, "b": 1.6}, seed=1)
+    better = analyze(spec, xs, evs, n_boot=100).variants[1]
+    assert better.significant and better.sequential_crossed_at is not None
+    assert better.sequential_boundary is not None and better.sequential_boundary > 1.9
+    xs, evs, _ = _simulated(1500, {"a": 1.0, "b": 1.0}, seed=3)
+    same = analyze(spec, xs, evs, n_boot=100).variants[1]
+    assert not same.significant and same.sequential_crossed_at is None
+    # the calculator's size when no planned size is given
+    sized = parse_spec(
+        {
+            **base,
+            "sequential_method": "alpha-spending",
+            "baseline_rate": 0.2,
+            "min_detectable_lift": 0.1,
+        }
+    )
+    assert sized.planned_total() == 2 * sample_size(0.2, 0.1)
 
 
 def test_guardrail_violation_and_bookkeeping() -> None:

@@ -6,12 +6,15 @@ from statsmodels.stats.proportion import proportions_ztest
 
 from serendip.errors import DataError
 from serendip.experiments.stats import (
+    Spending,
     bootstrap_p_value,
     compare,
     cuped,
+    group_sequential,
     mean_ci,
     msprt_p_values,
     sample_ratio,
+    spending_boundaries,
 )
 
 
@@ -92,3 +95,37 @@ def test_msprt_controls_false_positives_under_continuous_peeking() -> None:
     naive = float((np.abs(walks / np.sqrt(n)) > 1.96).any(axis=1).mean())
     assert fpr <= 0.05
     assert naive > 0.3  # peeking a fixed-horizon z-test 200 times inflates it many-fold
+
+
+def test_spending_boundaries_match_published_lan_demets_values() -> None:
+    # two-sided alpha 0.05, five equally spaced looks (Jennison & Turnbull 2000; gsDesign)
+    obf = spending_boundaries(np.arange(1, 6) / 5)
+    np.testing.assert_allclose(obf, [4.877, 3.357, 2.680, 2.290, 2.031], atol=2e-3)
+    pocock = spending_boundaries(np.arange(1, 6) / 5, spending="pocock")
+    np.testing.assert_allclose(pocock, [2.438, 2.427, 2.410, 2.397, 2.386], atol=2e-3)
+    assert spending_boundaries([1.0])[0] == pytest.approx(1.95996, abs=1e-4)
+
+
+@pytest.mark.parametrize("spending", ["obrien-fleming", "pocock"])
+def test_group_sequential_keeps_alpha_however_unevenly_one_looks(spending: Spending) -> None:
+    # 14 looks at uneven information (users arriving faster early), Brownian paths under no
+    # difference: crossing at any look happens alpha of the time, not the naive test's 20%+
+    t = np.cumsum(np.linspace(2.0, 0.5, 14))
+    t /= t[-1]
+    rng = np.random.default_rng(5)
+    steps = rng.standard_normal((40_000, 14)) * np.sqrt(np.diff(t, prepend=0.0))
+    z = np.cumsum(steps, axis=1) / np.sqrt(t)
+    bounds = spending_boundaries(t, spending=spending)
+    fpr = float((np.abs(z) >= bounds).any(axis=1).mean())
+    assert 0.045 <= fpr <= 0.055
+    assert float((np.abs(z) >= 1.96).any(axis=1).mean()) > 0.15
+
+
+def test_group_sequential_skips_empty_looks_and_reports_the_crossing() -> None:
+    res = group_sequential([np.nan, 1.0, 2.1, 4.0], [0.1, 0.4, 0.8, 1.2])
+    assert res.fractions == (0.4, 0.8, 1.0)  # the NaN look skipped, the overrun capped at 1
+    assert res.crossed_at == 2 and res.rejected  # 2.1 < the 0.8 look's boundary; 4.0 crosses
+    assert res.boundaries[1] > 2.1
+    assert not group_sequential([1.0, 1.5], [0.5, 1.0]).rejected
+    with pytest.raises(DataError, match="increase"):
+        spending_boundaries([0.5, 0.5])

@@ -206,6 +206,11 @@ def _summary(report: dict[str, Any]) -> list[str]:
             )
         if v.get("sequential_p_value") is not None:
             line += f", sequential p={_p(v['sequential_p_value'])}"
+        if v.get("sequential_boundary") is not None:
+            crossed = v.get("sequential_crossed_at")
+            line += f", alpha spending |z| boundary {v['sequential_boundary']:.2f}" + (
+                f" crossed at look {crossed + 1}" if crossed is not None else " not crossed"
+            )
         lines.append(line)
     srm = report["srm"]
     lines.append(

@@ -22,10 +22,12 @@ from serendip.experiments.interleaving import sign_test
 from serendip.experiments.spec import ExperimentSpec
 from serendip.experiments.stats import (
     Comparison,
+    GroupSequential,
     SampleRatio,
     bootstrap_p_value,
     compare,
     cuped,
+    group_sequential,
     mean_ci,
     msprt_p_values,
     sample_ratio,
@@ -55,8 +57,11 @@ class VariantResult:
     """One variant. `comparison` (against the control; None for the control itself) carries
     the lift, its CI and the z-test p-value; `bootstrap_p_value` the per-user bootstrap's;
     `cuped` the CUPED-adjusted comparison (None without pre-period data);
-    `sequential_p_value` the always-valid mSPRT p-value over daily looks; `significant` uses
-    the sequential p-value when the spec is sequential, the z-test's otherwise."""
+    `sequential_p_value` the always-valid mSPRT p-value over daily looks; `sequential_boundary`
+    (alpha spending only) the group-sequential test over the same looks: the critical |z| at
+    the latest look and `sequential_crossed_at` the first look that crossed (None: none);
+    `significant` follows the spec's sequential method when the spec is sequential, the
+    z-test otherwise."""
 
     name: str
     users: int
@@ -69,6 +74,8 @@ class VariantResult:
     cuped: Comparison | None
     sequential_p_value: float | None
     significant: bool
+    sequential_boundary: float | None = None
+    sequential_crossed_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,9 +274,10 @@ def analyze(
         float(max(exp_at.max(), ev_at.max() if len(ev_at) else -math.inf)) if len(exp_at) else None
     )
     looks = _look_times(start, end)
-    seq = _sequential(spec, per_user, arm, looks)
+    seq, spending = _sequential(spec, per_user, arm, looks)
 
     results = []
+    gs: GroupSequential | None = None
     control_values = primary[arm == 0]
     for i, name in enumerate(names):
         mine = arm == i
@@ -287,8 +295,12 @@ def analyze(
             if covariate is not None:
                 cuped_cmp = compare(adjusted[arm == 0], adjusted[mine], alpha=spec.alpha)
             seq_p = seq.get(i)
-            judged = seq_p if spec.sequential else comparison.p_value
-            significant = judged is not None and judged < spec.alpha
+            gs = spending.get(i)
+            if spec.sequential and spec.sequential_method == "alpha-spending":
+                significant = gs is not None and gs.rejected
+            else:
+                judged = seq_p if spec.sequential else comparison.p_value
+                significant = judged is not None and judged < spec.alpha
         results.append(
             VariantResult(
                 name=name,
@@ -302,6 +314,8 @@ def analyze(
                 cuped=cuped_cmp,
                 sequential_p_value=seq_p,
                 significant=significant,
+                sequential_boundary=gs.boundaries[-1] if gs and gs.boundaries else None,
+                sequential_crossed_at=gs.crossed_at if gs else None,
             )
         )
 
@@ -364,16 +378,19 @@ def _sequential(
     per_user: Callable[[str, float], tuple[np.ndarray, np.ndarray]],
     arm: np.ndarray,
     looks: list[float],
-) -> dict[int, float]:
-    """The always-valid p-value per treatment after every daily look."""
+) -> tuple[dict[int, float], dict[int, GroupSequential]]:
+    """Per treatment after every daily look: the always-valid mSPRT p-value, and with alpha
+    spending the group-sequential test (information = users so far / planned users)."""
     if not looks:
-        return {}
+        return {}, {}
     n_var = len(spec.variants)
     diffs = np.full((n_var, len(looks)), np.nan)
     varis = np.full((n_var, len(looks)), np.nan)
     taus = np.full((n_var, len(looks)), np.nan)
+    users = np.zeros(len(looks))
     for k, t in enumerate(looks):
         values, present = per_user(spec.primary_metric, t)
+        users[k] = np.count_nonzero(present)
         c = values[present & (arm == 0)]
         for i in range(1, n_var):
             x = values[present & (arm == i)]
@@ -384,7 +401,19 @@ def _sequential(
             pooled = (x.sum() + c.sum()) / (len(x) + len(c))
             taus[i, k] = _tau(spec, float(pooled))
     p = msprt_p_values(diffs, varis, np.nan_to_num(taus, nan=0.0))
-    return {i: float(p[i, -1]) for i in range(1, n_var)}
+    msprt = {i: float(p[i, -1]) for i in range(1, n_var)}
+    planned = spec.planned_total() if spec.sequential_method == "alpha-spending" else None
+    if planned is None:
+        return msprt, {}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = diffs / np.sqrt(varis)
+    fractions = users / planned
+    return msprt, {
+        i: group_sequential(
+            np.where(varis[i] > 0, z[i], np.nan), fractions, spec.alpha, spec.spending
+        )
+        for i in range(1, n_var)
+    }
 
 
 def _tau(spec: ExperimentSpec, pooled_mean: float) -> float:

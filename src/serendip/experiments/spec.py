@@ -63,9 +63,14 @@ class ExperimentSpec(BaseModel):
     - `window_s`: attribution window in seconds: an outcome counts for an exposure when the
       exposed user acts on an exposed item within `window_s` after it.
     - `salt`: the assignment salt (fresh by default); `alpha`, `power`: test level and power.
-    - `sequential`: judge by the always-valid mSPRT p-value (peeking allowed) instead of the
-      fixed-horizon one; `msprt_tau`: the mixture's standard deviation on the absolute
-      difference (None: `min_detectable_lift` or 5% of the pooled rate).
+    - `sequential`: judge by a sequential test (peeking allowed) instead of the fixed-horizon
+      one. `sequential_method` "msprt": the always-valid mSPRT p-value, for open-ended tests
+      (conservative at a few looks: its guarantee holds under continuous monitoring);
+      `msprt_tau`: the mixture's standard deviation on the absolute difference (None:
+      `min_detectable_lift` or 5% of the pooled rate). "alpha-spending": a group-sequential
+      test with Lan-DeMets `spending` over daily looks, exact at alpha for a planned size:
+      `planned_users` in all variants (None: the calculator's size from `baseline_rate` and
+      `min_detectable_lift`).
     - `min_detectable_lift`, `baseline_rate`: relative lift to detect and the control's
       expected rate, for the sample-size calculator.
     """
@@ -82,7 +87,10 @@ class ExperimentSpec(BaseModel):
     alpha: float = Field(default=0.05, gt=0, lt=0.5)
     power: float = Field(default=0.8, gt=0, lt=1)
     sequential: bool = False
+    sequential_method: Literal["msprt", "alpha-spending"] = "msprt"
     msprt_tau: float | None = Field(default=None, gt=0)
+    spending: Literal["obrien-fleming", "pocock"] = "obrien-fleming"
+    planned_users: int | None = Field(default=None, gt=1)
     min_detectable_lift: float | None = Field(default=None, gt=0)
     baseline_rate: float | None = Field(default=None, gt=0, lt=1)
     surface: str | None = None
@@ -118,7 +126,36 @@ class ExperimentSpec(BaseModel):
             check_shares(self.shares)
         except DataError as e:
             raise ValueError(e.problem) from None
+        if (
+            self.sequential
+            and self.sequential_method == "alpha-spending"
+            and self.planned_users is None
+            and (self.baseline_rate is None or self.min_detectable_lift is None)
+        ):
+            raise ValueError(
+                "alpha-spending needs the planned size: planned_users, or baseline_rate and "
+                "min_detectable_lift for the calculator"
+            )
         return self
+
+    def planned_total(self) -> int | None:
+        """Users planned in all variants (alpha spending's full information): `planned_users`,
+        else the calculator's size for the smallest variant against the control."""
+        if self.planned_users is not None:
+            return self.planned_users
+        if self.baseline_rate is None or self.min_detectable_lift is None:
+            return None
+        from serendip.experiments.power import sample_size
+
+        shares = [s for _, s in self.shares]
+        n_control = sample_size(
+            self.baseline_rate,
+            self.min_detectable_lift,
+            self.alpha,
+            self.power,
+            (shares[0], min(shares[1:])),
+        )
+        return math.ceil(n_control / shares[0])
 
     @property
     def shares(self) -> list[tuple[str, float]]:

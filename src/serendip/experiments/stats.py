@@ -4,7 +4,10 @@ Shared by `analyze` (live exposures and events) and the simulator's benchmark (h
 simulated tests), so what the benchmark proves is what the service reports. Distributions and
 tests come from scipy and statsmodels; the mSPRT's mixture likelihood ratio (Johari, Koomen,
 Pekelis and Walsh, "Peeking at A/B tests", KDD 2017; "Always valid inference", Operations
-Research 2022) is a closed form written here.
+Research 2022) is a closed form written here; the group-sequential test's boundaries
+(Lan-DeMets alpha spending) come from the standard recursive integration of the sub-density of
+the score process (Armitage, McPherson and Rowe 1969; Jennison and Turnbull 2000, ch. 19)
+over scipy's normal distribution.
 """
 
 from __future__ import annotations
@@ -12,9 +15,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
+from scipy.optimize import brentq
 from scipy.stats import chisquare, norm
 from statsmodels.stats.proportion import proportion_confint, proportions_ztest
 from statsmodels.stats.weightstats import ztest
@@ -24,14 +29,22 @@ from serendip.errors import DataError
 __all__ = [
     "Comparison",
     "Cuped",
+    "GroupSequential",
     "SampleRatio",
+    "Spending",
     "bootstrap_p_value",
     "compare",
     "cuped",
+    "group_sequential",
     "mean_ci",
     "msprt_p_values",
     "sample_ratio",
+    "spending_boundaries",
 ]
+
+#: Lan-DeMets spending functions: O'Brien-Fleming-like spends almost nothing early (the
+#: final look keeps nearly the fixed-horizon critical value); Pocock-like spends evenly.
+Spending = Literal["obrien-fleming", "pocock"]
 
 Interval = tuple[float, float]
 
@@ -259,3 +272,124 @@ def msprt_p_values(difference: ArrayLike, variance: ArrayLike, tau: ArrayLike) -
     log_lambda = np.where(ok, log_lambda, -np.inf)
     p = np.exp(-np.maximum(log_lambda, 0.0))
     return np.minimum.accumulate(p, axis=-1)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupSequential:
+    """A two-sided group-sequential test over the looks made so far: `boundaries` the critical
+    |z| at each look, `z` the observed statistics, `crossed_at` the first look whose |z|
+    reached its boundary (None: none yet), `rejected` whether one did."""
+
+    fractions: tuple[float, ...]
+    boundaries: tuple[float, ...]
+    z: tuple[float, ...]
+    crossed_at: int | None
+
+    @property
+    def rejected(self) -> bool:
+        return self.crossed_at is not None
+
+
+def _spent(t: float, alpha: float, spending: Spending) -> float:
+    if spending == "pocock":
+        return alpha * math.log1p((math.e - 1.0) * t)
+    # two-sided: each side spends the one-sided O'Brien-Fleming-like function at alpha / 2
+    return float(4.0 * norm.sf(norm.isf(alpha / 4.0) / math.sqrt(t)))
+
+
+#: Below this a look spends nothing worth a boundary: |z| >= 8 has probability ~1e-15.
+_NO_SPEND = 1e-12
+_FAR = 8.0
+
+
+def _excess(b: float, x: np.ndarray, f: np.ndarray, sd: float, target: float) -> float:
+    """Chance of crossing +-b at the next look (increment sd) from sub-density f on grid x,
+    less the alpha this look may spend."""
+    tail = norm.sf((b - x) / sd) + norm.cdf((-b - x) / sd)
+    return float(np.trapezoid(f * tail, x)) - target
+
+
+def spending_boundaries(
+    fractions: ArrayLike,
+    alpha: float = 0.05,
+    spending: Spending = "obrien-fleming",
+    grid: int = 801,
+) -> np.ndarray:
+    """Two-sided critical |z| values at looks made at information `fractions` (increasing, in
+    (0, 1]; the last is 1 at the planned end) so that under no difference the chance of
+    crossing by look k is the Lan-DeMets spending function alpha(t_k) exactly (up to the
+    integration grid), wherever the looks fall: looking daily spends the same alpha overall.
+
+    Method: on the score scale B = z sqrt(t), a Brownian motion under the null, the density of
+    B at each look restricted to the paths that have not crossed yet is carried forward by
+    convolution with the increment's normal density (trapezoid rule on `grid` points); each
+    boundary is the root (brentq) of crossing probability = alpha(t_k) - alpha(t_{k-1}).
+    """
+    t = np.asarray(fractions, dtype=np.float64)
+    if t.ndim != 1 or len(t) == 0:
+        raise DataError("fractions must be a non-empty 1-D sequence")
+    if not (np.all(t > 0) and np.all(t <= 1.0 + 1e-12) and np.all(np.diff(t) > 0)):
+        raise DataError("fractions must increase strictly within (0, 1]")
+    if not 0 < alpha < 1:
+        raise DataError(f"alpha must lie in (0, 1), got {alpha}")
+    bounds = np.empty(len(t))
+    x = f = np.zeros(0)
+    t_prev = spent_prev = 0.0
+    for k, tk in enumerate(t):
+        spent = _spent(float(tk), alpha, spending)
+        target = spent - spent_prev
+        sd_t = math.sqrt(tk)
+        if target < _NO_SPEND:
+            c = _FAR
+        elif k == 0:
+            c = float(norm.isf(target / 2.0))
+        else:
+            sd = math.sqrt(tk - t_prev)
+            hi = _FAR * sd_t
+            if _excess(hi, x, f, sd, target) > 0:
+                c = _FAR
+            else:
+                c = brentq(_excess, 1e-9, hi, args=(x, f, sd, target), xtol=1e-10) / sd_t
+        bounds[k] = c
+        y = np.linspace(-c * sd_t, c * sd_t, grid)
+        if k == 0:
+            f = np.asarray(norm.pdf(y / sd_t) / sd_t, dtype=np.float64)
+        else:
+            sd = math.sqrt(tk - t_prev)
+            kernel = norm.pdf((y[:, None] - x[None, :]) / sd) / sd
+            f = np.asarray(np.trapezoid(f[None, :] * kernel, x, axis=1), dtype=np.float64)
+        x, t_prev, spent_prev = y, float(tk), spent
+    return bounds
+
+
+def group_sequential(
+    z: ArrayLike,
+    fractions: ArrayLike,
+    alpha: float = 0.05,
+    spending: Spending = "obrien-fleming",
+) -> GroupSequential:
+    """The group-sequential test of looks with statistics `z` (difference / its standard
+    error) at information `fractions` (for example users so far / planned users; capped at 1,
+    and a look at or past the planned end spends what is left). Looks with a non-finite z
+    (too few users yet) are skipped."""
+    zs = np.asarray(z, dtype=np.float64)
+    ts = np.minimum(np.asarray(fractions, dtype=np.float64), 1.0)
+    if zs.shape != ts.shape or zs.ndim != 1:
+        raise DataError("z and fractions must be 1-D and of the same length")
+    keep = np.isfinite(zs) & (ts > 0)
+    # a look that adds no information (a fraction not above the previous one) is no new look
+    kept: list[int] = []
+    for i in np.flatnonzero(keep):
+        if not kept or ts[i] > ts[kept[-1]]:
+            kept.append(int(i))
+    if not kept:
+        return GroupSequential((), (), (), None)
+    tk, zk = ts[kept], zs[kept]
+    bounds = spending_boundaries(tk, alpha, spending)
+    crossed = np.flatnonzero(np.abs(zk) >= bounds)
+    return GroupSequential(
+        tuple(float(v) for v in tk),
+        tuple(float(v) for v in bounds),
+        tuple(float(v) for v in zk),
+        int(crossed[0]) if len(crossed) else None,
+    )
