@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= demo-out
+# make demo SERVE=0: the whole story without the server at the end (scripted runs)
+SERVE ?= 1
 
 .PHONY: setup system-deps demo test lint typecheck bench clean
 
@@ -26,7 +28,7 @@ system-deps:
 setup: $(STAMP) system-deps
 
 demo: setup
-	$(BIN)/serendip demo --out $(DEMO_OUT)
+	$(BIN)/serendip demo --out $(DEMO_OUT) $(if $(filter 0,$(SERVE)),--no-serve,)
 
 test: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider

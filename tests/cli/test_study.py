@@ -102,13 +102,40 @@ def test_demo_runs_the_quick_study_on_its_platform(
         return select(real(name), models=["popularity"], protocols=["random"])
 
     monkeypatch.setattr(config_module, "load_profile", smaller)
+    served: list[object] = []
+    # the server itself blocks until Ctrl-C: capture the settings it would run with
+    monkeypatch.setattr("serendip.cli.serve.run", served.append)
     out = tmp_path / "demo"
-    res = runner.invoke(app, ["demo", "--preset", "tiny", "--out", str(out)])
+    res = runner.invoke(app, ["demo", "--preset", "tiny", "--out", str(out), "--port", "8123"])
     assert res.exit_code == 0, res.output
     results = json.loads((out / "study" / "results.json").read_text())
-    assert [(r["dataset"], r["model"], r["status"]) for r in results["rows"]] == [
-        ("synthetic-tiny", "popularity", "ok")
+    assert sorted((r["dataset"], r["model"], r["status"]) for r in results["rows"]) == [
+        ("synthetic-tiny", "pipeline", "ok"),  # the production pipeline is in the demo's study
+        ("synthetic-tiny", "popularity", "ok"),
     ]
     assert (out / "analysis" / "report.html").is_file()
     assert not (out / "study" / "cache").exists()  # the platform was not generated twice
     assert str(out / "study") in res.output.replace("\n", "")
+    # the story goes on: assessment, report and deck from the study's files, then the server
+    assert (out / "assessment" / "privacy-impact-assessment.json").is_file()
+    assert (out / "report" / "report.html").is_file() and (out / "report" / "deck.pptx").is_file()
+    assert "recommendation:" in res.output
+    assert "http://127.0.0.1:8123/" in res.output
+    (settings,) = served
+    assert settings.study_dir == out / "study"  # type: ignore[attr-defined]
+    assert settings.bootstrap_preset == "tiny" and settings.bootstrap_seed == 42  # type: ignore[attr-defined]
+    assert str((out / "serve").resolve()) in settings.db_url  # type: ignore[attr-defined]
+
+
+def test_demo_without_serving_stops_after_the_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served: list[object] = []
+    monkeypatch.setattr("serendip.cli.serve.run", served.append)
+    out = tmp_path / "demo"
+    res = runner.invoke(
+        app, ["demo", "--preset", "tiny", "--out", str(out), "--no-study", "--no-serve"]
+    )
+    assert res.exit_code == 0, res.output
+    assert (out / "analysis" / "report.html").is_file() and not served
+    assert "dashboard" not in res.output

@@ -5,6 +5,7 @@ platform, real runtime serving item-kNN as v1, popularity registered as v2)."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Iterator
@@ -177,19 +178,28 @@ def test_an_unknown_user_gets_the_cold_start_list(dash: Dash) -> None:
     assert r.text.count('class="rec"') >= 1
 
 
-def test_the_leaderboard_falls_back_to_the_model_versions(
-    dash: Dash, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("SERENDIP_STUDY_DIR", raising=False)
-    text = dash.client.get("/dashboard/leaderboard").text
+@contextlib.contextmanager
+def _study(dash: Dash, path: Path | None) -> Iterator[None]:
+    """Point the running app's settings at a study directory (as --study would). Starlette's
+    State keeps attributes in a dict, which monkeypatch would delete on undo: restored here."""
+    state = dash.client.app.state  # type: ignore[attr-defined]
+    kept = state.settings
+    state.settings = kept.model_copy(update={"study_dir": path})
+    try:
+        yield
+    finally:
+        state.settings = kept
+
+
+def test_the_leaderboard_falls_back_to_the_model_versions(dash: Dash) -> None:
+    with _study(dash, None):
+        text = dash.client.get("/dashboard/leaderboard").text
     assert "No study directory is configured" in text
     assert text.index("v1 (item-knn)") < text.index("v2 (popularity)")  # by NDCG@10
     assert "0.2100" in text
 
 
-def test_the_leaderboard_reads_a_study_directory(
-    dash: Dash, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_leaderboard_reads_a_study_directory(dash: Dash, tmp_path: Path) -> None:
     from serendip.evaluation.study.results import write_results
 
     def row(model: str, ndcg: float, status: str = "ok") -> dict[str, object]:
@@ -210,14 +220,14 @@ def test_the_leaderboard_reads_a_study_directory(
         "significance": [],
     }
     write_results(results, tmp_path)
-    monkeypatch.setenv("SERENDIP_STUDY_DIR", str(tmp_path))
-    text = dash.client.get("/dashboard/leaderboard").text
+    with _study(dash, tmp_path):
+        text = dash.client.get("/dashboard/leaderboard").text
     assert "toy · temporal" in text and "quick" in text
     assert text.index(">ease<") < text.index(">popularity<")
     assert "0.3125" in text and "1.5 s" in text
     assert "neumf" in text and "out of memory" in text
-    monkeypatch.setenv("SERENDIP_STUDY_DIR", str(tmp_path / "missing"))
-    assert "could not be read" in dash.client.get("/dashboard/leaderboard").text
+    with _study(dash, tmp_path / "missing"):
+        assert "could not be read" in dash.client.get("/dashboard/leaderboard").text
 
 
 def test_experiments_show_their_state_and_statistics(dash: Dash) -> None:

@@ -126,7 +126,9 @@ def live(
     add_live_traffic(store)
     runtime = ModelRuntime(store)
     runtime.load(model_dirs["item-knn"], "v1")
-    app = create_app(keyed_settings(store.url), store=store, runtime=runtime)
+    study = write_study(tmp_path_factory.mktemp("study"))
+    settings = keyed_settings(store.url).model_copy(update={"study_dir": study})
+    app = create_app(settings, store=store, runtime=runtime)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="dashboard-server", daemon=True)
@@ -139,11 +141,8 @@ def live(
     shots = Path(env) if env else tmp_path_factory.mktemp("screenshots")
     shots.mkdir(parents=True, exist_ok=True)
     state = Live(f"http://127.0.0.1:{port}", store, runtime, active_user(store), shots)
-    study = write_study(tmp_path_factory.mktemp("study"))
     try:
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("SERENDIP_STUDY_DIR", str(study))
-            yield state
+        yield state
     finally:
         server.should_exit = True
         thread.join(timeout=30)

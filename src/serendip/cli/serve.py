@@ -26,6 +26,9 @@ def serve(
     ),
     host: str | None = typer.Option(None, "--host", help="Interface to bind (default 127.0.0.1)."),
     port: int | None = typer.Option(None, "--port", min=0, max=65535, help="Port (default 8000)."),
+    study: Path | None = typer.Option(
+        None, "--study", help="A `serendip study` output directory for the dashboard's leaderboard."
+    ),
 ) -> None:
     """Serve recommendations, events, catalog, users and models over HTTP (docs at /docs).
 
@@ -38,7 +41,13 @@ def serve(
 
     overrides: dict[str, Any] = {
         k: v
-        for k, v in {"db_url": db, "artifacts_dir": artifacts, "host": host, "port": port}.items()
+        for k, v in {
+            "db_url": db,
+            "artifacts_dir": artifacts,
+            "host": host,
+            "port": port,
+            "study_dir": study,
+        }.items()
         if v is not None
     }
     try:
@@ -67,6 +76,7 @@ def run(settings: Any) -> None:
             settings.host,
         )
     log.info("store %s, artifacts %s", _redact(settings.db_url), settings.artifacts_dir)
+    log.info("dashboard at http://%s:%d/", settings.host, settings.port)
     # Open the store here, not in the app's lifespan, so a bad URL or an unreachable database is
     # one `error:` line (cli_errors), not a server traceback.
     store = Store.open(settings.db_url)

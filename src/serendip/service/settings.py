@@ -176,6 +176,10 @@ class Settings(BaseSettings):
         default=None,
         description="TOML file of monitor thresholds (None: the built-in thresholds).",
     )
+    study_dir: Path | None = Field(
+        default=None,
+        description="A `serendip study` output directory: the dashboard's leaderboard reads it.",
+    )
     # ---- privacy
     pseudonym_secret: SecretStr | None = Field(
         default=None,

@@ -301,7 +301,7 @@ def leaderboard(store: Store, study_dir: Path | None) -> Leaderboard:
         for i, v in enumerate(ordered)
     )
     note = (
-        "No study directory is configured (set SERENDIP_STUDY_DIR to a `serendip study` output "
+        "No study directory is configured (serve --study DIR or SERENDIP_STUDY_DIR: a `serendip study` output "
         "directory): the registered model versions, by the metrics recorded with them."
     )
     group = LeaderGroup("Model versions", tuple(h for _, h in cols), rows)

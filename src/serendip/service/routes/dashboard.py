@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 from functools import cache
 from pathlib import Path
@@ -53,8 +52,6 @@ PAGES: tuple[tuple[str, str], ...] = (
 COOKIE = "serendip_dashboard"
 _SESSION_S = 8 * 3600
 _SESSION_SALT = b"serendip dashboard session v1"
-#: Environment variable naming a `serendip study` output directory for the leaderboard.
-STUDY_DIR_ENV = "SERENDIP_STUDY_DIR"
 
 
 @cache
@@ -110,13 +107,9 @@ def _not_ready(request: Request) -> str | None:
 
 
 def study_dir(settings: Settings) -> Path | None:
-    """The study directory the leaderboard reads: `settings.study_dir` where the settings have
-    one, else the `SERENDIP_STUDY_DIR` environment variable, else None."""
-    value: object = getattr(settings, "study_dir", None)
-    if isinstance(value, (str, Path)) and str(value):
-        return Path(value)
-    env = os.environ.get(STUDY_DIR_ENV, "")
-    return Path(env) if env else None
+    """The study directory the leaderboard reads (`settings.study_dir`, from --study or
+    SERENDIP_STUDY_DIR), or None."""
+    return settings.study_dir
 
 
 def _render(
