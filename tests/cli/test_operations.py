@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from serendip.cli.main import app
+from serendip.operations.config import MONITORS
 from serendip.store import Store
 from tests.conftest import make_toy_platform
 from tests.operations.traffic import (
@@ -117,4 +118,4 @@ def test_monitors_exit_0_on_unchanged_traffic_and_print_json(tmp_path: Path) -> 
     code, out = _run("monitors", "--db", db, "--end", str(T), "--json")
     assert code == 0
     doc = json.loads(out)
-    assert doc["out_of_bounds"] == [] and len(doc["monitors"]) == 14
+    assert doc["out_of_bounds"] == [] and len(doc["monitors"]) == len(MONITORS)

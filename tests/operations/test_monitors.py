@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 
 from serendip.errors import ConfigError
+from serendip.evaluation.audit import long_tail_items
 from serendip.operations.config import MonitorConfig, load_monitor_config
 from serendip.operations.drift import js_distance, popularity_bins, psi
 from serendip.operations.monitors import MonitorReport, run_monitors
+from serendip.operations.traffic import events_between
 from serendip.store import Store
 from tests.conftest import make_toy_platform
 from tests.operations.traffic import (
@@ -88,6 +90,15 @@ def test_quality_monitors_read_the_served_lists_and_their_outcomes(store: Store)
     oon = report.get("oon_exposure_share").value
     assert oon is not None and 0.5 < oon < 1.0  # random lists: most authors not followed
     assert report.get("oon_engagement_share").value is not None
+    # long-tail exposure: the audit's head (80% of the reference window's events), recomputed
+    ref = events_between(store, report.reference_start, report.window_start)
+    counts = ref.groupby("item").size()
+    head = set(counts.index[~long_tail_items(counts.to_numpy(dtype=float))].astype(str))
+    shown = [i for e in store.exposures.between(report.window_start, T) for i in e.items]
+    assert 0.0 < len(head) < len(counts)
+    assert _v(report, "long_tail_exposure_share") == pytest.approx(
+        sum(i not in head for i in shown) / len(shown)
+    )
 
 
 def test_too_few_served_lists_give_no_value_and_nothing_out_of_bounds(

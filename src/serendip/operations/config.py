@@ -75,6 +75,8 @@ MONITORS: dict[str, str] = {
     "novelty": "mean self-information -log2(popularity) of exposed items, in bits (popularity: "
     "share of the reference window's users who engaged with the item)",
     "oon_exposure_share": "share of exposed items whose author the user does not follow",
+    "long_tail_exposure_share": "share of exposed items outside the reference window's head "
+    "(the most-engaged items that make up 80% of its events; the bias audit's definition)",
     "oon_engagement_share": "share of attributed outcomes on items whose author the user does "
     "not follow",
     "empty_list_rate": "share of served lists that were empty",
@@ -96,6 +98,7 @@ DEFAULT_BOUNDS: dict[str, Bound] = {
     "exposure_gini": Bound(max=0.95),
     "novelty": Bound(min=1.0),
     "oon_exposure_share": Bound(min=0.10),
+    "long_tail_exposure_share": Bound(min=0.05),
     "oon_engagement_share": Bound(min=0.05),
     "empty_list_rate": Bound(max=0.05),
     "cold_start_share": Bound(max=0.5),

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from serendip.evaluation.audit import long_tail_items
 from serendip.evaluation.metrics import gini
 from serendip.operations.config import MonitorConfig, MonitorResult, judge
 from serendip.operations.drift import drift_monitors
@@ -44,6 +45,7 @@ _QUALITY = (
     "exposure_gini",
     "novelty",
     "oon_exposure_share",
+    "long_tail_exposure_share",
     "oon_engagement_share",
     "empty_list_rate",
     "cold_start_share",
@@ -171,6 +173,13 @@ def quality_monitors(
         unseen = math.log2(n_pop)
         novelty = sum(info.get(i, unseen) * c for i, c in exposed_count.items()) / slots
 
+    long_tail: float | None = None
+    if len(reference) and slots:
+        counts = reference.groupby("item").size()
+        tail = long_tail_items(counts.to_numpy(dtype=np.float64))
+        head = {str(i) for i, t in zip(counts.index, tail, strict=True) if not t}
+        long_tail = sum(c for i, c in exposed_count.items() if i not in head) / slots
+
     oon_engagement: float | None = None
     with_author = [(u, i) for u, i, _ in attributed if catalog.author.get(i, "")]
     if with_author:
@@ -194,6 +203,7 @@ def quality_monitors(
             oon_slots / known_author_slots if known_author_slots else None,
             n,
         ),
+        judge(config, "long_tail_exposure_share", "quality", long_tail, n),
         judge(config, "oon_engagement_share", "quality", oon_engagement, len(with_author)),
         judge(config, "empty_list_rate", "quality", empty / n, n),
         judge(config, "cold_start_share", "quality", 1.0 - len(warm) / len(users), len(users)),
