@@ -563,6 +563,11 @@ BENCHES: list[Bench] = [
           "The recommendations route through FastAPI's TestClient against `ModelRuntime` "
           "called directly (`tiny` preset, warm cache).", "a small share of the 50 ms floor",
           ["bench_app_inprocess.py"], "app_inprocess", _app_inprocess),
+    Bench("privacy", "The privacy study: DP cost and bias audit (issue 19.5, 19.6)",
+          "`serendip study --profile privacy`: popularity (Laplace) and item-kNN (Gaussian) at "
+          "no DP, clipping only and epsilon 0.1, 1, 10; the bias and discovery audit of each "
+          "model (ML100K and synthetic small, random split).", "the cost measured at several "
+          "epsilons", ["bench_privacy.py"], "privacy", lambda p: __import__("bench_privacy").summary(p), ML),
     Bench("embeddings", "Content embeddings at scale: static vs transformer (issue 17.4)",
           "The static token table distilled from the shipped MiniLM against the transformer: "
           "docs/s on the `platform` preset's 1M item texts, NDCG@10 on the cold-items and "
