@@ -72,6 +72,18 @@ def store(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path)
         yield from _postgres_store()
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty store for server processes: a SQLite file path, or a fresh
+    PostgreSQL schema (dropped afterwards)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'serendip.db'}"
+    else:
+        url = postgres_url()
+        yield url
+        drop_scratch_schema(url)
+
+
 @pytest.fixture
 def sqlite_store(tmp_path: Path, sqlite_template: Path) -> Iterator[Store]:
     s = Store.open(fresh_sqlite(sqlite_template, tmp_path))

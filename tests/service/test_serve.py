@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -15,8 +14,6 @@ from typer.testing import CliRunner
 from serendip.cli.main import app as cli
 from serendip.service.process import ServeProcess
 from serendip.store import Store
-from serendip.store.scratch import drop_scratch_schema
-from tests.service.conftest import postgres_url
 
 
 def test_serve_refuses_public_host_without_keys(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -38,16 +35,6 @@ class Server(ServeProcess):
     def __init__(self, db_url: str, tmp: Path) -> None:
         super().__init__(db_url, tmp, {"SERENDIP_BOOTSTRAP": "false"})
         self.wait("/healthz", 30)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'serendip.db'}"
-    else:
-        url = postgres_url()
-        yield url
-        drop_scratch_schema(url)
 
 
 @pytest.mark.slow

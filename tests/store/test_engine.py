@@ -23,11 +23,11 @@ def test_migrations_build_the_schema_on_an_empty_database_and_are_idempotent(
     store_url: str,
 ) -> None:
     with Store.open(store_url) as store:
-        assert _revision(store) == schema_head() == "0003"
+        assert _revision(store) == schema_head() == "0004"
         names = set(inspect(store.database.engine).get_table_names())
         assert names >= TABLES | {"alembic_version"}
         store.events.add(EventIn("e", "u", "i", "view", 1.0))
-        assert migrate(store.database) == "0003"  # again: nothing to do
+        assert migrate(store.database) == "0004"  # again: nothing to do
     with Store.open(store_url) as again:  # reopening migrates nothing and keeps the data
         assert again.events.count() == 1
 
@@ -39,7 +39,7 @@ def test_migrations_downgrade_and_upgrade(store_url: str) -> None:
             cfg.attributes["connection"] = conn
             command.downgrade(cfg, "base")
         assert not (set(inspect(store.database.engine).get_table_names()) & TABLES)
-        assert migrate(store.database) == "0003"
+        assert migrate(store.database) == "0004"
         assert set(inspect(store.database.engine).get_table_names()) >= TABLES
 
 
@@ -51,7 +51,7 @@ def test_a_0001_database_with_data_upgrades_to_the_unfollow_log(store_url: str) 
             cfg.attributes["connection"] = conn
             command.downgrade(cfg, "0001")
         assert "unfollows" not in set(inspect(store.database.engine).get_table_names())
-        assert migrate(store.database) == "0003"
+        assert migrate(store.database) == "0004"
         assert store.social.followees("a") == ["b"]  # the data survived
         assert store.social.unfollow("a", "b") is True
         assert [c[0] for c in store.social.changes_since(0.0)] == ["unfollow"]

@@ -243,6 +243,9 @@ def create_app(
         from serendip.service.watcher import start_watcher
 
         start_watcher(app)  # versions activated by other processes; the monitor gauges
+        from serendip.service.follower import start_follower
+
+        start_follower(app, settings.follow_store_s)  # other servers' events and changes
         try:
             yield
         finally:
@@ -265,6 +268,7 @@ def create_app(
     app.state.bootstrap = BootstrapStatus()
     app.state.swap_lock = threading.Lock()
     app.state.shutting_down = threading.Event()
+    app.state.follower = None
 
     app.add_exception_handler(SerendipError, _serendip_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

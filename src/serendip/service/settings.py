@@ -163,6 +163,15 @@ class Settings(BaseSettings):
             "a few threads keep each request fast; many only share the CPU among more requests."
         ),
     )
+    follow_store_s: float = Field(
+        default=1.0,
+        ge=0,
+        description=(
+            "Seconds between two looks at the store for what other server processes on it "
+            "wrote (events, catalog, profiles, follows), applied to this one's live state; "
+            "0: this is the only server (docs/deployment.md)."
+        ),
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # ---- operations
     log_exposures: bool = Field(

@@ -315,6 +315,19 @@ class EventRepository(_Repository):
             value = conn.execute(select(func.max(EVENTS.c.timestamp))).scalar()
         return None if value is None else float(value)
 
+    def last_row_id(self) -> int:
+        """The highest row ID stored (0: none): where a follower of new events starts."""
+        with self._db.read() as conn:
+            value = conn.execute(select(func.max(EVENTS.c.id))).scalar()
+        return int(value or 0)
+
+    def after_row(self, row_id: int, limit: int = 10_000) -> list[tuple[int, Event]]:
+        """Events stored after row `row_id` in insertion order, with their row IDs (a primary
+        key range scan): what other servers on the same store ingested since a look."""
+        q = select(EVENTS).where(EVENTS.c.id > row_id).order_by(EVENTS.c.id).limit(int(limit))
+        with self._db.read() as conn:
+            return [(int(r.id), _event(r)) for r in conn.execute(q)]
+
     def add(self, event: EventIn) -> bool:
         """Store one event; False when its `event_id` was already stored."""
         return self.add_batch([event]).accepted == 1

@@ -89,6 +89,7 @@ class ItemRow(Base):
     __table_args__ = (
         Index("ix_items_deleted_at", "deleted_at"),
         Index("ix_items_author", "author"),
+        Index("ix_items_updated_at", "updated_at"),  # servers following the catalog
     )
 
 
@@ -99,6 +100,8 @@ class UserRow(Base):
     private: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[float | None] = mapped_column(Double, nullable=True)
     updated_at: Mapped[float] = mapped_column(Double)
+
+    __table_args__ = (Index("ix_users_updated_at", "updated_at"),)
 
 
 class FollowRow(Base):
@@ -113,6 +116,7 @@ class FollowRow(Base):
     __table_args__ = (
         PrimaryKeyConstraint("follower", "followee", name="pk_follows"),
         Index("ix_follows_followee", "followee"),
+        Index("ix_follows_created_at", "created_at"),  # servers following the graph
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 
 from serendip.service.auth import require
 from serendip.service.deps import (
@@ -21,6 +21,7 @@ from serendip.service.deps import (
     field_error,
     notify,
 )
+from serendip.service.follower import StoreFollower
 from serendip.service.metrics import ServiceMetrics
 from serendip.service.privacy import PrivacyContext, PrivacyDep
 from serendip.service.runtime import ModelRuntime
@@ -36,9 +37,11 @@ def ingest(
     runtime: ModelRuntime,
     metrics: ServiceMetrics,
     privacy: PrivacyContext | None = None,
+    follower: StoreFollower | None = None,
 ) -> IngestPublic:
     """Store first (one transaction), then update the online state: once the response is sent
-    the events survive a crash, and the user's next recommendations already reflect them."""
+    the events survive a crash, and the user's next recommendations already reflect them.
+    `follower` (several servers on one store) is told these are applied here."""
     now = time.time()
     user = (lambda raw: raw) if privacy is None else privacy.pseudonyms.user
     rows = [
@@ -57,9 +60,10 @@ def ingest(
     if erased:
         rows = [r for r in rows if r.user not in erased]
         metrics.events.labels("erased").inc(received - len(rows))
+    if follower is not None:
+        follower.mark(r.event_id for r in rows)  # this process applies them itself
     result = store.events.add_batch(rows)
-    metrics.events.labels("accepted").inc(result.accepted)
-    metrics.events.labels("duplicate").inc(result.duplicates)
+    metrics.observe_ingest(result.accepted, result.duplicates)
     if result.accepted:
         notify("events", lambda: runtime.on_events(rows))
     return IngestPublic(received=received, accepted=result.accepted, duplicates=result.duplicates)
@@ -73,10 +77,11 @@ def post_event(
     settings: SettingsDep,
     metrics: MetricsDep,
     privacy: PrivacyDep,
+    request: Request,
 ) -> IngestPublic:
     """Store one event. Repeating an `event_id` is acknowledged as a duplicate and ignored."""
     enforce_limits(event, settings)
-    return ingest([event], store, runtime, metrics, privacy)
+    return ingest([event], store, runtime, metrics, privacy, request.app.state.follower)
 
 
 @router.post("/events/batch", response_model=IngestPublic, summary="Send up to 10,000 events")
@@ -87,6 +92,7 @@ def post_events(
     settings: SettingsDep,
     metrics: MetricsDep,
     privacy: PrivacyDep,
+    request: Request,
 ) -> IngestPublic:
     """Store a batch in one transaction: all of it is durable when this answers, or none of it
     (any invalid event rejects the batch with 422 naming it)."""
@@ -97,4 +103,4 @@ def post_events(
             413,
         )
     enforce_limits(batch, settings)
-    return ingest(batch.events, store, runtime, metrics, privacy)
+    return ingest(batch.events, store, runtime, metrics, privacy, request.app.state.follower)
