@@ -295,3 +295,41 @@ def test_fit_tune_bad_combinations_are_one_line_errors(
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], lines
     assert not (tmp_path / "m").exists()
+
+
+def test_fit_prints_how_personal_the_lists_are(tiny: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "model"
+    result = _fit(tiny, out, "--model", "popularity")
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.stdout.splitlines() if x.strip().startswith("lists@10"))
+    assert "most-listed item" in line and "coverage" in line and "novelty" in line
+    lists = json.loads((out / "manifest.json").read_text())["lists"]
+    assert lists["k"] == 10 and lists["users"] > 0 and lists["top_item"] in line
+    assert lists["top_item_share@10"] > 0.5  # popularity: one list for everyone
+    assert f"{lists['top_item_share@10']:.1%}" in line
+    assert 0 < lists["coverage@10"] < 0.1 and lists["novelty@10"] > 0
+
+
+def test_fit_pipeline_says_when_the_fallback_takes_over(
+    tiny: dict[str, Path], tmp_path: Path
+) -> None:
+    from serendip.pipeline.recommender import PipelineRecommender
+
+    quick = dict(PipelineRecommender.quick_params)
+    # a ranker that cannot learn (no leaf may hold its rows): every tree is a constant
+    params = {**quick, "ranker": {**quick["ranker"], "min_child_samples": 10**6}}
+    out = tmp_path / "model"
+    result = _fit(tiny, out, "--model", "pipeline", "--params", json.dumps(params))
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    known = manifest["meta"]["fallback"]["segments"]["known"]
+    assert known["choice"] != "ranker"
+    assert known["ndcg"][known["choice"]] > known["ndcg"]["ranker"]
+    lines = result.stdout.splitlines()
+    row = next(x for x in lines if x.strip().startswith("known users"))
+    assert f"FALLBACK to {known['choice']}" in row
+    assert f"{known['ndcg']['ranker']:.4f}" in row
+    validation = next(x for x in lines if x.strip().startswith("validation"))
+    assert f"ndcg@10 {known['ndcg'][known['choice']]:.4f}" in validation
+    assert any(x.strip().startswith("lists@10") for x in lines)
+    assert manifest["lists"]["users"] > 0

@@ -107,3 +107,26 @@ def test_too_little_data_to_hold_out_says_so(tmp_path: Path) -> None:
     path.write_text("user,item\nu1,a\nu1,b\nu2,a\nu2,c\n")
     with pytest.raises(DataError, match=r"validation carving .* is empty"):
         tune_and_fit(load_files(path), "ease", trials=2)
+
+
+def test_the_pipeline_learns_from_random_label_windows_on_a_random_carving(
+    tiny: Dataset, tmp_path: Path
+) -> None:
+    from serendip.evaluation.fit_tuned import implied_params
+    from serendip.pipeline.recommender import PipelineRecommender
+
+    quick = dict(PipelineRecommender.quick_params)
+    model, record = tune_and_fit(_untimed(tiny), "pipeline", params=quick, trials=1)
+    assert record.protocol == "random"
+    assert record.implied_params == {"ranker.label_split": "random"}
+    assert record.best_params["ranker.label_split"] == "random"
+    assert model.config.ranker.label_split == "random"  # the refit learns as it was tuned
+    assert model.fallback is not None and model.fallback.carve == "random"
+    out = save_tuned(model, record, tmp_path / "m", sections={"lists": {"k": 10}})
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["tuning"]["implied_params"] == {"ranker.label_split": "random"}
+    assert manifest["lists"] == {"k": 10}
+    # time-ordered carvings keep the time windows; labels the user fixed stay as given
+    assert implied_params("pipeline", "temporal", {}) == {}
+    assert implied_params("pipeline", "random", {"ranker": {"label_split": "per-user"}}) == {}
+    assert implied_params("ease", "random", {}) == {}

@@ -15,6 +15,8 @@ from serendip.cli._common import cli_errors, console, progress
 
 if TYPE_CHECKING:
     from serendip.evaluation.fit_tuned import TuningRecord
+    from serendip.evaluation.personal import ListProfile
+    from serendip.models.base import Recommender
 
 #: Optional third-party packages some models need, by model name or family. Checked with
 #: `find_spec`, which locates a package without importing it (listing stays fast).
@@ -218,10 +220,59 @@ def fit(
         f"({ds.n_interactions:,} interactions)"
     ):
         recommender.fit(ds)
-    recommender.save(out)
+    lists = _profile(recommender)
+    recommender.save(out, sections={"lists": lists.to_dict()})
     typer.echo(
         f"fitted {name} on {ds.n_users:,} users, {ds.n_items:,} items, "
         f"{ds.n_interactions:,} interactions in {recommender.fit_seconds_:.1f}s -> {out}"
+    )
+    _print_quality(recommender, lists)
+
+
+def _profile(model: Recommender) -> ListProfile:
+    """The fitted model's list profile (`serendip.evaluation.personal`), with a spinner."""
+    from serendip.evaluation.personal import DEFAULT_MAX_USERS, profile_lists
+
+    with console.status(f"profiling the lists of up to {DEFAULT_MAX_USERS:,} users"):
+        return profile_lists(model)
+
+
+def _print_quality(model: Recommender, lists: ListProfile, validation: float | None = None) -> None:
+    """What `fit` prints after the fit line: validation NDCG@10 where known (the tuning's best,
+    or the pipeline's check on its newest label window), the pipeline's fallback choices, and
+    how personal the lists are."""
+    from serendip.pipeline.fallback import SEGMENTS
+    from serendip.pipeline.recommender import PipelineRecommender
+
+    report = model.fallback if isinstance(model, PipelineRecommender) else None
+    if report is not None and report.segments:
+        if validation is None and "known" in report.segments:
+            known = report.segments["known"]
+            validation = known.ndcg.get(known.choice)
+        typer.echo(
+            f"  fallback      checked on the newest label window ({report.carve}, "
+            f"ndcg@{report.k}, {report.seconds:.1f}s)"
+        )
+        for name in SEGMENTS:
+            seg = report.segments.get(name)
+            if seg is None:
+                continue
+            ranker = seg.ndcg.get("ranker", 0.0)
+            best = seg.best_alternative
+            alt = f"{best} {seg.ndcg.get(best, 0.0):.4f}" if best else "none"
+            if seg.choice == "ranker":
+                why = "within the noise of" if seg.tied else "ahead of"
+                verdict = f"ranker {ranker:.4f} ({why} the best alternative, {alt})"
+            else:
+                verdict = f"FALLBACK to {seg.choice} ({alt} > ranker {ranker:.4f})"
+            typer.echo(f"    {name + ' users':<14}{verdict}, {seg.n_users:,} users")
+    if validation is not None:
+        typer.echo(f"  validation    ndcg@10 {validation:.4f}")
+    sample = f"{lists.n_users:,} users sampled" if lists.sampled else f"{lists.n_users:,} users"
+    typer.echo(
+        f"  lists@{lists.k:<8}most-listed item ({lists.top_item}) in "
+        f"{lists.top_item_share:.1%} of top {lists.k}s, coverage {lists.coverage:.4f}, "
+        f"novelty {lists.novelty:.2f} bits ({sample}, {lists.seconds:.1f}s)"
     )
 
 
@@ -307,12 +358,15 @@ def _fit_tuned(
             seed=seed,
             progress=on_trial,
         )
-    save_tuned(model, record, out)
+    lists = _profile(model)
+    save_tuned(model, record, out, sections={"lists": lists.to_dict()})
     _print_tuning(record)
     typer.echo(
         f"fitted {name} on {ds.n_users:,} users, {ds.n_items:,} items, "
         f"{ds.n_interactions:,} interactions in {model.fit_seconds_:.1f}s -> {out}"
     )
+    best = record.best_value
+    _print_quality(model, lists, best if math.isfinite(best) else None)
 
 
 def _print_tuning(record: TuningRecord) -> None:
@@ -330,6 +384,9 @@ def _print_tuning(record: TuningRecord) -> None:
         f"interactions, {v['validation_users']:,} users)"
     )
     typer.echo(f"  metric        {record.metric} on validation")
+    if record.implied_params:
+        implied = ", ".join(f"{k}={_fmt(val)}" for k, val in record.implied_params.items())
+        typer.echo(f"  carving sets  {implied}")
     default, best = record.default_value, record.best_value
     label = "given params" if record.fixed_params else "defaults    "
     typer.echo(f"  {label}  {default:.4f}")

@@ -6,6 +6,9 @@ What `serendip fit --tune` runs. The carving follows the study's protocols: `tem
 20% of interactions are validation; the default when the data has timestamps), `leave-last` (each
 user's newest item) or `random` (a random 20% of each user's items; the default without
 timestamps). Parameters given by the user are fixed: the search covers the other dimensions.
+The carving also sets what a model must learn the same way (`implied_params`): the pipeline's
+ranker takes its label windows as the carving is cut -- random windows on a random carving,
+as the study gives it (`PipelineSpec.protocol_params`) -- unless the user fixed them.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ __all__ = [
     "TuningRecord",
     "check_tuning_options",
     "choose_protocol",
+    "implied_params",
     "save_tuned",
     "tune_and_fit",
 ]
@@ -79,6 +83,17 @@ def choose_protocol(dataset: Dataset, protocol: str | None = None) -> str:
     return protocol
 
 
+def implied_params(model_name: str, protocol: str, fixed: Mapping[str, Any]) -> dict[str, Any]:
+    """Parameters the carving implies for `model_name` (the study's per-protocol parameters of
+    the pipeline), less those the user fixed."""
+    if model_name != "pipeline":
+        return {}
+    from serendip.evaluation.study.config import PipelineSpec
+
+    implied = PipelineSpec().protocol_params.get(protocol, {})
+    return {k: v for k, v in implied.items() if not _is_fixed(k, fixed)}
+
+
 def _is_fixed(key: str, fixed: Mapping[str, Any]) -> bool:
     """Whether search dimension `key` is set by the user's parameters: by its name, or for a
     dotted key (the pipeline's `ranker.n_estimators`) through nested groups holding its path."""
@@ -122,6 +137,8 @@ class TuningRecord:
     seconds: float
     seed: int
     trial_values: tuple[float, ...] = field(default_factory=tuple)
+    #: parameters the carving set (`implied_params`), kept fixed through the search
+    implied_params: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -132,6 +149,7 @@ class TuningRecord:
             "requested_trials": self.requested_trials,
             "budget_s": self.budget_s,
             "fixed_params": self.fixed_params,
+            "implied_params": self.implied_params,
             "searched": list(self.searched),
             "best_params": self.best_params,
             "best_validation": _finite(self.best_value),
@@ -180,13 +198,15 @@ def tune_and_fit(
             f"the {chosen} validation carving of these interactions is empty (too few "
             "interactions per user or over time to hold any out); fit without --tune"
         )
-    space = {k: v for k, v in cls.search_space.items() if not _is_fixed(k, fixed)}
+    implied = implied_params(model_name, chosen, fixed)
+    base = {**implied, **fixed}
+    space = {k: v for k, v in cls.search_space.items() if not _is_fixed(k, base)}
     n_trials = trials if trials is not None else (_BUDGET_TRIAL_CAP if budget_s else DEFAULT_TRIALS)
     tuned = tune_model(
         model_name,
         sub,
         val,
-        base_params=fixed,
+        base_params=base,
         space=space,
         n_trials=n_trials,
         timeout_s=budget_s,
@@ -222,11 +242,18 @@ def tune_and_fit(
         seconds=time.perf_counter() - start,
         seed=seed,
         trial_values=tuple(t.value for t in tuned.trials),
+        implied_params=implied,
     )
     return model, record
 
 
-def save_tuned(model: Any, record: TuningRecord, directory: str | Path) -> Path:
-    """Save `model` to `directory` with `record` as the manifest's `tuning` entry (one atomic
-    write)."""
-    return Path(model.save(directory, sections={"tuning": record.to_dict()}))
+def save_tuned(
+    model: Any,
+    record: TuningRecord,
+    directory: str | Path,
+    *,
+    sections: Mapping[str, Any] | None = None,
+) -> Path:
+    """Save `model` to `directory` with `record` as the manifest's `tuning` entry, and any
+    further `sections` (e.g. `lists`), in one atomic write."""
+    return Path(model.save(directory, sections={"tuning": record.to_dict(), **(sections or {})}))

@@ -15,7 +15,7 @@ For list R (|R| <= K), test items T and 1-based hit positions p:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Literal
 
 import numpy as np
@@ -26,6 +26,8 @@ from serendip.data.dataset import ItemTable
 from serendip.errors import ConfigError
 
 __all__ = [
+    "TIE",
+    "TIE_SE",
     "average_popularity",
     "average_precision",
     "capped_recall",
@@ -45,6 +47,8 @@ __all__ = [
     "recall",
     "reciprocal_rank",
     "serendipity",
+    "standard_error",
+    "ties",
     "unexpected_vs_baseline",
     "unexpected_vs_popularity",
 ]
@@ -546,3 +550,41 @@ def out_of_network(
         a = np.asarray(author, dtype=np.int64)[np.where(valid, recs, 0)]
         in_net |= member(users, np.where(valid, a, -1), follows)
     return valid & ~in_net
+
+
+# --------------------------------------------------------------------------- noise
+#: Single models whose validation NDCG@10 is within TIE_SE standard errors (paired per-user
+#: difference) or within the share TIE of the best's are one statistical class with it.
+TIE = 0.01
+TIE_SE = 2.0
+
+
+def standard_error(values: np.ndarray) -> float:
+    """Standard error of the mean (sample standard deviation / sqrt(n); 0 for one value)."""
+    values = np.asarray(values, dtype=np.float64)
+    return float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
+
+
+def ties(
+    per_user_ndcg: Mapping[str, np.ndarray],
+    best: str,
+    *,
+    tie: float = TIE,
+    tie_se: float = TIE_SE,
+) -> list[str]:
+    """The models whose validation NDCG is statistically tied with `best`'s: the mean paired
+    per-user difference within `tie_se` standard errors of zero, or within the share `tie` of
+    the best's mean (a model evaluated on other users than the best counts by the share alone).
+    """
+    top = np.asarray(per_user_ndcg[best], dtype=np.float64)
+    out = []
+    for name, values in per_user_ndcg.items():
+        values = np.asarray(values, dtype=np.float64)
+        gap = float(top.mean() - values.mean())
+        allowed = tie * float(top.mean())
+        if len(values) == len(top) and len(top) > 1:
+            diff = top - values
+            allowed = max(allowed, tie_se * float(diff.std(ddof=1)) / np.sqrt(len(diff)))
+        if gap <= allowed:
+            out.append(name)
+    return out

@@ -24,7 +24,7 @@ import scipy.sparse as sp
 
 from serendip.data.dataset import Dataset
 from serendip.errors import ConfigError, SerendipError
-from serendip.evaluation.metrics import hit_matrix, ndcg
+from serendip.evaluation.metrics import TIE, TIE_SE, hit_matrix, ndcg, standard_error, ties
 from serendip.evaluation.splits import Split, temporal_split, validation_split
 
 __all__ = [
@@ -351,12 +351,6 @@ def select_blend(
 
 
 # ========================================================================= pipeline choice
-#: Single models whose validation NDCG@10 is within TIE_SE standard errors (paired per-user
-#: difference) or within the share TIE of the best's are one statistical class with it.
-TIE = 0.01
-TIE_SE = 2.0
-
-
 @dataclass(frozen=True, slots=True)
 class Floors:
     """The pipeline's floors against the best single model (issue 5): NDCG@10 at least
@@ -365,37 +359,6 @@ class Floors:
 
     ndcg_gain: float = 0.03
     oon_ratio: float = 1.5
-
-
-def standard_error(values: np.ndarray) -> float:
-    """Standard error of the mean (sample standard deviation / sqrt(n); 0 for one value)."""
-    values = np.asarray(values, dtype=np.float64)
-    return float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
-
-
-def ties(
-    per_user_ndcg: Mapping[str, np.ndarray],
-    best: str,
-    *,
-    tie: float = TIE,
-    tie_se: float = TIE_SE,
-) -> list[str]:
-    """The models whose validation NDCG is statistically tied with `best`'s: the mean paired
-    per-user difference within `tie_se` standard errors of zero, or within the share `tie` of
-    the best's mean (a model evaluated on other users than the best counts by the share alone).
-    """
-    top = np.asarray(per_user_ndcg[best], dtype=np.float64)
-    out = []
-    for name, values in per_user_ndcg.items():
-        values = np.asarray(values, dtype=np.float64)
-        gap = float(top.mean() - values.mean())
-        allowed = tie * float(top.mean())
-        if len(values) == len(top) and len(top) > 1:
-            diff = top - values
-            allowed = max(allowed, tie_se * float(diff.std(ddof=1)) / np.sqrt(len(diff)))
-        if gap <= allowed:
-            out.append(name)
-    return out
 
 
 def validation_reference(

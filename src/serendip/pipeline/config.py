@@ -2,7 +2,8 @@
 
 `PipelineConfig` is the `pipeline` model's `Config`, grouped by stage: `sources` ({name:
 `SourceSpec(params, quota)`}: which candidate sources run and how many candidates each may
-contribute), `ranker` (`RankerParams`), `rerank` (`RerankParams`), `filters` (`FilterParams`).
+contribute), `ranker` (`RankerParams`), `rerank` (`RerankParams`), `filters` (`FilterParams`),
+`fallback` (`FallbackParams`: the fit-time check against the sources alone).
 Groups can be set whole (`{"ranker": {"n_estimators": 50}}`) or by dotted key
 (`{"sources.trending.quota": 10}`), which is how the study's flat `SEARCH_SPACE` addresses
 them; a typo anywhere fails at once with the valid names.
@@ -25,6 +26,7 @@ __all__ = [
     "DEFAULT_SOURCES",
     "RERANK_STEPS",
     "SEARCH_SPACE",
+    "FallbackParams",
     "FilterParams",
     "PipelineConfig",
     "RankerParams",
@@ -247,6 +249,23 @@ class FilterParams(_Frozen):
     exclude_own: bool = True
 
 
+class FallbackParams(_Frozen):
+    """Never below its best source (`serendip.pipeline.fallback`): at fit, the ranker's newest
+    label window (cut the way the model is judged: by time, or at random with
+    `ranker.label_split = "random"` or without timestamps) scores the ranker, out of fold,
+    against each candidate source ranked alone and popularity, by NDCG@10 over the full
+    catalog, separately for known users and for users the fit never saw (history folded in at
+    request time, or none: the cold-start path). Where an alternative beats the ranker beyond
+    the noise (`serendip.evaluation.metrics.ties`), that segment is served the alternative's
+    order, still through the re-ranking, filters and explanations.
+
+    enabled: run the check (off: the ranker serves everyone). max_users: validation users per
+    segment (a seeded sample), which bounds the check's cost."""
+
+    enabled: bool = True
+    max_users: int = Field(default=300, ge=10, le=100_000)
+
+
 def _expand_dotted(data: Any, defaults: Mapping[str, Any]) -> Any:
     """{"a.b": 1} -> {"a": {"b": 1}}, merged into what is already there (or into the field's
     default, so that "sources.x.quota" changes one quota and keeps the other sources)."""
@@ -282,6 +301,7 @@ class PipelineConfig(ModelConfig):
     ranker: RankerParams = Field(default_factory=RankerParams)
     rerank: RerankParams = Field(default_factory=RerankParams)
     filters: FilterParams = Field(default_factory=FilterParams)
+    fallback: FallbackParams = Field(default_factory=FallbackParams)
 
     @model_validator(mode="before")
     @classmethod

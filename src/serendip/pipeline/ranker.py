@@ -11,12 +11,15 @@
    order), so where few groups teach the trees little the ranker stays near that baseline.
 Stage one is then refitted on all of train; the ranker transfers because its features are
 relative (ranks, normalised scores, ages relative to the request time).
+5. The fallback check (`serendip.pipeline.fallback`, on unless `fallback.enabled` is off): on
+   the newest label window, out of fold, the ranker against every source alone and popularity,
+   per segment of users; `RankerReport.fallback` says what serves each segment.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Self
 
 import numpy as np
@@ -26,6 +29,7 @@ from serendip.data.dataset import EVENT_CODES, EVENT_TYPES, Dataset
 from serendip.errors import ConfigError, NotFittedError
 from serendip.pipeline.candidates import CandidateFrame, CandidateSource, UserContext
 from serendip.pipeline.config import PipelineConfig, RankerParams
+from serendip.pipeline.fallback import FallbackReport
 
 __all__ = [
     "PRIOR_FEATURE",
@@ -381,6 +385,8 @@ class RankerReport:
     best_iteration: int
     valid_ndcg: float | None
     importance: dict[str, float] = field(default_factory=dict)
+    #: The fallback check's outcome (None: not run, e.g. `fallback.enabled` off)
+    fallback: FallbackReport | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -480,6 +486,7 @@ def train_ranker(
     n_label_users = 0
     cut = float("nan")
     names: list[str] = []
+    newest: _Window | None = None
     for w in range(p.n_windows):
         past, future, w_cut = time_split(
             dataset,
@@ -492,14 +499,16 @@ def train_ranker(
         cut = w_cut if w == 0 else cut
         labels = graded_labels(future, past, p.label_gains)
         users = np.flatnonzero(np.diff(labels.indptr) > 0)
+        n_past = np.bincount(past.interactions.user, minlength=past.n_users)
         if p.min_history > 0:
-            n_past = np.bincount(past.interactions.user, minlength=past.n_users)
             users = users[n_past[users] >= p.min_history]
         if len(users) > per_window:
             users = np.sort(rng.choice(users, size=per_window, replace=False))
         n_label_users += len(users)
         stage = StageOne(config).fit(past)
         now = w_cut if np.isfinite(w_cut) else None
+        if w == 0:
+            newest = _Window(past, labels, stage, now, n_past)
         contexts = contexts_from_dataset(past, list(past.users.ids[users]), now=now)
         oon_gain = p.oon_label_gain if past.has_social else 0
         parts.append(_ranking_data(stage, contexts, labels, oon_gain=oon_gain))
@@ -523,10 +532,12 @@ def train_ranker(
         valid_ndcg=None,
     )
     if len(data.sizes) == 0:
+        report.fallback = _fallback_check(config, newest, None, [])
         return None, report
     ranker = LambdaRanker(p, seed=config.seed)
     held_scores: list[np.ndarray] = []
     held: list[_Groups] = []
+    trained_on: list[np.ndarray] = []  # per member: the users whose groups it trained on
     for is_valid in splits:
         tr, va = data.take(~is_valid), data.take(is_valid)
         if len(tr.sizes) == 0:
@@ -538,11 +549,14 @@ def train_ranker(
             valid=(va.X, va.y, va.sizes) if len(va.sizes) else None,
             feature_names=names,
         )
+        trained_on.append(np.unique(tr.users))
         if len(va.sizes):
             held_scores.append(ranker.predict_member(len(ranker.members_) - 1, va.X))
             held.append(va)
     if not ranker.members_:
+        report.fallback = _fallback_check(config, newest, None, [])
         return None, report
+    report.fallback = _fallback_check(config, newest, ranker, trained_on)
     report.best_iteration = ranker.best_iteration_
     if held:
         # each held-out group scored by the member that did not train on it
@@ -550,6 +564,101 @@ def train_ranker(
         report.valid_ndcg = _mean_ndcg(np.concatenate(held_scores), va.y, va.sizes, p.eval_at)
     report.importance = ranker.importance(names)
     return ranker, report
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Window:
+    """The newest label window, kept for the fallback check: its past (the carve's train), its
+    graded labels (the carve's validation), the stage fitted on the past, the request time and
+    each user's number of past interactions."""
+
+    past: Dataset
+    labels: sp.csr_matrix
+    stage: StageOne
+    now: float | None
+    n_past: np.ndarray
+
+
+def _fallback_check(
+    config: PipelineConfig,
+    window: _Window | None,
+    ranker: LambdaRanker | None,
+    trained_on: Sequence[np.ndarray],
+) -> FallbackReport | None:
+    """`serendip.pipeline.fallback`'s check on the newest label window. The ranker scores a
+    user only with the members that never trained on that user (users every member trained
+    on are left out); without a ranker, the fusion order stands for it."""
+    import time
+
+    from serendip.pipeline.context import contexts_from_dataset
+    from serendip.pipeline.fallback import (
+        COLD,
+        FOLD_IN,
+        KNOWN,
+        SegmentChoice,
+        choose,
+        fold_in_context,
+        validation_ndcg,
+    )
+
+    fb = config.fallback
+    if not fb.enabled or window is None:
+        return None
+    t0 = time.perf_counter()
+    p = config.ranker
+    past, labels, stage = window.past, window.labels, window.stage
+    n_users = past.n_users
+    trained = np.zeros((len(trained_on), n_users), dtype=bool)
+    for m, users in enumerate(trained_on):
+        trained[m, users] = True
+    scorable = np.ones(n_users, dtype=bool)
+    if len(trained_on):
+        scorable &= ~trained.all(axis=0)
+    label_users = np.flatnonzero(np.diff(labels.indptr) > 0)
+    has_past = window.n_past[label_users] >= max(p.min_history, 1)
+    rng = np.random.default_rng([config.seed, 2])
+
+    def sample(users: np.ndarray) -> np.ndarray:
+        if len(users) > fb.max_users:
+            users = rng.choice(users, size=fb.max_users, replace=False)
+        return np.sort(users)
+
+    warm = sample(label_users[has_past & scorable[label_users]])
+    cold = sample(label_users[(window.n_past[label_users] == 0) & scorable[label_users]])
+    popularity = np.asarray((past.seen() > 0).sum(axis=0), np.float64).ravel()
+
+    def ranker_scores(
+        frame: CandidateFrame, contexts: Sequence[UserContext], owners: np.ndarray
+    ) -> np.ndarray:
+        if ranker is None or len(frame) == 0:
+            return fusion_scores(frame)
+        X = stage.features(frame, contexts)
+        allowed = ~trained[:, owners]  # members x rows
+        total = np.zeros(len(frame), np.float64)
+        for m in range(len(ranker.members_)):
+            if allowed[m].any():
+                total[allowed[m]] += ranker.predict_member(m, X[allowed[m]])
+        return np.asarray(total / np.maximum(allowed.sum(axis=0), 1), np.float32)
+
+    segments: dict[str, SegmentChoice] = {}
+    for name, users in ((KNOWN, warm), (FOLD_IN, warm), (COLD, cold)):
+        if len(users) == 0:
+            continue
+        contexts = contexts_from_dataset(past, list(past.users.ids[users]), now=window.now)
+        if name == FOLD_IN:
+            contexts = [fold_in_context(c) for c in contexts]
+        elif name == COLD:  # a user with no past at all: nothing but the metadata
+            contexts = [replace(c, user=f"\x00cold:{c.user}", user_idx=-1) for c in contexts]
+        per_user = validation_ndcg(
+            stage.frame, ranker_scores, contexts, users, labels, popularity, k=p.eval_at
+        )
+        segments[name] = choose(per_user)
+    carve = (
+        "random"
+        if p.label_split == "random" or not past.interactions.has_timestamps
+        else ("per-user latest" if p.label_split == "per-user" else "temporal")
+    )
+    return FallbackReport(carve, p.eval_at, segments, time.perf_counter() - t0)
 
 
 def _mean_ndcg(scores: np.ndarray, y: np.ndarray, sizes: np.ndarray, k: int) -> float:

@@ -7,7 +7,11 @@ data for serving. `recommend` is batch first like every model; `recommend_contex
 `UserContext`s (live state: history, follows, interests, the request time) and returns
 explanations on request. Users the fitted data never saw are served from their context:
 declared interests (content), followees (in-network, fresh-followed) and trending, and the mix
-moves to history-based sources as their events arrive (`update`).
+moves to history-based sources as their events arrive (`update`). Never below its best source:
+the fit checks the ranker on its newest label window against every source alone and popularity,
+per segment of users (known, folded in at request time, cold start), and a segment where an
+alternative wins beyond the noise is served that order (`serendip.pipeline.fallback`; the
+check's outcome is `fallback` and the manifest's `meta.fallback`).
 
 The artifact is the shared format (manifest + arrays, no pickle); the LightGBM model is stored as
 its text dump, `ranker.txt`, next to the arrays.
@@ -40,6 +44,7 @@ from serendip.pipeline.candidates import CandidateFrame, UserContext
 from serendip.pipeline.config import SEARCH_SPACE, PipelineConfig
 from serendip.pipeline.context import dedupe_history
 from serendip.pipeline.explain import Explainer, SourceHit
+from serendip.pipeline.fallback import RANKER, FallbackReport, order_scores, segment_of
 from serendip.pipeline.ranker import (
     LambdaRanker,
     RankerReport,
@@ -297,11 +302,31 @@ class PipelineRecommender(Recommender[PipelineConfig]):
         return out
 
     def _rank(self, frame: CandidateFrame, contexts: Sequence[UserContext]) -> np.ndarray:
+        """Each candidate's score: the ranker's (fusion without one), or for the users of a
+        segment the fallback check gave to a source or popularity, that order's
+        (`serendip.pipeline.fallback.order_scores`, the ranker breaking its ties)."""
         if len(frame) == 0:
             return np.zeros(0, np.float32)
         if self.ranker_ is None:
-            return fusion_scores(frame)
-        return self.ranker_.predict(self.stage_.features(frame, contexts))
+            scores = fusion_scores(frame)
+        else:
+            scores = self.ranker_.predict(self.stage_.features(frame, contexts))
+        report = self.report_.fallback
+        if report is None or not report.active:
+            return scores
+        choice = np.array([report.choice(segment_of(c)) for c in contexts], dtype=object)
+        out = scores
+        for method in set(choice.tolist()) - {RANKER}:
+            rows = (choice == method)[frame.row]
+            out = np.where(rows, order_scores(frame, method, scores, self.popularity_), out)
+        return np.asarray(out, np.float32)
+
+    @property
+    def fallback(self) -> FallbackReport | None:
+        """The fit's fallback check: what serves each segment of users, with the validation
+        scores it was chosen by (None: not run, e.g. an artifact from before the check)."""
+        self._check_fitted()
+        return self.report_.fallback
 
     def _hits(self, frame: CandidateFrame, row: int) -> list[SourceHit]:
         return [
@@ -644,6 +669,7 @@ class PipelineRecommender(Recommender[PipelineConfig]):
             "features": fm,
             "ranker": None if self.ranker_ is None else _RANKER_FILE,
             "report": self.report_.to_dict(),
+            "fallback": None if self.report_.fallback is None else self.report_.fallback.to_dict(),
         }
         return arrays, meta
 
@@ -708,6 +734,8 @@ class PipelineRecommender(Recommender[PipelineConfig]):
             positive_share=float(rep.get("positive_share", 0.0)),
             best_iteration=int(rep.get("best_iteration", 0)),
             valid_ndcg=rep.get("valid_ndcg"),
+            # artifacts from before the fallback check have none: the ranker serves everyone
+            fallback=FallbackReport.from_dict(meta["fallback"]) if meta.get("fallback") else None,
         )
 
     def _load_extra(self, directory: Path) -> None:
