@@ -81,9 +81,12 @@ def test_served_lists_equal_the_uncached_pipeline_at_any_depth(
     pipe: Path, tmp_path: Path, depth: int | None
 ) -> None:
     """A cut list (depth below the re-ranking pool) sends every request to the full path, a
-    deep one serves from the lists; both are exact, with filters, after deletions and events."""
+    deep one serves from the lists; both are exact, with filters, after deletions and events
+    (users with events then take the full path: `incremental=False`; the incremental update of
+    the lists is tested in tests/serving/test_incremental.py)."""
     path = _copy(pipe, tmp_path)
-    rt, ref = ModelRuntime(build_in_background=False), ModelRuntime(cache_size=0)
+    rt = ModelRuntime(build_in_background=False, incremental=False)
+    ref = ModelRuntime(cache_size=0, incremental=False)
     rt.load(path, "v1")
     ref.load(path, "v1")
     snap = rt.snapshot

@@ -104,6 +104,17 @@ class PipelineServing:
     ) -> list[RankedCandidates]:
         return self._model.ranked_candidates(contexts, depth=depth)
 
+    def update_candidates(
+        self, ctx: UserContext, base: RankedCandidates, live: LiveUser
+    ) -> RankedCandidates:
+        """`base` (the user's precomputed candidates) updated with what `live` holds, the
+        sources that follow it proposed anew (`serendip.pipeline.incremental`)."""
+        from serendip.pipeline.incremental import rerun_sources, update_ranked
+
+        follows = bool(live.followed or live.unfollowed)
+        rerun = rerun_sources(self._sources, events=bool(live.events), follows=follows)
+        return update_ranked(self._model, ctx, base, rerun)
+
     def final_list(
         self,
         ctx: UserContext,

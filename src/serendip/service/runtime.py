@@ -82,6 +82,7 @@ class ModelRuntime:
         build_in_background: bool = True,
         freeze_gc: bool = True,
         fresh_slots: int = 2,
+        incremental: bool = True,
     ) -> None:
         if cache_size < 0:
             raise ConfigError(f"cache_size must be at least 0, got {cache_size}")
@@ -93,6 +94,9 @@ class ModelRuntime:
         self.precompute = precompute
         #: ... and build them in a background thread after a load that found none
         self.build_in_background = build_in_background
+        #: serve a known user with live state from their lists updated with it, not the whole
+        #: pipeline (`serendip.serving.serve._incremental`)
+        self.incremental = incremental
         #: after each load, move the heap out of the cyclic GC's sight (`_freeze_heap`)
         self.freeze_gc = freeze_gc
         self.store = store
@@ -432,6 +436,7 @@ class ModelRuntime:
             request,
             fresh_slots=self.fresh_slots,
             hidden=self._hidden,
+            incremental=self.incremental,
         )
 
     def _non_personalized(self, snap: Snapshot, req: Request) -> list[RecItem]:

@@ -100,6 +100,9 @@ class SnapshotCache:
         self._entries: OrderedDict[tuple[str, str | None], CachedCandidates] = OrderedDict()
         self.hits = 0
         self.misses = 0
+        #: requests per path: "hit" (this cache), "precomputed" (the lists as saved),
+        #: "incremental" (the lists updated with live state), "full" (the whole pipeline)
+        self.paths: dict[str, int] = {}
         self._mask: tuple[int, np.ndarray] | None = None
         self._columns: tuple[CatalogColumn, CatalogColumn] | None = None
         self._updates: CatalogUpdates | None = None
@@ -162,6 +165,10 @@ class SnapshotCache:
     def set_deleted_mask(self, version: int, mask: np.ndarray) -> None:
         mask.flags.writeable = False  # shared by concurrent requests: copy before changing
         self._mask = (version, mask)
+
+    def count(self, path: str) -> None:
+        """Count one request served by `path` (approximate under concurrency: statistics)."""
+        self.paths[path] = self.paths.get(path, 0) + 1
 
     def stats(self) -> dict[str, int]:
         return {

@@ -20,6 +20,7 @@ from serendip.models.base import Explanation, ModelConfig, Recommender
 from serendip.serving.context import UserContext
 
 __all__ = [
+    "IncrementalServing",
     "LiveEvent",
     "LiveUser",
     "RankedCandidates",
@@ -171,4 +172,17 @@ class ServingModel(Protocol):
     def set_private(self, flags: Mapping[str, bool]) -> list[str]:
         """Apply privacy changes (user -> private) at once; returns the users whose flag
         changed (their followers' lists may cite them)."""
+        ...
+
+
+@runtime_checkable
+class IncrementalServing(ServingModel, Protocol):
+    """A serving model that can update a user's precomputed candidates with their live state
+    instead of computing them anew (the fast path for users active since the fit)."""
+
+    def update_candidates(
+        self, ctx: UserContext, base: RankedCandidates, live: LiveUser
+    ) -> RankedCandidates:
+        """`base` -- the user's candidates as precomputed from the fitted view, columns in
+        `sources` order -- updated for `ctx` (the context with `live` merged in)."""
         ...

@@ -28,7 +28,7 @@ import numpy as np
 
 from serendip.errors import SerendipError
 from serendip.models.base import ModelConfig, Recommender
-from serendip.serving.contract import LiveUser, ServingModel
+from serendip.serving.contract import LiveUser, RankedCandidates, ServingModel
 
 __all__ = ["LISTS_DIR", "RankedLists", "UserCandidates", "build_ranked_lists"]
 
@@ -77,6 +77,12 @@ class UserCandidates:
     @property
     def cut(self) -> bool:
         return self.total > len(self.items)
+
+    def ranked(self, sources: tuple[str, ...]) -> RankedCandidates:
+        """As the serving contract's ranked candidates (columns: `sources`)."""
+        return RankedCandidates(
+            self.items, self.scores, sources, self.source_score, self.source_rank, self.total
+        )
 
 
 class RankedLists:

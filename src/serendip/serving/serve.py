@@ -29,8 +29,8 @@ from serendip.models.base import Explanation, ModelConfig, Recommender
 from serendip.serving.cache import CachedCandidates, CatalogUpdates, SnapshotCache
 from serendip.serving.context import UserContext
 from serendip.serving.contract import (
+    IncrementalServing,
     LiveUser,
-    RankedCandidates,
     RecItem,
     ServingModel,
 )
@@ -155,14 +155,17 @@ def recommend(
     *,
     fresh_slots: int,
     hidden: frozenset[str] = frozenset(),
+    incremental: bool = True,
 ) -> list[RecItem]:
     """Top-k for a known or unknown user, with live history, filters and explanations, then
     the live catalog step (at most `fresh_slots` live items). hidden: users made private since
-    the start, whom explanations computed before must not cite."""
+    the start, whom explanations computed before must not cite. incremental: serve a known
+    user with live state from their precomputed candidates updated with it (`_incremental`),
+    rather than the whole pipeline."""
     if req.k < 1:
         raise ConfigError(f"k must be at least 1, got {req.k}")
     allowed = allowed_mask(snap, state, req)
-    served = _recommend(snap, state, req, allowed, hidden)
+    served = _recommend(snap, state, req, allowed, hidden, incremental)
     if fresh_slots == 0:
         return served
     return with_fresh(
@@ -186,6 +189,7 @@ def _recommend(
     req: Request,
     allowed: np.ndarray,
     hidden: frozenset[str],
+    incremental: bool = True,
 ) -> list[RecItem]:
     serving = snap.serving
     user, k = req.user, req.k
@@ -203,19 +207,37 @@ def _recommend(
     entry = cache.get(key, stamp) if cache is not None and cache.capacity else None
     if entry is not None and entry.cut and not _enough(entry.items, allowed, pool):
         entry = None  # this request's filters leave too few of the cut list: in full
+    path = "hit"
     if entry is None:
         # from the lists: rebuilt per request (cheap), never cached -- the LRU would only
         # duplicate them, and a full one makes every garbage collection walk its entries
+        path = "precomputed"
         entry = _precomputed(snap, user, stamp, req.context_item, allowed, pool)
+        if entry is None and incremental:
+            path = "incremental"
+            entry = _incremental(snap, state, req, stamp, allowed, pool)
         if entry is None:
+            path = "full"
             ctx = serving.contexts([state.live_user(user, req.context_item)])[0]
             entry = CachedCandidates(ctx, serving.candidates([ctx])[0], stamp)
-            if cache is not None:
-                cache.put(key, entry)
+        if cache is not None and path != "precomputed":
+            cache.put(key, entry)
+    if snap.cache is not None:
+        snap.cache.count(path)
     ctx = dataclasses.replace(entry.ctx, user=user) if anonymous else entry.ctx
     final = _final_of(entry, k, allowed, pool) if serving.stateless_rerank else None
     if final is None:
         items, shown = serving.final_list(ctx, entry.ranked, k, allowed)
+        if (
+            serving.stateless_rerank
+            and not anonymous
+            and not (req.exclude or req.categories is not None or req.authors is not None)
+            and (entry.final is None or len(items) > len(entry.final[0]))
+            and allowed[entry.items[:pool]].all()
+        ):
+            # the unfiltered answer (the mask removes none of the pool): the entry's next
+            # requests for up to k items take it as the precomputed lists' final list
+            entry.final = (items, shown)
     else:
         items, shown = final
     ids = serving.model.items_.lookup(items)
@@ -292,17 +314,40 @@ def _precomputed(
     if pre is None or (pre.cut and not _enough(pre.items, allowed, pool)):
         return None
     ctx = serving.contexts([LiveUser(user)])[0]
-    ranked = RankedCandidates(
-        pre.items, pre.scores, holder.lists.sources, pre.source_score, pre.source_rank, pre.total
-    )
     return CachedCandidates(
         ctx,
-        ranked,
+        pre.ranked(holder.lists.sources),
         stamp,
         cut=pre.cut,
         final=(pre.final_items, pre.final_scores),
         final_explained=pre.explanations,
     )
+
+
+def _incremental(
+    snap: Snapshot, state: OnlineState, req: Request, stamp: int, allowed: np.ndarray, pool: int
+) -> CachedCandidates | None:
+    """The entry of a known user with live state (events, follows, a context item) from their
+    precomputed candidates updated with it (`IncrementalServing.update_candidates`): the cost of
+    a few sources' proposals and one ranker pass over about the lists' depth, not the whole
+    pipeline. None (compute in full): no lists, a model that cannot update, a user touched or
+    erased since the start, or a cut list this request's filters leave too short."""
+    holder = snap.lists
+    serving = snap.serving
+    if holder is None or holder.lists is None or not isinstance(serving, IncrementalServing):
+        return None
+    if state.fitted_view_stale(req.user):
+        return None
+    u = serving.model.users_.get(req.user)
+    pre = holder.lists.get(u) if u >= 0 else None
+    if pre is None:
+        return None
+    live = state.live_user(req.user, req.context_item)
+    ctx = serving.contexts([live])[0]
+    ranked = serving.update_candidates(ctx, pre.ranked(holder.lists.sources), live)
+    if pre.cut and not _enough(ranked.items, allowed, pool):
+        return None
+    return CachedCandidates(ctx, ranked, stamp, cut=pre.cut)
 
 
 def _final_of(

@@ -89,6 +89,9 @@ class OnlineState:
         # freshness stamps for the runtime's caches: per user, bumped by that user's events,
         # follows and unfollows; catalog, bumped by deletions and upserts (a re-added item)
         self._user_version: dict[str, int] = {}
+        # users whose fitted view no longer holds (touched by a privacy change, erased): their
+        # precomputed lists may not even be updated, only computed anew
+        self._stale: set[str] = set()
         # privacy flags set since the fit (user -> private): applied to every model loaded later
         self._private: dict[str, bool] = {}
         self._catalog_version = 0
@@ -185,6 +188,7 @@ class OnlineState:
                     edges += 1
                     self._user_version[other] = self._user_version.get(other, 0) + 1
             self._user_version[user] = self._user_version.get(user, 0) + 1
+            self._stale.add(user)
             self._private[user] = True
         return {"live_events": events, "live_counted_items": counted, "live_edges": edges}
 
@@ -236,6 +240,7 @@ class OnlineState:
         with self._lock:
             for u in users:
                 self._user_version[str(u)] = self._user_version.get(str(u), 0) + 1
+                self._stale.add(str(u))
 
     def follow(self, a: str, b: str) -> None:
         with self._lock:
@@ -254,6 +259,11 @@ class OnlineState:
         """Grows with every live event, follow and unfollow of `user` (0 before any). Read it
         before the data it stamps: a change in between only makes a cached result look older."""
         return self._user_version.get(str(user), 0)  # one dict read: atomic under the GIL
+
+    def fitted_view_stale(self, user: str) -> bool:
+        """Was `user` touched (`touch`) or erased since the start? Then their precomputed lists
+        must not be served nor updated, only computed anew."""
+        return str(user) in self._stale  # one set read: atomic under the GIL
 
     @property
     def catalog_version(self) -> int:

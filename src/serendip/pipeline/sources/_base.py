@@ -4,7 +4,7 @@ authors, categories), and the final filter (history, exclusions, items not yet c
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Self, TypeVar
 
 import numpy as np
@@ -145,3 +145,26 @@ def half_life_decay(age_seconds: np.ndarray, half_life_days: float | None) -> np
     if half_life_days is None:
         return np.ones_like(age)
     return np.exp2(-age / _DAY / half_life_days)
+
+
+_T = TypeVar("_T")
+
+
+def per_context(
+    owner: object, ctx: UserContext, key: tuple[object, ...], compute: Callable[[], _T]
+) -> _T:
+    """`compute()`, kept on `owner` for the last context and `key` (the fitted state it read,
+    e.g. privacy flags), both by identity: explaining a list asks a source for each item's
+    evidence with one context, and the per-user part of that evidence is the same for all."""
+    memo = getattr(owner, "_per_context", None)
+    if (
+        memo is not None
+        and memo[0] is ctx
+        and len(memo[1]) == len(key)
+        and all(a is b for a, b in zip(memo[1], key, strict=True))
+    ):
+        out: _T = memo[2]
+        return out
+    out = compute()
+    owner._per_context = (ctx, key, out)  # type: ignore[attr-defined]  # one atomic store
+    return out

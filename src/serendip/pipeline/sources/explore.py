@@ -13,7 +13,12 @@ from serendip.data.dataset import Dataset
 from serendip.models.base import Evidence
 from serendip.models.social import similar_users
 from serendip.pipeline.candidates import Proposal, UserContext
-from serendip.pipeline.sources._base import SourceBase, SourceConfig, half_life_decay
+from serendip.pipeline.sources._base import (
+    SourceBase,
+    SourceConfig,
+    half_life_decay,
+    per_context,
+)
 from serendip.pipeline.sources._social import (
     SOCIAL_EVENT_WEIGHTS,
     ActionMatrix,
@@ -170,7 +175,8 @@ class ExploreSource(SourceBase[ExploreConfig]):
 
     def evidence(self, ctx: UserContext, item: int) -> list[Evidence]:
         self._check_fitted()
-        who, items, w = self._contributions(ctx)
+        key = (self.social_, self.liked_)
+        who, items, w = per_context(self, ctx, key, lambda: self._contributions(ctx))
         sel = (items == item) & (w > 0)
         order = np.lexsort((who[sel], -w[sel]))
         return [

@@ -12,7 +12,12 @@ from pydantic import Field
 from serendip.data.dataset import Dataset
 from serendip.models.base import Evidence
 from serendip.pipeline.candidates import Proposal, UserContext
-from serendip.pipeline.sources._base import SourceBase, SourceConfig, half_life_decay
+from serendip.pipeline.sources._base import (
+    SourceBase,
+    SourceConfig,
+    half_life_decay,
+    per_context,
+)
 from serendip.pipeline.sources._social import (
     SOCIAL_EVENT_WEIGHTS,
     ActionMatrix,
@@ -113,7 +118,8 @@ class InNetworkSource(SourceBase[InNetworkConfig]):
 
     def evidence(self, ctx: UserContext, item: int) -> list[Evidence]:
         self._check_fitted()
-        who, items, w = self._contributions(ctx)
+        key = (self.social_, self.actions_)
+        who, items, w = per_context(self, ctx, key, lambda: self._contributions(ctx))
         sel = (items == item) & (w > 0)
         ev: list[Evidence] = []
         author = int(self.social_.author[item]) if 0 <= item < len(self.social_.author) else -1
