@@ -170,3 +170,23 @@ def test_updating_every_source_gives_the_full_pipelines_candidates(artifact: Pat
     assert np.allclose(got.scores, want.scores, rtol=1e-6, atol=1e-7)
     assert np.array_equal(got.source_rank, want.source_rank, equal_nan=True)
     assert got.total == want.total
+
+
+def test_live_users_can_be_updated_as_their_events_arrive(artifact: Path) -> None:
+    """`refresh_live`: the update runs when the events arrive, the request is a cache hit
+    with the final list and explanations ready, and serves what the lazy update serves."""
+    rt = ModelRuntime(build_in_background=False, freeze_gc=False, refresh_live=True)
+    rt.load(artifact, "v1")
+    lazy = _runtime(artifact)
+    model: Any = rt.snapshot.model  # type: ignore[union-attr]
+    users = [str(model.users_.ids[j]) for j in (20, 21)]
+    for r in (rt, lazy):
+        for user in users:
+            _like(r, user, [str(model.items_.ids[5]), str(model.items_.ids[9])], _soon(rt))
+    assert rt._refresher is not None and rt._refresher.drain()
+    assert _paths(rt) == {"incremental": 2}
+    for user in users:
+        assert rt.recommend(user, 20, explain=True) == lazy.recommend(user, 20, explain=True)
+        assert rt.recommend(user, 10) == lazy.recommend(user, 10)
+    assert _paths(rt) == {"incremental": 2, "hit": 4}
+    rt._refresher.stop()

@@ -35,11 +35,13 @@ from serendip.models.base import ModelConfig, Recommender
 from serendip.serving.cache import SnapshotCache
 from serendip.serving.contract import RecItem, ServingModel
 from serendip.serving.precompute import ListsHolder, RankedLists, build_ranked_lists, fingerprint
+from serendip.serving.refresh import LiveRefresher
 from serendip.serving.serve import (
     Request,
     Snapshot,
     fresh_index,
     recommend,
+    refresh,
     similar,
     smoke_lists,
     trending,
@@ -83,6 +85,8 @@ class ModelRuntime:
         freeze_gc: bool = True,
         fresh_slots: int = 2,
         incremental: bool = True,
+        refresh_live: bool = False,
+        refresh_k: int = 20,
     ) -> None:
         if cache_size < 0:
             raise ConfigError(f"cache_size must be at least 0, got {cache_size}")
@@ -97,6 +101,10 @@ class ModelRuntime:
         #: serve a known user with live state from their lists updated with it, not the whole
         #: pipeline (`serendip.serving.serve._incremental`)
         self.incremental = incremental
+        #: ... updated as their events arrive, in a background thread, for requests of up to
+        #: `refresh_k` items (`serendip.serving.refresh`); None: on their next request
+        self.refresh_k = refresh_k
+        self._refresher = LiveRefresher(self._refresh_user) if refresh_live else None
         #: after each load, move the heap out of the cyclic GC's sight (`_freeze_heap`)
         self.freeze_gc = freeze_gc
         self.store = store
@@ -332,6 +340,14 @@ class ModelRuntime:
         """Record interactions (EventIn-like: user, item, event, timestamp); the users' next
         requests see them."""
         self.state.add_events(events)
+        if self._refresher is not None:
+            self._refresher.submit({str(field_of(e, "user")) for e in events})
+
+    def _refresh_user(self, user: str) -> None:
+        """A live user's next list, computed ahead (`serendip.serving.serve.refresh`)."""
+        snap = self._snapshot
+        if snap is not None and self.incremental and user not in self._not_personalized:
+            refresh(snap, self.state, user, k=self.refresh_k, hidden=self._hidden)
 
     def on_items(self, items: Sequence[object]) -> None:
         """New or updated catalog items (ItemIn-like: item, category, author, created_at)."""
@@ -365,9 +381,13 @@ class ModelRuntime:
 
     def on_follow(self, a: str, b: str) -> None:
         self.state.follow(a, b)
+        if self._refresher is not None:
+            self._refresher.submit([str(a)])
 
     def on_unfollow(self, a: str, b: str) -> None:
         self.state.unfollow(a, b)
+        if self._refresher is not None:
+            self._refresher.submit([str(a)])
 
     # -------------------------------------------------------------- consent
     def load_consents(self, store: Store) -> None:

@@ -38,7 +38,15 @@ from serendip.serving.fresh import FreshIndex, with_fresh
 from serendip.serving.precompute import ListsHolder
 from serendip.serving.state import ItemInfo, OnlineState
 
-__all__ = ["Request", "Snapshot", "fresh_index", "recommend", "similar", "trending"]
+__all__ = [
+    "Request",
+    "Snapshot",
+    "fresh_index",
+    "recommend",
+    "refresh",
+    "similar",
+    "trending",
+]
 
 #: Cache key of the shared cold-start candidates (users the model never saw, no live state).
 _COLD_KEY = "\x00cold"
@@ -181,6 +189,29 @@ def recommend(
         authors=req.authors,
         exclude=req.exclude,
     )
+
+
+def refresh(
+    snap: Snapshot, state: OnlineState, user: str, *, k: int, hidden: frozenset[str] = frozenset()
+) -> bool:
+    """Compute ahead, and cache, what a live user's next unfiltered request for up to `k`
+    items needs: their candidates updated with their live state (`_incremental`), the final
+    list and its explanations. Only where the incremental path applies (a known user, lists
+    ready, not touched or erased since the start); False: nothing done."""
+    holder, serving = snap.lists, snap.serving
+    if (
+        snap.cache is None
+        or not snap.cache.capacity
+        or holder is None
+        or holder.lists is None
+        or not isinstance(serving, IncrementalServing)
+        or state.fitted_view_stale(user)
+        or serving.model.users_.get(user) < 0
+    ):
+        return False
+    req = Request(str(user), k, explain=True)
+    _recommend(snap, state, req, allowed_mask(snap, state, req), hidden)
+    return True
 
 
 def _recommend(

@@ -1,0 +1,84 @@
+"""Live users' lists updated when their events arrive, off the request path.
+
+A user's first request after new events pays the incremental update of their candidates, the
+re-ranking and the explanations. `LiveRefresher` does that work in one background thread as
+events arrive, so the request finds it cached and costs what a precomputed one does. Users
+are coalesced: a user with several events pending is updated once, from the newest state.
+The work is the same CPU, moved; it is opt-in (`ModelRuntime(refresh_live=True)`).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+from collections.abc import Callable, Iterable
+
+__all__ = ["LiveRefresher"]
+
+_log = logging.getLogger("serendip.serving")
+
+
+class LiveRefresher:
+    """Runs `update(user)` in a daemon thread for every user submitted, each pending user
+    once. `drain` waits until nothing is pending (tests, benchmarks)."""
+
+    def __init__(self, update: Callable[[str], object], *, max_pending: int = 100_000) -> None:
+        self._update = update
+        self.max_pending = max_pending
+        self._pending: dict[str, None] = {}  # insertion-ordered set
+        self._cond = threading.Condition()
+        self._busy = False
+        self._stopped = False
+        self.done = 0
+        self._thread = threading.Thread(target=self._run, name="serendip-refresh", daemon=True)
+        self._thread.start()
+        _LIVE.append(self)
+
+    def submit(self, users: Iterable[str]) -> None:
+        """Queue these users (beyond `max_pending` new users are dropped: served lazily)."""
+        with self._cond:
+            for u in users:
+                if len(self._pending) < self.max_pending:
+                    self._pending[str(u)] = None
+            self._cond.notify()
+
+    def drain(self, timeout: float = 60.0) -> bool:
+        """Wait until every submitted user is updated; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._pending and not self._busy, timeout)
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._pending.clear()
+            self._cond.notify_all()
+        self._thread.join(timeout=30.0)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+                self._cond.wait_for(lambda: self._pending or self._stopped)
+                if self._stopped:
+                    return
+                user = next(iter(self._pending))
+                del self._pending[user]
+                self._busy = True
+            try:
+                self._update(user)
+                self.done += 1
+            except Exception:  # a failed update leaves the user to the request path
+                _log.exception("updating the live user %r failed", user)
+
+
+#: refreshers of this process: stopped at exit (a daemon thread frozen inside native code at
+#: interpreter shutdown aborts the process)
+_LIVE: list[LiveRefresher] = []
+
+
+@atexit.register
+def _stop_all() -> None:
+    for refresher in _LIVE:
+        refresher.stop()
