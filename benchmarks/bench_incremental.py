@@ -11,7 +11,7 @@ top-10 (explanations on), and each list is scored by NDCG@10 against the user's 
 still to come. Items are deleted and new items added during the replay (a live feed's
 catalog). CPU per request is this process's CPU time.
 
-    python benchmarks/bench_incremental.py [--users 400] [--requests-per-user 4]
+    python benchmarks/bench_incremental.py [--users 600] [--requests-per-user 4]
 
 Writes benchmarks/results/incremental.md and .json. The fitted artifact is kept under
 bench-out/incremental/ (reused by later runs).
@@ -333,7 +333,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="small")
     ap.add_argument("--seed", type=int, default=42)
-    ap.add_argument("--users", type=int, default=400, help="sampled users")
+    ap.add_argument("--users", type=int, default=600, help="sampled users")
     ap.add_argument("--requests-per-user", type=int, default=4)
     ap.add_argument("--catalog-every", type=int, default=200, help="events per catalog change")
     ap.add_argument("--out", type=Path, default=RESULTS / "incremental.md")
