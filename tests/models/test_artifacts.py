@@ -49,3 +49,27 @@ def test_manifest_sections_are_written_and_may_not_replace_the_artifacts_own(
     with pytest.raises(ValueError, match="config"):
         model.save(tmp_path / "n", sections={"config": {}})
     assert not (tmp_path / "n").exists()  # refused before anything is written
+
+
+@pytest.mark.parametrize("name", ["ials", "multvae"])
+def test_large_dense_arrays_load_memory_mapped_and_serve_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    # Processes on one machine share a memory-mapped model; a read-only map must serve exactly
+    # what the loaded copy served (and nothing may write into it).
+    import numpy as np
+
+    import serendip.models.artifacts as artifacts
+    from serendip.models.base import Recommender
+    from serendip.models.registry import create_model
+    from tests.conftest import make_toy_platform
+
+    ds = make_toy_platform()
+    model = create_model(name, dict(create_model(name).quick_params)).fit(ds)
+    path = model.save(tmp_path / name)
+    users = ds.users.ids[:20]
+    copied = Recommender.load(path).recommend(users, 10)
+    monkeypatch.setattr(artifacts, "MMAP_MIN_BYTES", 0)
+    assert any(isinstance(a, np.memmap) for a in artifacts.read_artifact(path).arrays.values())
+    mapped = Recommender.load(path).recommend(users, 10)
+    assert [mapped.item_ids(r) for r in range(20)] == [copied.item_ids(r) for r in range(20)]

@@ -132,6 +132,16 @@ def atomic_directory(directory: Path) -> Iterator[Path]:
         raise
 
 
+#: Dense arrays at least this large are memory-mapped read-only at load: the server processes
+#: of one machine then share one copy of a model in the page cache, and a load costs no copy.
+MMAP_MIN_BYTES = 1 << 20
+
+
+def _dense(path: Path) -> np.ndarray:
+    mmap = "r" if path.stat().st_size >= MMAP_MIN_BYTES else None
+    return np.load(path, allow_pickle=False, mmap_mode=mmap)
+
+
 def read_artifact(directory: Path) -> Artifact:
     manifest_path = Path(directory) / "manifest.json"
     if not manifest_path.is_file():
@@ -157,9 +167,7 @@ def read_artifact(directory: Path) -> Artifact:
         for name, spec in manifest["arrays"].items():
             path = base / _safe_name(spec["file"])
             arrays[name] = (
-                sp.csr_matrix(sp.load_npz(path))
-                if spec["kind"] == "sparse"
-                else np.load(path, allow_pickle=False)
+                sp.csr_matrix(sp.load_npz(path)) if spec["kind"] == "sparse" else _dense(path)
             )
     except (OSError, ValueError, KeyError) as exc:
         raise SerendipError(f"{directory}: damaged model artifact ({exc})") from None

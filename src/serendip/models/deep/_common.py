@@ -106,7 +106,7 @@ def load_arrays(
     import torch
 
     state = {
-        k[len(prefix) :]: torch.from_numpy(np.ascontiguousarray(v))
+        k[len(prefix) :]: torch.from_numpy(np.array(v))  # a copy: v may be a read-only memory map
         for k, v in arrays.items()
         if k.startswith(prefix)
     }
