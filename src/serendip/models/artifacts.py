@@ -138,8 +138,9 @@ MMAP_MIN_BYTES = 1 << 20
 
 
 def _dense(path: Path) -> np.ndarray:
-    mmap = "r" if path.stat().st_size >= MMAP_MIN_BYTES else None
-    return np.load(path, allow_pickle=False, mmap_mode=mmap)
+    if path.stat().st_size >= MMAP_MIN_BYTES:
+        return np.load(path, allow_pickle=False, mmap_mode="r")
+    return np.load(path, allow_pickle=False)
 
 
 def read_artifact(directory: Path) -> Artifact:
