@@ -99,6 +99,35 @@ def test_orders_follow_the_source_then_the_ranker() -> None:
     assert top_k_from_frame(frame, ranker, 2, 3)[1].tolist() == [-1, -1, -1]
 
 
+def test_validation_scores_every_order_over_the_full_truth() -> None:
+    import scipy.sparse as sp
+
+    from serendip.pipeline.fallback import validation_ndcg
+
+    nan = np.nan
+    # two users; source "a" proposes item 3 to user 0 only, source "b" proposes nothing
+    frame = CandidateFrame(
+        row=np.array([0, 0, 1], np.int64),
+        item=np.array([3, 5, 4], np.int64),
+        sources=("a", "b"),
+        score=np.zeros((3, 2), np.float32),
+        rank=np.array([[1, nan], [nan, nan], [nan, nan]], np.float32),
+    )
+    truth = sp.csr_matrix(np.array([[0, 0, 0, 1, 0, 0], [0, 1, 0, 0, 0, 0]]))
+    per = validation_ndcg(
+        lambda contexts: frame,
+        lambda f, contexts, owners: np.array([0.0, 1.0, 1.0], np.float32),
+        [object(), object()],  # type: ignore[list-item]
+        np.array([0, 1]),
+        truth,
+        np.zeros(6),
+        k=1,
+    )
+    assert set(per) == {RANKER, "a", POPULARITY}  # "b" proposed nothing: left out
+    np.testing.assert_allclose(per[RANKER], [0.0, 0.0])  # item 5 first; item 1 never listed
+    np.testing.assert_allclose(per["a"], [1.0, 0.0])
+
+
 # ------------------------------------------------------------------------------ the fit
 @pytest.fixture(scope="module")
 def shuffled(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
@@ -146,7 +175,7 @@ def test_the_fallback_takes_over_when_the_ranker_cannot_help(
     assert known.choice not in (RANKER, None) and known.choice == known.best_alternative
     assert known.ndcg[known.choice] > known.ndcg[RANKER] and not known.tied
     assert known.n_users >= MIN_USERS
-    assert set(known.ndcg) == {RANKER, POPULARITY, *helpless.stage_.quotas}
+    assert {RANKER, POPULARITY} < set(known.ndcg) <= {RANKER, POPULARITY, *helpless.stage_.quotas}
     # the known users are served the chosen source's order, through the rules
     compared = [_follows(helpless, str(user), known.choice) for user in helpless.users_.ids[:40]]
     assert sum(compared) >= 5

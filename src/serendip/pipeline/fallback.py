@@ -235,8 +235,10 @@ def validation_ndcg(
     """Per-user NDCG@k (binary relevance over the full catalog) of each order: the ranker, every
     source of the frames, popularity. owners: each context's row in `truth` (its user index in
     the carve); ranker_scores(frame, contexts, owners of the frame's rows) gives the ranker's
-    scores (out of fold)."""
+    scores (out of fold). A source that proposed nothing to these users is left out (its
+    order would be the ranker's)."""
     per: dict[str, list[np.ndarray]] = {}
+    proposed: set[str] = set()
     for s in range(0, len(contexts), batch):
         part = contexts[s : s + batch]
         who = np.asarray(owners[s : s + batch], np.int64)
@@ -245,8 +247,12 @@ def validation_ndcg(
         rows = truth[who]
         n_truth = np.diff(rows.indptr)
         methods = [RANKER, *frame.sources, POPULARITY]
+        proposed.update(
+            name for j, name in enumerate(frame.sources) if (~np.isnan(frame.rank[:, j])).any()
+        )
         for m in methods:
             scores = order_scores(frame, m, ranked, popularity)
             recs = top_k_from_frame(frame, scores, len(part), k)
             per.setdefault(m, []).append(np.asarray(ndcg(hit_matrix(recs, rows), n_truth)))
-    return {m: np.concatenate(v) for m, v in per.items()}
+    keep = {RANKER, POPULARITY, *proposed}
+    return {m: np.concatenate(v) for m, v in per.items() if m in keep}
