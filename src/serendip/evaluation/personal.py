@@ -24,7 +24,7 @@ from serendip.models.base import Recommender
 __all__ = ["DEFAULT_MAX_USERS", "ListProfile", "profile_lists"]
 
 #: Users whose lists are computed (a seeded sample above it): what the summary costs.
-DEFAULT_MAX_USERS = 1000
+DEFAULT_MAX_USERS = 500
 
 
 @dataclass(frozen=True, slots=True)

@@ -276,15 +276,15 @@ def test_plan_notes_missing_parts() -> None:
 
 
 def test_pipeline_params_follow_the_protocol() -> None:
-    """On a random protocol the pipeline's ranker learns from random label windows (its own
-    split mirrors the one it is judged on); other protocols keep the configured parameters, and
-    a profile can override both."""
+    """On the random and cold-users protocols the pipeline's ranker learns from random label
+    windows (its own split mirrors the one it is judged on); other protocols keep the
+    configured parameters, and a profile can override both."""
     cfg = _config(["popularity"], pipeline={"enabled": True, "params": {"ranker.n_models": 1}})
     cells, _ = plan_cells(cfg)
     pipe = {c.protocol.name: c.model for c in cells if c.kind == "pipeline"}
     assert set(pipe) == {"random", "cold-users"}
     assert pipe["random"].params == {"ranker.n_models": 1, "ranker.label_split": "random"}
-    assert pipe["cold-users"].params == {"ranker.n_models": 1}
+    assert pipe["cold-users"].params == {"ranker.n_models": 1, "ranker.label_split": "random"}
     custom = _config(
         ["popularity"],
         pipeline={"enabled": True, "protocol_params": {"cold-users": {"ranker.n_windows": 1}}},

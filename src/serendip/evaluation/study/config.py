@@ -203,14 +203,21 @@ class PipelineSpec(BaseModel):
     protocol_params: protocol name -> parameters merged over `params` on that protocol's cells.
     The pipeline learns its ranker from a split of its own training data, which should mirror
     the protocol it is judged on: on a random holdout, random label windows (the default time
-    windows teach it to predict the next period, which the random protocol never asks)."""
+    windows teach it to predict the next period, which the random protocol never asks); the
+    same on cold users, whose fold-in and test items are a random division of their items
+    (and the pipeline's fallback check, cut as its label windows, then judges it so too).
+    MovieLens 100K cold users, NDCG@10: 0.276 with time windows, 0.596 with random ones
+    (popularity 0.384, EASE 0.604)."""
 
     model_config = _FROZEN
 
     enabled: bool = True
     params: dict[str, Any] = Field(default_factory=dict)
     protocol_params: dict[str, dict[str, Any]] = Field(
-        default_factory=lambda: {"random": {"ranker.label_split": "random"}}
+        default_factory=lambda: {
+            "random": {"ranker.label_split": "random"},
+            "cold-users": {"ranker.label_split": "random"},
+        }
     )
     trials: int = Field(default=0, ge=0)
     timeout_s: float | None = Field(default=None, gt=0)
