@@ -9,6 +9,9 @@ protocol). On that window each validation user is ranked (over their candidates,
 fitted on the past) by the ranker -- out of fold: only by ranker members that never trained on
 that user -- by every candidate source alone, and by popularity; each list's NDCG@10 is scored
 against the user's whole label window (full catalog, binary relevance, `evaluation.metrics`).
+A member that never trained on a user may still have early-stopped on them (one number, its
+iteration count, chosen on those users): a slight lean toward the ranker, on the side of
+keeping what the pipeline was built around.
 
 Three segments of users are checked apart, as each is served apart:
 - `known`: users the fit saw, with a history;
