@@ -63,6 +63,7 @@ from serendip.experiments.stats import (
     compare,
     cuped,
     group_sequential,
+    look_correlation,
     msprt_p_values,
 )
 from serendip.models.registry import create_model
@@ -98,9 +99,12 @@ def evaluate_test(run: ABRun, *, n_boot: int, seed: int) -> dict[str, Any]:
     cup = compare(adjusted.adjusted[run.arm == 0], adjusted.adjusted[run.arm == 1], alpha=ALPHA)
     boot = bootstrap_p_value(c, t, n_boot=n_boot, seed=seed) if n_boot else math.nan
     diffs, variances, taus, naive, entered = [], [], [], [], []
+    by_day, present_by_day = [], []
     for day in range(run.days):
         v, present = run.conversion(day)
         entered.append(np.count_nonzero(present))
+        by_day.append(v)
+        present_by_day.append(present)
         cd, td = v[present & (run.arm == 0)], v[present & (run.arm == 1)]
         if len(cd) < 2 or len(td) < 2:
             diffs.append(math.nan)
@@ -117,7 +121,8 @@ def evaluate_test(run: ABRun, *, n_boot: int, seed: int) -> dict[str, Any]:
     # alpha spending: information = users in the test so far / the planned users (all of them)
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.array(diffs) / np.sqrt(np.array(variances))
-    gs = group_sequential(z, np.array(entered) / len(values), ALPHA, "obrien-fleming")
+    corr = look_correlation(np.stack(by_day, 1), np.stack(present_by_day, 1), run.arm)
+    gs = group_sequential(z, np.array(entered) / len(values), ALPHA, "obrien-fleming", corr)
     return {
         "p_fixed": fixed.p_value,
         "lift": fixed.lift,
@@ -591,8 +596,12 @@ def write(d: dict[str, Any]) -> None:
         "(FPR <= alpha) holds under continuous monitoring, so at 14 daily looks it is "
         "conservative: it reaches alpha only as looks grow without bound. The group-sequential "
         "test (`sequential_method: alpha-spending`) spends alpha over the looks actually made "
-        "(information = users in the test so far / the planned users), so daily looks cost "
-        "exactly alpha overall for a test of planned size.",
+        "(alpha spent = users in the test so far / the planned users) with boundaries for the "
+        "looks' correlation estimated from the per-user data (`look_correlation`: a user who "
+        "converts early has converted at every later look, and heavy users convert by the end "
+        "for sure, so the looks are far less correlated than the Brownian-motion model's "
+        "sqrt(t_j / t_k) and its boundaries would let false positives through), so daily "
+        "looks cost alpha overall for a test of planned size.",
         "",
         "## 2. Power at the calculator's sample size",
         "",

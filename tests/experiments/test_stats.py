@@ -9,8 +9,10 @@ from serendip.experiments.stats import (
     Spending,
     bootstrap_p_value,
     compare,
+    correlated_boundaries,
     cuped,
     group_sequential,
+    look_correlation,
     mean_ci,
     msprt_p_values,
     sample_ratio,
@@ -129,3 +131,40 @@ def test_group_sequential_skips_empty_looks_and_reports_the_crossing() -> None:
     assert not group_sequential([1.0, 1.5], [0.5, 1.0]).rejected
     with pytest.raises(DataError, match="increase"):
         spending_boundaries([0.5, 0.5])
+
+
+def test_correlated_boundaries_agree_with_the_brownian_ones_under_independent_increments() -> None:
+    t = np.arange(1, 11) / 10
+    bm = np.sqrt(np.minimum.outer(t, t) / np.maximum.outer(t, t))
+    np.testing.assert_allclose(
+        correlated_boundaries(t, bm, samples=400_000)[3:], spending_boundaries(t)[3:], atol=0.03
+    )
+
+
+def test_look_correlation_estimates_the_correlation_of_the_looks() -> None:
+    # heterogeneous users joining over time: heavy ones convert early and for sure, light ones
+    # late or never; the value at a look is "converted by then" (not an independent increment)
+    rng = np.random.default_rng(3)
+    looks, n, tests = 8, 600, 400
+    z = np.empty((tests, looks))
+    estimates = []
+    for i in range(tests):
+        rate = np.where(rng.random(n) < 0.5, 2.0, 0.05)
+        joined = rng.integers(0, looks // 2, size=n)
+        converted = joined + rng.exponential(1.0 / rate)
+        arm = rng.integers(0, 2, size=n)
+        day = np.arange(1, looks + 1)[None, :]
+        values = (converted[:, None] <= day).astype(float)
+        present = joined[:, None] <= day
+        for k in range(looks):
+            c, t = values[present[:, k] & (arm == 0), k], values[present[:, k] & (arm == 1), k]
+            z[i, k] = (t.mean() - c.mean()) / np.sqrt(
+                t.var(ddof=1) / len(t) + c.var(ddof=1) / len(c)
+            )
+        estimates.append(look_correlation(values, present, arm))
+    empirical = np.corrcoef(z.T)
+    estimated = np.mean(estimates, axis=0)
+    np.testing.assert_allclose(estimated, empirical, atol=0.08)
+    users = np.array([(np.arange(looks // 2) <= k).mean() for k in range(1, looks + 1)])
+    brownian = np.sqrt(np.minimum.outer(users, users) / np.maximum.outer(users, users))
+    assert np.abs(brownian - empirical).max() > 0.2  # what independent increments would assume

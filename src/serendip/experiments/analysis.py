@@ -28,6 +28,7 @@ from serendip.experiments.stats import (
     compare,
     cuped,
     group_sequential,
+    look_correlation,
     mean_ci,
     msprt_p_values,
     sample_ratio,
@@ -388,9 +389,13 @@ def _sequential(
     varis = np.full((n_var, len(looks)), np.nan)
     taus = np.full((n_var, len(looks)), np.nan)
     users = np.zeros(len(looks))
+    by_look: list[np.ndarray] = []
+    present_by_look: list[np.ndarray] = []
     for k, t in enumerate(looks):
         values, present = per_user(spec.primary_metric, t)
         users[k] = np.count_nonzero(present)
+        by_look.append(values)
+        present_by_look.append(present)
         c = values[present & (arm == 0)]
         for i in range(1, n_var):
             x = values[present & (arm == i)]
@@ -408,12 +413,14 @@ def _sequential(
     with np.errstate(divide="ignore", invalid="ignore"):
         z = diffs / np.sqrt(varis)
     fractions = users / planned
-    return msprt, {
-        i: group_sequential(
-            np.where(varis[i] > 0, z[i], np.nan), fractions, spec.alpha, spec.spending
-        )
-        for i in range(1, n_var)
-    }
+    values_all, present_all = np.stack(by_look, axis=1), np.stack(present_by_look, axis=1)
+    out = {}
+    for i in range(1, n_var):
+        pair = (arm == 0) | (arm == i)
+        corr = look_correlation(values_all[pair], present_all[pair], arm[pair] == i)
+        zi = np.where(varis[i] > 0, z[i], np.nan)
+        out[i] = group_sequential(zi, fractions, spec.alpha, spec.spending, corr)
+    return msprt, out
 
 
 def _tau(spec: ExperimentSpec, pooled_mean: float) -> float:

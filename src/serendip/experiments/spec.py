@@ -68,8 +68,9 @@ class ExperimentSpec(BaseModel):
       (conservative at a few looks: its guarantee holds under continuous monitoring);
       `msprt_tau`: the mixture's standard deviation on the absolute difference (None:
       `min_detectable_lift` or 5% of the pooled rate). "alpha-spending": a group-sequential
-      test with Lan-DeMets `spending` over daily looks, exact at alpha for a planned size:
-      `planned_users` in all variants (None: the calculator's size from `baseline_rate` and
+      test with Lan-DeMets `spending` over daily looks (boundaries for the looks' correlation
+      estimated from the per-user data), alpha overall for a planned size: `planned_users` in
+      all variants (None: the calculator's size from `baseline_rate` and
       `min_detectable_lift`).
     - `min_detectable_lift`, `baseline_rate`: relative lift to detect and the control's
       expected rate, for the sample-size calculator.

@@ -362,16 +362,85 @@ def spending_boundaries(
     return bounds
 
 
+def look_correlation(values: ArrayLike, present: ArrayLike, arm: ArrayLike) -> np.ndarray:
+    """The correlation of the difference in means (arm 1 - arm 0) between looks, estimated
+    from the per-user data: `values` and `present` are (users, looks), `arm` 0/1 per user.
+
+    Per arm, Cov(mean at look j, mean at look k) = cov over the users present at both of
+    their values at j and k / (n_j n_k) x (users present at both); the difference's
+    covariance is the sum over arms. A user's value at later looks is not an independent
+    increment (a user who converts early has converted at every later look; heavy users
+    convert for sure by the end), so the Brownian-motion correlation sqrt(t_j / t_k) can be
+    far off; this is the data's own."""
+    v = np.asarray(values, dtype=np.float64)
+    m = np.asarray(present, dtype=bool)
+    a = np.asarray(arm)
+    looks = v.shape[1]
+    cov = np.zeros((looks, looks))
+    for side in (0, 1):
+        rows = a == side
+        vs, ms = v[rows], m[rows]
+        n = ms.sum(axis=0).astype(np.float64)
+        both = (ms[:, :, None] & ms[:, None, :]).sum(axis=0).astype(np.float64)
+        mean = np.divide((vs * ms).sum(axis=0), n, out=np.zeros(looks), where=n > 0)
+        centred = np.where(ms, vs - mean, 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cov += np.nan_to_num(
+                (centred.T @ centred) / np.maximum(both - 1.0, 1.0) * both / np.outer(n, n)
+            )
+    sd = np.sqrt(np.diag(cov))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        corr = np.nan_to_num(cov / np.outer(sd, sd))
+    np.fill_diagonal(corr, 1.0)
+    return corr
+
+
+def correlated_boundaries(
+    fractions: ArrayLike,
+    corr: ArrayLike,
+    alpha: float = 0.05,
+    spending: Spending = "obrien-fleming",
+    samples: int = 100_000,
+    seed: int = 0,
+) -> np.ndarray:
+    """Two-sided critical |z| values like `spending_boundaries`, for looks whose statistics
+    have correlation `corr` (any valid matrix, e.g. `look_correlation`'s) instead of the
+    Brownian-motion one: `samples` draws of N(0, corr) (seeded), and each boundary the
+    |z| quantile that makes the draws not stopped earlier cross at this look with probability
+    alpha(t_k) - alpha(t_{k-1}) (Monte Carlo error on the total alpha about
+    sqrt(alpha / samples))."""
+    t = np.asarray(fractions, dtype=np.float64)
+    c = np.asarray(corr, dtype=np.float64)
+    if c.shape != (len(t), len(t)):
+        raise DataError(f"corr must be {len(t)} x {len(t)}, got {c.shape}")
+    w, vecs = np.linalg.eigh((c + c.T) / 2.0)
+    root = vecs * np.sqrt(np.clip(w, 0.0, None))  # a PSD square root, robust to rank loss
+    draws = np.abs(np.random.default_rng(seed).standard_normal((samples, len(t))) @ root.T)
+    alive = np.ones(samples, dtype=bool)
+    bounds = np.empty(len(t))
+    spent_prev = 0.0
+    for k, tk in enumerate(t):
+        spent = _spent(float(tk), alpha, spending)
+        cross = round((spent - spent_prev) * samples)
+        live = np.sort(draws[alive, k])[::-1]
+        bounds[k] = _FAR if cross <= 0 or len(live) == 0 else float(live[min(cross, len(live)) - 1])
+        alive &= draws[:, k] < bounds[k]
+        spent_prev = spent
+    return bounds
+
+
 def group_sequential(
     z: ArrayLike,
     fractions: ArrayLike,
     alpha: float = 0.05,
     spending: Spending = "obrien-fleming",
+    corr: ArrayLike | None = None,
 ) -> GroupSequential:
     """The group-sequential test of looks with statistics `z` (difference / its standard
     error) at information `fractions` (for example users so far / planned users; capped at 1,
     and a look at or past the planned end spends what is left). Looks with a non-finite z
-    (too few users yet) are skipped."""
+    (too few users yet) are skipped. `corr`: the looks' correlation (`look_correlation`);
+    None: the Brownian-motion one (independent increments)."""
     zs = np.asarray(z, dtype=np.float64)
     ts = np.minimum(np.asarray(fractions, dtype=np.float64), 1.0)
     if zs.shape != ts.shape or zs.ndim != 1:
@@ -385,7 +454,11 @@ def group_sequential(
     if not kept:
         return GroupSequential((), (), (), None)
     tk, zk = ts[kept], zs[kept]
-    bounds = spending_boundaries(tk, alpha, spending)
+    if corr is None:
+        bounds = spending_boundaries(tk, alpha, spending)
+    else:
+        sub = np.asarray(corr, dtype=np.float64)[np.ix_(kept, kept)]
+        bounds = correlated_boundaries(tk, sub, alpha, spending)
     crossed = np.flatnonzero(np.abs(zk) >= bounds)
     return GroupSequential(
         tuple(float(v) for v in tk),
