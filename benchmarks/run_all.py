@@ -568,6 +568,12 @@ BENCHES: list[Bench] = [
           "no DP, clipping only and epsilon 0.1, 1, 10; the bias and discovery audit of each "
           "model (ML100K and synthetic small, random split).", "the cost measured at several "
           "epsilons", ["bench_privacy.py"], "privacy", lambda p: __import__("bench_privacy").summary(p), ML),
+    Bench("incremental", "Active users on the fast path: incremental lists vs a full recompute (issue 17.1)",
+          "A replay of the `small` preset's test window (events in time order, items added and "
+          "deleted, recommendations requested between them): NDCG@10 and CPU per request of the "
+          "incremental update against the full pipeline.", "NDCG@10 within 1% of the full "
+          "recompute", ["bench_incremental.py", "--users", "600", "--requests-per-user", "4"],
+          "incremental", lambda p: __import__("bench_incremental").summary(p)),
     Bench("embeddings", "Content embeddings at scale: static vs transformer (issue 17.4)",
           "The static token table distilled from the shipped MiniLM against the transformer: "
           "docs/s on the `platform` preset's 1M item texts, NDCG@10 on the cold-items and "

@@ -340,7 +340,10 @@ def _open(app: FastAPI, settings: Settings, holder: _Holder) -> None:
         from serendip.service.runtime import ModelRuntime
 
         holder.runtime = ModelRuntime(
-            holder.store, precompute=settings.precompute_lists, fresh_slots=settings.fresh_slots
+            holder.store,
+            precompute=settings.precompute_lists,
+            fresh_slots=settings.fresh_slots,
+            refresh_live=settings.refresh_live,
         )
     app.state.store = holder.store
     app.state.runtime = holder.runtime

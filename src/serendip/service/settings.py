@@ -145,6 +145,14 @@ class Settings(BaseSettings):
             "than one only pays off for large platforms)."
         ),
     )
+    refresh_live: bool = Field(
+        default=False,
+        description=(
+            "Update an active user's precomputed candidates in a background thread as their "
+            "events arrive, so their next request is a cache hit (the same CPU, off the "
+            "request path); off: updated at the user's next request."
+        ),
+    )
     fresh_slots: int = Field(
         default=2,
         ge=0,
