@@ -308,6 +308,9 @@ def test_fit_prints_how_personal_the_lists_are(tiny: dict[str, Path], tmp_path: 
     assert lists["top_item_share@10"] > 0.5  # popularity: one list for everyone
     assert f"{lists['top_item_share@10']:.1%}" in line
     assert 0 < lists["coverage@10"] < 0.1 and lists["novelty@10"] > 0
+    assert "warning       one item is in" in result.stdout  # the same list for everyone
+    personal = _fit(tiny, tmp_path / "knn", "--model", "item-knn")
+    assert "one item is in" not in personal.stdout
 
 
 def test_fit_pipeline_says_when_the_fallback_takes_over(

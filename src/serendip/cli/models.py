@@ -274,6 +274,17 @@ def _print_quality(model: Recommender, lists: ListProfile, validation: float | N
         f"{lists.top_item_share:.1%} of top {lists.k}s, coverage {lists.coverage:.4f}, "
         f"novelty {lists.novelty:.2f} bits ({sample}, {lists.seconds:.1f}s)"
     )
+    if lists.top_item_share > DOMINANT_ITEM_SHARE:
+        typer.echo(
+            f"  warning       one item is in {lists.top_item_share:.0%} of the lists: the model "
+            "may have learned a pattern of the fit's own carve (e.g. time) that your users' "
+            "data does not share; tune on the split you judge by: --tune --protocol "
+            "random|temporal|leave-last"
+        )
+
+
+#: Above this share of users whose top-k holds the same item, `fit` warns (issue 16.3).
+DOMINANT_ITEM_SHARE = 0.5
 
 
 def _fit_spark(
