@@ -574,6 +574,11 @@ BENCHES: list[Bench] = [
           "incremental update against the full pipeline.", "NDCG@10 within 1% of the full "
           "recompute", ["bench_incremental.py", "--users", "600", "--requests-per-user", "4"],
           "incremental", lambda p: __import__("bench_incremental").summary(p)),
+    Bench("first-start", "First start on an empty store (issue 17.6)",
+          "`serendip serve` with its defaults on an empty SQLite store (`small` preset): seconds "
+          "from the spawn to the first personal recommendation (the fast model) and to the "
+          "default pipeline serving.", "the first recommendation within 60 s",
+          ["bench_first_start.py"], "first_start", lambda p: __import__("bench_first_start").summary(p)),
     Bench("embeddings", "Content embeddings at scale: static vs transformer (issue 17.4)",
           "The static token table distilled from the shipped MiniLM against the transformer: "
           "docs/s on the `platform` preset's 1M item texts, NDCG@10 on the cold-items and "
