@@ -52,6 +52,7 @@ def test_item_knn_three_trials_refit_on_all_and_recorded(tiny: Dataset, tmp_path
     assert record.protocol == "temporal"  # timestamps exist
     assert record.trials == 3 and len(seen) == 3
     assert record.best_value == max(seen) >= record.default_value == seen[0]
+    assert record.prefer is None  # interactions only: no social graph, the best wins
     _in_space("item-knn", record.best_params)
     assert model.train_.nnz == _pairs(tiny)  # refit on all of the data, not the carving
     assert model.config.model_dump()["k"] == record.best_params["k"]
@@ -130,3 +131,28 @@ def test_the_pipeline_learns_from_random_label_windows_on_a_random_carving(
     assert implied_params("pipeline", "temporal", {}) == {}
     assert implied_params("pipeline", "random", {"ranker": {"label_split": "per-user"}}) == {}
     assert implied_params("ease", "random", {}) == {}
+
+
+def test_with_a_social_graph_ties_go_to_out_of_network_hits(toy_platform: Dataset) -> None:
+    _, record = tune_and_fit(toy_platform, "item-knn", trials=4)
+    assert record.prefer == "oon_hit_rate@10" and 1 <= record.chosen_among <= 4
+    assert record.to_dict()["ties_decided_by"] == "oon_hit_rate@10"
+    assert record.best_value in record.trial_values
+    if record.chosen_among == 1:
+        assert record.best_value == max(record.trial_values)
+
+
+def test_ties_within_validation_noise_go_to_the_preferred_metric() -> None:
+    from serendip.evaluation.tuning import choose_trial
+
+    rng = np.random.default_rng(0)
+    base = rng.random(400)
+    per_user = {
+        0: base,  # the best NDCG, little discovery
+        1: base - 0.001 + rng.normal(0, 0.01, 400),  # tied (within noise), more discovery
+        2: base - 0.2,  # clearly worse, the most discovery
+    }
+    values = [float(v.mean()) for v in per_user.values()]
+    assert choose_trial(values, per_user, [0.10, 0.30, 0.90]) == (1, 2)
+    assert choose_trial(values, {}, [0.10, 0.30, 0.90]) == (0, 1)  # no per-user scores
+    assert choose_trial(values, per_user, [0.50, 0.30, 0.90]) == (0, 2)

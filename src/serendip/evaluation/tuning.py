@@ -1,7 +1,9 @@
 """Hyperparameter tuning on validation data carved from train (never on test).
 
 `tune_model` runs optuna's seeded TPE sampler over a model's declared `search_space`, scoring
-each trial by a full-ranking metric on the validation split, and returns the best parameters.
+each trial by a full-ranking metric on the validation split, and returns the best parameters;
+with `prefer`, the trials tied with the best within validation noise (`metrics.ties`) are
+decided by that second metric (the seed's problem: out-of-network discovery, issue 16.4).
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ import numpy as np
 from serendip.data.dataset import Dataset
 from serendip.errors import ConfigError
 from serendip.evaluation.evaluate import evaluate_recommendations
+from serendip.evaluation.metrics import ties
 from serendip.models.base import Choice, FloatRange, IntRange, SearchSpace
 from serendip.models.registry import get_model_class
 
-__all__ = ["TrialRecord", "TuningResult", "evaluate_model", "tune_model"]
+__all__ = ["TrialRecord", "TuningResult", "choose_trial", "evaluate_model", "tune_model"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +32,7 @@ class TrialRecord:
     value: float
     seconds: float
     error: str = ""
+    preferred: float | None = None  # the `prefer` metric's value, when tuning asked for one
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +44,8 @@ class TuningResult:
     best_params: dict[str, Any]
     best_value: float
     trials: tuple[TrialRecord, ...] = field(default_factory=tuple)
+    prefer: str | None = None
+    chosen_among: int = 1  # trials tied with the best by `metric` (decided by `prefer`)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -47,8 +53,16 @@ class TuningResult:
             "metric": self.metric,
             "best_params": self.best_params,
             "best_value": self.best_value,
+            "prefer": self.prefer,
+            "chosen_among": self.chosen_among,
             "trials": [
-                {"params": t.params, "value": t.value, "seconds": t.seconds, "error": t.error}
+                {
+                    "params": t.params,
+                    "value": t.value,
+                    "seconds": t.seconds,
+                    "error": t.error,
+                    "preferred": t.preferred,
+                }
                 for t in self.trials
             ],
         }
@@ -64,6 +78,22 @@ def evaluate_model(
     recs = model.recommend(users, k)
     result = evaluate_recommendations(recs, train, test, k=k)
     return result.metrics[metric] if metric else result
+
+
+def choose_trial(
+    values: list[float],
+    per_user: Mapping[int, np.ndarray],
+    preferred: list[float | None],
+) -> tuple[int, int]:
+    """(the chosen trial, how many were tied): the best `values`; when `per_user` holds the
+    trials' per-user scores, among those tied with the best (`metrics.ties`) the highest
+    `preferred` (then the higher value)."""
+    best = max(range(len(values)), key=lambda i: values[i])
+    if best not in per_user:
+        return best, 1
+    tied = [int(i) for i in ties({str(i): v for i, v in per_user.items()}, str(best))]
+    pick = max(tied, key=lambda i: (np.nan_to_num(preferred[i] or 0.0, nan=0.0), values[i]))
+    return pick, len(tied)
 
 
 def _suggest(trial: Any, space: SearchSpace) -> dict[str, Any]:
@@ -95,12 +125,16 @@ def tune_model(
     metric: str = "ndcg@10",
     seed: int = 0,
     on_trial: Callable[[TrialRecord], None] | None = None,
+    prefer: str | None = None,
 ) -> TuningResult:
     """Tune model `name` on (train, validation); both carved from the study's train split.
 
     The first trial always evaluates `base_params` (the model's defaults unless given), so the
     result is never worse than the defaults on validation. A trial that raises a `SerendipError`
     (e.g. a capacity error for a large setting) scores -inf and is recorded with its message.
+    `prefer` (a metric of `evaluate_recommendations`, e.g. "oon_hit_rate@10"): among the trials
+    whose per-user `metric` is tied with the best's (`metrics.ties`), the one with the highest
+    `prefer` wins.
     """
     import optuna
 
@@ -110,13 +144,27 @@ def tune_model(
     base = dict(base_params or {})
     space = cls.search_space if space is None else space
     records: list[TrialRecord] = []
+    per_user: dict[int, np.ndarray] = {}
 
     def run(params: dict[str, Any]) -> float:
         start = time.perf_counter()
         try:
             model = cls({**base, **params}).fit(train)
-            value = float(evaluate_model(model, train, validation, k=k, metric=metric))
-            rec = TrialRecord({**base, **params}, value, time.perf_counter() - start)
+            preferred = None
+            if prefer is None:
+                value = float(evaluate_model(model, train, validation, k=k, metric=metric))
+            else:
+                users = validation.users.lookup(np.unique(validation.interactions.user))
+                result = evaluate_recommendations(
+                    model.recommend(users, k), train, validation, k=k, keep_per_user=True
+                )
+                value = float(result.metrics[metric])
+                preferred = float(result.metrics.get(prefer, math.nan))
+                if result.per_user is not None:  # one row per validation user, same order
+                    per_user[len(records)] = result.per_user[metric].to_numpy(np.float64)
+            rec = TrialRecord(
+                {**base, **params}, value, time.perf_counter() - start, preferred=preferred
+            )
         except SerendipError as exc:
             value = -math.inf
             rec = TrialRecord({**base, **params}, value, time.perf_counter() - start, str(exc))
@@ -134,5 +182,8 @@ def tune_model(
         study.optimize(
             lambda trial: run(_suggest(trial, space)), n_trials=n_trials - 1, timeout=timeout_s
         )
-    best = max(records, key=lambda r: r.value)
-    return TuningResult(name, metric, best.params, best.value, tuple(records))
+    best_i, among = choose_trial(
+        [r.value for r in records], per_user, [r.preferred for r in records]
+    )
+    best = records[best_i]
+    return TuningResult(name, metric, best.params, best.value, tuple(records), prefer, among)

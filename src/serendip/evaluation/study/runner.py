@@ -522,6 +522,8 @@ class StudyRunner:
                 k=cut,
                 metric=cfg.metric,
                 seed=cfg.seed,
+                # a social graph: validation ties go to out-of-network discovery (issue 16.4)
+                prefer=f"oon_hit_rate@{cut}" if len(prep.tune_train.social) else None,
             )
             params = dict(tuned.best_params)
             tuning = {
@@ -531,6 +533,8 @@ class StudyRunner:
                 "best_validation": tuned.best_value,
                 "validation": prep.tune_scheme,
                 "failed_trials": sum(1 for t in tuned.trials if t.error),
+                "ties_decided_by": tuned.prefer,
+                "tied_trials": tuned.chosen_among,
             }
 
         model, fit_cost = costs.measure_fit(lambda: cls(params).fit(prep.fit_train))
