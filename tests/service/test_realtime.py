@@ -185,3 +185,22 @@ def test_restart_replays_new_items_follows_and_unfollows(
         follows, unfollows = state.followees(user)
         assert a in follows and b not in follows and b in unfollows
         assert state.private_flags() == {b: True}
+
+
+def test_a_batch_with_duplicates_applies_only_its_new_events_live(
+    live: TestClient, toy_platform: Any
+) -> None:
+    user = str(toy_platform.users.ids[4])
+    item = str(toy_platform.items.ids[7])
+    first = {"event_id": "dup-1", "user": user, "item": item, "event": "like"}
+    assert live.post("/v1/events", json=first).json()["accepted"] == 1
+    other = {
+        "event_id": "dup-2",
+        "user": user,
+        "item": str(toy_platform.items.ids[8]),
+        "event": "like",
+    }
+    r = live.post("/v1/events/batch", json={"events": [first, other]})
+    assert r.json()["accepted"] == 1 and r.json()["duplicates"] == 1
+    history = live.app.state.runtime.state.history(user)  # type: ignore[attr-defined]
+    assert [i for i, _, _ in history].count(item) == 1  # the resent event is not counted twice

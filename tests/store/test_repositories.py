@@ -42,6 +42,7 @@ def test_same_event_id_twice_is_stored_once(store: Store) -> None:
     assert store.events.add_batch([e]).accepted == 1
     again = store.events.add_batch([e, EventIn("e-2", "alice", "post-2", "view", 1.7e9)])
     assert (again.accepted, again.duplicates) == (1, 1)
+    assert again.accepted_rows == (1,)  # which of the batch was stored: e-2
     assert store.events.count() == 2
     got = store.events.get("e-1")
     assert got is not None
@@ -56,8 +57,10 @@ def test_same_event_id_twice_is_stored_once(store: Store) -> None:
 
 def test_duplicates_inside_one_batch_count_once(store: Store) -> None:
     e = EventIn("dup", "u", "i", "view", 1.0)
-    assert store.events.add_batch([e, e, e]) == type(store.events.add_batch([]))(1, 2)
+    assert store.events.add_batch([e, e, e]) == type(store.events.add_batch([]))(1, 2, (0,))
     assert store.events.count() == 1
+    mixed = [EventIn("new", "u", "j", "view", 2.0), e, EventIn("new", "u", "j", "view", 2.0)]
+    assert store.events.add_batch(mixed).accepted_rows == (0,)
 
 
 def test_batch_of_ten_thousand_in_one_call(store: Store) -> None:

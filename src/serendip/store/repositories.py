@@ -218,7 +218,22 @@ class EventRepository(_Repository):
                 # Straight to sqlite3's executemany with tuples: SQLAlchemy's per-row parameter
                 # processing would cost as much as the inserts themselves.
                 accepted = conn.exec_driver_sql(_SQLITE_EVENT_INSERT, rows).rowcount
-        return IngestResult(accepted=accepted, duplicates=len(rows) - accepted)
+            kept = None
+            if 0 < accepted < len(rows):  # which ones: those this insert stamped `now`
+                ids = list({e.event_id for e in events})
+                mine: set[str] = set()
+                for chunk in _chunks(ids):
+                    q = select(EVENTS.c.event_id).where(
+                        EVENTS.c.event_id.in_(chunk), EVENTS.c.received_at == now
+                    )
+                    mine.update(conn.execute(q).scalars())
+                first: list[int] = []
+                for i, e in enumerate(events):
+                    if e.event_id in mine:
+                        mine.discard(e.event_id)  # a repeat inside the batch was skipped
+                        first.append(i)
+                kept = tuple(first)
+        return IngestResult(accepted=accepted, duplicates=len(rows) - accepted, accepted_rows=kept)
 
     def add_columns(
         self,

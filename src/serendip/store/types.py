@@ -67,10 +67,12 @@ class Event:
 @dataclass(frozen=True, slots=True)
 class IngestResult:
     """What `add_batch` did: `accepted` new events, `duplicates` whose event_id was already
-    stored (or repeated inside the batch) and so were skipped."""
+    stored (or repeated inside the batch) and so were skipped; `accepted_rows` the positions in
+    the batch of the stored ones when some were skipped (None: all or none were stored)."""
 
     accepted: int
     duplicates: int
+    accepted_rows: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

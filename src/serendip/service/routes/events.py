@@ -64,6 +64,8 @@ def ingest(
         follower.mark(r.event_id for r in rows)  # this process applies them itself
     result = store.events.add_batch(rows)
     metrics.observe_ingest(result.accepted, result.duplicates)
+    if result.accepted_rows is not None:  # some were already stored: apply only the new ones
+        rows = [rows[i] for i in result.accepted_rows]
     if result.accepted:
         notify("events", lambda: runtime.on_events(rows))
     return IngestPublic(received=received, accepted=result.accepted, duplicates=result.duplicates)
