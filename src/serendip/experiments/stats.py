@@ -381,7 +381,8 @@ def look_correlation(values: ArrayLike, present: ArrayLike, arm: ArrayLike) -> n
         rows = a == side
         vs, ms = v[rows], m[rows]
         n = ms.sum(axis=0).astype(np.float64)
-        both = (ms[:, :, None] & ms[:, None, :]).sum(axis=0).astype(np.float64)
+        msf = ms.astype(np.float64)
+        both = msf.T @ msf  # users present at both looks, without a users x looks^2 array
         mean = np.divide((vs * ms).sum(axis=0), n, out=np.zeros(looks), where=n > 0)
         centred = np.where(ms, vs - mean, 0.0)
         with np.errstate(divide="ignore", invalid="ignore"):
