@@ -171,3 +171,29 @@ def test_a_load_freezes_the_long_lived_heap(pipe: Path) -> None:
     rt = ModelRuntime(build_in_background=False)
     rt.load(pipe, "v1")
     assert gc.get_freeze_count() > 0
+
+
+def test_metrics_count_requests_per_serving_path(pipe: Path, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from serendip.service.app import create_app
+    from serendip.service.settings import Settings
+    from serendip.store import Store
+
+    rt = ModelRuntime()
+    rt.load(_copy(pipe, tmp_path), "v1")
+    _ready(rt)
+    store = Store.open(f"sqlite:///{tmp_path / 'm.db'}")
+    settings = Settings(db_url=store.url, bootstrap=False, follow_store_s=0)
+    with TestClient(create_app(settings, store=store, runtime=rt)) as client:
+        for _ in range(2):
+            assert client.get("/v1/users/u001/recommendations").status_code == 200
+        text = client.get("/metrics").text
+    store.close()
+    paths = {
+        line.split('path="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("serendip_recommend_path_requests{")
+    }
+    assert paths == {k: float(v) for k, v in rt.snapshot.cache.paths.items()}  # type: ignore[union-attr]
+    assert sum(paths.values()) >= 2

@@ -141,6 +141,14 @@ class ServiceMetrics:
             "When the monitors were last computed (epoch seconds).",
             registry=r,
         )
+        self.serving_paths = Gauge(
+            "serendip_recommend_path_requests",
+            "Personal recommendations the active model version served per path since it was "
+            "loaded: hit (cached list), precomputed (the lists saved with the model), "
+            "incremental (precomputed candidates updated with live events), full (every source).",
+            ["path"],
+            registry=r,
+        )
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.latency.labels(method, route).observe(seconds)
@@ -201,6 +209,12 @@ class ServiceMetrics:
         self.recommended_items.inc(n_items)
         for source in _sources(explanations):
             self.sources.labels(source).inc()
+
+    def set_serving_paths(self, paths: Mapping[str, int]) -> None:
+        """The active version's requests per serving path (`SnapshotCache.paths`)."""
+        self.serving_paths.clear()
+        for path, n in paths.items():
+            self.serving_paths.labels(path).set(n)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

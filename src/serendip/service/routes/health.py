@@ -62,9 +62,13 @@ def readyz(request: Request) -> JSONResponse:
 )
 def metrics(request: Request) -> Response:
     """Request latency per route, errors, recommendations served, events ingested, the active
-    model version and the candidate-source mix, in the Prometheus text format."""
+    model version, the candidate-source mix and the serving paths (cached, precomputed,
+    incremental, full), in the Prometheus text format."""
     m: ServiceMetrics = request.app.state.metrics
     runtime: ModelRuntime | None = getattr(request.app.state, "runtime", None)
     if runtime is not None:
         m.set_model_version(runtime.active_version)
+        snap = runtime.snapshot
+        cache = snap.cache if snap is not None else None
+        m.set_serving_paths(dict(cache.paths) if cache is not None else {})
     return Response(m.render(), media_type=CONTENT_TYPE_LATEST)
