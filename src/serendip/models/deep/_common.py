@@ -118,7 +118,9 @@ def check_memory(model: str, n_bytes: float, limit_gb: float, what: str) -> None
     if n_bytes > limit_gb * 1e9:
         raise CapacityError(
             f"model '{model}' would need about {n_bytes / 1e9:.1f} GB to train ({what}), above "
-            f"memory_limit_gb={limit_gb:g}; lower the dimensions or batch size, or raise the limit"
+            f"memory_limit_gb={limit_gb:g}; lower the dimensions or batch size, raise the limit, "
+            "or use a model whose cost does not grow with the catalog in every step: ials or "
+            "item-knn (sparse), or the pipeline"
         )
 
 
