@@ -301,7 +301,7 @@ def test_training_is_reproducible_and_leaves_global_rng_alone() -> None:
 
 
 def test_capacity_is_checked_before_training() -> None:
-    with pytest.raises(CapacityError, match="memory_limit_gb.*use .*ials or item-knn"):
+    with pytest.raises(CapacityError, match=r"memory_limit_gb.*use .*ials or item-knn"):
         MultVAE(hidden=(600,), memory_limit_gb=1e-4).fit(_toy())
 
 
