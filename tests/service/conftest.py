@@ -115,7 +115,9 @@ class FakeRuntime:
     @property
     def snapshot(self) -> Any:
         """Like `ModelRuntime.snapshot`: the active version, read once per request."""
-        return None if self.active_version is None else SimpleNamespace(version=self.active_version)
+        if self.active_version is None:
+            return None
+        return SimpleNamespace(version=self.active_version, cache=None)
 
     def load(self, directory: Path, version: str) -> None:
         if Path(directory).name == "broken":

@@ -33,6 +33,7 @@ from fastapi import FastAPI
 
 from serendip.errors import SerendipError
 from serendip.service.runtime import ModelRuntime
+from serendip.service.watcher import busy
 from serendip.store import EventIn, Store
 
 __all__ = ["LOOKBACK_ROWS", "FollowStats", "StoreFollower", "start_follower"]
@@ -144,9 +145,7 @@ class StoreFollower:
 def _ready(app: FastAPI) -> bool:
     """A model serves and no load or first start runs (their replay and import come first)."""
     runtime = app.state.runtime
-    background = getattr(app.state, "background", None)
-    loading = isinstance(background, threading.Thread) and background.is_alive()
-    return runtime is not None and runtime.active_version is not None and not loading
+    return runtime is not None and runtime.active_version is not None and not busy(app)
 
 
 def start_follower(app: FastAPI, every_s: float) -> threading.Thread | None:

@@ -24,7 +24,7 @@ from fastapi import FastAPI
 
 from serendip.errors import SerendipError
 
-__all__ = ["MODEL_WATCH_S", "MONITOR_REFRESH_S", "start_watcher", "watch_once"]
+__all__ = ["MODEL_WATCH_S", "MONITOR_REFRESH_S", "busy", "start_watcher", "watch_once"]
 
 log = logging.getLogger("serendip.service")
 
@@ -34,7 +34,7 @@ MODEL_WATCH_S = 5.0
 MONITOR_REFRESH_S = 300.0
 
 
-def _busy(app: FastAPI) -> bool:
+def busy(app: FastAPI) -> bool:
     """A background load or the first start is running: they activate versions themselves."""
     background = getattr(app.state, "background", None)
     if isinstance(background, threading.Thread) and background.is_alive():
@@ -46,7 +46,7 @@ def watch_once(app: FastAPI) -> str | None:
     """One look: swap in the store's active version if the runtime serves another; the version
     swapped in, else None."""
     store, runtime = app.state.store, app.state.runtime
-    if store is None or runtime is None or runtime.active_version is None or _busy(app):
+    if store is None or runtime is None or runtime.active_version is None or busy(app):
         return None
     from serendip.service.routes.models import swap_in
 

@@ -69,6 +69,6 @@ def metrics(request: Request) -> Response:
     if runtime is not None:
         m.set_model_version(runtime.active_version)
         snap = runtime.snapshot
-        paths = getattr(getattr(snap, "cache", None), "paths", None)  # a stand-in has none
-        m.set_serving_paths(dict(paths) if isinstance(paths, dict) else {})
+        cache = snap.cache if snap is not None else None
+        m.set_serving_paths(dict(cache.paths) if cache is not None else {})
     return Response(m.render(), media_type=CONTENT_TYPE_LATEST)
