@@ -101,9 +101,30 @@ def tie_strengths(
     return out
 
 
-def similar_users(seen: sp.csr_matrix, users: np.ndarray, k: int) -> sp.csr_matrix:
+#: Above this many scalar products (the sparse user x user product costs the sum over items of
+#: their user count squared, scaled to the users asked for), `similar_users` ranks neighbours by
+#: cosine in a truncated-SVD space instead: the exact product at the platform preset (100K users,
+#: 1M items) runs for tens of minutes and its memory keeps growing.
+EXACT_SIMILAR_BUDGET = 2_000_000_000
+#: Dimensions of that space.
+SIMILAR_SVD_DIM = 64
+
+
+def similar_users(
+    seen: sp.csr_matrix,
+    users: np.ndarray,
+    k: int,
+    *,
+    exact_budget: float = EXACT_SIMILAR_BUDGET,
+    seed: int = 0,
+) -> sp.csr_matrix:
     """Float32 CSR n_users x n_users: for each user in `users`, their k most similar other users
-    by cosine of binary histories (weights = cosine); other rows empty. Batched over `users`."""
+    by cosine of binary histories (weights = cosine); other rows empty. Batched over `users`.
+
+    Where the exact product would cost more than `exact_budget` scalar products, the neighbours
+    and weights come from the cosine of the users' rows in a seeded truncated SVD of the
+    row-normalised matrix (`SIMILAR_SVD_DIM` dimensions, exact inner-product search with faiss):
+    the per-user cost no longer grows with how popular the users' items are."""
     n = seen.shape[0]
     users = np.asarray(users, dtype=np.int64)
     if k <= 0 or len(users) == 0 or seen.nnz == 0:
@@ -112,31 +133,61 @@ def similar_users(seen: sp.csr_matrix, users: np.ndarray, k: int) -> sp.csr_matr
     inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
     normed = sp.csr_matrix(sp.diags(inv) @ seen, dtype=np.float64)
     kk = min(k, n - 1)
+    if kk <= 0:
+        return empty_csr(n, n)
+    pop = np.bincount(seen.indices, minlength=seen.shape[1]).astype(np.float64)
+    cost = float(pop @ pop) * len(users) / max(n, 1)
+    if cost > exact_budget:
+        rows, cols, vals = _similar_svd(normed, users, kk, seed)
+    else:
+        rows, cols, vals = _similar_exact(normed, users, kk)
+    if len(rows) == 0:
+        return empty_csr(n, n)
+    out = sp.csr_matrix((vals.astype(np.float32), (rows, cols)), shape=(n, n), dtype=np.float32)
+    out.sort_indices()
+    return out
+
+
+def _similar_exact(
+    normed: sp.csr_matrix, users: np.ndarray, kk: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n = normed.shape[0]
     batch = max(1, (1 << 24) // max(n, 1))
-    rows: list[np.ndarray] = []
-    cols: list[np.ndarray] = []
-    vals: list[np.ndarray] = []
+    rows: list[np.ndarray] = [np.zeros(0, np.int64)]
+    cols: list[np.ndarray] = [np.zeros(0, np.int64)]
+    vals: list[np.ndarray] = [np.zeros(0)]
     for s in range(0, len(users), batch):
         ub = users[s : s + batch]
         sims = np.asarray((normed[ub] @ normed.T).toarray())
         sims[np.arange(len(ub)), ub] = 0.0
-        if kk <= 0:
-            continue
         part = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
         val = np.take_along_axis(sims, part, axis=1)
         ok = val > 0
         rows.append(np.repeat(ub, kk)[ok.ravel()])
         cols.append(part[ok])
         vals.append(val[ok])
-    if not rows:
-        return empty_csr(n, n)
-    out = sp.csr_matrix(
-        (np.concatenate(vals).astype(np.float32), (np.concatenate(rows), np.concatenate(cols))),
-        shape=(n, n),
-        dtype=np.float32,
-    )
-    out.sort_indices()
-    return out
+    return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+
+
+def _similar_svd(
+    normed: sp.csr_matrix, users: np.ndarray, kk: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    import faiss
+    from sklearn.utils.extmath import randomized_svd
+
+    dim = max(1, min(SIMILAR_SVD_DIM, min(normed.shape) - 1))
+    u, s, _ = randomized_svd(normed, dim, n_iter=4, random_state=seed)
+    emb = np.ascontiguousarray(u * s, dtype=np.float32)
+    lengths = np.linalg.norm(emb, axis=1, keepdims=True)
+    emb = np.divide(emb, lengths, out=np.zeros_like(emb), where=lengths > 0)
+    index = faiss.IndexFlatIP(emb.shape[1])
+    index.add(emb)
+    sims, found = index.search(emb[users], kk + 1)
+    # results come best first; a user's own row is dropped and at most kk others kept
+    valid = (found >= 0) & (found != users[:, None]) & (sims > 0)
+    keep = valid & (np.cumsum(valid, axis=1) <= kk)
+    owner = np.broadcast_to(users[:, None], found.shape)
+    return owner[keep], found[keep].astype(np.int64), sims[keep].astype(np.float64)
 
 
 def row_normalised(m: sp.csr_matrix) -> sp.csr_matrix:

@@ -20,8 +20,9 @@ from serendip.models.content import (
 )
 from serendip.pipeline.candidates import Proposal, UserContext
 from serendip.pipeline.sources._base import SourceBase, SourceConfig
+from serendip.pipeline.sources._social import row_slices
 
-__all__ = ["ContentConfig", "ContentSource", "fit_item_vectors"]
+__all__ = ["ContentConfig", "ContentSource", "fit_item_vectors", "impact_postings"]
 
 
 class ContentConfig(SourceConfig):
@@ -29,13 +30,23 @@ class ContentConfig(SourceConfig):
     "sbert" (the bundled offline sentence-embedding model; slower to fit). n_recent: latest
     distinct history items in the profile; recency_decay: the r-th counts recency_decay ** r.
     interest_weight: how much a match with a declared interest adds (users without history
-    rely on it alone). min_df: the TF-IDF word pruning threshold (see `TfidfConfig`)."""
+    rely on it alone). min_df: the TF-IDF word pruning threshold (see `TfidfConfig`).
+
+    Large catalogs: from `postings_from_items` items on (0 = always), TF-IDF scoring reads an
+    impact-ordered inverted index instead of a dense pass over the catalog: the profile's
+    `profile_terms` strongest terms and the declared interests' terms each bring their
+    `max_postings` highest-weighted items, and the best candidates are re-scored exactly. The
+    per-user cost is bounded by profile_terms x max_postings whatever the catalog's size
+    (agreement with the dense pass: `benchmarks/bench_sources_scale.py`)."""
 
     vectors: Literal["tfidf", "sbert"] = "tfidf"
     n_recent: int = Field(default=20, ge=1)
     recency_decay: float = Field(default=0.9, gt=0, le=1)
     interest_weight: float = Field(default=0.5, ge=0)
     min_df: float = Field(default=0.001, gt=0)
+    postings_from_items: int = Field(default=100_000, ge=0)
+    profile_terms: int = Field(default=32, ge=1)
+    max_postings: int = Field(default=1_000, ge=1)
 
 
 def fit_item_vectors(
@@ -50,6 +61,25 @@ def fit_item_vectors(
     vectors = ContentRecommender._normalised(iv.vectors)
     terms = l2_rows(sp.csr_matrix(iv.terms, dtype=np.float32))
     return vectors, terms, np.asarray(iv.term_names, dtype=str)
+
+
+def impact_postings(vectors: sp.spmatrix, max_postings: int) -> sp.csr_matrix:
+    """Inverted index of an items x terms matrix: float32 CSR terms x items whose row t holds
+    the `max_postings` items with the largest weight on t (all of them where fewer), heaviest
+    first (ties by lower item index)."""
+    csc = sp.csc_matrix(vectors, dtype=np.float32)
+    csc.sum_duplicates()
+    n_terms = csc.shape[1]
+    term = np.repeat(np.arange(n_terms, dtype=np.int64), np.diff(csc.indptr))
+    order = np.lexsort((csc.indices, -csc.data, term))
+    rank = np.arange(len(order)) - csc.indptr[term[order]]
+    keep = order[rank < max_postings]
+    counts = np.minimum(np.diff(csc.indptr), max_postings)
+    indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return sp.csr_matrix(
+        (csc.data[keep], csc.indices[keep].astype(np.int32), indptr),
+        shape=(n_terms, csc.shape[0]),
+    )
 
 
 class ContentSource(SourceBase[ContentConfig]):
@@ -71,10 +101,25 @@ class ContentSource(SourceBase[ContentConfig]):
             dataset, cfg.vectors, cfg.min_df
         )
         self._index_terms()
+        self._build_postings()
 
     def _index_terms(self) -> None:
         self.term_index_ = {str(t): j for j, t in enumerate(self.term_names_)}
         self.terms_csc_ = sp.csc_matrix(self.terms_)
+
+    @property
+    def uses_postings(self) -> bool:
+        """True when proposals read the inverted index (a large TF-IDF catalog)."""
+        return sp.issparse(self.vectors_) and self.n_items >= self.config.postings_from_items
+
+    def _build_postings(self) -> None:
+        v = self.vectors_
+        if self.uses_postings and sp.issparse(v):
+            m = self.config.max_postings
+            self.postings_: sp.csr_matrix | None = impact_postings(v, m)
+            self.interest_postings_: sp.csr_matrix | None = impact_postings(self.terms_, m)
+        else:
+            self.postings_ = self.interest_postings_ = None
 
     # ------------------------------------------------------------------ scoring
     def _seeds(self, ctx: UserContext) -> tuple[np.ndarray, np.ndarray]:
@@ -115,8 +160,48 @@ class ContentSource(SourceBase[ContentConfig]):
                 out = w * s if out is None else out + w * s
         return out
 
+    def _propose_postings(self, ctx: UserContext, n: int) -> Proposal:
+        """Candidates from the inverted index, the best re-scored exactly (see the config)."""
+        assert self.postings_ is not None and self.interest_postings_ is not None
+        cfg = self.config
+        p = self._profile(ctx)
+        parts_i: list[np.ndarray] = []
+        parts_w: list[np.ndarray] = []
+        if p is not None:
+            nz = np.flatnonzero(p)
+            top = nz[np.lexsort((nz, -p[nz]))[: cfg.profile_terms]]
+            owner, items, pos = row_slices(self.postings_, top)
+            parts_i.append(items)
+            parts_w.append(p[top][owner] * self.postings_.data[pos])
+        cols: np.ndarray = np.zeros(0, np.int64)
+        if cfg.interest_weight > 0 and ctx.interests:
+            cols = np.array(
+                sorted({j for x in ctx.interests for j in self._interest_terms(x)}), np.int64
+            )
+            _, items, pos = row_slices(self.interest_postings_, cols)
+            parts_i.append(items)
+            parts_w.append(cfg.interest_weight * self.interest_postings_.data[pos])
+        gathered = np.concatenate(parts_i) if parts_i else np.zeros(0, np.int64)
+        if len(gathered) == 0:
+            return Proposal.empty()
+        items, inv = np.unique(gathered, return_inverse=True)
+        rough = np.bincount(inv, weights=np.concatenate(parts_w), minlength=len(items))
+        # the best few re-scored exactly: the full profile (not only its top terms) and interest
+        cand = self._finish(ctx, items, np.where(rough > 0, rough, -np.inf), 4 * n).items
+        if len(cand) == 0:
+            return Proposal.empty()
+        exact = np.zeros(len(cand))
+        if p is not None:
+            exact += np.asarray(self.vectors_[cand] @ p, dtype=np.float64).ravel()
+        if len(cols):
+            sub = self.terms_[cand][:, cols]
+            exact += cfg.interest_weight * np.asarray(sub.sum(axis=1), np.float64).ravel()
+        return self._finish(ctx, cand, np.where(exact > 0, exact, -np.inf), n)
+
     def propose(self, ctx: UserContext, n: int) -> Proposal:
         self._check_fitted()
+        if self.postings_ is not None:
+            return self._propose_postings(ctx, n)
         s = self.scores(ctx)
         if s is None:
             return Proposal.empty()
@@ -154,6 +239,9 @@ class ContentSource(SourceBase[ContentConfig]):
         arrays.update(
             {"vectors": self.vectors_, "terms": self.terms_, "term_names": self.term_names_}
         )
+        if self.postings_ is not None and self.interest_postings_ is not None:
+            arrays["postings"] = self.postings_
+            arrays["interest_postings"] = self.interest_postings_
         return arrays, meta
 
     def _set_state(self, arrays: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
@@ -167,3 +255,8 @@ class ContentSource(SourceBase[ContentConfig]):
         self.terms_ = sp.csr_matrix(arrays["terms"], dtype=np.float32)
         self.term_names_ = np.asarray(arrays["term_names"]).astype(str)
         self._index_terms()
+        if self.uses_postings and "postings" in arrays:
+            self.postings_ = sp.csr_matrix(arrays["postings"], dtype=np.float32)
+            self.interest_postings_ = sp.csr_matrix(arrays["interest_postings"], dtype=np.float32)
+        else:  # built here where an older artifact has none
+            self._build_postings()

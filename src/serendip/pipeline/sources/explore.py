@@ -82,6 +82,16 @@ class ExploreSource(SourceBase[ExploreConfig]):
         self.seen_t_ = sp.csr_matrix(self.seen_.T, dtype=np.float32)
         users = np.arange(dataset.n_users)
         self.similar_ = similar_users(self.seen_, users, cfg.k_similar)
+        self._index_authors()
+
+    def _index_authors(self) -> None:
+        """Users x items CSR of authorship (a followee's posts without a pass over the catalog)."""
+        author = self.social_.author
+        ok = np.flatnonzero((author >= 0) & (author < self.social_.n_users))
+        self.authored_ = sp.csr_matrix(
+            (np.ones(len(ok), np.float32), (author[ok], ok)),
+            shape=(self.social_.n_users, len(author)),
+        )
 
     # ------------------------------------------------------------------ explorers
     def _similar_row(self, ctx: UserContext) -> tuple[np.ndarray, np.ndarray]:
@@ -144,7 +154,7 @@ class ExploreSource(SourceBase[ExploreConfig]):
         f = np.asarray(ctx.followees, np.int64)
         f = f[(f >= 0) & (f < self.social_.n_users)]
         _, items, _ = row_slices(self.seen_, f)
-        authored = np.flatnonzero(np.isin(self.social_.author, f)) if len(f) else items[:0]
+        _, authored, _ = row_slices(self.authored_, f)
         return np.concatenate([items, authored])
 
     def _contributions(self, ctx: UserContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -201,3 +211,4 @@ class ExploreSource(SourceBase[ExploreConfig]):
         self.seen_ = sp.csr_matrix(arrays["seen"], dtype=np.float32)
         self.seen_t_ = sp.csr_matrix(self.seen_.T, dtype=np.float32)
         self.similar_ = sp.csr_matrix(arrays["similar"], dtype=np.float32)
+        self._index_authors()

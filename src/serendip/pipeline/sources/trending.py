@@ -63,12 +63,22 @@ class TrendingSource(SourceBase[TrendingConfig]):
             minlength=len(self.created_at_),
         )
 
+    def _scale_after_fit(self, now: float) -> float | None:
+        """At or after the fit's reference time every count decays by the same factor (the
+        fitted order holds); None before it, where counts are recomputed from the events."""
+        if not np.isfinite(now) or now == self.ref_:
+            return 1.0
+        if now > self.ref_:
+            return float(np.exp2(-(now - self.ref_) / _DAY / self.config.half_life_days))
+        return None
+
     def counts_at(self, now: float) -> np.ndarray:
         """Decayed interaction counts of every item at `now` (float64, n_items)."""
-        if not np.isfinite(now) or now == self.ref_:
+        scale = self._scale_after_fit(now)
+        if scale == 1.0:
             return self.counts_
-        if now > self.ref_:
-            return self.counts_ * np.exp2(-(now - self.ref_) / _DAY / self.config.half_life_days)
+        if scale is not None:
+            return self.counts_ * scale
         upto = int(np.searchsorted(self.event_time_, now, side="right"))
         return self._decayed_counts(now, upto)
 
@@ -86,29 +96,37 @@ class TrendingSource(SourceBase[TrendingConfig]):
 
     def propose(self, ctx: UserContext, n: int) -> Proposal:
         self._check_fitted()
-        counts = self.counts_at(ctx.now)
+        scale = self._scale_after_fit(ctx.now)
         if self.config.top_categories > 0:
             cats = self._user_categories(ctx)
             if len(cats):
+                counts = self.counts_at(ctx.now)
                 items = np.flatnonzero(np.isin(self.item_cat_, cats) & (counts > 0))
                 return self._finish(ctx, items, counts[items], n)
-        # walk the fitted order: only a prefix is needed unless many items are filtered
-        order = self.order_ if counts is self.counts_ or ctx.now > self.ref_ else None
-        if order is not None:
+        if scale is not None:
+            # walk the fitted order (no pass over the catalog): only a prefix is needed unless
+            # many items are filtered
+            order = self.order_
             m = n + len(ctx.history) + len(ctx.exclude) + 64
             while True:
                 head = order[:m]
-                head = head[counts[head] > 0]
-                prop = self._finish(ctx, head, counts[head], n)
+                head = head[self.counts_[head] > 0]
+                prop = self._finish(ctx, head, self.counts_[head] * scale, n)
                 if len(prop.items) >= n or m >= len(order):
                     return prop
                 m *= 4
+        counts = self.counts_at(ctx.now)
         items = np.flatnonzero(counts > 0)
         return self._finish(ctx, items, counts[items], n)
 
     def evidence(self, ctx: UserContext, item: int) -> list[Evidence]:
         self._check_fitted()
-        count = float(self.counts_at(ctx.now)[item])
+        scale = self._scale_after_fit(ctx.now)
+        count = (
+            float(self.counts_[item]) * scale
+            if scale is not None
+            else float(self.counts_at(ctx.now)[item])
+        )
         if count <= 0:
             return []
         cat = str(self.categories_[self.item_cat_[item]])
