@@ -107,7 +107,9 @@ def measure(
     desc: str,
     params: AnnParams,
     efs: list[int],
+    nprobes: list[int] | None = None,
 ) -> list[dict[str, Any]]:
+    """HNSW rows over `efs`, or, with `nprobes`, inverted-file rows over those."""
     print(f"[{name}] exact top-{K} of {len(queries)} queries over {len(items):,} items", flush=True)
     t = time.perf_counter()
     exact = exact_top_k(items, queries, K)
@@ -117,8 +119,11 @@ def measure(
     build_s = time.perf_counter() - t
     print(f"[{name}] built {index.kind} in {build_s:.1f} s", flush=True)
     rows = []
-    for ef in efs:
-        index.set_ef_search(ef)
+    for ef in nprobes or efs:
+        if nprobes:
+            index.set_nprobe(ef)
+        else:
+            index.set_ef_search(ef)
         t = time.perf_counter()
         res = index.search(queries, K)
         batch_ms = (time.perf_counter() - t) / len(queries) * 1e3
@@ -133,8 +138,9 @@ def measure(
             "n_items": len(items),
             "dim": int(items.shape[1]),
             "n_queries": len(queries),
-            "m": params.m,
-            "ef_construction": params.ef_construction,
+            "index": index.kind,
+            "m": index.n_cells if nprobes else params.m,
+            "ef_construction": 0 if nprobes else params.ef_construction,
             "ef_search": ef,
             "build_s": round(build_s, 2),
             "recall_at_100": round(recall_at_k(res.items, exact), 4),
@@ -158,7 +164,7 @@ def write(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
         old_env = json.loads(previous.read_text()).get("env")
 
         def key(r: dict[str, Any]) -> tuple[Any, ...]:
-            return (r["case"], r["m"], r["ef_construction"])
+            return (r["case"], r.get("index", "hnsw"), r["m"], r["ef_construction"])
 
         done = {key(r) for r in rows}
         kept = [r for r in json.loads(previous.read_text())["rows"] if key(r) not in done]
@@ -173,12 +179,13 @@ def write(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
         env = old_env
     (RESULTS / "ann.json").write_text(json.dumps({"env": env, "rows": rows}, indent=2))
     lines = [
-        "# Benchmark: ANN retrieval (HNSW vs exact inner product)",
+        "# Benchmark: ANN retrieval (HNSW and inverted file vs exact inner product)",
         "",
         f"- Last command: `{env['command']}`. The table merges runs: each (M, efConstruction) "
         "pair of a case is one run of `python benchmarks/bench_ann.py --m M --ef-construction "
         "EFC --ef ...` (`--skip-real` / `--skip-synthetic` pick the cases; the 1M rows used "
-        "`--queries 500`).",
+        "`--queries 500`); the inverted-file (IVF) rows come from `--ivf --nprobe ...` (M "
+        "column: its k-means cells; efSearch column: nprobe, the cells searched per query).",
         f"- Machine: {env['machine']}; shared with other work (1-min load average at the end: "
         f"{env['load_average']}), so latencies are upper bounds.",
         "- recall@100: overlap of the HNSW top-100 with the exact top-100, mean over queries. "
@@ -189,13 +196,14 @@ def write(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
         "- The 1M-item case uses synthetic clustered vectors (fitting iALS on the 1M-item "
         "`platform` preset is too slow on this machine); the others are real iALS factors.",
         "",
-        "| case | items | dim | M | efC | efSearch | build s | recall@100 | batch ms/q | "
-        "single ms median | single ms p99 | exact ms/q |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| case | index | items | dim | M / cells | efC | efSearch / nprobe | build s | "
+        "recall@100 | batch ms/q | single ms median | single ms p99 | exact ms/q |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['case']} | {r['n_items']:,} | {r['dim']} | {r['m']} | {r['ef_construction']} "
+            f"| {r['case']} | {r.get('index', 'hnsw')} | {r['n_items']:,} | {r['dim']} | {r['m']} "
+            f"| {r['ef_construction'] or '-'} "
             f"| {r['ef_search']} | {r['build_s']} | {r['recall_at_100']:.4f} | "
             f"{r['batch_ms_per_query']} | {r['single_ms_median']} | {r['single_ms_p99']} | "
             f"{r['exact_ms_per_query']} |"
@@ -209,16 +217,18 @@ def write(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
             best[rk] = r
     lines += ["", "Verdict (target recall@100 >= 0.95):", ""]
     for case, m, efc in dict.fromkeys((r["case"], r["m"], r["ef_construction"]) for r in rows):
-        label = f"{case} (M={m}, efConstruction={efc})"
+        ivf = efc == 0
+        label = f"{case} (IVF, {m} cells)" if ivf else f"{case} (M={m}, efConstruction={efc})"
+        knob = "nprobe" if ivf else "efSearch"
         if (case, m, efc) in best:
             b = best[(case, m, efc)]
             lines.append(
-                f"- {label}: reached at efSearch={b['ef_search']} (recall "
+                f"- {label}: reached at {knob}={b['ef_search']} (recall "
                 f"{b['recall_at_100']:.4f}, {b['single_ms_median']} ms median single query vs "
                 f"{b['exact_ms_per_query']} ms exact)"
             )
         else:
-            lines.append(f"- {label}: NOT reached with the efSearch values tried")
+            lines.append(f"- {label}: NOT reached with the {knob} values tried")
     (RESULTS / "ann.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
@@ -231,6 +241,8 @@ def main() -> None:
     ap.add_argument("--m", type=int, default=64)
     ap.add_argument("--ef-construction", type=int, default=200)
     ap.add_argument("--ef", type=int, nargs="+", default=[128, 512, 1024])
+    ap.add_argument("--ivf", action="store_true", help="inverted-file index rows instead")
+    ap.add_argument("--nprobe", type=int, nargs="+", default=[16, 32, 64, 128])
     ap.add_argument("--skip-real", action="store_true")
     ap.add_argument("--skip-synthetic", action="store_true")
     ap.add_argument("--report-only", action="store_true", help="re-render ann.md from ann.json")
@@ -238,13 +250,20 @@ def main() -> None:
     if args.report_only:
         write([], args)
         return
-    params = AnnParams(m=args.m, ef_construction=args.ef_construction, exact_below=0)
+    params = AnnParams(
+        m=args.m,
+        ef_construction=args.ef_construction,
+        exact_below=0,
+        ivf_from=0 if args.ivf else 2**62,
+    )
     rows: list[dict[str, Any]] = []
     cases = [] if args.skip_real else real_cases(args.queries)
     if not args.skip_synthetic:
         cases.append(synthetic_case(args.n_items, args.dim, args.queries))
     for case in cases:
-        rows += measure(*case, params=params, efs=args.ef)
+        rows += measure(
+            *case, params=params, efs=args.ef, nprobes=args.nprobe if args.ivf else None
+        )
         write(list(rows), args)
 
 

@@ -69,13 +69,15 @@ def _time_proposals(src: CandidateSource, contexts: list[UserContext]) -> np.nda
     return np.asarray(out)
 
 
-def scale_rows(ds: Dataset, n_users: int, seed: int, log: Callable[[str], None]) -> list[dict]:
+def scale_rows(
+    ds: Dataset, sources: list[str], n_users: int, seed: int, log: Callable[[str], None]
+) -> list[dict]:
     rng = np.random.default_rng(seed)
     active = np.flatnonzero(np.diff(ds.seen().indptr) > 0)
     sample = np.sort(rng.choice(active, size=min(n_users, len(active)), replace=False))
     contexts = contexts_from_dataset(ds, list(ds.users.lookup(sample)))
     rows = []
-    for name in DEFAULT_SOURCES:
+    for name in sources:
         gc.collect()
         rss0 = _rss_mib()
         log(f"fitting {name} ...")
@@ -229,6 +231,12 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quality", action="store_true", help="the exact-vs-scaled check on small")
+    ap.add_argument(
+        "--source",
+        action="append",
+        default=None,
+        help="only these sources (rows of earlier runs of the same preset are kept for the others)",
+    )
     args = ap.parse_args()
     path = RESULTS / "sources_scale.json"
     out: dict = json.loads(path.read_text()) if path.exists() else {}
@@ -258,13 +266,17 @@ def main() -> None:
             cmd = "python benchmarks/bench_sources_scale.py --preset " + args.preset
             if args.data:
                 cmd += " --data <platform dir>"
+            names = args.source or list(DEFAULT_SOURCES)
+            earlier = out.get("presets", {}).get(args.preset, {}).get("rows", [])
+            rows = {r["source"]: r for r in earlier if r["source"] in DEFAULT_SOURCES}
+            rows.update({r["source"]: r for r in scale_rows(ds, names, args.users, args.seed, log)})
             out.setdefault("presets", {})[args.preset] = {
                 "command": cmd,
                 "machine": machine,
                 "when": when,
                 "dataset": str(ds),
                 "users": args.users,
-                "rows": scale_rows(ds, args.users, args.seed, log),
+                "rows": [rows[n] for n in DEFAULT_SOURCES if n in rows],
             }
     path.write_text(json.dumps(out, indent=2))
     write_md(out)

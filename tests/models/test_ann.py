@@ -220,3 +220,42 @@ def test_sbert_with_ann_matches_exact_ranking(monkeypatch: pytest.MonkeyPatch) -
     assert recall_at_k(cold_a.items, exact.recommend(["nobody"], 10, context=ctx).items) >= 0.9
     sim = ann.similar_items("i005", 5)
     assert recall_at_k(sim.items, exact.similar_items("i005", 5).items) >= 0.8
+
+
+# ----------------------------------------------------------------------------- inverted file
+IVF = AnnParams(exact_below=0, ivf_from=0, nprobe=8)
+
+
+def test_ivf_on_large_catalogs_recall_exclusions_filters_and_persistence(tmp_path: Path) -> None:
+    items, queries = _vectors(n=4000)
+    index = AnnIndex.build(items, metric="ip", params=IVF)
+    assert index.kind == "ivf" and index.n_cells == 128  # largest power of two <= 4 sqrt(n)
+    exact = exact_top_k(items, queries, 20)
+    res = index.search(queries, 20)
+    assert recall_at_k(res.items, exact) >= 0.9
+    expect = np.einsum("qd,qkd->qk", queries, items[res.items])
+    np.testing.assert_allclose(res.scores, expect, rtol=1e-4, atol=1e-4)
+    index.set_nprobe(index.n_cells)  # every cell searched: exact
+    assert recall_at_k(index.search(queries, 20).items, exact) == 1.0
+    index.set_nprobe(8)
+    seen = [exact[r, :10] for r in range(5)]
+    got = index.search(queries[:5], 10, seen)
+    assert not any(np.isin(got.items[r], seen[r]).any() for r in range(5))
+    allowed = np.zeros(len(items), bool)
+    allowed[1::3] = True
+    got = index.search(queries, 10, allowed=allowed)
+    assert allowed[got.items[got.items >= 0]].all()
+    entry = index.save(tmp_path, "ivf")
+    again = AnnIndex.load(tmp_path, entry)
+    assert again.kind == "ivf" and again.params.nprobe == 8
+    np.testing.assert_array_equal(again.search(queries, 20).items, res.items)
+    # the same data and parameters give the same index (seeded k-means and sample)
+    twin = AnnIndex.build(items, metric="ip", params=IVF)
+    np.testing.assert_array_equal(twin.search(queries, 20).items, res.items)
+
+
+def test_default_params_switch_to_ivf_only_for_large_catalogs() -> None:
+    assert AnnParams().ivf_from >= 100_000
+    items, _ = _vectors(n=3000)
+    assert AnnIndex.build(items, params=AnnParams(exact_below=0)).kind == "hnsw"
+    assert AnnIndex.build(items, params=AnnParams(exact_below=0, ivf_from=3000)).kind == "ivf"

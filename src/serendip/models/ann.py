@@ -16,6 +16,7 @@ single-threaded inserts) and saved with the model (a manifest entry with a check
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -59,21 +60,33 @@ _MAX_FETCH = 8192
 
 @dataclass(frozen=True, slots=True)
 class AnnParams:
-    """HNSW settings. m: graph degree (memory ~ 2 m int32 per item; higher = better recall);
-    ef_construction: beam width while building (build time vs graph quality); ef_search: beam
-    width while searching (latency vs recall; raised to k when k is larger); exact_below:
-    catalogs smaller than this get an exact flat index instead of a graph.
+    """Index settings. m: HNSW graph degree (memory ~ 2 m int32 per item; higher = better
+    recall); ef_construction: beam width while building (build time vs graph quality);
+    ef_search: beam width while searching (latency vs recall; raised to k when k is larger);
+    exact_below: catalogs smaller than this get an exact flat index instead of a graph.
+    ivf_from: catalogs at least this large get an inverted-file index instead (k-means cells,
+    `nprobe` of them searched per query): an HNSW graph of 1M items takes about 20 minutes to
+    build on one core, an inverted file about a minute.
 
-    Defaults: inner-product graphs need a high degree; the recall and latency behind them are in
-    benchmarks/results/ann.md."""
+    Defaults: inner-product graphs need a high degree; the recall, latency and build times
+    behind them are in benchmarks/results/ann.md."""
 
     m: int = 64
     ef_construction: int = 200
     ef_search: int = 512
     exact_below: int = 10_000
+    ivf_from: int = 200_000
+    nprobe: int = 64
 
     def __post_init__(self) -> None:
-        if self.m < 2 or self.ef_construction < 1 or self.ef_search < 1 or self.exact_below < 0:
+        if (
+            self.m < 2
+            or self.ef_construction < 1
+            or self.ef_search < 1
+            or self.exact_below < 0
+            or self.ivf_from < 0
+            or self.nprobe < 1
+        ):
             raise ConfigError(f"invalid ANN parameters {self}")
 
 
@@ -112,7 +125,7 @@ class AnnIndex:
     def __init__(self, index: Any, *, metric: Metric, kind: str, params: AnnParams) -> None:
         self._index = index
         self.metric: Metric = metric
-        self.kind = kind  # "hnsw" or "flat"
+        self.kind = kind  # "hnsw", "ivf" or "flat"
         self.params = params
 
     # ------------------------------------------------------------------ building
@@ -134,6 +147,8 @@ class AnnIndex:
             raise SerendipError("ANN index: item vectors contain NaN or infinite values")
         x = _normalise(x) if metric == "cosine" else np.ascontiguousarray(x)
         n, d = x.shape
+        if n >= params.ivf_from and n >= params.exact_below:
+            return cls(_build_ivf(faiss, x, params), metric=metric, kind="ivf", params=params)
         if n < params.exact_below:
             index = faiss.IndexFlatIP(d)
             index.add(x)
@@ -163,9 +178,20 @@ class AnnIndex:
             raise ConfigError(f"ef_search must be at least 1, got {ef}")
         if self.kind == "hnsw":
             self._index.hnsw.efSearch = int(ef)
-        self.params = AnnParams(
-            self.params.m, self.params.ef_construction, int(ef), self.params.exact_below
-        )
+        self.params = dataclasses.replace(self.params, ef_search=int(ef))
+
+    def set_nprobe(self, nprobe: int) -> None:
+        """Change how many cells an inverted-file index searches (kept for the others)."""
+        if nprobe < 1:
+            raise ConfigError(f"nprobe must be at least 1, got {nprobe}")
+        if self.kind == "ivf":
+            self._index.nprobe = int(nprobe)
+        self.params = dataclasses.replace(self.params, nprobe=int(nprobe))
+
+    @property
+    def n_cells(self) -> int:
+        """The inverted file's number of cells (0 for the other kinds)."""
+        return int(self._index.nlist) if self.kind == "ivf" else 0
 
     # ------------------------------------------------------------------ searching
     def _raw(self, q: np.ndarray, k: int, allowed_bits: np.ndarray | None) -> tuple[Any, Any]:
@@ -177,6 +203,8 @@ class AnnIndex:
             kwargs["sel"] = faiss.IDSelectorBitmap(self.n, faiss.swig_ptr(allowed_bits))
         if self.kind == "hnsw":
             params = faiss.SearchParametersHNSW(efSearch=max(self.params.ef_search, k), **kwargs)
+        elif self.kind == "ivf":
+            params = faiss.SearchParametersIVF(nprobe=self.params.nprobe, **kwargs)
         else:
             params = faiss.SearchParameters(**kwargs)
         return self._index.search(q, k, params=params)
@@ -267,6 +295,8 @@ class AnnIndex:
             "ef_construction": self.params.ef_construction,
             "ef_search": self.params.ef_search,
             "exact_below": self.params.exact_below,
+            "ivf_from": self.params.ivf_from,
+            "nprobe": self.params.nprobe,
             "sha256": _sha256(path),
         }
 
@@ -290,6 +320,8 @@ class AnnIndex:
                 int(entry["ef_construction"]),
                 int(entry["ef_search"]),
                 int(entry["exact_below"]),
+                int(entry.get("ivf_from", AnnParams().ivf_from)),  # older manifests: none
+                int(entry.get("nprobe", AnnParams().nprobe)),
             )
             metric = entry["metric"]
             kind = entry["kind"]
@@ -299,7 +331,28 @@ class AnnIndex:
             raise SerendipError(f"{directory}: ANN index shape does not match its manifest")
         if kind == "hnsw":
             index.hnsw.efSearch = params.ef_search
+        elif kind == "ivf":
+            index.nprobe = params.nprobe
         return cls(index, metric=metric, kind=kind, params=params)
+
+
+def _build_ivf(faiss: Any, x: np.ndarray, params: AnnParams) -> Any:
+    """An inverted-file index over x: the largest power of two <= 4 sqrt(n) k-means cells
+    (2,048 at 1M items), trained on a seeded sample of at most 64 points per cell, every row
+    added, `nprobe` cells searched per query."""
+    n, d = x.shape
+    nlist = 1 << int(np.log2(max(1.0, 4.0 * np.sqrt(n))))
+    quantizer = faiss.IndexFlatIP(d)
+    index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+    index.cp.seed = 0
+    sample = x
+    if n > 64 * nlist:
+        pick = np.sort(np.random.default_rng(0).choice(n, size=64 * nlist, replace=False))
+        sample = np.ascontiguousarray(x[pick])
+    index.train(sample)
+    index.add(x)
+    index.nprobe = params.nprobe
+    return index
 
 
 def _pow2(x: int) -> int:
@@ -330,6 +383,8 @@ class AnnOptions(ModelConfig):
     ann_m: int = Field(default=64, ge=2, le=512)
     ann_ef_construction: int = Field(default=200, ge=1)
     ann_ef_search: int = Field(default=512, ge=1)
+    ann_ivf_from: int = Field(default=200_000, ge=0)
+    ann_nprobe: int = Field(default=64, ge=1)
 
 
 class AnnRetrieval(_MixinBase):
@@ -373,7 +428,14 @@ class AnnRetrieval(_MixinBase):
     # machinery ---------------------------------------------------------
     def _ann_params(self) -> AnnParams:
         cfg: AnnOptions = self.config
-        return AnnParams(cfg.ann_m, cfg.ann_ef_construction, cfg.ann_ef_search, cfg.ann_exact_below)
+        return AnnParams(
+            cfg.ann_m,
+            cfg.ann_ef_construction,
+            cfg.ann_ef_search,
+            cfg.ann_exact_below,
+            cfg.ann_ivf_from,
+            cfg.ann_nprobe,
+        )
 
     def ann_wanted(self, n_items: int) -> bool:
         """Whether this configuration builds indexes for a catalog of `n_items`."""
