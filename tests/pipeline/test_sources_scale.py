@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
 from serendip.data.dataset import Dataset
@@ -139,3 +141,26 @@ def test_trending_after_the_fit_walks_the_fitted_order(toy_platform: Dataset) ->
         if counts[i] > 0 and i not in blocked and not ds.item_meta.created_at[i] > later.now
     ]
     assert p.items.tolist() == eligible[:15]
+
+
+def test_a_large_log_trains_the_ranker_on_one_label_window(
+    toy_platform: Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from serendip.pipeline import ranker
+    from serendip.pipeline.config import PipelineConfig
+
+    windows: list[int] = []
+    real = ranker.time_split
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        windows.append(int(kwargs["window"]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ranker, "time_split", counted)
+    small_log = {"ranker.n_windows": 3, "ranker.label_fraction": 0.2, "ranker.n_models": 1}
+    ranker.train_ranker(toy_platform, PipelineConfig.model_validate(small_log))
+    assert windows == [0, 1, 2]
+    windows.clear()
+    large = {**small_log, "ranker.one_window_from": toy_platform.n_interactions}
+    ranker.train_ranker(toy_platform, PipelineConfig.model_validate(large))
+    assert windows == [0]

@@ -108,6 +108,11 @@ class RankerParams(_Frozen):
     )
     label_split: Literal["global", "per-user", "random"] = "global"
     n_windows: int = Field(default=3, ge=1, le=10)
+    #: Training logs with at least this many interactions use one label window whatever
+    #: `n_windows` says (its users then fill `max_label_users` alone): every window refits
+    #: every source, and a log this large already yields more label users in one window than
+    #: the ranker takes (0 = never).
+    one_window_from: int = Field(default=5_000_000, ge=0)
     #: Label users need at least this many past interactions: the evaluation protocols (and a
     #: request from a known user) rank for users with a history, while on data where users
     #: arrive and leave (ML100K) most of a time window's label users are new and would train

@@ -480,14 +480,17 @@ def train_ranker(
     # with several members: each user's fold (member k is early-stopped on fold k), drawn
     # from its own stream so that one member trains exactly as before
     fold = np.random.default_rng([config.seed, 1]).integers(0, p.n_models, dataset.n_users)
-    per_window = max(1, p.max_label_users // p.n_windows)
+    n_windows = p.n_windows
+    if p.one_window_from and dataset.n_interactions >= p.one_window_from:
+        n_windows = 1
+    per_window = max(1, p.max_label_users // n_windows)
     parts: list[_Groups] = []
     may_validate: list[np.ndarray] = []  # per group: its window had enough users to hold out
     n_label_users = 0
     cut = float("nan")
     names: list[str] = []
     newest: _Window | None = None
-    for w in range(p.n_windows):
+    for w in range(n_windows):
         past, future, w_cut = time_split(
             dataset,
             p.label_fraction,
