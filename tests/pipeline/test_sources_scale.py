@@ -164,3 +164,28 @@ def test_a_large_log_trains_the_ranker_on_one_label_window(
     large = {**small_log, "ranker.one_window_from": toy_platform.n_interactions}
     ranker.train_ranker(toy_platform, PipelineConfig.model_validate(large))
     assert windows == [0]
+
+
+def test_similar_users_sparse_selection_matches_the_dense_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from serendip.models.social import _graph
+
+    rng = np.random.default_rng(1)
+    seen = sp.csr_matrix(rng.random((300, 400)) < 0.03, dtype=np.float32)
+    users = np.arange(300)
+    dense = similar_users(seen, users, 7)
+    monkeypatch.setattr(_graph, "_DENSE_USERS", 0)
+    monkeypatch.setattr(_graph, "_SIMILAR_BATCH", 64)  # several batches
+    sparse = similar_users(seen, users, 7)
+    for u in range(300):
+        a = dict(zip(*_row(dense, u), strict=True))
+        b = dict(zip(*_row(sparse, u), strict=True))
+        assert len(a) == len(b) and u not in b
+        # the same similarities (users tied at the k-th value may differ)
+        np.testing.assert_allclose(sorted(a.values()), sorted(b.values()), rtol=1e-5)
+
+
+def _row(m: sp.csr_matrix, u: int) -> tuple[list[int], list[float]]:
+    s, e = m.indptr[u], m.indptr[u + 1]
+    return m.indices[s:e].tolist(), m.data[s:e].tolist()

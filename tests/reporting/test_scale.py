@@ -115,3 +115,20 @@ def test_not_json(tmp_path: Path) -> None:
 
 def test_every_metric_documented() -> None:
     assert all(spec.kind in {"loglog", "hold"} and spec.unit for spec in METRICS.values())
+
+
+def test_the_scale_benchmarks_file_is_what_the_report_reads() -> None:
+    from serendip.reporting.report import SCALE_FILE, _scale
+
+    committed = BENCH / SCALE_FILE
+    if not committed.is_file():
+        pytest.skip("benchmarks/bench_scale.py has not written its file yet")
+    scale = load_scale(committed)
+    assert scale.generated_by == "benchmarks/bench_scale.py"
+    assert Path(_scale(None).path).resolve() == committed.resolve()
+    measured = scale.measured
+    assert len(measured) >= 1 and all(p.metrics.get("fit_wall_s") for p in measured)
+    # every projected metric names where it came from
+    for p in scale.points:
+        if not p.measured:
+            assert all(p.sources.get(k) for k, v in p.metrics.items() if v is not None)

@@ -108,6 +108,8 @@ def tie_strengths(
 EXACT_SIMILAR_BUDGET = 2_000_000_000
 #: Dimensions of that space.
 SIMILAR_SVD_DIM = 64
+_SIMILAR_BATCH = 1024
+_DENSE_USERS = 20_000
 
 
 def similar_users(
@@ -151,21 +153,41 @@ def similar_users(
 def _similar_exact(
     normed: sp.csr_matrix, users: np.ndarray, kk: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    n = normed.shape[0]
-    batch = max(1, (1 << 24) // max(n, 1))
+    """Top-kk cosine neighbours, a batch of users at a time. Up to `_DENSE_USERS` users the
+    batch's rows are made dense (fast when most users share an item); beyond, neighbours are
+    selected inside the sparse product, so only users who share an item are touched."""
+    normed_t = sp.csr_matrix(normed.T)
     rows: list[np.ndarray] = [np.zeros(0, np.int64)]
     cols: list[np.ndarray] = [np.zeros(0, np.int64)]
     vals: list[np.ndarray] = [np.zeros(0)]
-    for s in range(0, len(users), batch):
-        ub = users[s : s + batch]
-        sims = np.asarray((normed[ub] @ normed.T).toarray())
-        sims[np.arange(len(ub)), ub] = 0.0
-        part = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
-        val = np.take_along_axis(sims, part, axis=1)
-        ok = val > 0
-        rows.append(np.repeat(ub, kk)[ok.ravel()])
-        cols.append(part[ok])
-        vals.append(val[ok])
+    n = normed.shape[0]
+    if n <= _DENSE_USERS:
+        batch = max(1, (1 << 24) // max(n, 1))
+        for s in range(0, len(users), batch):
+            ub = users[s : s + batch]
+            dense = np.asarray((normed[ub] @ normed_t).toarray())
+            dense[np.arange(len(ub)), ub] = 0.0
+            part = np.argpartition(-dense, kk - 1, axis=1)[:, :kk]
+            val = np.take_along_axis(dense, part, axis=1)
+            ok = val > 0
+            rows.append(np.repeat(ub, kk)[ok.ravel()])
+            cols.append(part[ok])
+            vals.append(val[ok])
+        return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+    for s in range(0, len(users), _SIMILAR_BATCH):
+        ub = users[s : s + _SIMILAR_BATCH]
+        sims = sp.csr_matrix(normed[ub] @ normed_t)
+        owner = np.repeat(np.arange(len(ub)), np.diff(sims.indptr))
+        other = sims.indices.astype(np.int64)
+        keep = (other != ub[owner]) & (sims.data > 0)
+        owner, other, val = owner[keep], other[keep], sims.data[keep]
+        order = np.lexsort((other, -val, owner))  # per user: most similar first, ties by index
+        owner, other, val = owner[order], other[order], val[order]
+        rank = np.arange(len(owner)) - np.searchsorted(owner, owner, side="left")
+        top = rank < kk
+        rows.append(ub[owner[top]])
+        cols.append(other[top])
+        vals.append(val[top])
     return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
 
 

@@ -1,0 +1,457 @@
+"""The whole loop at three platform sizes (issue 17.7): what the recommender needs, measured.
+
+For each size -- the `small` preset (5K users, 20K items, 400K events), ten times it (50K
+users, 200K items, 4M events) and the `platform` preset (100K users, 1M items, 20M events) --
+one run of the production loop on this machine, every stage in its own process:
+
+1. import: the generated platform into a fresh SQLite store (`Store.import_dataset`, what a
+   first start runs on an empty store);
+2. retrain: the default model (the pipeline, default parameters) fitted on every stored event,
+   its ANN and inverted indexes built, and its ranked candidates and final lists precomputed for
+   every user, registered and activated (`fit_and_register`: what a server's retrain runs);
+3. batch: top-50 for every user through `serendip recommend --users all --k 50`;
+4. serve: `serendip serve` restarted on that store (restart to `/readyz`), then open-loop
+   load (k=20 with explanations, users drawn from the fitted users plus 10% unknown ones) at
+   rising rates until p99 passes 100 ms: the highest rate held is the process's capacity.
+
+Per stage: wall and CPU seconds (the stage's processes, workers included), peak resident memory
+(the process tree's, sampled every 0.2 s) and what it leaves on disk. The measured points and
+a log-log cost curve fitted through them (extrapolated to 10x and 100x the platform's users)
+go to `benchmarks/results/scale.json` (schema serendip-scale/1), which `serendip report` reads.
+
+    python benchmarks/bench_scale.py                              # every size
+    python benchmarks/bench_scale.py --size small --size x10      # some (others keep their rows)
+    python benchmarks/bench_scale.py --cache /work/plat           # keep generated data there
+
+Writes benchmarks/results/scale.json, scale-stages.json (every number) and scale.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform as platform_mod
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+#: name -> (preset, overrides of the generator's config, label)
+SIZES: dict[str, tuple[str, dict[str, Any], str]] = {
+    "small": ("small", {}, "small preset"),
+    "x10": (
+        "small",
+        {"n_users": 50_000, "n_items": 200_000, "n_interactions": 4_000_000},
+        "10x small",
+    ),
+    "platform": ("platform", {}, "platform preset"),
+}
+RATES = (50, 100, 200, 400, 800, 1600)
+P99_MS = 100.0
+SEED = 42
+
+
+@dataclass
+class StageCost:
+    wall_s: float
+    cpu_s: float
+    peak_rss_mib: float
+    disk_mib: float | None = None
+
+
+def _tree_rss(proc: psutil.Process) -> int:
+    total = 0
+    for p in [proc, *proc.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            total += p.memory_info().rss
+    return total
+
+
+def _disk_mib(path: Path) -> float:
+    if path.is_file():
+        return path.stat().st_size / 2**20
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
+
+
+def run_stage(cmd: list[str], *, log: Path, env: dict[str, str] | None = None) -> StageCost:
+    """Run `cmd` to its end; its wall, CPU (it and every process it waited for) and the peak
+    of its process tree's resident memory. Raises with the log's tail when it fails."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+        ps = psutil.Process(proc.pid)
+        peak = 0
+        while proc.poll() is None:
+            with contextlib.suppress(psutil.Error):
+                peak = max(peak, _tree_rss(ps))
+            time.sleep(0.2)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        tail = log.read_text(errors="replace")[-3000:]
+        raise RuntimeError(f"{' '.join(cmd[:4])} ... failed ({proc.returncode}):\n{tail}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return StageCost(round(wall, 1), round(cpu, 1), round(peak / 2**20))
+
+
+def _last_json(log: Path) -> dict[str, Any]:
+    for line in reversed(log.read_text(errors="replace").splitlines()):
+        if line.startswith("{"):
+            out: dict[str, Any] = json.loads(line)
+            return out
+    raise RuntimeError(f"no result line in {log}")
+
+
+# ----------------------------------------------------------------------------- stages (child)
+def stage_import(data: Path, db_url: str) -> None:
+    from serendip.data.loaders import load_platform
+    from serendip.store import Store
+
+    store = Store.open(db_url)
+    counts = store.import_dataset(load_platform(data))
+    print(json.dumps(counts), flush=True)
+
+
+def stage_retrain(db_url: str, artifacts: Path) -> None:
+    from serendip.service.bootstrap import fit_and_register
+    from serendip.service.settings import Settings
+    from serendip.store import Store
+
+    logging_to_stdout()
+    settings = Settings(db_url=db_url, artifacts_dir=artifacts)
+    store = Store.open(db_url)
+    t0 = time.perf_counter()
+    ds = store.to_dataset()
+    read_s = time.perf_counter() - t0
+    version = fit_and_register(store, ds, settings, source="store")
+    store.models.activate(version.version)
+    print(
+        json.dumps(
+            {
+                "read_store_s": round(read_s, 1),
+                "fit_interactions": len(ds.interactions),
+                "artifact_dir": version.path,
+                **{k: v for k, v in version.metrics.items() if isinstance(v, int | float)},
+            }
+        ),
+        flush=True,
+    )
+
+
+def logging_to_stdout() -> None:
+    import logging
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(message)s")
+
+
+# ----------------------------------------------------------------------------- serving
+def serve_stage(db_url: str, workdir: Path, users: list[str], duration: float) -> dict[str, Any]:
+    from bench_serve import Server, run_load
+
+    rss_peak = [0]
+    server = Server(db_url, workdir, {"SERENDIP_BOOTSTRAP": "false"})
+    stop = threading.Event()
+
+    def sample() -> None:
+        ps = psutil.Process(server.proc.pid)
+        while not stop.is_set():
+            with contextlib.suppress(psutil.Error):
+                rss_peak[0] = max(rss_peak[0], _tree_rss(ps))
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=sample, daemon=True)
+    watcher.start()
+    try:
+        ready_s = server.wait("/readyz", timeout=1800)
+        rows = []
+        for rate in RATES:
+            r = run_load(server, users, rate, duration, SEED)
+            rows.append(asdict(r))
+            print(f"    {rate} req/s: p99 {r.p99_ms} ms, errors {r.errors}", flush=True)
+            if not r.held:
+                break
+    finally:
+        stop.set()
+        server.kill()
+    held = [r for r in rows if r["errors"] == 0 and r["p99_ms"] <= P99_MS]
+    at200 = next((r for r in rows if r["rate"] == 200), None)
+    return {
+        "restart_to_ready_s": round(ready_s, 1),
+        "peak_rss_mib": round(rss_peak[0] / 2**20),
+        "rates": rows,
+        "capacity_rps": max((r["rate"] for r in held), default=0),
+        "p99_ms_at_200": at200["p99_ms"] if at200 else None,
+        "cpu_ms_per_request_at_200": at200["server_cpu_ms"] if at200 else None,
+    }
+
+
+# ----------------------------------------------------------------------------- one size
+def run_size(name: str, cache: Path, work: Path, duration: float) -> dict[str, Any]:
+    from serendip.data.loaders import load_platform
+    from serendip.data.synthetic import generate_platform
+
+    preset, overrides, label = SIZES[name]
+    data = cache / f"{name}-seed{SEED}"
+    gen_s = None
+    if not (data / "manifest.json").exists():
+        t0 = time.perf_counter()
+        generate_platform(preset, seed=SEED, out=data, **overrides)
+        gen_s = round(time.perf_counter() - t0, 1)
+    ds = load_platform(data)
+    print(f"[{name}] {ds}", flush=True)
+    users = [str(u) for u in ds.users.ids]
+    rng = np.random.default_rng(SEED)
+    sample = list(rng.choice(users, size=min(5000, len(users)), replace=False))
+    sample += [f"unknown-{i}" for i in range(len(sample) // 10)]
+    n_users, n_items, n_inter = ds.n_users, ds.n_items, ds.n_interactions
+    del ds
+
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    db = work / "store.db"
+    db_url = f"sqlite:///{db}"
+    me = [sys.executable, str(Path(__file__).resolve())]
+    stages: dict[str, Any] = {}
+
+    print(f"[{name}] import", flush=True)
+    cost = run_stage([*me, "--stage", "import", "--data", str(data), "--db", db_url],
+                     log=work / "import.log")  # fmt: skip
+    cost.disk_mib = round(_disk_mib(db))
+    stages["import"] = asdict(cost)
+
+    print(f"[{name}] retrain", flush=True)
+    artifacts = work / "artifacts"
+    cost = run_stage(
+        [*me, "--stage", "retrain", "--db", db_url, "--artifacts", str(artifacts)],
+        log=work / "retrain.log",
+    )
+    detail = _last_json(work / "retrain.log")
+    model_dir = Path(detail["artifact_dir"])
+    lists = model_dir / "serving-lists"
+    cost.disk_mib = round(_disk_mib(model_dir))
+    stages["retrain"] = {**asdict(cost), **detail, "lists_mib": round(_disk_mib(lists))
+                         if lists.exists() else None}  # fmt: skip
+
+    print(f"[{name}] batch top-50", flush=True)
+    out = work / "top50.csv"
+    serendip = str(Path(sys.executable).with_name("serendip"))
+    cmd = [serendip, "recommend", "--model-dir", str(model_dir), "--users", "all", "--k", "50"]
+    cost = run_stage([*cmd, "--out", str(out)], log=work / "batch.log")
+    cost.disk_mib = round(_disk_mib(out))
+    stages["batch_top50"] = asdict(cost)
+    out.unlink()
+
+    print(f"[{name}] serve", flush=True)
+    stages["serve"] = serve_stage(db_url, work, sample, duration)
+    return {
+        "name": name,
+        "label": label,
+        "users": n_users,
+        "items": n_items,
+        "interactions": n_inter,
+        "generate_s": gen_s,
+        "stages": stages,
+    }
+
+
+# ----------------------------------------------------------------------------- outputs
+def scale_point(run: dict[str, Any], machine: str) -> dict[str, Any]:
+    st = run["stages"]
+    rt, serve = st["retrain"], st["serve"]
+    src = "benchmarks/results/scale-stages.json"
+    metrics: dict[str, float | None] = {
+        "fit_wall_s": rt.get("fit_seconds"),
+        "fit_cpu_s": None,
+        "precompute_wall_s": rt.get("lists_seconds"),
+        "first_start_wall_s": st["import"]["wall_s"] + rt["wall_s"],
+        "peak_memory_mb": max(rt["peak_rss_mib"], st["batch_top50"]["peak_rss_mib"]),
+        "artifact_mb": rt["disk_mib"] - (rt.get("lists_mib") or 0),
+        "lists_mb": rt.get("lists_mib"),
+        "restart_to_ready_s": serve["restart_to_ready_s"],
+        "serve_p99_ms": serve["p99_ms_at_200"],
+        "serve_cpu_ms_per_request": serve["cpu_ms_per_request_at_200"],
+        "serve_capacity_rps": float(serve["capacity_rps"]),
+    }
+    return {
+        "name": run["name"],
+        "users": run["users"],
+        "items": run["items"],
+        "interactions": run["interactions"],
+        "fit_interactions": int(rt["fit_interactions"]),
+        "measured": True,
+        "machine": machine,
+        "sources": {k: src for k, v in metrics.items() if v is not None},
+        "metrics": metrics,
+    }
+
+
+def write_outputs(runs: dict[str, dict[str, Any]], env: dict[str, Any]) -> None:
+    from serendip.reporting.scale import (
+        CURVE,
+        SCHEMA,
+        fit_interactions_for,
+        loglog_slope,
+        parse_scale,
+        project,
+        write_scale,
+    )
+
+    order = [n for n in SIZES if n in runs]
+    points = [scale_point(runs[n], env["machine"]) for n in order]
+    doc: dict[str, Any] = {
+        "schema": SCHEMA,
+        "generated_by": "benchmarks/bench_scale.py",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "curve": CURVE,
+        "points": points,
+    }
+    measured = parse_scale(doc)
+    ref = max(measured.measured, key=lambda p: p.users)
+    for factor in (10, 100):
+        users = ref.users * factor
+        proj = project(measured, users)
+        doc["points"].append(
+            {
+                "name": f"{factor}x {ref.name} (projected)",
+                "users": users,
+                "items": ref.items * factor,
+                "interactions": ref.interactions * factor,
+                "fit_interactions": fit_interactions_for(measured, users),
+                "measured": False,
+                "machine": "",
+                "sources": {k: v.source for k, v in proj.items() if v.value is not None},
+                "metrics": {k: v.value for k, v in proj.items()},
+            }
+        )
+    write_scale(doc, RESULTS / "scale.json")
+    (RESULTS / "scale-stages.json").write_text(
+        json.dumps({"env": env, "runs": runs}, indent=2) + "\n"
+    )
+    final = parse_scale(doc)
+    slopes = {m: loglog_slope(final, m) for m in ("fit_wall_s", "peak_memory_mb", "artifact_mb")}
+    lines = [
+        "# The whole loop at three sizes: infrastructure requirements, measured (issue 17.7)",
+        "",
+        f"- Command: `{env['command']}`; machine: {env['machine']}; {env['when']}.",
+        "- Every stage in its own process; CPU = user + system of the stage's processes "
+        "(precompute workers included); peak = the process tree's resident memory, sampled "
+        "every 0.2 s; disk = what the stage leaves (store, artifact with its lists, CSV).",
+        "- Retrain: the default pipeline on every stored event, then ranked candidates and "
+        "final lists precomputed for every user (`fit_and_register`, as a server's retrain). "
+        "Batch: `serendip recommend --users all --k 50`. Serve: restart to `/readyz`, then "
+        f"open-loop k=20 with explanations at {', '.join(map(str, RATES))} req/s "
+        f"({env['duration']:g} s each) until p99 > {P99_MS:g} ms; users drawn from the fitted "
+        "users plus 10% unknown ones.",
+        "",
+        "| size | users | items | events | stage | wall s | CPU s | peak RSS MiB | disk MiB |",
+        "|---|---:|---:|---:|---|---:|---:|---:|---:|",
+    ]
+    for n in order:
+        r = runs[n]
+        for stage in ("import", "retrain", "batch_top50"):
+            s = r["stages"][stage]
+            lines.append(
+                f"| {r['label']} | {r['users']:,} | {r['items']:,} | {r['interactions']:,} | "
+                f"{stage} | {s['wall_s']} | {s['cpu_s']} | {s['peak_rss_mib']:,} | "
+                f"{s['disk_mib']:,} |"
+            )
+    lines += [
+        "",
+        "Retrain split and serving:",
+        "",
+        "| size | read store s | fit s | precompute s | restart to ready s | p99 ms at 200 "
+        "req/s | server CPU ms/req | capacity req/s (p99 <= 100 ms) | serve peak RSS MiB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for n in order:
+        r = runs[n]
+        rt, sv = r["stages"]["retrain"], r["stages"]["serve"]
+        lines.append(
+            f"| {r['label']} | {rt.get('read_store_s')} | {rt.get('fit_seconds')} | "
+            f"{rt.get('lists_seconds')} | {sv['restart_to_ready_s']} | {sv['p99_ms_at_200']} | "
+            f"{sv['cpu_ms_per_request_at_200']} | {sv['capacity_rps']} | {sv['peak_rss_mib']:,} |"
+        )
+    lines += [
+        "",
+        f"Cost curve ({CURVE}); log-log slopes over the measured points: "
+        + ", ".join(f"{k} {v:.2f}" for k, v in slopes.items())
+        + ".",
+        "",
+        "| point | users | measured | fit wall s | precompute s | peak MiB | artifact MiB | "
+        "capacity req/s |",
+        "|---|---:|---|---:|---:|---:|---:|---:|",
+    ]
+
+    def fmt(x: float | None) -> str:
+        return "–" if x is None else f"{x:,.0f}"
+
+    for p in final.points:
+        m = p.metrics
+        lines.append(
+            f"| {p.name} | {p.users:,} | {'yes' if p.measured else 'projected'} | "
+            f"{fmt(m.get('fit_wall_s'))} | {fmt(m.get('precompute_wall_s'))} | "
+            f"{fmt(m.get('peak_memory_mb'))} | {fmt(m.get('artifact_mb'))} | "
+            f"{fmt(m.get('serve_capacity_rps'))} |"
+        )
+    lines.append("")
+    (RESULTS / "scale.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", action="append", choices=list(SIZES), default=None)
+    ap.add_argument("--cache", type=Path, default=None, help="where generated platforms stay")
+    ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--duration", type=float, default=10.0, help="seconds per serving rate")
+    ap.add_argument("--stage", choices=["import", "retrain"], default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--data", type=Path, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--db", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--artifacts", type=Path, default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.stage == "import":
+        stage_import(args.data, args.db)
+        return
+    if args.stage == "retrain":
+        stage_retrain(args.db, args.artifacts)
+        return
+    sizes = args.size or list(SIZES)
+    stages_file = RESULTS / "scale-stages.json"
+    runs: dict[str, Any] = {}
+    if stages_file.exists():
+        runs = json.loads(stages_file.read_text()).get("runs", {})
+    env = {
+        "command": "python benchmarks/bench_scale.py " + " ".join(sys.argv[1:]),
+        "machine": f"{platform_mod.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform_mod.python_version()}, "
+        f"{psutil.virtual_memory().total / 2**30:.0f} GiB",
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "duration": args.duration,
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = args.cache or Path(tmp) / "data"
+        work_root = args.workdir or Path(tmp) / "work"
+        for name in sizes:
+            runs[name] = run_size(name, cache, work_root / name, args.duration)
+            write_outputs(runs, env)
+
+
+if __name__ == "__main__":
+    main()
