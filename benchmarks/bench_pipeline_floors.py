@@ -375,6 +375,9 @@ def write_markdown(stored: dict[str, Any]) -> str:
         "(never by test); the best on test is checked too where it differs (strict). "
         "`+-` = standard error over test users; gains with a paired bootstrap 95% interval "
         f"({N_BOOT} resamples of users).",
+        '- A floor is met or missed on the point estimate; "within noise" marks a verdict whose '
+        "95% interval holds the floor's line (a rerun with other seeds could flip it). What was "
+        'tried where a floor is missed: docs/research-log.md, "Pipeline floors (issue 16)".',
         "",
         "### Floors",
         "",
@@ -402,7 +405,13 @@ def write_markdown(stored: dict[str, Any]) -> str:
             f"### {key} ({r['n_train_interactions']} train interactions, {r['n_test_users']} "
             f"test users; validation: {r['validation_carve']} carve of train)",
             "",
-            f"Command: `{r['command']}` ({r['date']}).",
+            f"Command: `{r['command']}` ({r['date']}); pipeline search: "
+            + (
+                f"{r['pipeline_budget_min']:g} min budget"
+                if r["pipeline_budget_min"] is not None
+                else f"{r['pipeline_trials']} trials"
+            )
+            + f", single models: {r['zoo_trials']} trials each.",
             "",
             "| model | trials | val NDCG@10 | test NDCG@10 | +- SE | OON HitRate@10 | "
             "coverage@10 | novelty@10 | tune+refit s |",
