@@ -357,6 +357,28 @@ def _worker_part(
     return _rank_part(serving, users, depth, final_k, batch)
 
 
+#: Users from which batch work over every user is shared among processes by default.
+AUTO_WORKERS_FROM = 20_000
+#: The most processes the default takes.
+AUTO_WORKERS_MAX = 4
+
+
+def auto_workers(n_users: int, requested: int = 0) -> int:
+    """Processes for batch work over `n_users` users: `requested` when it is positive, else
+    one per available CPU core (at most `AUTO_WORKERS_MAX`) from `AUTO_WORKERS_FROM` users on,
+    and 1 below (each process loads the model: on a small platform that costs more than it
+    saves)."""
+    if requested > 0:
+        return requested
+    if n_users < AUTO_WORKERS_FROM:
+        return 1
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, AUTO_WORKERS_MAX))
+
+
 def build_ranked_lists(
     serving: ServingModel,
     *,
@@ -377,7 +399,7 @@ def build_ranked_lists(
     final list of an unfiltered request for `final_k` items with its explanations. `users`: the
     user indices to build (default all; the rest get empty lists). `workers` > 1 (with
     `directory`, the saved artifact, and `adapter`, which serves it): that many processes, each
-    loading the artifact, share the users. `fingerprint`: of the artifact the model was saved as
+    loading the artifact, share the users; 0 = `auto_workers`. `fingerprint`: of the artifact the model was saved as
     (`fingerprint(directory)`), so a later load can tell the lists belong to it. None when
     `should_stop` turned true part-way (a swap or a shutdown)."""
     n_users = len(serving.model.users_)
@@ -386,6 +408,7 @@ def build_ranked_lists(
     start = time.perf_counter()
     chunks = [todo[b : b + batch] for b in range(0, len(todo), batch)]
     parts: list[dict[str, np.ndarray]] = []
+    workers = auto_workers(len(todo), workers)
     if workers > 1 and directory is not None and adapter is not None and len(chunks) > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
