@@ -189,3 +189,16 @@ def test_similar_users_sparse_selection_matches_the_dense_one(
 def _row(m: sp.csr_matrix, u: int) -> tuple[list[int], list[float]]:
     s, e = m.indptr[u], m.indptr[u + 1]
     return m.indices[s:e].tolist(), m.data[s:e].tolist()
+
+
+def test_recent_item_knn_caps_histories_to_its_pair_budget() -> None:
+    from serendip.pipeline.sources.recent_item_knn import budget_cap
+
+    lengths = np.array([5, 50, 400, 1000])
+    assert budget_cap(lengths, 300, None) == 300
+    assert budget_cap(lengths, 300, 10**9) == 300  # within budget: as configured
+    cap = budget_cap(lengths, 300, 20_000)
+    assert cap is not None
+    assert np.square(np.minimum(lengths, cap)).sum() <= 20_000
+    assert np.square(np.minimum(lengths, cap + 1)).sum() > 20_000
+    assert budget_cap(lengths, None, 1) == 10  # never below 10 items

@@ -176,9 +176,11 @@ def topk_per_row(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
     if m.nnz == 0 or counts.max() <= k:
         m.sort_indices()
         return m
+    m.sort_indices()
     rows = np.repeat(np.arange(m.shape[0]), counts)
-    # primary key row, then -value, then column: positions of row r are indptr[r]..indptr[r+1]
-    order = np.lexsort((m.indices, -m.data, rows))
+    # primary key row, then -value; the sort is stable and columns are sorted within a row, so
+    # ties keep the lower column first: positions of row r are indptr[r]..indptr[r+1]
+    order = np.lexsort((-m.data, rows))
     rank = np.arange(m.nnz) - m.indptr[rows[order]]
     keep = order[rank < k]
     out = sp.csr_matrix((m.data[keep], (rows[keep], m.indices[keep])), shape=m.shape)

@@ -26,7 +26,10 @@ class RecentItemKNNConfig(SourceConfig):
     confidence: the matrix similarities are computed on (see neighbourhood models).
     max_user_items: users with more distinct items contribute only their latest this many to the
     similarities (None = all): the cost grows with the square of a user's history, and the
-    heaviest users' old items say least about what goes together."""
+    heaviest users' old items say least about what goes together. pair_budget: on a large log
+    that cap is lowered until the item pairs the similarities cost (sum over users of their
+    counted items squared) stay within this many (None = no budget): at the platform preset
+    (20M events) the capped pairs number billions and the fit runs for most of an hour."""
 
     k: int = Field(default=50, ge=1)
     shrink: float = Field(default=10.0, ge=0)
@@ -34,6 +37,7 @@ class RecentItemKNNConfig(SourceConfig):
     recency_decay: float = Field(default=0.9, gt=0, le=1)
     confidence: Literal["binary", "events", "log1p", "linear"] = "binary"
     max_user_items: int | None = Field(default=300, ge=1)
+    pair_budget: int | None = Field(default=500_000_000, ge=1)
 
 
 class RecentItemKNNSource(SourceBase[RecentItemKNNConfig]):
@@ -50,8 +54,9 @@ class RecentItemKNNSource(SourceBase[RecentItemKNNConfig]):
     def _fit(self, dataset: Dataset) -> None:
         cfg = self.config
         profile = dataset.matrix(profile_config(cfg.confidence))
-        if cfg.max_user_items is not None:
-            profile = _latest_per_user(dataset, profile, cfg.max_user_items)
+        cap = budget_cap(np.diff(profile.indptr), cfg.max_user_items, cfg.pair_budget)
+        if cap is not None:
+            profile = _latest_per_user(dataset, profile, cap)
         items_users = sp.csr_matrix(profile.T)
         spec = SimilaritySpec("cosine", cfg.k, cfg.shrink)
         self.sim_ = all_pairs_knn(items_users, spec)
@@ -95,6 +100,29 @@ class RecentItemKNNSource(SourceBase[RecentItemKNNConfig]):
     def _set_state(self, arrays: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
         self._set_base_state(arrays, meta)
         self.sim_ = sp.csr_matrix(arrays["sim"], dtype=np.float32)
+
+
+def budget_cap(lengths: np.ndarray, cap: int | None, budget: int | None) -> int | None:
+    """The largest per-user cap <= `cap` whose pairs, sum(min(length, cap) ** 2), stay within
+    `budget` (None: `cap` as given; at least 10)."""
+    if budget is None:
+        return cap
+    lengths = np.sort(np.asarray(lengths, np.float64))
+    hi = int(lengths.max(initial=0)) if cap is None else min(cap, int(lengths.max(initial=0)))
+
+    def pairs(c: int) -> float:
+        return float(np.square(np.minimum(lengths, c)).sum())
+
+    if pairs(hi) <= budget:
+        return cap
+    lo = 10
+    while lo < hi:  # the largest c with pairs(c) <= budget
+        mid = (lo + hi + 1) // 2
+        if pairs(mid) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 def _latest_per_user(dataset: Dataset, profile: sp.csr_matrix, cap: int) -> sp.csr_matrix:
