@@ -88,16 +88,23 @@ class CollaborativeSource(SourceBase[CollaborativeConfig]):
         latest = float(np.nanmax(nows)) if np.isfinite(nows).any() else np.inf
         cached = getattr(self, "_allowed", None)
         if cached is None or cached[0] != latest:
-            cached = (latest, ~(self.created_at_ > latest))
+            created = ~(self.created_at_ > latest)
+            cached = (latest, created, bool(created.all()))
             self._allowed = cached
-        mask = cached[1]
+        mask, everything = cached[1], cached[2]
 
         def allowed(idx: np.ndarray) -> np.ndarray:
             return mask[idx]
 
         extra = max(extras) + 16
+        # no filter when every item exists at the request time (serving: now is after every
+        # creation), so the model's retrieval is not handed a catalog-wide mask per request
         recs = self.model_.recommend(
-            users, n + extra, exclude_seen=True, filters=allowed, context=context or None
+            users,
+            n + extra,
+            exclude_seen=True,
+            filters=None if everything else allowed,
+            context=context or None,
         )
         out = []
         for row, c in enumerate(contexts):
