@@ -110,6 +110,11 @@ def run_stage(cmd: list[str], *, log: Path, env: dict[str, str] | None = None) -
     return StageCost(round(wall, 1), round(cpu, 1), round(peak / 2**20))
 
 
+def _save_progress(work: Path, stages: dict[str, Any]) -> None:
+    """The stages done so far, in the size's work directory (a run cut short keeps them)."""
+    (work / "stages.json").write_text(json.dumps(stages, indent=2) + "\n")
+
+
 def _last_json(log: Path) -> dict[str, Any]:
     for line in reversed(log.read_text(errors="replace").splitlines()):
         if line.startswith("{"):
@@ -235,6 +240,7 @@ def run_size(name: str, cache: Path, work: Path, duration: float) -> dict[str, A
                      log=work / "import.log")  # fmt: skip
     cost.disk_mib = round(_disk_mib(db))
     stages["import"] = asdict(cost)
+    _save_progress(work, stages)
 
     print(f"[{name}] retrain", flush=True)
     artifacts = work / "artifacts"
@@ -248,6 +254,7 @@ def run_size(name: str, cache: Path, work: Path, duration: float) -> dict[str, A
     cost.disk_mib = round(_disk_mib(model_dir))
     stages["retrain"] = {**asdict(cost), **detail, "lists_mib": round(_disk_mib(lists))
                          if lists.exists() else None}  # fmt: skip
+    _save_progress(work, stages)
 
     print(f"[{name}] batch top-50", flush=True)
     out = work / "top50.csv"
@@ -256,6 +263,7 @@ def run_size(name: str, cache: Path, work: Path, duration: float) -> dict[str, A
     cost = run_stage([*cmd, "--out", str(out)], log=work / "batch.log")
     cost.disk_mib = round(_disk_mib(out))
     stages["batch_top50"] = asdict(cost)
+    _save_progress(work, stages)
     out.unlink()
 
     print(f"[{name}] serve", flush=True)
