@@ -22,10 +22,12 @@ Writes benchmarks/results/sources_scale.json and .md (presets run earlier keep t
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import os
 import platform as platform_mod
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -124,6 +126,7 @@ def _overlap(a: list[Proposal], b: list[Proposal]) -> float:
 def quality_rows(ds: Dataset, n_users: int, seed: int) -> list[dict]:
     """Exact vs large-catalog paths on a temporal split (forced on at this size)."""
     from serendip.models.social import _graph
+    from serendip.pipeline.sources import explore as explore_mod
 
     split = temporal_split(ds, test_fraction=0.2)
     train, test = split.train, split.test
@@ -152,12 +155,12 @@ def quality_rows(ds: Dataset, n_users: int, seed: int) -> list[dict]:
             }
         )
         exact = make_source("explore").fit(train)
-        budget = _graph.EXACT_SIMILAR_BUDGET
-        _graph.EXACT_SIMILAR_BUDGET = 0
+        real = explore_mod.similar_users
+        explore_mod.similar_users = functools.partial(real, exact_budget=0)  # force the SVD path
         try:
             scaled = make_source("explore").fit(train)
         finally:
-            _graph.EXACT_SIMILAR_BUDGET = budget
+            explore_mod.similar_users = real
         pa, pb = exact.propose_batch(contexts, 30), scaled.propose_batch(contexts, 30)
         rows.append(
             {
@@ -257,7 +260,7 @@ def main() -> None:
         log(str(ds))
         if args.quality:
             out["quality"] = {
-                "command": "python benchmarks/bench_sources_scale.py --quality",
+                "command": "python benchmarks/bench_sources_scale.py " + " ".join(sys.argv[1:]),
                 "when": when,
                 "users": args.users,
                 "rows": quality_rows(ds, args.users, args.seed),
