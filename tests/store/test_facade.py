@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from serendip.data.dataset import Dataset
 from serendip.store import EventIn, ItemIn, Store, UserIn
@@ -57,6 +58,21 @@ def test_to_dataset_round_trips_a_platform(store: Store) -> None:
         )
     # the interaction timestamps stay sorted, as splitters expect of a log
     assert np.all(np.diff(back.interactions.timestamp) >= 0)
+
+
+def test_to_dataset_reads_events_in_chunks(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    from serendip.store import facade
+
+    toy = make_toy_platform(n_users=30, n_items=50)
+    store.import_dataset(toy)
+    whole = store.to_dataset()
+    monkeypatch.setattr(facade, "_READ_CHUNK", 7)  # many chunks, categories differing by chunk
+    chunked = store.to_dataset()
+    assert _interaction_set(chunked) == _interaction_set(whole) == _interaction_set(toy)
+    assert chunked.users.ids.tolist() == whole.users.ids.tolist()
+    assert chunked.items.ids.tolist() == whole.items.ids.tolist()
+    np.testing.assert_array_equal(chunked.interactions.user, whole.interactions.user)
+    np.testing.assert_array_equal(chunked.interactions.item, whole.interactions.item)
 
 
 def test_to_dataset_window_and_deleted_items(store: Store) -> None:
