@@ -207,7 +207,9 @@ def serve_stage(db_url: str, workdir: Path, users: list[str], duration: float) -
 
 
 # ----------------------------------------------------------------------------- one size
-def run_size(name: str, cache: Path, work: Path, duration: float) -> dict[str, Any]:
+def run_size(
+    name: str, cache: Path, work: Path, duration: float, reuse_store: bool = False
+) -> dict[str, Any]:
     from serendip.data.loaders import load_platform
     from serendip.data.synthetic import generate_platform
 
@@ -227,20 +229,26 @@ def run_size(name: str, cache: Path, work: Path, duration: float) -> dict[str, A
     n_users, n_items, n_inter = ds.n_users, ds.n_items, ds.n_interactions
     del ds
 
-    if work.exists():
-        shutil.rmtree(work)
-    work.mkdir(parents=True)
     db = work / "store.db"
     db_url = f"sqlite:///{db}"
     me = [sys.executable, str(Path(__file__).resolve())]
     stages: dict[str, Any] = {}
-
-    print(f"[{name}] import", flush=True)
-    cost = run_stage([*me, "--stage", "import", "--data", str(data), "--db", db_url],
-                     log=work / "import.log")  # fmt: skip
-    cost.disk_mib = round(_disk_mib(db))
-    stages["import"] = asdict(cost)
-    _save_progress(work, stages)
+    progress = work / "stages.json"
+    if reuse_store and db.exists() and progress.exists():
+        # the store an earlier run imported (its import row kept), the later stages rerun
+        stages["import"] = json.loads(progress.read_text())["import"]
+        for old in work.glob("artifacts"):
+            shutil.rmtree(old)
+    else:
+        if work.exists():
+            shutil.rmtree(work)
+        work.mkdir(parents=True)
+        print(f"[{name}] import", flush=True)
+        cost = run_stage([*me, "--stage", "import", "--data", str(data), "--db", db_url],
+                         log=work / "import.log")  # fmt: skip
+        cost.disk_mib = round(_disk_mib(db))
+        stages["import"] = asdict(cost)
+        _save_progress(work, stages)
 
     print(f"[{name}] retrain", flush=True)
     artifacts = work / "artifacts"
@@ -310,6 +318,10 @@ def scale_point(run: dict[str, Any], machine: str) -> dict[str, Any]:
     }
 
 
+def _cell(x: float | None) -> str:
+    return "–" if x is None else f"{x:,}"
+
+
 def write_outputs(runs: dict[str, dict[str, Any]], env: dict[str, Any]) -> None:
     from serendip.reporting.scale import (
         CURVE,
@@ -377,8 +389,8 @@ def write_outputs(runs: dict[str, dict[str, Any]], env: dict[str, Any]) -> None:
             s = r["stages"][stage]
             lines.append(
                 f"| {r['label']} | {r['users']:,} | {r['items']:,} | {r['interactions']:,} | "
-                f"{stage} | {s['wall_s']} | {s['cpu_s']} | {s['peak_rss_mib']:,} | "
-                f"{s['disk_mib']:,} |"
+                f"{stage} | {s['wall_s']} | {_cell(s['cpu_s'])} | {_cell(s['peak_rss_mib'])} | "
+                f"{_cell(s['disk_mib'])} |"
             )
     lines += [
         "",
@@ -429,6 +441,11 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=None, help="where generated platforms stay")
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per serving rate")
+    ap.add_argument(
+        "--reuse-store",
+        action="store_true",
+        help="keep a size's store from an earlier run (its import row) and rerun the rest",
+    )
     ap.add_argument("--stage", choices=["import", "retrain"], default=None, help=argparse.SUPPRESS)
     ap.add_argument("--data", type=Path, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--db", default=None, help=argparse.SUPPRESS)
@@ -457,7 +474,9 @@ def main() -> None:
         cache = args.cache or Path(tmp) / "data"
         work_root = args.workdir or Path(tmp) / "work"
         for name in sizes:
-            runs[name] = run_size(name, cache, work_root / name, args.duration)
+            runs[name] = run_size(
+                name, cache, work_root / name, args.duration, reuse_store=args.reuse_store
+            )
             write_outputs(runs, env)
 
 
