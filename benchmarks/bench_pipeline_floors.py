@@ -135,10 +135,13 @@ def _tune(
 ) -> tuple[Any, dict[str, Any]]:
     t0, c0 = time.perf_counter(), time.process_time()
     n = 0
+    log: list[dict[str, Any]] = []
 
     def progress(rec: TrialRecord) -> None:
         nonlocal n
         n += 1
+        searched = {k: v for k, v in rec.params.items() if not str(k).endswith(".params")}
+        log.append({"value": rec.value, "seconds": rec.seconds, "params": searched})
         err = f" error: {rec.error[:60]}" if rec.error else ""
         print(f"    {name:10s} trial {n:3d} val ndcg@10={rec.value:.4f} "
               f"({rec.seconds:.1f}s){err}", flush=True)  # fmt: skip
@@ -160,6 +163,8 @@ def _tune(
         "ties_decided_by": record.prefer,
         "tied_trials": record.chosen_among,
     }
+    if name == "pipeline":  # every trial, to see which dimensions cost (docs/research-log.md)
+        info["trial_log"] = log
     fb = getattr(model, "fallback", None) if name == "pipeline" else None
     if fb is not None:
         info["fallback"] = fb.to_dict()
@@ -185,6 +190,18 @@ def _paired(p: np.ndarray, b: np.ndarray, seed: int = 0) -> dict[str, Any]:
         "gain": float(p.mean() / base - 1.0) if base > 0 else float("nan"),
         "gain_ci95": [float(np.nanpercentile(gains, 2.5)), float(np.nanpercentile(gains, 97.5))],
     }
+
+
+def _code_version() -> str:
+    """The commit the run's code came from ("+dirty": with uncommitted changes under src/)."""
+
+    def git(*a: str) -> str:
+        return subprocess.run(
+            ["git", *a], cwd=ROOT, capture_output=True, text=True, check=False
+        ).stdout.strip()
+
+    dirty = git("status", "--porcelain", "--", str(ROOT.parent / "src"))
+    return git("rev-parse", "--short", "HEAD") + ("+dirty" if dirty else "")
 
 
 def run_split(
@@ -213,6 +230,7 @@ def run_split(
         "pipeline_budget_min": budget_min,
         "singles": [],
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "code": _code_version(),
     }
     per_user: dict[str, dict[str, np.ndarray]] = {}
     for model_name in (*SHORTLIST, "pipeline"):
@@ -270,7 +288,9 @@ def _floors(row: dict[str, Any]) -> list[dict[str, Any]]:
     def vs(ref: str, need: float, what: str) -> None:
         pr = row["paired"][ref]
         r = by[ref]["test"]
-        met = pr["gain"] >= need
+        # a reference at 0 (popularity on a feed of new items): the gain is undefined, the
+        # difference decides
+        met = pr["gain"] >= need if r["ndcg@10"] > 0 else pr["diff"] >= 0
         lo, hi = pr["gain_ci95"]
         noise = " (within noise: the 95% interval holds the floor)" if lo <= need <= hi else ""
         out.append({
@@ -405,7 +425,8 @@ def write_markdown(stored: dict[str, Any]) -> str:
             f"### {key} ({r['n_train_interactions']} train interactions, {r['n_test_users']} "
             f"test users; validation: {r['validation_carve']} carve of train)",
             "",
-            f"Command: `{r['command']}` ({r['date']}); pipeline search: "
+            f"Command: `{r['command']}` ({r['date']}, code {r.get('code', '?')}); pipeline "
+            "search: "
             + (
                 f"{r['pipeline_budget_min']:g} min budget"
                 if r["pipeline_budget_min"] is not None
@@ -458,6 +479,9 @@ def main() -> None:
         "--platform-dir", type=Path, default=Path(tempfile.gettempdir()) / "serendip-small-42"
     )
     ap.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    ap.add_argument(
+        "--assemble", action="store_true", help="only re-judge the stored rows and rewrite the md"
+    )
     args = ap.parse_args()
     names = args.dataset or ["ml-100k", "fit-tune-time", "lastfm-2k", "small"]
     args.results_dir.mkdir(parents=True, exist_ok=True)
@@ -476,6 +500,10 @@ def main() -> None:
         json_path.write_text(json.dumps(stored, indent=2, default=float) + "\n")
         (args.results_dir / "pipeline_floors.md").write_text(write_markdown(stored))
 
+    if args.assemble:
+        save(lambda s: [r.__setitem__("floors", _floors(r)) for r in s["rows"].values()])
+        print((args.results_dir / "pipeline_floors.md").read_text())
+        return
     for name in names:
         if name == "fit-tune-time":
             t = time_fit_tune(args.platform_dir)
