@@ -156,3 +156,45 @@ def test_ties_within_validation_noise_go_to_the_preferred_metric() -> None:
     assert choose_trial(values, per_user, [0.10, 0.30, 0.90]) == (1, 2)
     assert choose_trial(values, {}, [0.10, 0.30, 0.90]) == (0, 1)  # no per-user scores
     assert choose_trial(values, per_user, [0.50, 0.30, 0.90]) == (0, 2)
+
+
+def test_seeded_settings_run_right_after_the_defaults(tiny: Dataset) -> None:
+    from serendip.evaluation.tuning import tune_model
+
+    ds = _untimed(tiny)
+    from serendip.evaluation.splits import validation_split
+
+    carve = validation_split(ds, "random", test_fraction=0.2, seed=0, min_interactions=5)
+    space = get_model_class("item-knn").search_space
+    result = tune_model(
+        "item-knn",
+        carve.train,
+        carve.test,
+        space=space,
+        n_trials=4,
+        seeds=[{"k": 7}, {"not-a-dimension": 1}, {"k": 9}],
+    )
+    ks = [t.params.get("k") for t in result.trials]
+    assert len(ks) == 4 and ks[1:3] == [7, 9]  # the unknown seed is skipped, not run
+    # seeds count towards the trials: two trials leave room for the defaults and one seed
+    two = tune_model("item-knn", carve.train, carve.test, space=space, n_trials=2,
+                     seeds=[{"k": 7}, {"k": 9}])  # fmt: skip
+    assert [t.params.get("k") for t in two.trials][1:] == [7]
+
+
+def test_the_pipeline_seeds_out_of_network_knobs_only_with_a_social_graph(tiny: Dataset) -> None:
+    from serendip.pipeline.config import SEARCH_SEEDS, SEARCH_SPACE
+
+    assert all(set(s) <= set(SEARCH_SPACE) for s in SEARCH_SEEDS)
+    assert any(any("oon" in k for k in s) for s in SEARCH_SEEDS)
+    quick = dict(get_model_class("pipeline").quick_params)
+    free = {k for k in SEARCH_SPACE if not _is_fixed(k, quick)}
+    # no social graph: the first seed tried after the defaults is the first without "oon"
+    first = next(s for s in SEARCH_SEEDS if set(s) <= free and not any("oon" in k for k in s))
+    seen: list[dict[str, object]] = []
+    tune_and_fit(
+        _untimed(tiny), "pipeline", params=quick, trials=2,
+        progress=lambda t: seen.append(t.params),
+    )  # fmt: skip
+    assert len(seen) == 2
+    assert all(seen[1][k] == v for k, v in first.items())

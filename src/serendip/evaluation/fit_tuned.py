@@ -212,6 +212,12 @@ def tune_and_fit(
     base = {**implied, **fixed}
     space = {k: v for k, v in cls.search_space.items() if not _is_fixed(k, base)}
     n_trials = trials if trials is not None else (_BUDGET_TRIAL_CAP if budget_s else DEFAULT_TRIALS)
+    social = bool(len(dataset.social))
+    seeds = [
+        s
+        for s in getattr(cls, "search_seeds", ())
+        if social or not any("oon" in k for k in s)  # out-of-network knobs need a network
+    ]
     tuned = tune_model(
         model_name,
         sub,
@@ -223,7 +229,8 @@ def tune_and_fit(
         metric=_METRIC,
         seed=seed,
         on_trial=progress,
-        prefer=DISCOVERY_METRIC if len(dataset.social) else None,
+        prefer=DISCOVERY_METRIC if social else None,
+        seeds=seeds,
     )
     tune_seconds = time.perf_counter() - start
     t0 = time.perf_counter()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,6 +126,7 @@ def tune_model(
     seed: int = 0,
     on_trial: Callable[[TrialRecord], None] | None = None,
     prefer: str | None = None,
+    seeds: Sequence[Mapping[str, Any]] = (),
 ) -> TuningResult:
     """Tune model `name` on (train, validation); both carved from the study's train split.
 
@@ -134,7 +135,11 @@ def tune_model(
     (e.g. a capacity error for a large setting) scores -inf and is recorded with its message.
     `prefer` (a metric of `evaluate_recommendations`, e.g. "oon_hit_rate@10"): among the trials
     whose per-user `metric` is tied with the best's (`metrics.ties`), the one with the highest
-    `prefer` wins.
+    `prefer` wins. `seeds`: settings tried right after the defaults, before the sampler's own
+    (each a few dimensions of `space` moved from the defaults; a seed naming a dimension outside
+    `space`, e.g. one the caller fixed, is skipped). They count towards `n_trials` and stop at
+    `timeout_s` like the sampled trials: where a trial is slow and the budget holds a handful,
+    a seeded trial near the defaults is worth more than the sampler's random start.
     """
     import optuna
 
@@ -175,12 +180,24 @@ def tune_model(
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     run({})
-    if space and n_trials > 1:
+    start = time.perf_counter()  # the budget covers the search, as optuna's timeout did
+    for extra in seeds:
+        if len(records) >= n_trials or (
+            timeout_s is not None and time.perf_counter() - start >= timeout_s
+        ):
+            break
+        if set(extra) <= set(space):
+            run(dict(extra))
+    left = n_trials - len(records)
+    spent = time.perf_counter() - start
+    if space and left > 0 and (timeout_s is None or spent < timeout_s):
         study = optuna.create_study(
             direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed)
         )
         study.optimize(
-            lambda trial: run(_suggest(trial, space)), n_trials=n_trials - 1, timeout=timeout_s
+            lambda trial: run(_suggest(trial, space)),
+            n_trials=left,
+            timeout=None if timeout_s is None else timeout_s - spent,
         )
     best_i, among = choose_trial(
         [r.value for r in records], per_user, [r.preferred for r in records]

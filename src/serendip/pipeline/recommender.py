@@ -41,7 +41,7 @@ from serendip.models.base import (
     empty_lists,
 )
 from serendip.pipeline.candidates import CandidateFrame, UserContext
-from serendip.pipeline.config import SEARCH_SPACE, PipelineConfig
+from serendip.pipeline.config import SEARCH_SEEDS, SEARCH_SPACE, PipelineConfig
 from serendip.pipeline.context import dedupe_history
 from serendip.pipeline.explain import Explainer, SourceHit
 from serendip.pipeline.fallback import RANKER, FallbackReport, order_scores, segment_of
@@ -92,6 +92,8 @@ class PipelineRecommender(Recommender[PipelineConfig]):
     family = "pipeline"
     Config: ClassVar[type[ModelConfig]] = PipelineConfig
     search_space: ClassVar[SearchSpace] = SEARCH_SPACE
+    #: tried right after the defaults by `fit --tune` (why: `config.SEARCH_SEEDS`)
+    search_seeds: ClassVar[tuple[dict[str, Any], ...]] = SEARCH_SEEDS
     quick_params: ClassVar[Mapping[str, Any]] = {
         "sources": {
             "collaborative": {"params": {"model": "item-knn", "params": {"k": 20}}, "quota": 20},
