@@ -177,17 +177,19 @@ def _similar_exact(
     for s in range(0, len(users), _SIMILAR_BATCH):
         ub = users[s : s + _SIMILAR_BATCH]
         sims = sp.csr_matrix(normed[ub] @ normed_t)
-        owner = np.repeat(np.arange(len(ub)), np.diff(sims.indptr))
-        other = sims.indices.astype(np.int64)
-        keep = (other != ub[owner]) & (sims.data > 0)
-        owner, other, val = owner[keep], other[keep], sims.data[keep]
-        order = np.lexsort((other, -val, owner))  # per user: most similar first, ties by index
-        owner, other, val = owner[order], other[order], val[order]
-        rank = np.arange(len(owner)) - np.searchsorted(owner, owner, side="left")
-        top = rank < kk
-        rows.append(ub[owner[top]])
-        cols.append(other[top])
-        vals.append(val[top])
+        sims.data[sims.data <= 0] = 0.0
+        indptr, indices, data = sims.indptr, sims.indices, sims.data
+        for r, u in enumerate(ub):  # O(row length) selection per user, no global sort
+            lo, hi = indptr[r], indptr[r + 1]
+            val, other = data[lo:hi], indices[lo:hi]
+            val = np.where(other == u, 0.0, val)
+            if hi - lo > kk:
+                part = np.argpartition(-val, kk - 1)[:kk]
+                val, other = val[part], other[part]
+            ok = val > 0
+            rows.append(np.full(int(ok.sum()), u, np.int64))
+            cols.append(other[ok].astype(np.int64))
+            vals.append(val[ok])
     return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
 
 
