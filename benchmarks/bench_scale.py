@@ -369,7 +369,13 @@ def write_outputs(runs: dict[str, dict[str, Any]], env: dict[str, Any]) -> None:
     lines = [
         "# The whole loop at three sizes: infrastructure requirements, measured (issue 17.7)",
         "",
-        f"- Command: `{env['command']}`; machine: {env['machine']}; {env['when']}.",
+        f"- Machine: {env['machine']}. Commands, per size: "
+        + "; ".join(
+            f"{runs[n]['label']}: `{runs[n].get('command', env['command'])}` "
+            f"({runs[n].get('when', env['when'])})"
+            for n in order
+        )
+        + ".",
         "- Every stage in its own process; CPU = user + system of the stage's processes "
         "(precompute workers included); peak = the process tree's resident memory, sampled "
         "every 0.2 s; disk = what the stage leaves (store, artifact with its lists, CSV).",
@@ -377,7 +383,11 @@ def write_outputs(runs: dict[str, dict[str, Any]], env: dict[str, Any]) -> None:
         "final lists precomputed for every user (`fit_and_register`, as a server's retrain). "
         "Batch: `serendip recommend --users all --k 50`. Serve: restart to `/readyz`, then "
         f"open-loop k=20 with explanations at {', '.join(map(str, RATES))} req/s "
-        f"({env['duration']:g} s each) until p99 > {P99_MS:g} ms; users drawn from the fitted "
+        "(seconds per rate: "
+        + ", ".join(
+            f"{runs[n]['label']} {runs[n].get('duration', env['duration']):g}" for n in order
+        )
+        + f") until p99 > {P99_MS:g} ms; users drawn from the fitted "
         "users plus 10% unknown ones.",
         "",
         "| size | users | items | events | stage | wall s | CPU s | peak RSS MiB | disk MiB |",
@@ -441,6 +451,7 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=None, help="where generated platforms stay")
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per serving rate")
+    ap.add_argument("--assemble", action="store_true", help="rewrite the outputs from the JSON")
     ap.add_argument(
         "--reuse-store",
         action="store_true",
@@ -462,6 +473,9 @@ def main() -> None:
     runs: dict[str, Any] = {}
     if stages_file.exists():
         runs = json.loads(stages_file.read_text()).get("runs", {})
+    if args.assemble:  # the tables again from the stored runs (e.g. sizes run on other trees)
+        write_outputs(runs, json.loads(stages_file.read_text())["env"])
+        return
     env = {
         "command": "python benchmarks/bench_scale.py " + " ".join(sys.argv[1:]),
         "machine": f"{platform_mod.machine()}, {os.cpu_count()} cores, "
@@ -474,9 +488,11 @@ def main() -> None:
         cache = args.cache or Path(tmp) / "data"
         work_root = args.workdir or Path(tmp) / "work"
         for name in sizes:
-            runs[name] = run_size(
+            run = run_size(
                 name, cache, work_root / name, args.duration, reuse_store=args.reuse_store
             )
+            runs[name] = {**run, "command": env["command"], "when": env["when"],
+                          "duration": args.duration}  # fmt: skip
             write_outputs(runs, env)
 
 
