@@ -556,11 +556,19 @@ def _event_frame(result: Any) -> pd.DataFrame:
     cols = ["user", "item", "timestamp", "event", "value"]
     parts: list[pd.DataFrame] = []
     for rows in result.partitions(_READ_CHUNK):
-        part = pd.DataFrame.from_records(rows, columns=cols)
-        for c in ("user", "item"):
-            part[c] = part[c].astype(str).astype("category")
-        for c in ("timestamp", "value"):
-            part[c] = pd.to_numeric(part[c], errors="coerce").astype("float64")
+        # columns by unpacking the rows: pandas' record reader probes each row object's
+        # attributes, and a SQLAlchemy row answers a missing one through an exception (most of
+        # the read's time)
+        user, item, ts, event, value = zip(*rows, strict=True)
+        part = pd.DataFrame(
+            {
+                "user": pd.Categorical(np.asarray(user, dtype=object).astype(str)),
+                "item": pd.Categorical(np.asarray(item, dtype=object).astype(str)),
+                "timestamp": pd.to_numeric(pd.Series(ts), errors="coerce").astype("float64"),
+                "event": np.asarray(event, dtype=object),
+                "value": pd.to_numeric(pd.Series(value), errors="coerce").astype("float64"),
+            }
+        )
         parts.append(part)
     if not parts:
         empty = pd.DataFrame({c: pd.Series([], dtype=object) for c in cols})
