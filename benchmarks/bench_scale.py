@@ -289,21 +289,24 @@ def run_size(
 
 # ----------------------------------------------------------------------------- outputs
 def scale_point(run: dict[str, Any], machine: str) -> dict[str, Any]:
+    # a run cut short has no batch or serve stage: those metrics are left unmeasured
     st = run["stages"]
-    rt, serve = st["retrain"], st["serve"]
+    rt, batch, serve = st["retrain"], st.get("batch_top50") or {}, st.get("serve") or {}
     src = "benchmarks/results/scale-stages.json"
+    peaks = [x for x in (rt["peak_rss_mib"], batch.get("peak_rss_mib")) if x is not None]
+    capacity = serve.get("capacity_rps")
     metrics: dict[str, float | None] = {
         "fit_wall_s": rt.get("fit_seconds"),
         "fit_cpu_s": None,
         "precompute_wall_s": rt.get("lists_seconds"),
         "first_start_wall_s": st["import"]["wall_s"] + rt["wall_s"],
-        "peak_memory_mb": max(rt["peak_rss_mib"], st["batch_top50"]["peak_rss_mib"]),
+        "peak_memory_mb": max(peaks) if peaks else None,
         "artifact_mb": rt["disk_mib"] - (rt.get("lists_mib") or 0),
         "lists_mb": rt.get("lists_mib"),
-        "restart_to_ready_s": serve["restart_to_ready_s"],
-        "serve_p99_ms": serve["p99_ms_at_200"],
-        "serve_cpu_ms_per_request": serve["cpu_ms_per_request_at_200"],
-        "serve_capacity_rps": float(serve["capacity_rps"]),
+        "restart_to_ready_s": serve.get("restart_to_ready_s"),
+        "serve_p99_ms": serve.get("p99_ms_at_200"),
+        "serve_cpu_ms_per_request": serve.get("cpu_ms_per_request_at_200"),
+        "serve_capacity_rps": None if capacity is None else float(capacity),
     }
     return {
         "name": run["name"],
@@ -396,7 +399,10 @@ def write_outputs(runs: dict[str, dict[str, Any]], env: dict[str, Any]) -> None:
     for n in order:
         r = runs[n]
         for stage in ("import", "retrain", "batch_top50"):
-            s = r["stages"][stage]
+            s = r["stages"].get(stage)
+            if s is None:
+                lines.append(f"| {r['label']} | | | | {stage} | not run | | | |")
+                continue
             lines.append(
                 f"| {r['label']} | {r['users']:,} | {r['items']:,} | {r['interactions']:,} | "
                 f"{stage} | {s['wall_s']} | {_cell(s['cpu_s'])} | {_cell(s['peak_rss_mib'])} | "
@@ -412,11 +418,12 @@ def write_outputs(runs: dict[str, dict[str, Any]], env: dict[str, Any]) -> None:
     ]
     for n in order:
         r = runs[n]
-        rt, sv = r["stages"]["retrain"], r["stages"]["serve"]
+        rt, sv = r["stages"]["retrain"], r["stages"].get("serve") or {}
         lines.append(
             f"| {r['label']} | {rt.get('read_store_s')} | {rt.get('fit_seconds')} | "
-            f"{rt.get('lists_seconds')} | {sv['restart_to_ready_s']} | {sv['p99_ms_at_200']} | "
-            f"{sv['cpu_ms_per_request_at_200']} | {sv['capacity_rps']} | {sv['peak_rss_mib']:,} |"
+            f"{rt.get('lists_seconds')} | {_cell(sv.get('restart_to_ready_s'))} | "
+            f"{_cell(sv.get('p99_ms_at_200'))} | {_cell(sv.get('cpu_ms_per_request_at_200'))} | "
+            f"{_cell(sv.get('capacity_rps'))} | {_cell(sv.get('peak_rss_mib'))} |"
         )
     lines += [
         "",
