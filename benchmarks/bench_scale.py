@@ -23,7 +23,8 @@ go to `benchmarks/results/scale.json` (schema serendip-scale/1), which `serendip
     python benchmarks/bench_scale.py --size small --size x10      # some (others keep their rows)
     python benchmarks/bench_scale.py --cache /work/plat           # keep generated data there
 
-Writes benchmarks/results/scale.json, scale-stages.json (every number) and scale.md.
+Writes benchmarks/results/scale.json (the scale file), scale-stages.json (every number) and
+scale-stages.md.
 """
 
 from __future__ import annotations
@@ -448,7 +449,7 @@ def write_outputs(runs: dict[str, dict[str, Any]], env: dict[str, Any]) -> None:
             f"{fmt(m.get('serve_capacity_rps'))} |"
         )
     lines.append("")
-    (RESULTS / "scale.md").write_text("\n".join(lines))
+    (RESULTS / "scale-stages.md").write_text("\n".join(lines))
     print("\n".join(lines))
 
 
@@ -505,3 +506,30 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def summary(path: Path) -> tuple[list[str], str, str]:
+    """(short table, verdict, a few words) for benchmarks/RESULTS.md (run_all.py)."""
+    runs = json.loads(path.read_text())["runs"]
+    table = [
+        "| size | stage | wall s | CPU s | peak RSS MiB |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for n in [n for n in SIZES if n in runs]:
+        r = runs[n]
+        for stage in ("import", "retrain", "batch_top50"):
+            s = r["stages"].get(stage)
+            if s is None:
+                table.append(f"| {r['label']} | {stage} | not run | | |")
+                continue
+            table.append(
+                f"| {r['label']} | {stage} | {s['wall_s']} | {_cell(s['cpu_s'])} | "
+                f"{_cell(s['peak_rss_mib'])} |"
+            )
+        sv = r["stages"].get("serve")
+        if sv:
+            table.append(
+                f"| {r['label']} | serve: capacity {sv['capacity_rps']} req/s at p99 <= 100 ms | "
+                f"{sv['restart_to_ready_s']} to ready | | {_cell(sv['peak_rss_mib'])} |"
+            )
+    return table, "measured; the scale file feeds the report", f"{len(runs)} sizes"

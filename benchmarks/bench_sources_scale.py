@@ -288,3 +288,26 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def summary(path: Path) -> tuple[list[str], str, str]:
+    """(short table, verdict, a few words) for benchmarks/RESULTS.md (run_all.py)."""
+    out = json.loads(path.read_text())
+    presets = out.get("presets", {})
+    names = list(presets)
+    table = [
+        "| source | " + " | ".join(f"{n}: CPU ms/user, fit s" for n in names) + " |",
+        "|---|" + "---:|" * len(names),
+    ]
+    by = {n: {r["source"]: r for r in presets[n]["rows"]} for n in names}
+    for source in DEFAULT_SOURCES:
+        cells = [
+            f"{by[n][source]['cpu_ms_mean']:.2f}, {by[n][source]['fit_wall_s']:.0f}"
+            if source in by[n]
+            else "–"
+            for n in names
+        ]
+        table.append(f"| {source} | " + " | ".join(cells) + " |")
+    sums = {n: sum(r["cpu_ms_mean"] for r in presets[n]["rows"]) for n in names}
+    short = ", ".join(f"{n} {v:.1f} ms/user" for n, v in sums.items())
+    return table, f"sum of the sources' per-user CPU: {short}", short

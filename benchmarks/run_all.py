@@ -590,6 +590,25 @@ BENCHES: list[Bench] = [
           "CUPED, interleaving traffic against A/B, engagement beyond the network.",
           "FPR in [2%, 8%] for both tests; power >= 80% at the calculator's size; interleaving "
           ">= 10x less traffic", ["bench_experiments.py"], "experiments", _experiments),
+    Bench("pipeline-floors", "The pipeline tuned on the user's data against the zoo (issue 16)",
+          "`fit --tune`'s machinery for the pipeline and a shortlist of single models on ML100K "
+          "random, temporal and cold users, Last.fm random and synthetic small temporal; the best "
+          "single model chosen on validation; `fit --model pipeline --tune` timed on ML100K.",
+          "at least the best single model (+3% on temporal splits), never below popularity, "
+          "out-of-network HitRate above the best single model on Last.fm, fit --tune < 15 min",
+          ["bench_pipeline_floors.py"], "pipeline_floors",
+          lambda p: __import__("bench_pipeline_floors").summary(p), BOTH),
+    Bench("sources-scale", "The default candidate sources at 20K and 1M items (issue 17.3)",
+          "Each default source fitted alone on the `small` and `platform` presets: fit time, "
+          "memory, CPU per user's proposal; the large-catalog paths against the exact ones.",
+          "no per-user cost that grows with the catalog",
+          ["bench_sources_scale.py", "--preset", "small"], "sources_scale",
+          lambda p: __import__("bench_sources_scale").summary(p)),
+    Bench("scale", "The whole loop at three sizes: infrastructure requirements (issue 17.7)",
+          "Import, retrain (fit + precomputed lists), batch top-50 and serving per size: wall, "
+          "CPU, peak memory, disk, capacity; the cost curve the decision report reads.",
+          "retrain <= 30 min and <= 16 GiB, batch top-50 <= 10 min at the platform preset",
+          ["bench_scale.py"], "scale-stages", lambda p: __import__("bench_scale").summary(p)),
     Bench("spark", "Spark local[2] iALS vs single-machine iALS (issue 17.5)", "MLlib ALS on local[2] against implicit's iALS on ML100K random 80/20, parameters mapped (and MLlib's tuned on validation), NDCG@10 with bootstrap CIs, fit times.", "within 2% NDCG@10 of the single-machine iALS", ["bench_spark.py"], "spark", lambda p: __import__("bench_spark").summary(p), ML),
 ]
 # fmt: on
