@@ -322,6 +322,22 @@ def scale_point(run: dict[str, Any], machine: str) -> dict[str, Any]:
     }
 
 
+def _stage_lines(run: dict[str, Any], size: str, *, with_disk: bool) -> list[str]:
+    """Table rows `| size | stage | wall | CPU | peak [| disk] |` of a run's batch stages."""
+    out = []
+    for stage in ("import", "retrain", "batch_top50"):
+        s = run["stages"].get(stage)
+        cells = (
+            ["not run", "", ""]
+            if s is None
+            else [str(s["wall_s"]), _cell(s["cpu_s"]), _cell(s["peak_rss_mib"])]
+        )
+        if with_disk:
+            cells.append("" if s is None else _cell(s["disk_mib"]))
+        out.append(f"| {size} | {stage} | " + " | ".join(cells) + " |")
+    return out
+
+
 def _cell(x: float | None) -> str:
     return "–" if x is None else f"{x:,}"
 
@@ -399,16 +415,8 @@ def write_outputs(runs: dict[str, dict[str, Any]], env: dict[str, Any]) -> None:
     ]
     for n in order:
         r = runs[n]
-        for stage in ("import", "retrain", "batch_top50"):
-            s = r["stages"].get(stage)
-            if s is None:
-                lines.append(f"| {r['label']} | | | | {stage} | not run | | | |")
-                continue
-            lines.append(
-                f"| {r['label']} | {r['users']:,} | {r['items']:,} | {r['interactions']:,} | "
-                f"{stage} | {s['wall_s']} | {_cell(s['cpu_s'])} | {_cell(s['peak_rss_mib'])} | "
-                f"{_cell(s['disk_mib'])} |"
-            )
+        size = f"{r['label']} | {r['users']:,} | {r['items']:,} | {r['interactions']:,}"
+        lines += _stage_lines(r, size, with_disk=True)
     lines += [
         "",
         "Retrain split and serving:",
@@ -517,15 +525,7 @@ def summary(path: Path) -> tuple[list[str], str, str]:
     ]
     for n in [n for n in SIZES if n in runs]:
         r = runs[n]
-        for stage in ("import", "retrain", "batch_top50"):
-            s = r["stages"].get(stage)
-            if s is None:
-                table.append(f"| {r['label']} | {stage} | not run | | |")
-                continue
-            table.append(
-                f"| {r['label']} | {stage} | {s['wall_s']} | {_cell(s['cpu_s'])} | "
-                f"{_cell(s['peak_rss_mib'])} |"
-            )
+        table += _stage_lines(r, r["label"], with_disk=False)
         sv = r["stages"].get("serve")
         if sv:
             table.append(
