@@ -38,8 +38,8 @@ def test_impact_postings_keep_the_heaviest_items_per_term() -> None:
     row = lambda t: post.indices[post.indptr[t] : post.indptr[t + 1]].tolist()  # noqa: E731
     assert row(0) == [1, 2]  # 0.9, then the 0.4 tie broken by the lower item index
     assert row(1) == [2]  # fewer postings than the cap: all of them
-    assert row(2) == [3, 0]  # 0.7, then 0.5 (item 0 before item 1)
-    np.testing.assert_allclose(post.data[post.indptr[2] : post.indptr[3]], [0.7, 0.5])
+    assert row(2) == [0, 3]  # 0.7 and 0.5 (item 0 before item 1 on the tie)
+    np.testing.assert_allclose(post.data[post.indptr[2] : post.indptr[3]], [0.5, 0.7])
 
 
 def _contexts(ds: Dataset) -> list[UserContext]:

@@ -18,6 +18,7 @@ from serendip.models.content import (
     l2_rows,
     tag_token,
 )
+from serendip.models.neighborhood import topk_per_row
 from serendip.pipeline.candidates import Proposal, UserContext
 from serendip.pipeline.sources._base import SourceBase, SourceConfig
 from serendip.pipeline.sources._social import row_slices
@@ -63,23 +64,12 @@ def fit_item_vectors(
     return vectors, terms, np.asarray(iv.term_names, dtype=str)
 
 
-def impact_postings(vectors: sp.spmatrix, max_postings: int) -> sp.csr_matrix:
+def impact_postings(vectors: sp.csr_matrix, max_postings: int) -> sp.csr_matrix:
     """Inverted index of an items x terms matrix: float32 CSR terms x items whose row t holds
-    the `max_postings` items with the largest weight on t (all of them where fewer), heaviest
-    first (ties by lower item index)."""
-    csc = sp.csc_matrix(vectors, dtype=np.float32)
-    csc.sum_duplicates()
-    n_terms = csc.shape[1]
-    term = np.repeat(np.arange(n_terms, dtype=np.int64), np.diff(csc.indptr))
-    order = np.lexsort((csc.indices, -csc.data, term))
-    rank = np.arange(len(order)) - csc.indptr[term[order]]
-    keep = order[rank < max_postings]
-    counts = np.minimum(np.diff(csc.indptr), max_postings)
-    indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    return sp.csr_matrix(
-        (csc.data[keep], csc.indices[keep].astype(np.int32), indptr),
-        shape=(n_terms, csc.shape[0]),
-    )
+    the `max_postings` items with the largest weight on t (all of them where fewer; ties: the
+    lower item index), in item order."""
+    by_term = sp.csr_matrix(vectors.T)
+    return sp.csr_matrix(topk_per_row(by_term, max_postings), dtype=np.float32)
 
 
 class ContentSource(SourceBase[ContentConfig]):
