@@ -131,3 +131,66 @@ def test_two_serve_processes_on_one_store_see_each_others_events(
     finally:
         for s in servers:
             s.stop()
+
+
+def _private_server(store: Store, model_dir: Path, artifacts: Path) -> TestClient:
+    # one artifacts directory: one installation's erasure key, as behind a load balancer
+    runtime = ModelRuntime(store)
+    runtime.load(model_dir, "v1")
+    settings = Settings(
+        db_url=store.url, bootstrap=False, follow_store_s=0.05, artifacts_dir=artifacts
+    )
+    return TestClient(create_app(settings, store=store, runtime=runtime))
+
+
+def test_consent_and_erasure_through_one_server_reach_the_others_live_state(
+    store: Store, toy_platform: Any, model_dirs: dict[str, Path], tmp_path: Path
+) -> None:
+    _prepared(store, toy_platform, model_dirs["item-knn"])
+    model = model_dirs["item-knn"]
+    user, erased = (str(u) for u in toy_platform.users.ids[3:5])
+    with (
+        _private_server(store, model, tmp_path) as a,
+        _private_server(store, model, tmp_path) as b,
+    ):
+        fb = _follower(b)
+        runtime_b: ModelRuntime = b.app.state.runtime  # type: ignore[attr-defined]
+        personal = _items(b.get, f"/v1/users/{user}/recommendations", 10)
+        trending = _items(b.get, "/v1/trending", 10)
+        assert personal != trending
+        # personalization off through a: b serves the user the non-personalized list
+        r = a.put(f"/v1/users/{user}/consent", json={"personalization": False})
+        assert r.status_code == 200, r.text
+        assert _eventually(lambda: not runtime_b.personalized(user))
+        assert _items(b.get, f"/v1/users/{user}/recommendations", 10) == trending
+        # activity for others off: b stops counting the user's events for anyone else
+        a.put(f"/v1/users/{user}/consent", json={"activity_for_others": False})
+        assert _eventually(lambda: user in runtime_b.state.withheld())
+        # an erasure through a: b forgets the user's live events and hides them in its model
+        liked = _items(b.get, f"/v1/users/{erased}/recommendations", 5)[0]
+        ev = {"event_id": "erase-1", "user": erased, "item": liked, "event": "like"}
+        assert b.post("/v1/events", json=ev).json()["accepted"] == 1
+        assert runtime_b.state.history(erased)
+        assert a.delete(f"/v1/users/{erased}", params={"refit": False}).status_code == 200
+        assert _eventually(lambda: not runtime_b.state.history(erased))
+        assert runtime_b.state.private_flags().get(erased) is True
+        assert fb.poll_once().total == 0  # each change applied once
+
+
+def test_a_follower_without_the_erasure_key_leaves_erasures_to_the_restart(
+    sqlite_store: Store, toy_platform: Any, model_dirs: dict[str, Path]
+) -> None:
+    _prepared(sqlite_store, toy_platform, model_dirs["item-knn"])
+    runtime = ModelRuntime(sqlite_store)
+    runtime.load(model_dirs["item-knn"], "v1")
+    user = str(toy_platform.users.ids[1])
+    subject = "key:" + user
+    follower = StoreFollower(sqlite_store, runtime, subject=lambda u: "key:" + u)
+    blind = StoreFollower(sqlite_store, ModelRuntime(sqlite_store))
+    sqlite_store.erasures.record(subject, {})
+    assert user in runtime.known_users()  # a model user, though the live state never saw them
+    assert follower.poll_once().erased == 1
+    assert runtime.state.private_flags()[user] is True
+    assert runtime.state.user_version(user) > 0  # cached and precomputed lists dropped
+    assert blind.poll_once().erased == 0
+    assert follower.poll_once().erased == 0  # once

@@ -116,3 +116,19 @@ def test_a_withheld_users_interactions_stay_out_of_the_training_export(store: St
     assert int((ds.interactions.user == u).sum()) == 0 and len(ds.interactions) == 1
     assert "alice" in set(ds.social_frame()["follower"])  # their own follows stay
     assert len(store.to_dataset(honour_consent=False).interactions) == 2
+
+
+def test_changed_consents_and_new_erasures_are_read_in_order(store: Store) -> None:
+    # what the follower of another server reads (serendip.service.follower)
+    assert store.erasures.last_id() == 0
+    first = store.erasures.record("s1", {})
+    second = store.erasures.record("s2", {"store": {"events": 3}})
+    assert store.erasures.last_id() == second.id > first.id
+    assert [e.subject for e in store.erasures.after(0)] == ["s1", "s2"]
+    assert [e.subject for e in store.erasures.after(first.id)] == ["s2"]
+    assert store.erasures.after(second.id) == []
+    before = store.consents.update("alice", personalization=False).updated_at
+    assert before is not None
+    store.consents.update("bob", activity_for_others=False)
+    assert [c.user for c in store.consents.updated_since(before)] == ["alice", "bob"]
+    assert store.consents.updated_since(before + 3_600) == []

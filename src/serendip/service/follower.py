@@ -9,15 +9,18 @@ processes wrote since its last look, the way `warm_runtime` replays a restart:
   time because PostgreSQL hands out serial IDs before commit (a transaction may commit after a
   higher ID is already visible); an event is applied once, by its `event_id`. Events this
   process ingested are marked by the events route before they are stored, and skipped;
-- catalog upserts and deletions, profile updates (privacy flags) and follow-graph changes by
-  their timestamps (indexed, schema 0004), re-reading a `margin_s` overlap, each change
-  applied once.
+- catalog upserts and deletions, profile updates (privacy flags), consent changes and
+  follow-graph changes by their timestamps (indexed, schema 0004), re-reading a `margin_s`
+  overlap, each change applied once;
+- erasures by row ID: the log holds a keyed hash of the user (`erasure_subject`), never the
+  ID, so the follower hashes the users this process knows (live state, loaded models) with
+  the installation's erasure key and forgets the ones named (`privacy.forget_live`): hidden
+  in every loaded model, dropped from the live state. The refitted model reaches every server
+  through the watcher.
 
-A user's next request on any server then reflects an event acknowledged by another within
-about one polling interval. Model swaps reach every server through `watcher` (the store's
-active version). Not propagated: erasure and consent changes made through another server reach
-this one's live state at its next start (the store, the models and later fits are clean at
-once; see docs/deployment.md).
+A user's next request on any server then reflects an event, consent change or erasure
+acknowledged by another within about one polling interval. Model swaps reach every server
+through `watcher` (the store's active version).
 """
 
 from __future__ import annotations
@@ -26,12 +29,13 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 
 from fastapi import FastAPI
 
 from serendip.errors import SerendipError
+from serendip.service.privacy import app_privacy, apply_consent, forget_live
 from serendip.service.runtime import ModelRuntime
 from serendip.service.watcher import busy
 from serendip.store import EventIn, Store
@@ -44,6 +48,8 @@ log = logging.getLogger("serendip.service")
 LOOKBACK_ROWS = 1_000
 #: Event IDs remembered as applied (a bounded window, oldest dropped first).
 _REMEMBER = 200_000
+#: Erasure rows re-read behind the last seen one (out-of-order commits, as for events).
+_ERASURE_LOOKBACK = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +61,20 @@ class FollowStats:
     deleted: int = 0
     profiles: int = 0
     follows: int = 0
+    consents: int = 0
+    erased: int = 0
 
     @property
     def total(self) -> int:
-        return self.events + self.items + self.deleted + self.profiles + self.follows
+        return (
+            self.events
+            + self.items
+            + self.deleted
+            + self.profiles
+            + self.follows
+            + self.consents
+            + self.erased
+        )
 
 
 class _Seen:
@@ -82,10 +98,20 @@ class StoreFollower:
     """Applies other processes' writes to this process's runtime (see the module docstring).
     Starts at the store's current end, the last `LOOKBACK_ROWS` events counted as applied:
     what came before is `warm_runtime`'s (or the first start's import, which is training data,
-    not live events)."""
+    not live events). `subject` is the installation's keyed hash of a user ID (the erasure
+    log's); without it erasures are not followed."""
 
-    def __init__(self, store: Store, runtime: ModelRuntime, *, margin_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        runtime: ModelRuntime,
+        *,
+        margin_s: float = 10.0,
+        subject: Callable[[str], str] | None = None,
+    ) -> None:
         self.store, self.runtime, self.margin_s = store, runtime, margin_s
+        self.subject = subject
+        self._erasure_row = store.erasures.last_id()
         self._lock = threading.Lock()
         self._since = time.time()
         self._events = _Seen()
@@ -121,6 +147,15 @@ class StoreFollower:
                 if self._new("u", u.user, u.updated_at)
             ]
             changes = [c for c in self.store.social.changes_since(since) if self._new("f", *c)]
+            consents = [
+                c
+                for c in self.store.consents.updated_since(since)
+                if self._new("c", c.user, c.updated_at)
+            ]
+            erasures = self.store.erasures.after(max(0, self._erasure_row - _ERASURE_LOOKBACK))
+            subjects = {e.subject for e in erasures if self._new("e", e.id)}
+            if erasures:
+                self._erasure_row = max(self._erasure_row, erasures[-1].id)
             self._since = now
         if fresh:
             self.runtime.on_events(
@@ -136,7 +171,32 @@ class StoreFollower:
             (self.runtime.on_follow if kind == "follow" else self.runtime.on_unfollow)(
                 follower, followee
             )
-        return FollowStats(len(fresh), len(items), len(deleted), len(profiles), len(changes))
+        for c in consents:
+            apply_consent(
+                self.runtime, self.store, c.user, c.personalization, c.activity_for_others
+            )
+        erased = self._forget(subjects) if subjects else []  # last: after their events
+        return FollowStats(
+            len(fresh),
+            len(items),
+            len(deleted),
+            len(profiles),
+            len(changes),
+            len(consents),
+            len(erased),
+        )
+
+    def _forget(self, subjects: set[str]) -> list[str]:
+        """Forget the users whose keyed hash the new erasures name; returns them."""
+        if self.subject is None:
+            return []
+        subject = self.subject
+        named = sorted(u for u in self.runtime.known_users() if subject(u) in subjects)
+        for user in named:
+            forget_live(self.runtime, user)
+        if named:
+            log.info("erasure made through another server applied to %d user(s)", len(named))
+        return named
 
     def _new(self, *key: Hashable) -> bool:
         return self._changes.add(key)
@@ -161,7 +221,7 @@ def start_follower(app: FastAPI, every_s: float) -> threading.Thread | None:
         while not _ready(app):
             if stop.wait(0.2):
                 return
-        follower = StoreFollower(store, app.state.runtime)
+        follower = StoreFollower(store, app.state.runtime, subject=app_privacy(app).subject)
         app.state.follower = follower
         while not stop.wait(every_s):
             try:

@@ -59,7 +59,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from serendip.privacy.pseudonym import (
@@ -81,10 +81,12 @@ __all__ = [
     "PrivacyContext",
     "PrivacyDep",
     "RetentionSchedule",
+    "app_privacy",
     "apply_consent",
     "apply_consents_at_start",
     "erase_user",
     "files_naming",
+    "forget_live",
     "privacy_context",
     "replay_withheld_history",
     "start_retention",
@@ -173,7 +175,12 @@ _CTX_LOCK = threading.Lock()
 
 def privacy_context(request: Request) -> PrivacyContext:
     """The app's `PrivacyContext`, made on first use (and kept on `app.state.privacy`)."""
-    state = request.app.state
+    return app_privacy(request.app)
+
+
+def app_privacy(app: FastAPI) -> PrivacyContext:
+    """`privacy_context` for code that holds the app, not a request (the follower)."""
+    state = app.state
     ctx: PrivacyContext | None = getattr(state, "privacy", None)
     store: Store = state.store
     if ctx is None or ctx.store is not store:
@@ -261,11 +268,7 @@ def erase_user(
     stored = ctx.pseudonyms.user(raw)
     subject = ctx.subject(stored)
     counts = ctx.store.erase_user(stored, author_tombstone=ctx.store.author_tombstone(stored))
-    live: dict[str, int] = {}
-    if runtime is not None:
-        runtime.on_users([{"user": stored, "private": True}])  # hidden at once, every model
-        runtime.on_consent(stored, True, True)  # out of the consent sets
-        live = runtime.state.forget_user(stored)
+    live: dict[str, int] = {} if runtime is None else forget_live(runtime, stored)
     at = time.time()
     ctx.store.erasures.record(subject, {"store": counts, "live": live, "at": at})
     active = runtime is not None and runtime.snapshot is not None
@@ -298,6 +301,15 @@ def erase_user(
         artifacts="every model version trained with the user is deleted from the artifacts "
         "directory after the swap and marked failed: rollback to those versions is gone by design",
     )
+
+
+def forget_live(runtime: ModelRuntime, stored: str) -> dict[str, int]:
+    """The live path's part of an erasure (step 2 above), on this server: hidden in every
+    loaded model, out of the consent sets, dropped from the live state. Returns what the live
+    state dropped. The follower calls it for erasures made through another server."""
+    runtime.on_users([{"user": stored, "private": True}])  # hidden at once, every model
+    runtime.on_consent(stored, True, True)  # out of the consent sets
+    return runtime.state.forget_user(stored)
 
 
 @dataclass

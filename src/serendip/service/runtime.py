@@ -368,6 +368,16 @@ class ModelRuntime:
         for snap in self._serving_snapshots():
             self._apply_privacy(snap.serving, flags)
 
+    def known_users(self) -> set[str]:
+        """Users the live state or a loaded model version knows (to match an erasure's keyed
+        subject against, `serendip.service.follower`)."""
+        users = self.state.users()
+        for snap in self._serving_snapshots():
+            vocab = getattr(snap.serving.model, "users_", None)
+            if vocab is not None:
+                users.update(str(u) for u in vocab.ids)
+        return users
+
     def _serving_snapshots(self) -> list[Snapshot]:
         snap = self._snapshot
         return ([] if snap is None else [snap]) + list(self._variants.values())

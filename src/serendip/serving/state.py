@@ -229,6 +229,21 @@ class OnlineState:
         with self._lock:
             self._private.update({str(u): bool(f) for u, f in flags.items()})
 
+    def users(self) -> set[str]:
+        """Every user the live state holds something of: history, counted share, follows,
+        unfollows (or is followed by someone live)."""
+        with self._lock:
+            named = {
+                u for table in (self._follows, self._unfollows) for us in table.values() for u in us
+            }
+            return (
+                set(self._history)
+                | set(self._shares)
+                | set(self._follows)
+                | set(self._unfollows)
+                | named
+            )
+
     def private_flags(self) -> dict[str, bool]:
         """Every privacy flag set since the start (user -> private)."""
         with self._lock:

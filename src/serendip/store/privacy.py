@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, Table, delete, select
+from sqlalchemy import Row, Table, delete, func, select
 
 from serendip.store.repositories import _check_id, _Repository
 from serendip.store.schema import ConsentRow, ErasureRow
@@ -90,6 +90,17 @@ class ConsentRepository(_Repository):
         with self._db.read() as conn:
             return set(conn.execute(q).scalars())
 
+    def updated_since(self, timestamp: float) -> list[Consent]:
+        """Consents changed at or after `timestamp`, oldest change first (what another server
+        set: `serendip.service.follower`). The table holds only users who changed a switch."""
+        q = (
+            select(CONSENTS)
+            .where(CONSENTS.c.updated_at >= timestamp)
+            .order_by(CONSENTS.c.updated_at, CONSENTS.c.user_id)
+        )
+        with self._db.read() as conn:
+            return [_consent(r) for r in conn.execute(q)]
+
     def delete(self, user: str) -> int:
         with self._db.write() as conn:
             return int(conn.execute(delete(CONSENTS).where(CONSENTS.c.user_id == user)).rowcount)
@@ -113,7 +124,17 @@ class ErasureRepository(_Repository):
         with self._db.read() as conn:
             return set(conn.execute(select(ERASURES.c.subject)).scalars())
 
-    def list(self) -> list[Erasure]:
+    def after(self, row_id: int) -> list[Erasure]:
+        """Erasures recorded after row `row_id`, in order (another server's, for the follower)."""
+        q = select(ERASURES).where(ERASURES.c.id > row_id).order_by(ERASURES.c.id)
         with self._db.read() as conn:
-            rows = conn.execute(select(ERASURES).order_by(ERASURES.c.id)).all()
+            rows = conn.execute(q).all()
         return [Erasure(r.id, r.subject, dict(r.receipt or {}), r.at) for r in rows]
+
+    def last_id(self) -> int:
+        """The newest erasure's row ID (0: none)."""
+        with self._db.read() as conn:
+            return int(conn.execute(select(func.max(ERASURES.c.id))).scalar() or 0)
+
+    def list(self) -> list[Erasure]:
+        return self.after(0)
