@@ -197,3 +197,22 @@ def test_metrics_count_requests_per_serving_path(pipe: Path, tmp_path: Path) -> 
     }
     assert paths == {k: float(v) for k, v in rt.snapshot.cache.paths.items()}  # type: ignore[union-attr]
     assert sum(paths.values()) >= 2
+
+
+def test_a_runtime_that_does_not_build_adopts_the_lists_another_process_saved(
+    pipe: Path, tmp_path: Path
+) -> None:
+    # a worker other than the leader (`serve --workers`): it waits for the leader's lists
+    path = _copy(pipe, tmp_path)
+    follower = ModelRuntime(build_in_background=False)
+    follower.load(path, "v1")
+    snap = follower.snapshot
+    assert snap is not None and snap.lists is not None and snap.lists.state == "absent"
+    assert not follower.adopt_saved_lists()  # nothing saved yet
+    leader = ModelRuntime()
+    leader.load(path, "v1")
+    built = _ready(leader)
+    assert follower.adopt_saved_lists()
+    assert snap.lists.state == "ready" and snap.lists.lists is not None
+    assert np.array_equal(np.asarray(snap.lists.lists.a["items"]), np.asarray(built.a["items"]))
+    assert not follower.adopt_saved_lists()  # once

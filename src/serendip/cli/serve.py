@@ -7,6 +7,7 @@ options here, which win. Without API keys the server refuses any host but localh
 from __future__ import annotations
 
 import logging
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,14 @@ def serve(
     study: Path | None = typer.Option(
         None, "--study", help="A `serendip study` output directory for the dashboard's leaderboard."
     ),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        min=0,
+        max=64,
+        help="Server processes sharing the port, the store and the model (0: one per core; "
+        "default 1).",
+    ),
 ) -> None:
     """Serve recommendations, events, catalog, users and models over HTTP (docs at /docs).
 
@@ -47,6 +56,7 @@ def serve(
             "host": host,
             "port": port,
             "study_dir": study,
+            "workers": workers,
         }.items()
         if v is not None
     }
@@ -55,18 +65,39 @@ def serve(
     except ValidationError as exc:
         raise config_error_from(exc, "invalid settings") from None
     settings.check_bind()
-    run(settings)
+    if settings.redis_url is not None:
+        from serendip.service.notices import check_client
+
+        check_client()
+    if settings.workers == 1:
+        run(settings)
+        return
+    from serendip.service.workers import auto_workers, run_workers
+
+    _log_to_stderr(settings, "supervisor")
+    n = settings.workers or auto_workers()
+    code = run_workers(settings, overrides, n)
+    if code:
+        raise typer.Exit(code)
 
 
-def run(settings: Any) -> None:
-    """Configure logging and run uvicorn on `settings` (blocking)."""
+def _log_to_stderr(settings: Any, who: str | None) -> None:
+    tag = f"[{who}] " if who else ""
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format=f"%(asctime)s %(levelname)s %(name)s: {tag}%(message)s",
+    )
+
+
+def run(settings: Any, sockets: list[socket.socket] | None = None) -> None:
+    """Configure logging and run uvicorn on `settings` (blocking); on `sockets` when given
+    (a worker of `serve --workers`), else on the settings' host and port."""
     import uvicorn
 
     from serendip.service.app import create_app
     from serendip.store import Store
 
-    level = settings.log_level.upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _log_to_stderr(settings, f"worker {settings.worker_index}" if sockets else None)
     log = logging.getLogger("serendip.service")
     if settings.authenticated:
         log.info("API keys configured: %d; every route checks its scope", len(settings.api_keys))
@@ -76,13 +107,14 @@ def run(settings: Any) -> None:
             settings.host,
         )
     log.info("store %s, artifacts %s", _redact(settings.db_url), settings.artifacts_dir)
-    log.info("dashboard at http://%s:%d/", settings.host, settings.port)
+    if settings.leads:
+        log.info("dashboard at http://%s:%d/", settings.host, settings.port)
     # Open the store here, not in the app's lifespan, so a bad URL or an unreachable database is
     # one `error:` line (cli_errors), not a server traceback.
     store = Store.open(settings.db_url)
     try:
         app = create_app(settings, store=store)
-        uvicorn.run(
+        config = uvicorn.Config(
             app,
             host=settings.host,
             port=settings.port,
@@ -90,6 +122,7 @@ def run(settings: Any) -> None:
             access_log=False,
             timeout_graceful_shutdown=5,
         )
+        uvicorn.Server(config).run(sockets=sockets)
     finally:
         store.close()
 

@@ -36,10 +36,11 @@ from serendip.service.metrics import ServiceMetrics
 from serendip.service.settings import Settings
 
 if TYPE_CHECKING:  # imported where used: the store and the runtime are opened in the lifespan
+    from serendip.service.notices import ChangeNotices
     from serendip.service.runtime import ModelRuntime
     from serendip.store import ModelVersion, Store
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "warm_runtime", "warm_start"]
 
 log = logging.getLogger("serendip.service")
 
@@ -62,6 +63,9 @@ With API keys configured, send `Authorization: Bearer <key>`; scopes: `read` (re
 """
 
 
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
 class _BodyTooLarge(Exception):
     pass
 
@@ -69,10 +73,19 @@ class _BodyTooLarge(Exception):
 class EdgeMiddleware:
     """Request ID, body-size limit, per-route latency and errors, and the last-resort 500."""
 
-    def __init__(self, app: ASGIApp, *, metrics: ServiceMetrics, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: ServiceMetrics,
+        max_body_bytes: int,
+        on_write: Callable[[], None] | None = None,
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body = max_body_bytes
+        #: called after a write request succeeded (POST, PUT, PATCH or DELETE answered < 400)
+        self.on_write = on_write
 
     async def _buffered(self, receive: Receive) -> Receive:
         chunks: list[bytes] = []
@@ -152,9 +165,10 @@ class EdgeMiddleware:
         finally:
             route = scope.get("route")
             label = getattr(route, "path", None) or "unmatched"
-            self.metrics.observe_request(
-                scope.get("method", ""), label, int(state["status"]), time.perf_counter() - start
-            )
+            method, status = scope.get("method", ""), int(state["status"])
+            self.metrics.observe_request(method, label, status, time.perf_counter() - start)
+            if self.on_write is not None and status < 400 and method in _WRITES:
+                self.on_write()
 
 
 async def _send_json(send: Send, status: int, body: dict[str, object]) -> None:
@@ -245,11 +259,21 @@ def create_app(
         start_watcher(app)  # versions activated by other processes; the monitor gauges
         from serendip.service.follower import start_follower
 
+        app.state.notices = _open_notices(settings)
         start_follower(app, settings.follow_store_s)  # other servers' events and changes
+        retention = None
+        if settings.retention_days is not None and settings.leads:
+            from serendip.service.privacy import app_privacy, start_retention
+
+            retention = start_retention(app_privacy(app))  # the daily purge
         try:
             yield
         finally:
             app.state.shutting_down.set()
+            if retention is not None:
+                retention.stop()
+            if app.state.notices is not None:
+                app.state.notices.close()
             if holder.owns_store and app.state.store is not None:
                 app.state.store.close()
 
@@ -269,11 +293,21 @@ def create_app(
     app.state.swap_lock = threading.Lock()
     app.state.shutting_down = threading.Event()
     app.state.follower = None
+    app.state.notices = None
 
     app.add_exception_handler(SerendipError, _serendip_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+
+    def announce_write() -> None:  # other servers' followers look at the store at once
+        notices: ChangeNotices | None = app.state.notices
+        if notices is not None:
+            notices.changed()
+
     app.add_middleware(
-        EdgeMiddleware, metrics=metrics, max_body_bytes=settings.limits.max_body_bytes
+        EdgeMiddleware,
+        metrics=metrics,
+        max_body_bytes=settings.limits.max_body_bytes,
+        on_write=announce_write,
     )
 
     from serendip.service.routes import ROUTERS
@@ -290,6 +324,17 @@ _WARM_MARGIN_S = 3_600.0
 #: restart must stay well under a minute however long ago the model was fitted.
 _WARM_WINDOW_S = 3 * 86_400.0
 _WARM_MAX_EVENTS = 1_000_000
+
+
+def warm_start(store: Store, runtime: ModelRuntime, active: ModelVersion) -> None:
+    """Before a server's first load of `active`: the live state since shortly before its fit
+    (`warm_runtime`), then the stored consents (withheld users counted for nobody else, their
+    older history fed into their own; `apply_consents_at_start`)."""
+    from serendip.service.privacy import apply_consents_at_start
+
+    since = max(active.created_at - _WARM_MARGIN_S, time.time() - _WARM_WINDOW_S)
+    warm_runtime(store, runtime, since=since)
+    apply_consents_at_start(runtime, store, replayed_since=since)
 
 
 def warm_runtime(store: Store, runtime: ModelRuntime, *, since: float) -> None:
@@ -330,6 +375,15 @@ def warm_runtime(store: Store, runtime: ModelRuntime, *, since: float) -> None:
         )
 
 
+def _open_notices(settings: Settings) -> ChangeNotices | None:
+    """Redis change notices when `settings.redis_url` is set (`serendip.service.notices`)."""
+    if settings.redis_url is None:
+        return None
+    from serendip.service.notices import ChangeNotices, channel_for
+
+    return ChangeNotices(settings.redis_url, channel_for(settings.db_url))
+
+
 def _open(app: FastAPI, settings: Settings, holder: _Holder) -> None:
     """Open the store and runtime, load the active version, or start the first-start bootstrap."""
     if holder.store is None:
@@ -342,6 +396,8 @@ def _open(app: FastAPI, settings: Settings, holder: _Holder) -> None:
         holder.runtime = ModelRuntime(
             holder.store,
             precompute=settings.precompute_lists,
+            # other workers adopt the lists the leader saves (`adopt_saved_lists`)
+            build_in_background=settings.leads,
             fresh_slots=settings.fresh_slots,
             refresh_live=settings.refresh_live,
         )
@@ -361,8 +417,7 @@ def _open(app: FastAPI, settings: Settings, holder: _Holder) -> None:
         def load() -> str | None:
             # Live state first (deletions, recent events): independent of the model, and events
             # acknowledged while the model loads then land after the replay, not before it.
-            since = max(active.created_at - _WARM_MARGIN_S, time.time() - _WARM_WINDOW_S)
-            warm_runtime(store, runtime, since=since)
+            warm_start(store, runtime, active)
             try:
                 runtime.load(Path(active.path), active.version)
             except SerendipError as exc:
@@ -370,7 +425,7 @@ def _open(app: FastAPI, settings: Settings, holder: _Holder) -> None:
                 log.error("%s", app.state.not_ready_reason)
                 return None
             log.info("serving model %s (%s)", active.version, active.name)
-            if settings.bootstrap and is_stand_in(active, settings):
+            if settings.bootstrap and settings.leads and is_stand_in(active, settings):
                 _resume_upgrade(app, settings, active)
             return str(active.version)
 
@@ -380,6 +435,9 @@ def _open(app: FastAPI, settings: Settings, holder: _Holder) -> None:
         app.state.not_ready_reason = (
             "no model is active; activate one with POST /v1/models/{v}/activate"
         )
+        return
+    if not settings.leads:
+        app.state.not_ready_reason = "first start: worker 0 is preparing the first model"
         return
     if store.models.list():
         app.state.not_ready_reason = "no model version is active; activate one"

@@ -19,7 +19,8 @@ processes wrote since its last look, the way `warm_runtime` replays a restart:
   through the watcher.
 
 A user's next request on any server then reflects an event, consent change or erasure
-acknowledged by another within about one polling interval. Model swaps reach every server
+acknowledged by another within about one polling interval (at once with Redis notices,
+`serendip.service.notices`). Model swaps reach every server
 through `watcher` (the store's active version).
 """
 
@@ -35,6 +36,7 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 
 from serendip.errors import SerendipError
+from serendip.service.notices import ChangeNotices
 from serendip.service.privacy import app_privacy, apply_consent, forget_live
 from serendip.service.runtime import ModelRuntime
 from serendip.service.watcher import busy
@@ -211,7 +213,8 @@ def _ready(app: FastAPI) -> bool:
 def start_follower(app: FastAPI, every_s: float) -> threading.Thread | None:
     """Start the follower thread for `app` (None when `every_s` <= 0 or no store is open): it
     waits until the runtime serves, then sets `app.state.follower` and polls every `every_s`
-    seconds until the app's `shutting_down` event."""
+    seconds, and at once when `app.state.notices` (Redis) says another server wrote, until
+    the app's `shutting_down` event."""
     store = app.state.store
     if every_s <= 0 or store is None:
         return None
@@ -223,7 +226,12 @@ def start_follower(app: FastAPI, every_s: float) -> threading.Thread | None:
                 return
         follower = StoreFollower(store, app.state.runtime, subject=app_privacy(app).subject)
         app.state.follower = follower
-        while not stop.wait(every_s):
+        notices: ChangeNotices | None = app.state.notices
+        while not stop.is_set():
+            if notices is not None:
+                notices.wait(every_s)  # another server's write wakes it early
+            if stop.wait(0 if notices is not None else every_s):
+                return
             try:
                 stats = follower.poll_once()
             except (SerendipError, OSError) as exc:  # the store is away: try again later

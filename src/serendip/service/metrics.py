@@ -1,8 +1,16 @@
 """Prometheus metrics of one app, in its own `CollectorRegistry` (two apps in one process, as in
-the tests, never share or collide)."""
+the tests, never share or collide).
+
+Under `serve --workers` (prometheus_client's multiprocess mode: `PROMETHEUS_MULTIPROC_DIR` set
+before the worker starts) every worker writes its values to memory-mapped files in that
+directory and `render` sums them over the live workers, so a scrape that reaches any worker
+sees the whole server: counters and histograms add up, the serving-path counts add up, and
+the model and monitor gauges take the live workers' maximum or most recent value.
+"""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterable, Mapping
 from typing import Protocol, cast
@@ -14,6 +22,7 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
+    multiprocess,
 )
 
 __all__ = ["CONTENT_TYPE_LATEST", "MonitorReading", "ServiceMetrics"]
@@ -45,6 +54,8 @@ class ServiceMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        #: several worker processes share the values (see the module docstring)
+        self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         self.latency = Histogram(
             "serendip_http_request_duration_seconds",
             "Time to answer a request, by route template and method.",
@@ -80,6 +91,7 @@ class ServiceMetrics:
             "1 for the model version serving now.",
             ["version"],
             registry=r,
+            multiprocess_mode="livemax",
         )
         self.model_swaps = Counter(
             "serendip_model_swaps_total",
@@ -104,11 +116,13 @@ class ServiceMetrics:
             "1 for the model serving now, with its version and model name.",
             ["version", "model"],
             registry=r,
+            multiprocess_mode="livemax",
         )
         self.model_registered = Gauge(
             "serendip_model_registered_timestamp_seconds",
             "When the serving model version was fitted and registered (epoch seconds).",
             registry=r,
+            multiprocess_mode="livemax",
         )
         self._model_registered_at: float | None = None
         self._monitor_labels: set[tuple[str, str]] = set()
@@ -117,19 +131,23 @@ class ServiceMetrics:
             "serendip_model_age_seconds",
             "Seconds since the serving model version was fitted and registered (-1: unknown).",
             registry=r,
+            multiprocess_mode="livemax",
         )
-        self.model_age.set_function(self._model_age)
+        if not self.multiprocess:  # there, `render` sets it (values live in files)
+            self.model_age.set_function(self._model_age)
         self.monitor_value = Gauge(
             "serendip_monitor_value",
             "Last value of each live quality and drift monitor (absent: too little data).",
             ["monitor", "kind"],
             registry=r,
+            multiprocess_mode="livemostrecent",
         )
         self.monitor_out = Gauge(
             "serendip_monitor_out_of_bounds",
             "1 when the monitor's last value was outside its thresholds, else 0.",
             ["monitor"],
             registry=r,
+            multiprocess_mode="livemostrecent",
         )
         self.monitor_runs = Counter(
             "serendip_monitor_runs_total",
@@ -140,6 +158,7 @@ class ServiceMetrics:
             "serendip_monitor_last_run_timestamp_seconds",
             "When the monitors were last computed (epoch seconds).",
             registry=r,
+            multiprocess_mode="livemax",
         )
         self.serving_paths = Gauge(
             "serendip_recommend_path_requests",
@@ -148,6 +167,7 @@ class ServiceMetrics:
             "incremental (precomputed candidates updated with live events), full (every source).",
             ["path"],
             registry=r,
+            multiprocess_mode="livesum",
         )
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
@@ -163,8 +183,8 @@ class ServiceMetrics:
         this with the runtime's version on every scrape)."""
         if model is None and version is not None and version == self.described_version:
             return
-        self.model_version.clear()
-        self.model_info.clear()
+        self._reset(self.model_version)
+        self._reset(self.model_info)
         self._model_registered_at = registered_at
         #: the version whose model name and age the gauges carry (None: not known)
         self.described_version = version if model is not None else None
@@ -195,6 +215,8 @@ class ServiceMetrics:
         for r in readings:
             if r.value is None:
                 if (r.name, r.kind) in self._monitor_labels:
+                    if self.multiprocess:  # a file keeps the last value: make it NaN
+                        self.monitor_value.labels(r.name, r.kind).set(float("nan"))
                     self.monitor_value.remove(r.name, r.kind)
                     self._monitor_labels.discard((r.name, r.kind))
             else:
@@ -212,12 +234,27 @@ class ServiceMetrics:
 
     def set_serving_paths(self, paths: Mapping[str, int]) -> None:
         """The active version's requests per serving path (`SnapshotCache.paths`)."""
-        self.serving_paths.clear()
+        self._reset(self.serving_paths)
         for path, n in paths.items():
             self.serving_paths.labels(path).set(n)
 
+    def _reset(self, gauge: Gauge) -> None:
+        """Drop every label of `gauge`. In multiprocess mode a worker's file keeps each label
+        it ever set (prometheus_client cannot clear there), so they are set to 0 instead."""
+        if not self.multiprocess:
+            gauge.clear()
+            return
+        for metric in gauge.collect():
+            for sample in metric.samples:
+                gauge.labels(*sample.labels.values()).set(0)
+
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if not self.multiprocess:
+            return generate_latest(self.registry)
+        self.model_age.set(self._model_age())
+        summed = CollectorRegistry()
+        multiprocess.MultiProcessCollector(summed)  # type: ignore[no-untyped-call]
+        return generate_latest(summed)
 
 
 def _sources(explanations: Iterable[Mapping[str, object] | None]) -> Iterable[str]:

@@ -224,30 +224,38 @@ def apply_consent(
     runtime.on_users([{"user": user, "private": private or not activity_for_others}])
 
 
-def apply_consents_at_start(runtime: ModelRuntime, store: Store) -> int:
+def apply_consents_at_start(
+    runtime: ModelRuntime, store: Store, *, replayed_since: float | None = None
+) -> int:
     """At a server's start (or after a restart): the stored consents into the runtime and the
     live state, and the withheld users' recent history into their own live history. Returns
-    how many users withhold their activity."""
+    how many users withhold their activity. `replayed_since`: the live state already holds
+    the events from then on (`warm_runtime`), so only older ones are fed in."""
     runtime.load_consents(store)
     withheld = sorted(store.consents.withheld_activity())
     if withheld:
         runtime.state.withhold(withheld)
         runtime.on_users([{"user": u, "private": True} for u in withheld])
-        replay_withheld_history(runtime, store, withheld)
+        replay_withheld_history(runtime, store, withheld, before=replayed_since)
     return len(withheld)
 
 
 def replay_withheld_history(
-    runtime: ModelRuntime, store: Store, users: Iterable[str] | None = None
+    runtime: ModelRuntime,
+    store: Store,
+    users: Iterable[str] | None = None,
+    *,
+    before: float | None = None,
 ) -> int:
-    """Feed withheld users' most recent stored events into their live history (counted for
-    nobody else): the fit leaves their interactions out, so this is how their own list still
-    knows their taste. Returns the events replayed."""
+    """Feed withheld users' most recent stored events (those before `before`, when given)
+    into their live history (counted for nobody else): the fit leaves their interactions out,
+    so this is how their own list still knows their taste. Returns the events replayed."""
     chosen = list(store.consents.withheld_activity() if users is None else users)
     runtime.state.withhold(chosen)
     n = 0
     for u in chosen:
-        events = list(reversed(store.events.recent(u, runtime.state.history_size)))
+        recent = store.events.recent(u, runtime.state.history_size)
+        events = [e for e in reversed(recent) if before is None or e.timestamp < before]
         if events:
             n += runtime.state.add_events(events)
     return n

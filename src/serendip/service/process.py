@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import httpx
@@ -29,9 +29,16 @@ def free_port() -> int:
 class ServeProcess:
     """`serendip serve --db DB_URL --artifacts WORKDIR/artifacts --port <free>`, its output in
     `WORKDIR/server-<port>.log`; `env` is added to this process's environment (API keys are
-    dropped: the server binds to loopback without them)."""
+    dropped: the server binds to loopback without them); `args` are more `serve` options
+    (`--workers 2`)."""
 
-    def __init__(self, db_url: str, workdir: Path, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        db_url: str,
+        workdir: Path,
+        env: Mapping[str, str] | None = None,
+        args: Sequence[str] = (),
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(workdir) / f"server-{self.port}.log"
@@ -50,6 +57,7 @@ class ServeProcess:
                 str(Path(workdir) / "artifacts"),
                 "--port",
                 str(self.port),
+                *args,
             ],
             env=full_env,
             stdout=self._log,

@@ -283,6 +283,21 @@ class ModelRuntime:
             holder.lists, holder.state = lists, "ready"
         return holder
 
+    def adopt_saved_lists(self) -> bool:
+        """A runtime that does not build lists (`build_in_background` False: a worker other
+        than the leader) takes the active version's lists once another process has saved them
+        into the artifact; True when it did now."""
+        snap = self._snapshot
+        holder = None if snap is None else snap.lists
+        if snap is None or holder is None or holder.state != "absent":
+            return False
+        lists = RankedLists.load(snap.directory, fingerprint=fingerprint(snap.directory))
+        if lists is None:
+            return False
+        holder.lists, holder.state = lists, "ready"
+        _log.info("took the precomputed lists another process saved for %s", snap.version)
+        return True
+
     def build_lists(self, serving: ServingModel, directory: Path, holder: ListsHolder) -> None:
         """Build the lists in a daemon thread (requests are served meanwhile, in full), then
         save them into the artifact so the next load finds them."""
@@ -367,6 +382,12 @@ class ModelRuntime:
         self._hidden = frozenset(u for u, p in self.state.private_flags().items() if p)
         for snap in self._serving_snapshots():
             self._apply_privacy(snap.serving, flags)
+
+    def reset_live_state(self) -> None:
+        """Start the live state afresh (before a first load replays it from the store)."""
+        self.state = OnlineState(
+            history_size=self.state.history_size, half_life_s=self.state.half_life_s
+        )
 
     def known_users(self) -> set[str]:
         """Users the live state or a loaded model version knows (to match an erasure's keyed

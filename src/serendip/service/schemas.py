@@ -402,6 +402,9 @@ class ReadyPublic(BaseModel):
         description="What the first start is doing now and for how long, with its progress.",
     )
     reason: str | None = Field(default=None, description="Why not ready.")
+    worker: int = Field(
+        default=0, description="Which server process answered (`serve --workers`; 0: the first)."
+    )
 
 
 class ErrorPublic(BaseModel):

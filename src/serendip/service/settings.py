@@ -180,6 +180,30 @@ class Settings(BaseSettings):
             "0: this is the only server (docs/deployment.md)."
         ),
     )
+    redis_url: str | None = Field(
+        default=None,
+        description=(
+            "Redis for change notices between servers on one store (redis://host:6379/0): a "
+            "write on one wakes the others' followers at once instead of at their next look "
+            "(None, or Redis away: they poll every `follow_store_s`; docs/deployment.md)."
+        ),
+    )
+    workers: int = Field(
+        default=1,
+        ge=0,
+        le=64,
+        description=(
+            "Server processes on this host and port (`serendip serve --workers`; 0: one per "
+            "core). They share the listening socket, the store and the memory-mapped model; "
+            "each follows the others' writes (`follow_store_s`). Worker 0 leads: it makes the "
+            "first start, builds precomputed lists a version lacks and runs the retention purge."
+        ),
+    )
+    worker_index: int = Field(
+        default=0,
+        ge=0,
+        description="This process's index under `serve --workers` (set by the supervisor).",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # ---- operations
     log_exposures: bool = Field(
@@ -214,6 +238,12 @@ class Settings(BaseSettings):
     @property
     def authenticated(self) -> bool:
         return bool(self.api_keys)
+
+    @property
+    def leads(self) -> bool:
+        """This process makes the first start, builds missing precomputed lists and purges on
+        schedule (the only one, or worker 0 under `serve --workers`)."""
+        return self.worker_index == 0
 
     def check_bind(self) -> None:
         """Refuse to expose an unauthenticated server beyond this machine."""

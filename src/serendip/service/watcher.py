@@ -46,7 +46,7 @@ def watch_once(app: FastAPI) -> str | None:
     """One look: swap in the store's active version if the runtime serves another; the version
     swapped in, else None."""
     store, runtime = app.state.store, app.state.runtime
-    if store is None or runtime is None or runtime.active_version is None or busy(app):
+    if store is None or runtime is None or busy(app):
         return None
     from serendip.service.routes.models import swap_in
 
@@ -59,6 +59,8 @@ def watch_once(app: FastAPI) -> str | None:
         if active is None:
             return None
         if active.version == runtime.active_version:
+            if not runtime.build_in_background:
+                runtime.adopt_saved_lists()  # the leader's, once saved
             metrics = app.state.metrics
             if metrics.described_version != active.version:  # loaded at the start: name, age
                 metrics.set_model_version(
@@ -72,6 +74,11 @@ def watch_once(app: FastAPI) -> str | None:
             active.version,
             active.name,
         )
+        if runtime.active_version is None:  # this server's first model (another made it)
+            from serendip.service.app import warm_start
+
+            runtime.reset_live_state()  # the store holds all of it: replayed, none twice
+            warm_start(store, runtime, active)
         try:
             swap_in(app.state, store, runtime, app.state.metrics, active)
         except SerendipError:

@@ -35,13 +35,16 @@ def readyz(request: Request) -> JSONResponse:
     boot: BootstrapStatus | None = getattr(request.app.state, "bootstrap", None)
     stage = boot.describe() if boot is not None else None
     upgrading = boot.upgrading_to if boot is not None else None
+    worker = request.app.state.settings.worker_index
     if snap is None:
         reason = (
             f"first start: {stage}"
             if stage is not None
             else request.app.state.not_ready_reason or "no model is active"
         )
-        body = ReadyPublic(ready=False, model_version=None, stage=stage, reason=reason)
+        body = ReadyPublic(
+            ready=False, model_version=None, stage=stage, reason=reason, worker=worker
+        )
         return JSONResponse(body.model_dump(), status_code=503)
     name = getattr(snap, "metadata", {}).get("model")
     body = ReadyPublic(
@@ -50,6 +53,7 @@ def readyz(request: Request) -> JSONResponse:
         model=None if name is None else str(name),
         upgrading_to=upgrading,
         stage=stage,
+        worker=worker,
     )
     return JSONResponse(body.model_dump())
 
