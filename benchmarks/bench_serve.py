@@ -169,14 +169,24 @@ def run_load(server: Server, users: list[str], rate: int, duration: float, seed:
     return result
 
 
-async def _load(url: str, users: list[str], rate: int, duration: float, seed: int) -> LoadResult:
+async def _load(
+    url: str,
+    users: list[str],
+    rate: int,
+    duration: float,
+    seed: int,
+    *,
+    query: str = "?k=10&explain=true",
+    cold_share: float = 0.1,
+    warm_up: bool = True,
+) -> LoadResult:
+    """Open-loop requests for `users` (and `cold_share` never-seen users) at `rate`."""
     rng = random.Random(seed)
     n = int(rate * duration)
     latencies: list[float] = []
     errors = 0
     host, port = url.removeprefix("http://").split(":")
     client = _Http(host, int(port))
-    query = "?k=10&explain=true"
 
     async def one(user: str, scheduled: float) -> None:
         nonlocal errors
@@ -191,10 +201,10 @@ async def _load(url: str, users: list[str], rate: int, duration: float, seed: in
         else:
             errors += 1
 
-    # warm the connections and the server's code paths
-    await asyncio.gather(*(one(users[i % len(users)], time.perf_counter()) for i in range(20)))
-    latencies.clear()
-    errors = 0
+    if warm_up:  # the connections and the server's code paths
+        await asyncio.gather(*(one(users[i % len(users)], time.perf_counter()) for i in range(20)))
+        latencies.clear()
+        errors = 0
     start = time.perf_counter()
     tasks = []
     for i in range(n):
@@ -204,7 +214,8 @@ async def _load(url: str, users: list[str], rate: int, duration: float, seed: in
         delay = scheduled - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        user = rng.choice(users) if rng.random() < 0.9 else f"cold-{rng.randrange(10**9)}"
+        cold = cold_share > 0 and rng.random() < cold_share
+        user = f"cold-{rng.randrange(10**9)}" if cold else rng.choice(users)
         tasks.append(asyncio.create_task(one(user, scheduled)))
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - start

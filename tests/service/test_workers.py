@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -152,6 +153,8 @@ def test_two_workers_share_one_port_and_act_as_one_server(
             text, "serendip_http_request_duration_seconds_count", method="GET", route=route
         )
         assert served >= 20 + 1
+        per_path = re.findall(r'^serendip_recommend_path_requests\{path="\w+"\} (\S+)$', text, re.M)
+        assert sum(float(v) for v in per_path) >= 20 + 1  # every worker's share, summed
         # a worker that dies is started again; the server keeps answering meanwhile
         pid_line = [ln for ln in server.log_path.read_text().splitlines() if "pids" in ln]
         assert pid_line, server.log_path.read_text()[-2000:]
@@ -163,3 +166,13 @@ def test_two_workers_share_one_port_and_act_as_one_server(
     finally:
         server.stop()
     assert server.proc.returncode == 0
+
+
+def test_the_shared_socket_is_tcp_so_responses_are_not_delayed() -> None:
+    # asyncio sets TCP_NODELAY only on sockets whose proto is IPPROTO_TCP; a 0 there cost
+    # every response 40 ms (the client's delayed ACK) under `--workers`
+    sock = bind_socket("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()

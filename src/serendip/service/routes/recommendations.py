@@ -119,6 +119,9 @@ def recommend(
     metrics.observe_recommendations(
         "user", [r.explanation for r in recs] if explain else [None] * len(recs), len(recs)
     )
+    cache = runtime.snapshot.cache if runtime.snapshot is not None else None
+    if metrics.multiprocess and cache is not None:  # this worker's share of the summed paths
+        metrics.set_serving_paths(dict(cache.paths))
     extra = {"experiment": served.experiment, "variant": served.variant}
     body = _encoded(recs, user=user_id, version=served.model_version, explain=explain, extra=extra)
     if body is not None:
