@@ -194,3 +194,28 @@ def test_precomputed_lists_of_the_next_fit_leave_a_withheld_user_out(tmp_path: P
 def _from_model(model: Any, directory: Path) -> ModelRuntime:
     model.save(directory)
     return _runtime(directory, precompute=False)
+
+
+def test_a_restarted_server_applies_the_stored_consents_before_serving(
+    pipe: Path, sqlite_store: Store, tmp_path: Path
+) -> None:
+    import time
+
+    from serendip.service.app import create_app
+    from serendip.service.settings import Settings
+
+    sqlite_store.import_dataset(make_toy_platform())
+    version = sqlite_store.models.register("pipeline", str(pipe), {}, version="v1")
+    sqlite_store.models.activate(version.version)
+    who = str(make_toy_platform().users.ids[0])
+    sqlite_store.consents.update(who, activity_for_others=False, personalization=False)
+    settings = Settings(db_url=sqlite_store.url, artifacts_dir=tmp_path / "a", bootstrap=False)
+    app = create_app(settings, store=sqlite_store)
+    with TestClient(app) as client:
+        deadline = time.monotonic() + 60
+        while client.get("/readyz").status_code != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        rt: ModelRuntime = app.state.runtime
+        assert who in rt.state.withheld() and not rt.personalized(who)
+        assert rt.state.private_flags().get(who) is True  # never cited for others

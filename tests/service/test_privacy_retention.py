@@ -31,3 +31,26 @@ def test_the_schedule_purges_events_older_than_the_window(
     schedule.stop()
     assert schedule.last is not None and schedule.last.events == 1
     assert sqlite_store.events.get("old") is None and sqlite_store.events.get("new") is not None
+
+
+def test_the_server_runs_the_schedule_from_its_start(sqlite_store: Store, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from serendip.service.app import create_app
+
+    now = time.time()
+    sqlite_store.events.add_batch([EventIn("stale", "a", "i1", "like", now - 90 * 86_400)])
+    settings = Settings(
+        db_url=sqlite_store.url, artifacts_dir=tmp_path / "a", retention_days=30, bootstrap=False
+    )
+    with TestClient(create_app(settings, store=sqlite_store)):
+        deadline = time.monotonic() + 10
+        while sqlite_store.events.get("stale") is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sqlite_store.events.get("stale") is None
+    # a worker that does not lead (`serve --workers`) leaves the purge to worker 0
+    sqlite_store.events.add_batch([EventIn("stale-2", "a", "i1", "like", now - 90 * 86_400)])
+    follower = settings.model_copy(update={"workers": 2, "worker_index": 1})
+    with TestClient(create_app(follower, store=sqlite_store)):
+        time.sleep(0.5)
+        assert sqlite_store.events.get("stale-2") is not None
