@@ -53,6 +53,12 @@ def _priority(name: str) -> int:
     return _PRIORITY.index(name) if name in _PRIORITY else len(_PRIORITY)
 
 
+def _holds(values: np.ndarray, x: int) -> bool:
+    """Is `x` among `values` (a context's history or followees)? `np.isin` for one value,
+    without its set machinery: one comparison pass over a short array."""
+    return bool((np.asarray(values) == x).any())
+
+
 class Explainer:
     """Turns source evidence into checked `Explanation`s.
 
@@ -105,14 +111,14 @@ class Explainer:
         """The evidence if it is true and may be shown to this viewer, else None."""
         if ev.kind == "item":
             i = self.items.get(ev.id)
-            if i < 0 or not np.isin(i, ctx.history):
+            if i < 0 or not _holds(ctx.history, i):
                 return None
             return Evidence("item", ev.id, ev.weight, ev.label or self.title(i))
         if ev.kind in ("followee", "user"):
             u = self.users.get(ev.id)
             if u < 0 or self.private[u] or u == ctx.user_idx:
                 return None
-            if ev.kind == "followee" and not np.isin(u, ctx.followees):
+            if ev.kind == "followee" and not _holds(ctx.followees, u):
                 return None
             if not self.interacted(u, item):
                 return None
@@ -121,7 +127,7 @@ class Explainer:
             if ev.id != str(self.item_authors[item]) or self.is_private(ev.id):
                 return None
             u = self.users.get(ev.id)
-            if u < 0 or not np.isin(u, ctx.followees):
+            if u < 0 or not _holds(ctx.followees, u):
                 return None
             return ev
         if ev.kind in ("source", "factor", "feature", "word", "popularity", "category"):

@@ -21,13 +21,17 @@ import scipy.sparse as sp
 
 from serendip.data.dataset import Dataset
 from serendip.errors import ConfigError, NotFittedError, SerendipError
+from serendip.pipeline._arrays import among
 from serendip.pipeline.candidates import CandidateFrame, UserContext
 from serendip.pipeline.sources import (
     SOCIAL_EVENT_WEIGHTS,
     ActionMatrix,
     SocialStats,
     action_matrix,
+    gathers,
     row_slices,
+    rows_dot,
+    rows_mean,
     social_stats,
 )
 from serendip.pipeline.sources.content import fit_item_vectors
@@ -253,7 +257,7 @@ class FeatureBuilder:
         out[:, 4] = np.where(valid, max_tie, 0.0)
         out[:, 5] = np.where(valid, self._content_similarity(hist, it), 0.0)
         out[:, 6] = np.log1p(len(hist))
-        followed = np.isin(author, np.asarray(ctx.followees, np.int64)) & (author >= 0)
+        followed = among(author, np.asarray(ctx.followees, np.int64)) & (author >= 0)
         out[:, 8] = (followed | (out[:, 3] > 0)).astype(np.float64)
         recency = self._item_recency_rows(ctx.now, it)
         at = _ITEM_RECENCY_AT
@@ -266,6 +270,10 @@ class FeatureBuilder:
     ) -> tuple[np.ndarray, np.ndarray]:
         f, tie = self.social_.followee_ties(ctx)
         owner, acted, _ = row_slices(self.actions_.weights, f)
+        # only the actions on the candidates count: the followees' other items (often
+        # thousands) never reach the per-item count and maximum below
+        on_candidate = among(acted, items)
+        owner, acted = owner[on_candidate], acted[on_candidate]
         if len(acted) == 0:
             return np.zeros(len(items)), np.zeros(len(items))
         uniq, inv = np.unique(acted, return_inverse=True)
@@ -282,13 +290,18 @@ class FeatureBuilder:
         _, first = np.unique(hist, return_index=True)
         seeds = hist[np.sort(first)][: self.n_recent]
         v = self.vectors_
-        if sp.issparse(v):
+        # scipy's `v[seeds].mean(axis=0)` and `v[items] @ p` without the sub-matrices, where it can
+        if gathers(v):
+            p = np.asarray(rows_mean(v, seeds), dtype=np.float64)
+        elif sp.issparse(v):
             p = np.asarray(v[seeds].mean(axis=0), dtype=np.float64).ravel()
         else:
             p = np.asarray(v[seeds], dtype=np.float64).mean(axis=0)
         norm = float(np.linalg.norm(p))
         if norm == 0:
             return np.zeros(len(items))
+        if gathers(v):
+            return rows_dot(v, items, p / norm)
         return np.asarray(v[items] @ (p / norm), dtype=np.float64).ravel()
 
     # ------------------------------------------------------------------ state

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from serendip.pipeline._arrays import among
 from serendip.pipeline.candidates import CandidateFrame, UserContext
 from serendip.pipeline.recommender import PipelineRecommender
 from serendip.serving.contract import RankedCandidates
@@ -82,7 +83,7 @@ def update_ranked(
     frame = CandidateFrame(np.zeros(len(items), np.int64), items, names, score, rank)
     scores = np.asarray(model._rank(frame, [ctx]), dtype=np.float32)
     order = np.lexsort((items, -scores.astype(np.float64)))
-    dropped = len(base.items) - int(np.isin(base.items, items).sum())
+    dropped = len(base.items) - int(among(base.items, items).sum())
     total = max(len(order), base.total - dropped) if base.total > len(base.items) else len(order)
     return RankedCandidates(
         items=items[order],

@@ -15,6 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from serendip.data.dataset import EVENT_CODES
+from serendip.data.vocabulary import Vocabulary
 from serendip.models.base import Explanation, Recommender
 from serendip.pipeline.context import dedupe_history
 from serendip.pipeline.recommender import PipelineRecommender
@@ -27,6 +28,19 @@ __all__ = ["PipelineServing", "serving_model"]
 #: How many of a user's most recent history items the live catalog step reads for their most
 #: read category (a taste that moved on should not keep pulling the old category).
 _RECENT_HISTORY = 50
+
+
+#: Up to this many IDs are looked up one by one (`_indices`).
+_FEW_IDS = 64
+
+
+def _indices(vocab: Vocabulary, ids: Sequence[str]) -> np.ndarray:
+    """`vocab.indices(ids)` (-1: unknown). A request's few live IDs are looked up one by one:
+    the vectorised lookup converts its input to a string array and builds a pandas index per
+    call (0.1 ms and more), as much as a hundred single lookups."""
+    if len(ids) > _FEW_IDS:
+        return vocab.indices(ids)
+    return np.array([vocab.get(str(x)) for x in ids], dtype=np.int64)
 
 
 def serving_model(model: Recommender) -> ServingModel:
@@ -74,7 +88,7 @@ class PipelineServing:
         model = self._model
         events = live.events
         if events:
-            idx = model.items_.indices([e[0] for e in events])
+            idx = _indices(model.items_, [e[0] for e in events])
             ok = idx >= 0
             times = np.array([e[1] for e in events], np.float64)[ok]
             codes = np.array([EVENT_CODES.get(e[2], 0) for e in events], np.int8)[ok]
@@ -92,8 +106,8 @@ class PipelineServing:
             )
         if live.followed or live.unfollowed:
             fol = {int(x) for x in ctx.followees}
-            add = model.users_.indices(sorted(live.followed))
-            drop = model.users_.indices(sorted(live.unfollowed))
+            add = _indices(model.users_, sorted(live.followed))
+            drop = _indices(model.users_, sorted(live.unfollowed))
             fol |= {int(x) for x in add if x >= 0}
             fol -= {int(x) for x in drop if x >= 0}
             ctx = dataclasses.replace(ctx, followees=np.array(sorted(fol), dtype=np.int64))

@@ -102,6 +102,11 @@ class RankedLists:
         if missing:
             raise SerendipError(f"precomputed lists lack arrays {missing}")
         self.a = arrays
+        #: the same arrays as plain ndarrays: a memory-mapped one's slicing goes through
+        #: `np.memmap.__getitem__` in Python, a dozen times per `get`
+        self._plain = {
+            k: v.view(np.ndarray) if isinstance(v, np.memmap) else v for k, v in arrays.items()
+        }
         self.sources = tuple(sources)
         self.depth = depth
         self.final_k = final_k
@@ -119,7 +124,7 @@ class RankedLists:
         """The user's candidates, or None for an index outside the lists."""
         if not 0 <= user_idx < self.n_users:
             return None
-        a = self.a
+        a = self._plain
         s, e = int(a["indptr"][user_idx]), int(a["indptr"][user_idx + 1])
         n, n_src = e - s, len(self.sources)
         score = np.full((n, n_src), np.nan, np.float32)

@@ -17,6 +17,7 @@ import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
 from serendip.data.dataset import ItemTable
+from serendip.pipeline._arrays import among
 from serendip.pipeline.candidates import UserContext
 
 __all__ = [
@@ -126,9 +127,9 @@ def allowed_candidates(
     if extra_allowed is not None:
         ok &= extra_allowed[items]
     if len(ctx.exclude):
-        ok &= ~np.isin(items, ctx.exclude)
+        ok &= ~among(items, ctx.exclude)
     if exclude_seen and len(ctx.history):
-        ok &= ~np.isin(items, ctx.history)
+        ok &= ~among(items, ctx.history)
     if exclude_unpublished and np.isfinite(ctx.now):
         ok &= ~(rules.created_at[items] > ctx.now)
     if exclude_own:

@@ -26,6 +26,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import scipy.sparse as sp
 
+from serendip.pipeline.sources._rows import gathers, rows_gram
+
 __all__ = [
     "AuthorCap",
     "Constraint",
@@ -134,8 +136,12 @@ class Pool:
         """Dense (m, m) content similarity of the candidates (dot products of their content
         rows), computed on first use. Needs `content`."""
         assert self.content is not None
-        sub = self.content[self.items]
-        return np.asarray((sub @ sub.T).todense(), dtype=np.float64)
+        # scipy's product, without building the sub-matrices (`rows_gram`), where it can
+        gram = rows_gram(self.content, self.items) if gathers(self.content) else None
+        if gram is None:
+            sub = self.content[self.items]
+            gram = (sub @ sub.T).todense()
+        return np.asarray(gram, dtype=np.float64)
 
 
 class Slate:

@@ -26,6 +26,14 @@ from typing import Any
 from serendip.errors import ConfigError
 from serendip.pipeline.candidates import CandidateSource
 from serendip.pipeline.sources._base import SourceBase, SourceConfig, top_n
+from serendip.pipeline.sources._rows import (
+    gathers,
+    rows_dot,
+    rows_dot_row,
+    rows_gram,
+    rows_mean,
+    rows_weighted_sum,
+)
 from serendip.pipeline.sources._social import (
     SOCIAL_EVENT_WEIGHTS,
     ActionMatrix,
@@ -62,8 +70,14 @@ __all__ = [
     "TrendingSource",
     "action_matrix",
     "event_weight_vector",
+    "gathers",
     "make_source",
     "row_slices",
+    "rows_dot",
+    "rows_dot_row",
+    "rows_gram",
+    "rows_mean",
+    "rows_weighted_sum",
     "social_stats",
     "top_n",
 ]

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict
 from serendip.data.dataset import Dataset
 from serendip.data.vocabulary import Vocabulary
 from serendip.models.base import Component
+from serendip.pipeline._arrays import among
 from serendip.pipeline.candidates import CandidateSource, Proposal, UserContext
 
 __all__ = ["SourceBase", "SourceConfig", "top_n"]
@@ -97,7 +98,7 @@ class SourceBase(Component[SourceConfigT], CandidateSource):
         items, scores = items[keep], scores[keep]
         blocked = self._blocked(ctx)
         if len(blocked) and len(items):
-            keep = ~np.isin(items, blocked)
+            keep = ~among(items, blocked)
             items, scores = items[keep], scores[keep]
         if np.isfinite(ctx.now) and len(items):
             created = self.created_at_[items]

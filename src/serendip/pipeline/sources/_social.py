@@ -106,9 +106,12 @@ def action_matrix(dataset: Dataset, event_weights: Mapping[str, float]) -> Actio
     return ActionMatrix(weights, last[keep].astype(np.float64), first[keep].astype(np.float64))
 
 
-def row_slices(m: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Concatenated (owner position, column, data position) of the given CSR rows: a cheap
-    gather for a few rows (no scipy fancy indexing). owner[k] is the position in `rows`."""
+def row_slices(
+    m: sp.csr_matrix | sp.csc_matrix, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Concatenated (owner position, column, data position) of the given CSR rows (of a CSC
+    matrix: its columns, and their row indices): a cheap gather for a few rows (no scipy fancy
+    indexing). owner[k] is the position in `rows`."""
     rows = np.asarray(rows, dtype=np.int64)
     if len(rows) == 0:
         z = np.zeros(0, np.int64)

@@ -21,6 +21,13 @@ from serendip.models.content import (
 from serendip.models.neighborhood import topk_per_row
 from serendip.pipeline.candidates import Proposal, UserContext
 from serendip.pipeline.sources._base import SourceBase, SourceConfig
+from serendip.pipeline.sources._rows import (
+    columns_sum,
+    gathers,
+    gathers_columns,
+    rows_dot_row,
+    rows_weighted_sum,
+)
 from serendip.pipeline.sources._social import row_slices
 
 __all__ = ["ContentConfig", "ContentSource", "fit_item_vectors", "impact_postings"]
@@ -123,9 +130,11 @@ class ContentSource(SourceBase[ContentConfig]):
         seeds, w = self._seeds(ctx)
         if len(seeds) == 0:
             return None
-        v: Any = self.vectors_[seeds]
-        p = v.T @ w
-        p = np.asarray(p, dtype=np.float64).ravel()
+        if gathers(self.vectors_):  # scipy's `vectors_[seeds].T @ w` without the sub-matrix
+            p = rows_weighted_sum(self.vectors_, seeds, w)
+        else:
+            v: Any = self.vectors_[seeds]
+            p = np.asarray(v.T @ w, dtype=np.float64).ravel()
         norm = float(np.linalg.norm(p))
         return p / norm if norm > 0 else None
 
@@ -137,7 +146,10 @@ class ContentSource(SourceBase[ContentConfig]):
         cols = sorted({j for x in ctx.interests for j in self._interest_terms(x)})
         if not cols:
             return None
-        return np.asarray(self.terms_csc_[:, cols].sum(axis=1), dtype=np.float64).ravel()
+        t = self.terms_csc_
+        if gathers_columns(t):  # scipy's `t[:, cols].sum(axis=1)` without the sub-matrix
+            return np.asarray(columns_sum(t, np.array(cols, np.int64)), dtype=np.float64)
+        return np.asarray(t[:, cols].sum(axis=1), dtype=np.float64).ravel()
 
     def scores(self, ctx: UserContext) -> np.ndarray | None:
         """Dense content scores of every item for this user (None: nothing to go on)."""
@@ -204,19 +216,23 @@ class ContentSource(SourceBase[ContentConfig]):
         seeds, _ = self._seeds(ctx)
         if len(seeds):
             v = self.vectors_
-            sims = (
-                np.asarray((v[seeds] @ v[item].T).toarray()).ravel()
-                if sp.issparse(v)
-                else np.asarray(v[seeds] @ v[item], dtype=np.float64)
-            )
+            # scipy's `v[seeds] @ v[item].T` without the sub-matrices, where it can
+            sims = rows_dot_row(v, seeds, item) if gathers(v) else None
+            if sims is None:
+                sims = (
+                    np.asarray((v[seeds] @ v[item].T).toarray()).ravel()
+                    if sp.issparse(v)
+                    else np.asarray(v[seeds] @ v[item], dtype=np.float64)
+                )
             order = np.lexsort((seeds, -sims))[:3]
             ev += [
                 Evidence("item", self.items_.id(int(seeds[j])), float(sims[j]), "similar to")
                 for j in order
                 if sims[j] > 0
             ]
-        row = self.terms_[item]
-        weight = dict(zip(row.indices.tolist(), row.data.tolist(), strict=True))
+        t = self.terms_  # the item's row, read in place (scipy's `terms_[item]` copies it)
+        s, e = int(t.indptr[item]), int(t.indptr[item + 1])
+        weight = dict(zip(t.indices[s:e].tolist(), t.data[s:e].tolist(), strict=True))
         for x in ctx.interests:
             w = sum(weight.get(j, 0.0) for j in self._interest_terms(x))
             if w > 0:

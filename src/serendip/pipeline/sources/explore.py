@@ -12,6 +12,7 @@ from pydantic import Field
 from serendip.data.dataset import Dataset
 from serendip.models.base import Evidence
 from serendip.models.social import similar_users
+from serendip.pipeline._arrays import among
 from serendip.pipeline.candidates import Proposal, UserContext
 from serendip.pipeline.sources._base import (
     SourceBase,
@@ -96,8 +97,9 @@ class ExploreSource(SourceBase[ExploreConfig]):
     # ------------------------------------------------------------------ explorers
     def _similar_row(self, ctx: UserContext) -> tuple[np.ndarray, np.ndarray]:
         u = ctx.user_idx
-        if 0 <= u < self.social_.n_users and self.similar_[u].nnz:
-            s, e = self.similar_.indptr[u], self.similar_.indptr[u + 1]
+        indptr = self.similar_.indptr  # the row's bounds: scipy's `similar_[u]` copies the row
+        if 0 <= u < self.social_.n_users and indptr[u + 1] > indptr[u]:
+            s, e = indptr[u], indptr[u + 1]
             return self.similar_.indices[s:e].astype(np.int64), self.similar_.data[s:e].astype(
                 np.float64
             )
@@ -140,7 +142,7 @@ class ExploreSource(SourceBase[ExploreConfig]):
         uniq, inv = np.unique(users, return_inverse=True)
         weight = np.bincount(inv, weights=np.concatenate(parts_w))
         all_followees = np.asarray(ctx.followees, np.int64)
-        ok = ~self.social_.private[uniq] & ~np.isin(uniq, all_followees) & (uniq < n_users)
+        ok = ~self.social_.private[uniq] & ~among(uniq, all_followees) & (uniq < n_users)
         if ctx.user_idx >= 0:
             ok &= uniq != ctx.user_idx
         uniq, weight = uniq[ok], weight[ok]
@@ -171,7 +173,7 @@ class ExploreSource(SourceBase[ExploreConfig]):
             )
         banned = self._followee_items(ctx)
         if len(banned):
-            w = np.where(np.isin(items, banned), 0.0, w)
+            w = np.where(among(items, banned), 0.0, w)
         return users[owner], items, w
 
     def propose(self, ctx: UserContext, n: int) -> Proposal:

@@ -12,7 +12,7 @@ from pydantic import Field
 from serendip.data.dataset import Dataset
 from serendip.models.base import Evidence
 from serendip.pipeline.candidates import Proposal, UserContext
-from serendip.pipeline.sources._base import SourceBase, SourceConfig
+from serendip.pipeline.sources._base import SourceBase, SourceConfig, per_context
 from serendip.pipeline.sources._social import row_slices
 
 __all__ = ["FreshFollowedConfig", "FreshFollowedSource"]
@@ -70,7 +70,11 @@ class FreshFollowedSource(SourceBase[FreshFollowedConfig]):
     def evidence(self, ctx: UserContext, item: int) -> list[Evidence]:
         self._check_fitted()
         a = int(self.author_[item])
-        if a < 0 or self.private_[a] or a not in set(self._authors(ctx).tolist()):
+        if a < 0 or self.private_[a]:
+            return []
+        # the followed authors, once per context (a list's items are explained one by one)
+        authors = per_context(self, ctx, (self.private_,), lambda: self._authors(ctx))
+        if not (authors == a).any():
             return []
         age = (ctx.now - self.created_at_[item]) / _DAY if np.isfinite(ctx.now) else np.nan
         return [
