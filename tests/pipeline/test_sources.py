@@ -151,6 +151,26 @@ def test_content_serves_a_new_user_by_interests() -> None:
     assert src.propose(cold_context(ds), 5).items.size == 0  # nothing to go on
 
 
+def test_content_proposes_for_a_batch_as_for_each_user(
+    toy_platform: Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch's one sparse x dense product gives each user's proposal, scores bitwise, with
+    users who have nothing to go on or only interests among them."""
+    import serendip.pipeline.sources.content as content
+
+    ds = toy_platform
+    src = fitted("content", ds)
+    contexts = contexts_from_dataset(ds, list(ds.users.ids[:60]))
+    contexts += [cold_context(ds), cold_context(ds, interests=(str(ds.item_meta.category[0]),))]
+    monkeypatch.setattr(content, "_DENSE_BLOCK", 7 * ds.n_items)  # blocks of 7 users
+    batch = src.propose_batch(contexts, 15)
+    assert sum(len(p.items) > 0 for p in batch) > 50
+    for ctx, got in zip(contexts, batch, strict=True):
+        one = src.propose(ctx, 15)
+        np.testing.assert_array_equal(got.items, one.items)
+        np.testing.assert_array_equal(got.scores, one.scores)
+
+
 # ----------------------------------------------------------------------------- trending
 def test_trending_ranks_by_decayed_counts() -> None:
     ds = tiny_platform()
@@ -184,6 +204,14 @@ def test_trending_within_the_users_categories() -> None:
     assert got == ["e1"]  # garden only, h1/h2 already seen
 
 
+def test_half_life_decay_of_unknown_negative_and_endless_ages() -> None:
+    from serendip.pipeline.sources._base import half_life_decay
+
+    ages = np.array([0.0, 3 * DAY, 6 * DAY, np.nan, -DAY, np.inf])
+    np.testing.assert_array_equal(half_life_decay(ages, 3.0), [1.0, 0.5, 0.25, 1.0, 1.0, 0.0])
+    np.testing.assert_array_equal(half_life_decay(ages, None), np.ones(6))
+
+
 # ----------------------------------------------------------------------------- explore
 def test_explore_finds_friends_of_friends_and_similar_users() -> None:
     ds = tiny_platform()
@@ -215,6 +243,29 @@ def test_explore_never_proposes_what_a_followee_touched(toy_platform: Dataset) -
         for item in p.items[:3]:
             for e in src.evidence(ctx, int(item)):
                 assert e.kind == "user" and ds.users.index(e.id) not in set(ctx.followees)
+
+
+def test_explore_evidence_credits_each_explorer_with_their_contribution(
+    toy_platform: Dataset,
+) -> None:
+    """An item's evidence is read for that item alone; it names the explorers who liked it,
+    strongest first, with the contribution the proposal summed (`_contributions`)."""
+    ds = toy_platform
+    src = fitted("explore", ds)
+    checked = 0
+    for ctx in contexts_from_dataset(ds, list(ds.users.ids[:40])):
+        who, items, w = src._contributions(ctx)
+        for item in np.unique(items).tolist() + [0, ds.n_items - 1]:
+            sel = (items == item) & (w > 0)
+            order = np.lexsort((who[sel], -w[sel]))
+            expected = [
+                (ds.users.id(int(v)), float(x))
+                for v, x in zip(who[sel][order], w[sel][order], strict=True)
+            ]
+            got = [(e.id, e.weight) for e in src.evidence(ctx, int(item))]
+            assert got == expected
+            checked += bool(expected)
+    assert checked > 50
 
 
 # ----------------------------------------------------------------------------- knn, collaborative

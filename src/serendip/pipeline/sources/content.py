@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -31,6 +31,10 @@ from serendip.pipeline.sources._rows import (
 from serendip.pipeline.sources._social import row_slices
 
 __all__ = ["ContentConfig", "ContentSource", "fit_item_vectors", "impact_postings"]
+
+
+#: Most scores one dense block of `ContentSource.propose_batch` holds (items x users; 32 MB).
+_DENSE_BLOCK = 1 << 22
 
 
 class ContentConfig(SourceConfig):
@@ -154,7 +158,11 @@ class ContentSource(SourceBase[ContentConfig]):
     def scores(self, ctx: UserContext) -> np.ndarray | None:
         """Dense content scores of every item for this user (None: nothing to go on)."""
         p = self._profile(ctx)
-        out = None if p is None else np.asarray(self.vectors_ @ p, dtype=np.float64).ravel()
+        return self._scores(ctx, None if p is None else self.vectors_ @ p)
+
+    def _scores(self, ctx: UserContext, similarity: np.ndarray | None) -> np.ndarray | None:
+        """`scores` from the profile's similarity to every item (None: no profile)."""
+        out = None if similarity is None else np.asarray(similarity, dtype=np.float64).ravel()
         w = self.config.interest_weight
         if w > 0 and ctx.interests:
             s = self._interest_scores(ctx)
@@ -204,11 +212,36 @@ class ContentSource(SourceBase[ContentConfig]):
         self._check_fitted()
         if self.postings_ is not None:
             return self._propose_postings(ctx, n)
-        s = self.scores(ctx)
+        return self._finish_scores(ctx, self.scores(ctx), n)
+
+    def _finish_scores(self, ctx: UserContext, s: np.ndarray | None, n: int) -> Proposal:
         if s is None:
             return Proposal.empty()
         s = np.where(s > 0, s, -np.inf)
         return self._dense_finish(ctx, s, n)
+
+    def propose_batch(self, contexts: Sequence[UserContext], n: int) -> list[Proposal]:
+        """`propose` for each context. Over a TF-IDF catalog without the inverted index, the
+        batch's dense pass is one sparse x dense product, `vectors_ @ [p_1 ... p_b]`: the same
+        sums as each user's `vectors_ @ p` (bitwise; scipy adds each row in the same order),
+        at about a third of their cost."""
+        self._check_fitted()
+        if self.postings_ is not None or not gathers(self.vectors_) or len(contexts) < 2:
+            return [self.propose(c, n) for c in contexts]
+        out: list[Proposal] = []
+        step = max(1, _DENSE_BLOCK // max(self.n_items, 1))  # bounds the (items x users) block
+        for start in range(0, len(contexts), step):
+            part = contexts[start : start + step]
+            profiles = [self._profile(c) for c in part]
+            found = [p for p in profiles if p is not None]
+            block = self.vectors_ @ np.stack(found, axis=1) if found else None
+            col = 0
+            for ctx, p in zip(part, profiles, strict=True):
+                similarity = None
+                if p is not None and block is not None:
+                    similarity, col = block[:, col], col + 1
+                out.append(self._finish_scores(ctx, self._scores(ctx, similarity), n))
+        return out
 
     def evidence(self, ctx: UserContext, item: int) -> list[Evidence]:
         self._check_fitted()

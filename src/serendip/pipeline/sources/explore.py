@@ -188,14 +188,57 @@ class ExploreSource(SourceBase[ExploreConfig]):
     def evidence(self, ctx: UserContext, item: int) -> list[Evidence]:
         self._check_fitted()
         key = (self.social_, self.liked_)
-        who, items, w = per_context(self, ctx, key, lambda: self._contributions(ctx))
-        sel = (items == item) & (w > 0)
+        users, weight, banned = per_context(self, ctx, key, lambda: self._evidence_basis(ctx))
+        who, w = self._item_contributions(ctx, users, weight, banned, item)
+        sel = w > 0
         order = np.lexsort((who[sel], -w[sel]))
         return [
             Evidence("user", self.users_.id(int(v)), float(x), "outside your network")
             for v, x in zip(who[sel][order], w[sel][order], strict=True)
             if not self.social_.private[v]
         ]
+
+    def _evidence_basis(self, ctx: UserContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """What explaining any item for this context reads: the explorers and their weights
+        (`_explorers`), and the items none of them is credited for (`_followee_items`)."""
+        users, weight = self._explorers(ctx)
+        return users, weight, self._followee_items(ctx)
+
+    def _item_contributions(
+        self,
+        ctx: UserContext,
+        users: np.ndarray,
+        weight: np.ndarray,
+        banned: np.ndarray,
+        item: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`_contributions(ctx)`'s entries for `item` alone: (explorer, contribution) of each
+        explorer who liked it, the same values, without gathering every like of every
+        explorer (a list explains a few items; the explorers liked thousands)."""
+        none = np.zeros(0, np.int64), np.zeros(0)
+        if not 0 <= item < self.seen_t_.shape[0] or among(np.array([item]), banned)[0]:
+            return none
+        # who liked it: among those who touched it (every like is a touch: `seen_` holds
+        # every pair of the log, `liked_` the pairs with a liking event)
+        s, e = self.seen_t_.indptr[item], self.seen_t_.indptr[item + 1]
+        likes = self.liked_.weights
+        rows, pos = [], []
+        for j in np.flatnonzero(among(users, self.seen_t_.indices[s:e])).tolist():
+            start = int(likes.indptr[users[j]])
+            at = np.flatnonzero(likes.indices[start : likes.indptr[users[j] + 1]] == item)
+            if len(at):
+                rows.append(j)
+                pos.append(start + int(at[0]))
+        if not rows:
+            return none
+        owner, where = np.array(rows, np.int64), np.array(pos, np.int64)
+        w = weight[owner] * likes.data[where]
+        if np.isfinite(ctx.now):
+            t = self.liked_.time[where]
+            w = np.where(t > ctx.now, 0.0, w) * half_life_decay(
+                ctx.now - t, self.config.half_life_days
+            )
+        return users[owner], w
 
     # ------------------------------------------------------------------ state
     def _state(self) -> tuple[dict[str, Any], dict[str, Any]]:
