@@ -150,21 +150,32 @@ class _Http:
         self.idle.clear()
 
 
-def _proc_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of process `pid` so far (Linux /proc), NaN elsewhere."""
+def tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds so far of process `pid` and its descendants (a server under
+    `--workers` is a supervisor and its workers), NaN when it is gone."""
+    import psutil
+
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
         return float("nan")
+    total = 0.0
+    for proc in procs:
+        try:
+            t = proc.cpu_times()
+        except psutil.Error:  # a worker that ended meanwhile
+            continue
+        total += t.user + t.system
+    return total
 
 
 def run_load(server: Server, users: list[str], rate: int, duration: float, seed: int) -> LoadResult:
     """One open-loop rate, with the server's and this process's CPU time per request."""
-    server_cpu, client_cpu = _proc_cpu_s(server.proc.pid), time.process_time()
+    server_cpu, client_cpu = tree_cpu_s(server.proc.pid), time.process_time()
     result = asyncio.run(_load(server.url, users, rate, duration, seed))
     n = max(result.ok + result.errors, 1)
-    result.server_cpu_ms = round((_proc_cpu_s(server.proc.pid) - server_cpu) / n * 1000, 2)
+    result.server_cpu_ms = round((tree_cpu_s(server.proc.pid) - server_cpu) / n * 1000, 2)
     result.client_cpu_ms = round((time.process_time() - client_cpu) / n * 1000, 2)
     return result
 
@@ -441,7 +452,8 @@ def write_report(result: dict[str, Any], out: Path, stem: str = "serve") -> None
         f"at end {result['load_after']}  ",
         f"Platform: `{result['preset']}` preset (seed {result['seed']}): "
         f"{result['n_users']:,} users, {result['n_items']:,} items; model `{result['model']}` "
-        f"(version {result['model_version']}); store SQLite (WAL, synchronous=FULL).",
+        f"(version {result['model_version']}); store SQLite (WAL, synchronous=FULL); "
+        f"`serendip serve --workers {result.get('workers', 1)}`.",
         "",
         "Server and load generator are separate processes on loopback and share the machine's "
         "cores (and, on a shared machine, other work: see the load averages).",
@@ -548,6 +560,7 @@ def main(argv: list[str] | None = None) -> None:
         "--no-in-process", action="store_true", help="skip timing the runtime without HTTP"
     )
     ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--workers", type=int, default=1, help="`serve --workers` for the load test")
     ap.add_argument("--first-start-timeout", type=float, default=4 * 3600)
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--note", default="", help="a sentence for the report (e.g. why a preset)")
@@ -616,7 +629,7 @@ def main(argv: list[str] | None = None) -> None:
         first_start = round(t, 1) if fresh else None
     finally:
         server.stop()
-    server = Server(db_url, workdir, env)
+    server = Server(db_url, workdir, env, args=["--workers", str(args.workers)])
     try:
         live_s = server.wait("/healthz", 300)
         ready_s = server.wait("/readyz", 300)
@@ -674,6 +687,7 @@ def main(argv: list[str] | None = None) -> None:
         "n_items": len(items),
         "model": model,
         "model_version": version,
+        "workers": args.workers,
         "cold_start": {
             "first_start_s": first_start,
             "restart_to_live_s": round(live_s, 2),

@@ -43,9 +43,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 
-from bench_serve import LoadResult, _load, _platform_ids, drain
+from bench_serve import LoadResult, _load, _platform_ids, drain, tree_cpu_s
 from serendip.service.process import ServeProcess
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,23 +71,6 @@ class Rate:
 
     def flat(self) -> dict[str, Any]:
         return {**asdict(self.load), **{k: v for k, v in asdict(self).items() if k != "load"}}
-
-
-def tree_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process and all its descendants."""
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return float("nan")
-    total = 0.0
-    for p in procs:
-        try:
-            t = p.cpu_times()
-            total += t.user + t.system
-        except psutil.Error:
-            continue
-    return total
 
 
 def wait_idle(pid: int, timeout: float = 300.0, busy_share: float = 0.1) -> float:

@@ -204,6 +204,7 @@ def test_a_runtime_that_does_not_build_adopts_the_lists_another_process_saved(
 ) -> None:
     # a worker other than the leader (`serve --workers`): it waits for the leader's lists
     path = _copy(pipe, tmp_path)
+    shutil.rmtree(path / LISTS_DIR, ignore_errors=True)  # another test's load may have saved them
     follower = ModelRuntime(build_in_background=False)
     follower.load(path, "v1")
     snap = follower.snapshot

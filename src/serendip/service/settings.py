@@ -146,11 +146,13 @@ class Settings(BaseSettings):
         ),
     )
     refresh_live: bool = Field(
-        default=False,
+        default=True,
         description=(
             "Update an active user's precomputed candidates in a background thread as their "
-            "events arrive, so their next request is a cache hit (the same CPU, off the "
-            "request path); off: updated at the user's next request."
+            "events arrive (a user with several events pending is updated once), so their next "
+            "request is a cache hit: the same CPU, off the request path. Off: updated at the "
+            "user's next request, which then pays it (benchmarks/results/serve_live_small.md). "
+            "Each server process keeps its own lists, so each one updates."
         ),
     )
     fresh_slots: int = Field(
