@@ -12,7 +12,7 @@ from serendip.errors import ConfigError, NotFittedError
 from serendip.models.artifacts import read_artifact, write_artifact
 from serendip.pipeline.candidates import UserContext
 from serendip.pipeline.context import contexts_from_dataset
-from serendip.pipeline.sources import SOURCES, SourceBase, make_source
+from serendip.pipeline.sources import SOURCES, ContentSource, SourceBase, make_source
 from tests.pipeline._tiny import DAY, NOW, tiny_platform
 
 QUICK: dict[str, dict[str, Any]] = {
@@ -171,6 +171,55 @@ def test_content_proposes_for_a_batch_as_for_each_user(
         np.testing.assert_array_equal(got.scores, one.scores)
 
 
+def test_content_screened_in_float32_proposes_as_the_exact_dense_pass(
+    toy_platform: Dataset,
+) -> None:
+    """A request's catalog pass screened in float32 and re-scored exactly gives the dense
+    float64 pass's proposal (items and scores), whatever the quota; and it does screen."""
+    ds = toy_platform
+    src = fitted("content", ds)
+    assert isinstance(src, ContentSource)
+    contexts = contexts_from_dataset(ds, list(ds.users.ids[:80]))
+    screened = 0
+    for ctx in contexts:
+        for n in (1, 5, 20, ds.n_items - 1, ds.n_items + 5):
+            dense = src._finish_scores(ctx, src.scores(ctx), n)
+            got = src.propose(ctx, n)
+            np.testing.assert_array_equal(got.items, dense.items)
+            np.testing.assert_array_equal(got.scores, dense.scores)
+            p = src._profile(ctx)
+            if p is not None and src._propose_screened(ctx, src.vectors_, p, n) is not None:
+                screened += 1
+    assert screened > 100
+
+
+def test_content_screening_leaves_a_tie_at_the_cut_to_the_dense_pass(
+    toy_platform: Dataset,
+) -> None:
+    import scipy.sparse as sp
+
+    ds = toy_platform
+    src = fitted("content", ds)
+    assert isinstance(src, ContentSource)
+    ctx = next(
+        replace(c, interests=())
+        for c in contexts_from_dataset(ds, list(ds.users.ids[:40]))
+        if src._profile(c) is not None
+    )
+    dense = src._finish_scores(ctx, src.scores(ctx), 30)
+    a, b = int(dense.items[3]), int(dense.items[12])
+    v = src.vectors_.tolil()
+    v[b] = v[a]  # item b now scores exactly as item a: a tie right after a
+    src.vectors_ = sp.csr_matrix(v, dtype=np.float32)
+    full = src._finish_scores(ctx, src.scores(ctx), ds.n_items)
+    n = int(np.flatnonzero(np.isin(full.items, [a, b]))[0]) + 1  # the cut between the two
+    p = src._profile(ctx)
+    assert p is not None and src._propose_screened(ctx, src.vectors_, p, n) is None
+    got, want = src.propose(ctx, n), src._finish_scores(ctx, src.scores(ctx), n)
+    np.testing.assert_array_equal(got.items, want.items)
+    np.testing.assert_array_equal(got.scores, want.scores)
+
+
 # ----------------------------------------------------------------------------- trending
 def test_trending_ranks_by_decayed_counts() -> None:
     ds = tiny_platform()
@@ -255,7 +304,7 @@ def test_explore_evidence_credits_each_explorer_with_their_contribution(
     checked = 0
     for ctx in contexts_from_dataset(ds, list(ds.users.ids[:40])):
         who, items, w = src._contributions(ctx)
-        for item in np.unique(items).tolist() + [0, ds.n_items - 1]:
+        for item in [*np.unique(items).tolist(), 0, ds.n_items - 1]:
             sel = (items == item) & (w > 0)
             order = np.lexsort((who[sel], -w[sel]))
             expected = [
