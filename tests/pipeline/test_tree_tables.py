@@ -4,6 +4,7 @@ threshold and NaN, and LightGBM itself where a model cannot be compiled."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from serendip.pipeline.config import RankerParams
 from serendip.pipeline.ranker import LambdaRanker
@@ -97,3 +98,18 @@ def test_a_model_with_missing_value_handling_is_not_compiled() -> None:
     assert "decision_type=10" in nan_text
     assert TreeTables.compile([nan_text], 6) is None
     assert TreeTables.compile([text], 6) is not None
+
+
+def test_a_model_whose_tables_would_be_too_large_is_not_compiled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import serendip.pipeline.tree_tables as tt
+
+    ranker = _ranker(num_leaves=3, n_models=1)
+    texts = [b.model_to_string(num_iteration=best) for b, best in ranker.members_]
+    tables = TreeTables.compile(texts, 6)
+    assert tables is not None
+    monkeypatch.setattr(tt, "_MAX_CELLS", len(tables.values) - 1)
+    assert TreeTables.compile(texts, 6) is None
+    monkeypatch.setattr(tt, "_MAX_CELLS", len(tables.values))
+    assert TreeTables.compile(texts, 6) is not None

@@ -13,7 +13,7 @@ on the bins, a NaN read as 0 as LightGBM does without missing-value handling); o
 which the leaf values are added differs (the last bits of a float64). A model LightGBM treats
 otherwise -- a tree reading more than two features, categorical splits, missing-value handling
 (`missing_type` Zero or NaN), linear trees -- is not compiled (`TreeTables.compile` gives None)
-and its caller keeps LightGBM.
+and its caller keeps LightGBM; nor is one whose tables would hold more than `_MAX_CELLS`.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ __all__ = ["TreeTables"]
 
 #: Rows scored per chunk: bounds the (rows x tables) index matrix of a large batch.
 _CHUNK = 4096
+#: Most table cells compiled (32 MB of float64); a model needing more is left to LightGBM.
+_MAX_CELLS = 1 << 22
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,14 +114,20 @@ class TreeTables:
             for f, thr in zip(t.feature.tolist(), t.threshold.tolist(), strict=True):
                 cuts[f].add(thr)
         thresholds = tuple(np.array(sorted(c), np.float64) for c in cuts)
+        pairs = {_columns(t, n_features) for t in trees if len(t.feature)}
+        cells = sum(
+            (len(thresholds[a]) + 1) * (len(thresholds[b]) + 1 if b < n_features else 1)
+            for a, b in pairs
+        )
+        if cells > _MAX_CELLS:
+            return None
         tables: dict[tuple[int, int], np.ndarray] = {}
         bias = 0.0
         for t in trees:
             if len(t.feature) == 0:  # a single leaf
                 bias += float(t.leaf_value[0])
                 continue
-            used = sorted(set(t.feature.tolist()))
-            a, b = used[0], used[-1] if len(used) == 2 else n_features
+            a, b = _columns(t, n_features)
             shape = (len(thresholds[a]) + 1, len(thresholds[b]) + 1 if b < n_features else 1)
             table = tables.setdefault((a, b), np.zeros(shape, np.float64))
             table += _tree_grid(t, thresholds, a, b, shape)
@@ -158,6 +166,13 @@ class TreeTables:
                 bins[:, f] = np.searchsorted(self.thresholds[f], x[:, f], side="left")
         at = self.offset + bins[:, self.first] * self.stride + bins[:, self.second]
         return np.asarray(self.values[at].sum(axis=1) + self.bias, np.float64)
+
+
+def _columns(tree: _Tree, n_features: int) -> tuple[int, int]:
+    """The (first, second) columns of the tree's table: its features in order, the second
+    `n_features` (the always-0 bin) for a tree reading one feature."""
+    used = sorted(set(tree.feature.tolist()))
+    return used[0], used[-1] if len(used) == 2 else n_features
 
 
 def _tree_grid(
