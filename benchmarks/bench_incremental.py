@@ -9,7 +9,9 @@ event arrives, `serendip.serving.serve.refresh`, timed apart from the request). 
 posted in time order to all; before a sampled user's event, each is asked for that user's
 top-10 (explanations on), and each list is scored by NDCG@10 against the user's test items
 still to come. Items are deleted and new items added during the replay (a live feed's
-catalog). CPU per request is this process's CPU time.
+catalog). CPU per request is this process's CPU time; the incremental and full requests' CPU
+is also split by component (live context, each source, features, ranker, final list,
+explanations), timed by wrappers around those calls (about 1 microsecond each).
 
     python benchmarks/bench_incremental.py [--users 600] [--requests-per-user 4]
 
@@ -25,7 +27,8 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -91,6 +94,57 @@ def _stats(ms: list[float]) -> dict[str, float]:
     }
 
 
+@contextmanager
+def component_timers() -> Iterator[dict[str, float]]:
+    """CPU seconds spent in each component of a pipeline request, accumulated into the
+    yielded dict (cleared by the caller between requests) while the block runs: wrappers
+    around the live context, each source's proposals, the features, the ranker, the final
+    list and the explanations (nested calls count in each: a source inside the update)."""
+    import serendip.serving.serve as serve
+    from serendip.pipeline import sources
+    from serendip.pipeline.features import FeatureBuilder
+    from serendip.pipeline.ranker import LambdaRanker
+    from serendip.pipeline.serving import PipelineServing
+
+    spent: dict[str, float] = {}
+    targets: list[tuple[Any, str, str]] = [
+        (PipelineServing, "contexts", "live context"),
+        (FeatureBuilder, "build", "features"),
+        (LambdaRanker, "predict", "ranker"),
+        (PipelineServing, "final_list", "final list (filters, re-ranking, backfill)"),
+        (serve, "_explanation", "explanations"),
+        (sources.CollaborativeSource, "propose_batch", "source collaborative"),
+    ]
+    for cls in (
+        sources.InNetworkSource,
+        sources.RecentItemKNNSource,
+        sources.ContentSource,
+        sources.TrendingSource,
+        sources.FreshFollowedSource,
+        sources.ExploreSource,
+    ):
+        targets.append((cls, "propose", f"source {cls.name}"))
+    saved = [(owner, attr, getattr(owner, attr)) for owner, attr, _ in targets]
+
+    def timed(fn: Callable[..., Any], label: str) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            start = time.process_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[label] = spent.get(label, 0.0) + time.process_time() - start
+
+        return call
+
+    for (owner, attr, label), (_, _, fn) in zip(targets, saved, strict=True):
+        setattr(owner, attr, timed(fn, label))
+    try:
+        yield spent
+    finally:
+        for owner, attr, fn in saved:
+            setattr(owner, attr, fn)
+
+
 def _bootstrap(diff: np.ndarray, seed: int = 0, n: int = 2000) -> tuple[float, float]:
     """Percentile 95% interval of the mean of paired differences."""
     rng = np.random.default_rng(seed)
@@ -151,55 +205,63 @@ def replay(art: Path, split: Any, args: argparse.Namespace) -> dict[str, Any]:
     quiet_cpu: list[float] = []
     quiet_next_cpu: list[float] = []
     update_cpu: list[float] = []
+    components: dict[str, dict[str, float]] = {"incremental": {}, "full": {}}
     n_new = n_deleted = 0
     t0 = time.perf_counter()
-    for j in range(len(order)):
-        if points[j]:
-            u = int(users[j])
-            truth = {items[x] for x in remaining[u] if x >= j}
-            row: dict[str, Any] = {"user": uids[j]}
-            for name, rt in runtimes.items():
-                recs, ms = _cpu(partial(rt.recommend, uids[j], K, explain=True))
-                row[name] = [r.item for r in recs]
-                row[f"{name}_cpu_ms"] = ms
-                row[f"{name}_ndcg"] = _ndcg(row[name], truth)
-            # the same request again: what a user's next page view costs
-            _, row["incremental_repeat_cpu_ms"] = _cpu(
-                partial(runtimes["incremental"].recommend, uids[j], K, explain=True)
-            )
-            rows.append(row)
-        event = {"user": uids[j], "item": items[j], "event": kinds[j], "timestamp": times[j]}
-        for rt in runtimes.values():
-            rt.on_events([event])
-        if last_point.get(int(users[j]), -1) > j:  # a sampled user asks again later
-            at = runtimes["at_event"]
-            snap = at.snapshot
-            assert snap is not None
-            update_cpu.append(_cpu(partial(refresh, snap, at.state, uids[j], k=K))[1])
-        if j % args.catalog_every == 0:  # a live feed: one new item, one deleted
-            new = {
-                "item": f"live-{n_new}",
-                "category": cats[n_new % len(cats)],
-                "author": authors[n_new % len(authors)],
-                "created_at": float(times[j]),
-            }
-            gone = deletable[int(rng.integers(len(deletable)))]
+    with component_timers() as spent:
+        for j in range(len(order)):
+            if points[j]:
+                u = int(users[j])
+                truth = {items[x] for x in remaining[u] if x >= j}
+                row: dict[str, Any] = {"user": uids[j]}
+                for name, rt in runtimes.items():
+                    spent.clear()
+                    recs, ms = _cpu(partial(rt.recommend, uids[j], K, explain=True))
+                    if name in components:
+                        for part, sec in spent.items():
+                            components[name][part] = components[name].get(part, 0.0) + sec
+                    row[name] = [r.item for r in recs]
+                    row[f"{name}_cpu_ms"] = ms
+                    row[f"{name}_ndcg"] = _ndcg(row[name], truth)
+                # the same request again: what a user's next page view costs
+                _, row["incremental_repeat_cpu_ms"] = _cpu(
+                    partial(runtimes["incremental"].recommend, uids[j], K, explain=True)
+                )
+                rows.append(row)
+            event = {"user": uids[j], "item": items[j], "event": kinds[j], "timestamp": times[j]}
             for rt in runtimes.values():
-                rt.on_items([new])
-                rt.on_items_deleted([gone])
-            n_new += 1
-            n_deleted += 1
-            # two users without live state: the first request after the change pays its
-            # index rebuilds (deleted-items mask, live catalog index), the second does not
-            at = 2 * (j // args.catalog_every)
-            for n, cpu in ((0, quiet_cpu), (1, quiet_next_cpu)):
-                q = quiet[(at + n) % len(quiet)]
-                cpu.append(_cpu(partial(runtimes["incremental"].recommend, q, K, explain=True))[1])
-        if j and j % 20000 == 0:
-            print(
-                f"{j}/{len(order)} events, {len(rows)} requests, {time.perf_counter() - t0:.0f} s",
-                flush=True,
-            )
+                rt.on_events([event])
+            if last_point.get(int(users[j]), -1) > j:  # a sampled user asks again later
+                at = runtimes["at_event"]
+                snap = at.snapshot
+                assert snap is not None
+                update_cpu.append(_cpu(partial(refresh, snap, at.state, uids[j], k=K))[1])
+            if j % args.catalog_every == 0:  # a live feed: one new item, one deleted
+                new = {
+                    "item": f"live-{n_new}",
+                    "category": cats[n_new % len(cats)],
+                    "author": authors[n_new % len(authors)],
+                    "created_at": float(times[j]),
+                }
+                gone = deletable[int(rng.integers(len(deletable)))]
+                for rt in runtimes.values():
+                    rt.on_items([new])
+                    rt.on_items_deleted([gone])
+                n_new += 1
+                n_deleted += 1
+                # two users without live state: the first request after the change pays its
+                # index rebuilds (deleted-items mask, live catalog index), the second does not
+                at = 2 * (j // args.catalog_every)
+                for n, cpu in ((0, quiet_cpu), (1, quiet_next_cpu)):
+                    q = quiet[(at + n) % len(quiet)]
+                    cpu.append(
+                        _cpu(partial(runtimes["incremental"].recommend, q, K, explain=True))[1]
+                    )
+            if j and j % 20000 == 0:
+                print(
+                    f"{j}/{len(order)} events, {len(rows)} requests, {time.perf_counter() - t0:.0f} s",
+                    flush=True,
+                )
     paths = {
         name: dict(rt.snapshot.cache.paths)  # type: ignore[union-attr]
         for name, rt in runtimes.items()
@@ -235,6 +297,14 @@ def replay(art: Path, split: Any, args: argparse.Namespace) -> dict[str, Any]:
             "quiet_users_between_catalog_changes": _stats(quiet_next_cpu),
         },
         "paths": paths,
+        # mean CPU ms per request spent in each component (the first request after events)
+        "cpu_components_ms": {
+            name: {
+                part: round(1000.0 * sec / max(len(rows), 1), 3)
+                for part, sec in sorted(parts.items(), key=lambda kv: -kv[1])
+            }
+            for name, parts in components.items()
+        },
     }
 
 
@@ -286,6 +356,30 @@ def _summary(d: dict[str, Any]) -> tuple[list[str], str, str]:
     return table, verdict(d), short
 
 
+def _component_table(d: dict[str, Any]) -> list[str]:
+    """Mean CPU ms per request by component, incremental and full (runs before the split)."""
+    parts = d.get("cpu_components_ms")
+    if not parts:
+        return []
+    inc, full = parts["incremental"], parts["full"]
+    names = sorted(set(inc) | set(full), key=lambda n: -max(inc.get(n, 0.0), full.get(n, 0.0)))
+    lines = [
+        "CPU per request by component (mean ms; a source inside the update counts in both "
+        "its row and the total):",
+        "",
+        "| component | incremental | full recompute |",
+        "|---|---:|---:|",
+    ]
+    for n in names:
+        a, b = inc.get(n), full.get(n)
+        lines.append(
+            f"| {n} | {'' if a is None else f'{a:.2f}'} | {'' if b is None else f'{b:.2f}'} |"
+        )
+    c = d["cpu_ms"]
+    lines.append(f"| request total | {c['incremental']['mean']:.2f} | {c['full']['mean']:.2f} |")
+    return [*lines, ""]
+
+
 def _markdown(d: dict[str, Any]) -> str:
     table, text, _ = _summary(d)
     paths = "; ".join(
@@ -315,6 +409,7 @@ def _markdown(d: dict[str, Any]) -> str:
             "",
             *table,
             "",
+            *_component_table(d),
             f"Top-10 overlap of the incremental and full lists: {d['top10_overlap']:.1%}.  ",
             f"Updated at each event (`ModelRuntime(refresh_live=True)` does it in a background "
             f"thread; here in line, timed apart): {d['updates_per_request']:.2f} updates per "
