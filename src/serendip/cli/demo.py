@@ -108,7 +108,7 @@ def _report(study_dir: Path, out: Path) -> None:
 def _serve(
     db_url: str, serve_dir: Path, preset: str, seed: int, port: int, study_dir: Path | None
 ) -> None:
-    from serendip.cli.serve import run
+    from serendip.service.server import run_server
     from serendip.service.settings import Settings
 
     settings = Settings(
@@ -124,7 +124,7 @@ def _serve(
         "(a first start serves a fast model within about 20 s and swaps in the pipeline when "
         "its fit ends; Ctrl-C stops)"
     )
-    run(settings)
+    run_server(settings)
 
 
 def register(app: typer.Typer) -> None:

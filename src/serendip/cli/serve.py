@@ -6,8 +6,6 @@ options here, which win. Without API keys the server refuses any host but localh
 
 from __future__ import annotations
 
-import logging
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -69,71 +67,18 @@ def serve(
         from serendip.service.notices import check_client
 
         check_client()
+    from serendip.service.server import configure_logging, run_server
+
     if settings.workers == 1:
-        run(settings)
+        run_server(settings)
         return
     from serendip.service.workers import auto_workers, run_workers
 
-    _log_to_stderr(settings, "supervisor")
+    configure_logging(settings, "supervisor")
     n = settings.workers or auto_workers()
     code = run_workers(settings, overrides, n)
     if code:
         raise typer.Exit(code)
-
-
-def _log_to_stderr(settings: Any, who: str | None) -> None:
-    tag = f"[{who}] " if who else ""
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format=f"%(asctime)s %(levelname)s %(name)s: {tag}%(message)s",
-    )
-
-
-def run(settings: Any, sockets: list[socket.socket] | None = None) -> None:
-    """Configure logging and run uvicorn on `settings` (blocking); on `sockets` when given
-    (a worker of `serve --workers`), else on the settings' host and port."""
-    import uvicorn
-
-    from serendip.service.app import create_app
-    from serendip.store import Store
-
-    _log_to_stderr(settings, f"worker {settings.worker_index}" if sockets else None)
-    log = logging.getLogger("serendip.service")
-    if settings.authenticated:
-        log.info("API keys configured: %d; every route checks its scope", len(settings.api_keys))
-    else:
-        log.warning(
-            "no API keys configured: the API is UNAUTHENTICATED and bound to %s only",
-            settings.host,
-        )
-    log.info("store %s, artifacts %s", _redact(settings.db_url), settings.artifacts_dir)
-    if settings.leads:
-        log.info("dashboard at http://%s:%d/", settings.host, settings.port)
-    # Open the store here, not in the app's lifespan, so a bad URL or an unreachable database is
-    # one `error:` line (cli_errors), not a server traceback.
-    store = Store.open(settings.db_url)
-    try:
-        app = create_app(settings, store=store)
-        config = uvicorn.Config(
-            app,
-            host=settings.host,
-            port=settings.port,
-            log_level=settings.log_level,
-            access_log=False,
-            timeout_graceful_shutdown=5,
-        )
-        uvicorn.Server(config).run(sockets=sockets)
-    finally:
-        store.close()
-
-
-def _redact(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparsable url>"
 
 
 def register(app: typer.Typer) -> None:

@@ -22,6 +22,7 @@ import time
 import uuid
 
 from serendip.errors import ConfigError
+from serendip.service.server import redacted_url
 
 __all__ = ["RETRY_S", "ChangeNotices", "channel_for", "check_client"]
 
@@ -129,7 +130,7 @@ class ChangeNotices:
             log.warning(
                 "Redis at %s is unreachable (%s): servers see each other's writes at the "
                 "store's polling interval until it is back",
-                _redact(self.url),
+                redacted_url(self.url),
                 exc,
             )
 
@@ -139,11 +140,3 @@ class ChangeNotices:
         for t in self._threads:
             t.join(timeout=3)
         self._client.close()
-
-
-def _redact(url: str) -> str:
-    """The URL without its password."""
-    if "@" not in url:
-        return url
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://***@{rest.rpartition('@')[2]}"

@@ -84,13 +84,13 @@ def bind_socket(host: str, port: int) -> socket.socket:
 def _worker_main(overrides: Mapping[str, object], index: int, sock: socket.socket) -> None:
     """One worker process: its settings (from the environment and the CLI's options, as the
     supervisor's), its role, then the server on the shared socket."""
-    from serendip.cli.serve import run
+    from serendip.service.server import run_server
 
     options: dict[str, Any] = {**overrides, "worker_index": index}  # typed by Settings
     settings = Settings(**options)
     if not settings.leads:
         settings = settings.model_copy(update={"retention_days": None})
-    run(settings, sockets=[sock])
+    run_server(settings, sockets=[sock])
 
 
 @dataclass
