@@ -104,7 +104,7 @@ def test_demo_runs_the_quick_study_on_its_platform(
     monkeypatch.setattr(config_module, "load_profile", smaller)
     served: list[object] = []
     # the server itself blocks until Ctrl-C: capture the settings it would run with
-    monkeypatch.setattr("serendip.cli.serve.run", served.append)
+    monkeypatch.setattr("serendip.service.server.run_server", served.append)
     out = tmp_path / "demo"
     res = runner.invoke(app, ["demo", "--preset", "tiny", "--out", str(out), "--port", "8123"])
     assert res.exit_code == 0, res.output
@@ -131,7 +131,7 @@ def test_demo_without_serving_stops_after_the_report(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     served: list[object] = []
-    monkeypatch.setattr("serendip.cli.serve.run", served.append)
+    monkeypatch.setattr("serendip.service.server.run_server", served.append)
     out = tmp_path / "demo"
     res = runner.invoke(
         app, ["demo", "--preset", "tiny", "--out", str(out), "--no-study", "--no-serve"]
