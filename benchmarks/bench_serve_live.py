@@ -230,8 +230,11 @@ def write_report(result: dict[str, Any], out: Path, stem: str) -> None:
         "`refresh_live`: lists updated as events arrive (`SERENDIP_REFRESH_LIVE`), else on the "
         "user's next request. Server CPU: the whole process tree per request sent. Paths: the "
         "requests each serving path answered (incremental: precomputed candidates updated with "
-        "the events; hit: a cached list; full: every source). The load generator shares the "
-        "2 cores with the server.",
+        "the events; hit: a cached list; full: every source). With several workers and "
+        "`refresh_live`, each worker updates the pool's lists as the events reach it; a "
+        "worker's gauge reports its updates at its next request, so they show in the rate's "
+        "paths although they ran before it. The load generator shares the machine's cores "
+        "with the server.",
         "",
         "| workers | refresh_live | target req/s | sent | ok | errors | achieved req/s | p50 ms "
         "| p90 ms | p99 ms | max ms | server CPU ms/req | events before | items +/- | paths |",
