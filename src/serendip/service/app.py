@@ -400,6 +400,7 @@ def _open(app: FastAPI, settings: Settings, holder: _Holder) -> None:
             build_in_background=settings.leads,
             fresh_slots=settings.fresh_slots,
             refresh_live=settings.refresh_live,
+            refresh_share=settings.refresh_share,
         )
     app.state.store = holder.store
     app.state.runtime = holder.runtime

@@ -87,6 +87,7 @@ class ModelRuntime:
         incremental: bool = True,
         refresh_live: bool = False,
         refresh_k: int = 20,
+        refresh_share: float = 1.0,
     ) -> None:
         if cache_size < 0:
             raise ConfigError(f"cache_size must be at least 0, got {cache_size}")
@@ -104,7 +105,10 @@ class ModelRuntime:
         #: ... updated as their events arrive, in a background thread, for requests of up to
         #: `refresh_k` items (`serendip.serving.refresh`); None: on their next request
         self.refresh_k = refresh_k
-        self._refresher = LiveRefresher(self._refresh_user) if refresh_live else None
+        #: ... taking at most this share of one core (`LiveRefresher.max_share`)
+        self._refresher = (
+            LiveRefresher(self._refresh_user, max_share=refresh_share) if refresh_live else None
+        )
         #: after each load, move the heap out of the cyclic GC's sight (`_freeze_heap`)
         self.freeze_gc = freeze_gc
         self.store = store

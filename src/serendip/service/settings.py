@@ -155,6 +155,16 @@ class Settings(BaseSettings):
             "Each server process keeps its own lists, so each one updates."
         ),
     )
+    refresh_share: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description=(
+            "Most of one core the live updates (`refresh_live`) may take in each server "
+            "process: under a burst of events the rest is left to ingestion and requests, "
+            "and users not yet updated are served by their next request."
+        ),
+    )
     fresh_slots: int = Field(
         default=2,
         ge=0,

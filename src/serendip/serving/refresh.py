@@ -4,7 +4,13 @@ A user's first request after new events pays the incremental update of their can
 re-ranking and the explanations. `LiveRefresher` does that work in one background thread as
 events arrive, so the request finds it cached and costs what a precomputed one does. Users
 are coalesced: a user with several events pending is updated once, from the newest state.
-The work is the same CPU, moved; it is opt-in (`ModelRuntime(refresh_live=True)`).
+The work is the same CPU, moved (`ModelRuntime(refresh_live=True)`; the server's default).
+
+The thread shares the process's GIL with request handlers and event ingestion, so it keeps to
+`max_share` of one core: after an update that took `t` seconds of its CPU it pauses
+`t * (1 / max_share - 1)`. Under a burst (a bulk import of events) the backlog waits,
+coalesced, instead of slowing ingestion and requests; a user asked for before their turn is
+served by the request path, and their queued update then finds the cached list current.
 """
 
 from __future__ import annotations
@@ -12,7 +18,10 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
+
+from serendip.errors import ConfigError
 
 __all__ = ["LiveRefresher"]
 
@@ -23,9 +32,19 @@ class LiveRefresher:
     """Runs `update(user)` in a daemon thread for every user submitted, each pending user
     once. `drain` waits until nothing is pending (tests, benchmarks)."""
 
-    def __init__(self, update: Callable[[str], object], *, max_pending: int = 100_000) -> None:
+    def __init__(
+        self,
+        update: Callable[[str], object],
+        *,
+        max_pending: int = 100_000,
+        max_share: float = 1.0,
+    ) -> None:
+        if not 0.0 < max_share <= 1.0:
+            raise ConfigError(f"max_share must be in (0, 1], got {max_share}")
         self._update = update
         self.max_pending = max_pending
+        #: most of one core the updates may take (see the module docstring)
+        self.max_share = max_share
         self._pending: dict[str, None] = {}  # insertion-ordered set
         self._cond = threading.Condition()
         self._busy = False
@@ -66,11 +85,16 @@ class LiveRefresher:
                 user = next(iter(self._pending))
                 del self._pending[user]
                 self._busy = True
+            start = time.thread_time()
             try:
                 self._update(user)
                 self.done += 1
             except Exception:  # a failed update leaves the user to the request path
                 _log.exception("updating the live user %r failed", user)
+            pause = (time.thread_time() - start) * (1.0 / self.max_share - 1.0)
+            if pause > 0:
+                with self._cond:  # a stop ends the pause
+                    self._cond.wait_for(lambda: self._stopped, pause)
 
 
 #: refreshers of this process: stopped at exit (a daemon thread frozen inside native code at
