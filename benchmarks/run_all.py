@@ -575,6 +575,14 @@ BENCHES: list[Bench] = [
           "p99 <= 50 ms at 200 req/s with no errors; restart < 60 s",
           ["bench_serve.py", "--preset", "small", "--duration", "20", "--rates", "50,100,200"],
           "serve-small", _serve),
+    Bench("serve-small-workers2", "HTTP API on the `small` preset, two worker processes",
+          "`serendip serve --workers 2` with the default pipeline on 5,000 users and 20,000 "
+          "items (throughput against `serve-small`'s one process; no ingestion part).",
+          "p99 <= 50 ms at 200 req/s with no errors; restart < 60 s",
+          ["bench_serve.py", "--preset", "small", "--duration", "20", "--rates", "50,100,200",
+           "--workers", "2", "--no-ingest", "--workdir", "bench-out/serve-small-w2",
+           "--name", "serve-small-workers2"],
+          "serve-small-workers2", _serve),
     Bench("serve-live-small", "Active users under catalog churn, by worker count (`small`)",
           "`serendip serve --workers 1|2` on `small`: every requested user with 2-5 new likes, "
           "one new item a second and a deletion every 5 s, k=20 with explanations, open loop; "

@@ -62,3 +62,14 @@ def test_a_stop_ends_a_pause_at_once() -> None:
 def test_the_share_must_be_a_fraction_of_a_core() -> None:
     with pytest.raises(ConfigError, match="max_share"):
         LiveRefresher(lambda user: None, max_share=0)
+
+
+def test_the_idle_hook_runs_when_the_queue_empties() -> None:
+    idle = threading.Event()
+    r = LiveRefresher(lambda user: None, on_idle=idle.set)
+    try:
+        r.submit(["a", "b"])
+        assert r.drain(10)
+        assert idle.wait(5)  # the server freezes the updates' survivors out of the GC's sight
+    finally:
+        r.stop()

@@ -20,6 +20,7 @@ personalization off gets the non-personalized list (trending) from `recommend` (
 from __future__ import annotations
 
 import atexit
+import gc
 import logging
 import threading
 import time
@@ -107,7 +108,13 @@ class ModelRuntime:
         self.refresh_k = refresh_k
         #: ... taking at most this share of one core (`LiveRefresher.max_share`)
         self._refresher = (
-            LiveRefresher(self._refresh_user, max_share=refresh_share) if refresh_live else None
+            LiveRefresher(
+                self._refresh_user,
+                max_share=refresh_share,
+                on_idle=gc.freeze if freeze_gc else None,  # the updates' lists, as at a load
+            )
+            if refresh_live
+            else None
         )
         #: after each load, move the heap out of the cyclic GC's sight (`_freeze_heap`)
         self.freeze_gc = freeze_gc

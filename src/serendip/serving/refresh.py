@@ -38,6 +38,7 @@ class LiveRefresher:
         *,
         max_pending: int = 100_000,
         max_share: float = 1.0,
+        on_idle: Callable[[], object] | None = None,
     ) -> None:
         if not 0.0 < max_share <= 1.0:
             raise ConfigError(f"max_share must be in (0, 1], got {max_share}")
@@ -45,6 +46,9 @@ class LiveRefresher:
         self.max_pending = max_pending
         #: most of one core the updates may take (see the module docstring)
         self.max_share = max_share
+        #: called when the queue empties after updates (the server freezes the survivors out
+        #: of the cyclic GC's sight, so a later full collection does not stall requests)
+        self.on_idle = on_idle
         self._pending: dict[str, None] = {}  # insertion-ordered set
         self._cond = threading.Condition()
         self._busy = False
@@ -95,6 +99,8 @@ class LiveRefresher:
             if pause > 0:
                 with self._cond:  # a stop ends the pause
                     self._cond.wait_for(lambda: self._stopped, pause)
+            if self.on_idle is not None and not self._pending:
+                self.on_idle()
 
 
 #: refreshers of this process: stopped at exit (a daemon thread frozen inside native code at
