@@ -542,6 +542,29 @@ def write_report(result: dict[str, Any], out: Path, stem: str = "serve") -> None
 
 
 # ----------------------------------------------------------------------------- main
+def serve_workdir(args: Any, model: str) -> tuple[Path, str, dict[str, str]]:
+    """The work directory (default `bench-out/serve-<preset>-<model>`: its store and artifacts
+    are reused by later runs), its SQLite store's URL, and the servers' environment for a
+    one-step first start of `args.preset` (an already generated `args.platform_dir` linked in
+    so the first start imports it instead of generating it)."""
+    workdir = (args.workdir or ROOT / "bench-out" / f"serve-{args.preset}-{model}").resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = {
+        "SERENDIP_BOOTSTRAP_PRESET": args.preset,
+        "SERENDIP_BOOTSTRAP_SEED": str(args.seed),
+        # one-step first start: the tables measure the model named here, not the stand-in
+        # a first start serves while it fits
+        "SERENDIP_BOOTSTRAP_FAST_MODEL": "",
+        "SERENDIP_DEFAULT_MODEL": model,
+    }
+    if args.platform_dir is not None:
+        link = workdir / "bootstrap" / f"{args.preset}-seed{args.seed}"
+        if not link.exists():
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(args.platform_dir.resolve(), target_is_directory=True)
+    return workdir, f"sqlite:///{workdir / 'serendip.db'}", env
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--preset", default="platform", help="tiny, small or platform")
@@ -596,28 +619,13 @@ def main(argv: list[str] | None = None) -> None:
     from serendip.service.bootstrap import default_model_name
 
     model = default_model_name(args.model)
-    workdir = (args.workdir or ROOT / "bench-out" / f"serve-{args.preset}-{model}").resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
-    db_url = f"sqlite:///{workdir / 'serendip.db'}"
-    env = {
-        "SERENDIP_BOOTSTRAP_PRESET": args.preset,
-        "SERENDIP_BOOTSTRAP_SEED": str(args.seed),
-        # one-step first start: the tables measure the model named here, not the stand-in
-        # a first start serves while it fits
-        "SERENDIP_BOOTSTRAP_FAST_MODEL": "",
-        "SERENDIP_DEFAULT_MODEL": model,
-    }
+    workdir, db_url, env = serve_workdir(args, model)
     if args.model_params:
         env["SERENDIP_DEFAULT_MODEL_PARAMS"] = json.dumps(json.loads(args.model_params))
     if args.precompute_workers:
         env["SERENDIP_PRECOMPUTE_WORKERS"] = str(args.precompute_workers)
     if args.train_window_days:
         env["SERENDIP_TRAIN_WINDOW_DAYS"] = str(args.train_window_days)
-    if args.platform_dir is not None:
-        link = workdir / "bootstrap" / f"{args.preset}-seed{args.seed}"
-        if not link.exists():
-            link.parent.mkdir(parents=True, exist_ok=True)
-            link.symlink_to(args.platform_dir.resolve(), target_is_directory=True)
     load_before = " ".join(f"{x:.1f}" for x in os.getloadavg())
     run_at = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
 

@@ -44,7 +44,7 @@ from typing import Any
 
 import httpx
 
-from bench_serve import LoadResult, _load, _platform_ids, drain, tree_cpu_s
+from bench_serve import LoadResult, _load, _platform_ids, drain, serve_workdir, tree_cpu_s
 from serendip.service.process import ServeProcess
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -285,19 +285,7 @@ def main(argv: list[str] | None = None) -> None:
     from serendip.service.bootstrap import default_model_name
 
     model = default_model_name(None)
-    workdir = (args.workdir or ROOT / "bench-out" / f"serve-{args.preset}-{model}").resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
-    db_url = f"sqlite:///{workdir / 'serendip.db'}"
-    env = {
-        "SERENDIP_BOOTSTRAP_PRESET": args.preset,
-        "SERENDIP_BOOTSTRAP_SEED": str(args.seed),
-        "SERENDIP_BOOTSTRAP_FAST_MODEL": "",
-    }
-    if args.platform_dir is not None:
-        link = workdir / "bootstrap" / f"{args.preset}-seed{args.seed}"
-        if not link.exists():
-            link.parent.mkdir(parents=True, exist_ok=True)
-            link.symlink_to(args.platform_dir.resolve(), target_is_directory=True)
+    workdir, db_url, env = serve_workdir(args, model)
     load_before = " ".join(f"{x:.1f}" for x in os.getloadavg())
     run_at = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     first_start(db_url, workdir, env, args.first_start_timeout)
