@@ -84,7 +84,10 @@ class Vocabulary:
         arr = np.asarray(ids if isinstance(ids, (np.ndarray, pd.Index, pd.Series)) else list(ids))
         if arr.size == 0:
             return np.zeros(0, dtype=np.int64)
-        return self._index.get_indexer(arr.astype(str)).astype(np.int64)
+        # an object-dtype target: from a bare array, pandas infers its own string dtype and
+        # compares across dtypes, several times slower (docs/research-log.md)
+        target = pd.Index(arr.astype(str), dtype=object)
+        return self._index.get_indexer(target).astype(np.int64)
 
     def lookup(self, indices: Iterable[int] | np.ndarray) -> np.ndarray:
         """IDs of dense indices (object array of str)."""
