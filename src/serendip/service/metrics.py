@@ -126,6 +126,7 @@ class ServiceMetrics:
         )
         self._model_registered_at: float | None = None
         self._monitor_labels: set[tuple[str, str]] = set()
+        self._path_labels: set[str] = set()
         self.described_version: str | None = None
         self.model_age = Gauge(
             "serendip_model_age_seconds",
@@ -233,8 +234,15 @@ class ServiceMetrics:
             self.sources.labels(source).inc()
 
     def set_serving_paths(self, paths: Mapping[str, int]) -> None:
-        """The active version's requests per serving path (`SnapshotCache.paths`)."""
-        self._reset(self.serving_paths)
+        """The active version's requests per serving path (`SnapshotCache.paths`). Under
+        `serve --workers` each recommendation calls this (its worker's share of the sum), so
+        only the paths that went away are zeroed, not every label walked."""
+        if self.multiprocess:
+            for gone in self._path_labels - paths.keys():
+                self.serving_paths.labels(gone).set(0)
+        else:
+            self.serving_paths.clear()
+        self._path_labels = set(paths)
         for path, n in paths.items():
             self.serving_paths.labels(path).set(n)
 

@@ -95,7 +95,6 @@ def _worker_main(overrides: Mapping[str, object], index: int, sock: socket.socke
 
 @dataclass
 class _Worker:
-    index: int
     process: BaseProcess
     started: float = field(default_factory=time.monotonic)
 
@@ -146,7 +145,7 @@ class Supervisor:
             name=f"serendip-worker-{index}",
         )
         process.start()
-        self._workers[index] = _Worker(index, process)
+        self._workers[index] = _Worker(process)
 
     def watch(self, every_s: float = 0.5) -> int:
         """Restart workers that exit until `stop()`; returns the exit status (1 when a worker
