@@ -288,3 +288,41 @@ def test_serving_exposure_counter_carries_over_calls_and_scores_do_not_feed_it()
     assert _lists_counted(model) == 2
     model.fit(_data())  # a refit starts a new count
     assert _lists_counted(model) == 0
+
+
+def test_a_fit_vectorises_the_catalogue_once_and_gives_the_same_model(monkeypatch) -> None:
+    from serendip.models.content import TfidfContent
+    from serendip.pipeline.sources.content import fit_item_vectors, shared_item_vectors
+
+    calls: list[int] = []
+    original = TfidfContent._item_vectors
+
+    def counting(self, dataset):  # type: ignore[no-untyped-def]
+        calls.append(dataset.n_items)
+        return original(self, dataset)
+
+    monkeypatch.setattr(TfidfContent, "_item_vectors", counting)
+    ds = _data()
+    shared = PipelineRecommender(QUICK).fit(ds)
+    # content source and features, in the label window's stage and the final one: one pass
+    assert calls == [ds.n_items]
+    # outside a fit nothing is kept: each call vectorises again
+    a, b = fit_item_vectors(ds)[0], fit_item_vectors(ds)[0]
+    assert a is not b and len(calls) == 3
+    with shared_item_vectors():
+        assert fit_item_vectors(ds)[0] is fit_item_vectors(ds)[0]
+    # the same lists as a fit that vectorised each time (the cache only saves the work)
+    monkeypatch.setattr(
+        "serendip.pipeline.recommender.shared_item_vectors", _no_sharing, raising=True
+    )
+    unshared = PipelineRecommender(QUICK).fit(ds)
+    users = [str(u) for u in ds.users.ids[:30]]
+    x, y = shared.recommend(users, 10), unshared.recommend(users, 10)
+    np.testing.assert_array_equal(x.items, y.items)
+    np.testing.assert_array_equal(x.scores, y.scores)
+
+
+def _no_sharing():  # type: ignore[no-untyped-def]
+    import contextlib
+
+    return contextlib.nullcontext()

@@ -36,3 +36,47 @@ def test_processes_give_the_lists_of_one_process(
         [one[one.user.isin(users[:60])], two[two.user == "nobody"]], ignore_index=True
     )
     pd.testing.assert_frame_equal(two.reset_index(drop=True), expect.reset_index(drop=True))
+
+
+@pytest.mark.parametrize("k", [7, 60])
+def test_lists_from_precomputed_candidates_equal_a_full_recompute(
+    toy_platform: Dataset, tmp_path: Path, k: int
+) -> None:
+    from serendip.pipeline.serving import serving_model
+    from serendip.serving.precompute import build_ranked_lists, fingerprint
+
+    model = create_model("pipeline", None).fit(toy_platform)
+    directory = tmp_path / "m"
+    model.save(directory)
+    users = [*toy_platform.users.ids[:40].tolist(), "nobody", toy_platform.users.ids[3]]
+    full, _, _ = batch.recommend_batch(directory, users, k, workers=1)
+    lists = build_ranked_lists(serving_model(model), fingerprint=fingerprint(directory))
+    assert lists is not None
+    lists.save(directory)
+    calls: list[int] = []
+    loaded = batch._open(directory, serving_model)
+    assert loaded.lists is not None
+    original = loaded.model.recommend
+
+    def counting(ids, k):  # type: ignore[no-untyped-def]
+        calls.append(len(ids))
+        return original(ids, k)
+
+    object.__setattr__(loaded.model, "recommend", counting)
+    fast = batch._recommend(loaded, [str(u) for u in users], k)
+    assert calls == [1]  # only the unknown user took the full pipeline
+    pd.testing.assert_frame_equal(fast, full)
+    via_api, _, _ = batch.recommend_batch(directory, users, k, workers=1, adapter=serving_model)
+    pd.testing.assert_frame_equal(via_api, full)
+
+
+def test_lists_of_another_fit_are_not_used(toy_platform: Dataset, tmp_path: Path) -> None:
+    from serendip.pipeline.serving import serving_model
+    from serendip.serving.precompute import build_ranked_lists
+
+    model = create_model("pipeline", None).fit(toy_platform)
+    model.save(tmp_path / "m")
+    stale = build_ranked_lists(serving_model(model), fingerprint="another fit")
+    assert stale is not None
+    stale.save(tmp_path / "m")
+    assert batch._open(tmp_path / "m", serving_model).lists is None

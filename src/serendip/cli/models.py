@@ -485,6 +485,7 @@ def recommend(
     ] = 0,
 ) -> None:
     """Write the top-K unseen items of each user as CSV (user,item,rank,score)."""
+    from serendip.pipeline.serving import serving_model
     from serendip.serving.batch import recommend_batch
 
     ids = None if users == "all" and not Path(users).is_file() else _read_users(Path(users))
@@ -495,7 +496,7 @@ def recommend(
             bar.update(task, completed=done, total=total)
 
         frame, n_users, unknown = recommend_batch(
-            model_dir, ids, k, workers=workers, progress=advance
+            model_dir, ids, k, workers=workers, progress=advance, adapter=serving_model
         )
     out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out, index=False)

@@ -59,6 +59,7 @@ from serendip.pipeline.rerank import (
     diversity_vectors,
     rerank,
 )
+from serendip.pipeline.sources.content import shared_item_vectors
 from serendip.serving.contract import RankedCandidates
 from serendip.threads import limit_threads
 
@@ -122,8 +123,9 @@ class PipelineRecommender(Recommender[PipelineConfig]):
     def _fit(self, dataset: Dataset) -> None:
         cfg = self.config
         self.ranker_: LambdaRanker | None
-        self.ranker_, self.report_ = train_ranker(dataset, cfg)
-        self.stage_ = StageOne(cfg).fit(dataset)
+        with shared_item_vectors():  # the label windows share the catalogue's vectors
+            self.ranker_, self.report_ = train_ranker(dataset, cfg)
+            self.stage_ = StageOne(cfg).fit(dataset)
         self._serving_state(dataset)
 
     def _serving_state(self, ds: Dataset) -> None:

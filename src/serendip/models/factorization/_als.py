@@ -105,18 +105,18 @@ class IALS(AnnRetrieval, FactorModel[IALSConfig]):
     def _user_system(self, row: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(A, b, confidences) of one user's normal equations A x = b; float64."""
         cfg = self.config
-        y = self.item_factors_.astype(np.float64)
         hist = row.indices
         conf = cfg.alpha * row.data.astype(np.float64)
-        yh = y[hist]
+        # only the history's factors in float64 (not the catalog's: 512 MB at 1M items)
+        yh = self.item_factors_[hist].astype(np.float64)
         a = self._gram() + (yh * (conf - 1.0)[:, None]).T @ yh
         a[np.diag_indices_from(a)] += cfg.regularization
         return a, yh.T @ conf, conf
 
     def _gram(self) -> np.ndarray:
-        y = self.item_factors_.astype(np.float64)
         cached = getattr(self, "_gram_cache", None)
         if cached is None or cached[0] is not self.item_factors_:
+            y = self.item_factors_.astype(np.float64)
             cached = (self.item_factors_, y.T @ y)
             self._gram_cache = cached
         return cached[1]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -31,7 +33,13 @@ from serendip.pipeline.sources._rows import (
 )
 from serendip.pipeline.sources._social import row_slices
 
-__all__ = ["ContentConfig", "ContentSource", "fit_item_vectors", "impact_postings"]
+__all__ = [
+    "ContentConfig",
+    "ContentSource",
+    "fit_item_vectors",
+    "impact_postings",
+    "shared_item_vectors",
+]
 
 
 #: Most scores one dense block of `ContentSource.propose_batch` holds (items x users; 32 MB).
@@ -62,18 +70,52 @@ class ContentConfig(SourceConfig):
     max_postings: int = Field(default=1_000, ge=1)
 
 
+ItemVectorTriple = tuple[sp.csr_matrix | np.ndarray, sp.csr_matrix, np.ndarray]
+
+#: per thread, inside `shared_item_vectors`: (item table, kind, min_df) -> the vectors. The
+#: table itself is held so that its id cannot be reused while the entry lives.
+_shared = threading.local()
+
+
+@contextmanager
+def shared_item_vectors() -> Iterator[None]:
+    """Within this block `fit_item_vectors` vectorises each item table once per (kind, min_df):
+    a pipeline fit asks for the same catalogue's vectors four times (content source and
+    features, in the label window's stage and the final one; the windows share the item
+    table), which at 1M items is minutes of TF-IDF each. The vectors depend on the item
+    metadata alone, so the result is the same; the cache is dropped when the block ends."""
+    outer = getattr(_shared, "cache", None)
+    if outer is None:
+        _shared.cache = {}
+    try:
+        yield
+    finally:
+        if outer is None:
+            _shared.cache = None
+
+
 def fit_item_vectors(
     dataset: Dataset, kind: Literal["tfidf", "sbert"] = "tfidf", min_df: float = 0.001
-) -> tuple[sp.csr_matrix | np.ndarray, sp.csr_matrix, np.ndarray]:
+) -> ItemVectorTriple:
     """L2-normalised item vectors (CSR for TF-IDF, dense float32 for embeddings), the
-    row-normalised term matrix and the term names, by the content family's vectorisation."""
+    row-normalised term matrix and the term names, by the content family's vectorisation.
+    Shared within `shared_item_vectors` (callers must not modify the arrays)."""
+    cache: dict[tuple[int, str, float], tuple[object, ItemVectorTriple]] | None = getattr(
+        _shared, "cache", None
+    )
+    key = (id(dataset.item_meta), kind, float(min_df))
+    if cache is not None and key in cache:
+        return cache[key][1]
     model: ContentRecommender = (
         TfidfContent(min_df=min_df) if kind == "tfidf" else SentenceContent()
     )
     iv = model._item_vectors(dataset)
     vectors = ContentRecommender._normalised(iv.vectors)
     terms = l2_rows(sp.csr_matrix(iv.terms, dtype=np.float32))
-    return vectors, terms, np.asarray(iv.term_names, dtype=str)
+    out: ItemVectorTriple = (vectors, terms, np.asarray(iv.term_names, dtype=str))
+    if cache is not None:
+        cache[key] = (dataset.item_meta, out)
+    return out
 
 
 def impact_postings(vectors: sp.csr_matrix, max_postings: int) -> sp.csr_matrix:
