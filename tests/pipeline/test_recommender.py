@@ -292,6 +292,7 @@ def test_serving_exposure_counter_carries_over_calls_and_scores_do_not_feed_it()
 
 def test_a_fit_vectorises_the_catalogue_once_and_gives_the_same_model(monkeypatch) -> None:
     from serendip.models.content import TfidfContent
+    from serendip.pipeline.sources import content as content_module
     from serendip.pipeline.sources.content import fit_item_vectors, shared_item_vectors
 
     calls: list[int] = []
@@ -302,10 +303,21 @@ def test_a_fit_vectorises_the_catalogue_once_and_gives_the_same_model(monkeypatc
         return original(self, dataset)
 
     monkeypatch.setattr(TfidfContent, "_item_vectors", counting)
+    postings: list[int] = []
+    build = content_module.impact_postings
+
+    def counting_postings(vectors, m):  # type: ignore[no-untyped-def]
+        postings.append(vectors.shape[0])
+        return build(vectors, m)
+
+    monkeypatch.setattr(content_module, "impact_postings", counting_postings)
     ds = _data()
-    shared = PipelineRecommender(QUICK).fit(ds)
-    # content source and features, in the label window's stage and the final one: one pass
-    assert calls == [ds.n_items]
+    params = copy.deepcopy(QUICK)
+    params["sources"]["content"]["params"] = {"postings_from_items": 0}  # the index at any size
+    shared = PipelineRecommender(params).fit(ds)
+    # content source and features, in the label window's stage and the final one: one pass;
+    # the inverted indexes (items' terms and interest terms) once each
+    assert calls == [ds.n_items] and len(postings) == 2
     # outside a fit nothing is kept: each call vectorises again
     a, b = fit_item_vectors(ds)[0], fit_item_vectors(ds)[0]
     assert a is not b and len(calls) == 3
@@ -315,7 +327,7 @@ def test_a_fit_vectorises_the_catalogue_once_and_gives_the_same_model(monkeypatc
     monkeypatch.setattr(
         "serendip.pipeline.recommender.shared_item_vectors", _no_sharing, raising=True
     )
-    unshared = PipelineRecommender(QUICK).fit(ds)
+    unshared = PipelineRecommender(params).fit(ds)
     users = [str(u) for u in ds.users.ids[:30]]
     x, y = shared.recommend(users, 10), unshared.recommend(users, 10)
     np.testing.assert_array_equal(x.items, y.items)

@@ -410,3 +410,44 @@ def test_save_load_round_trip(name: str, toy_platform: Dataset, tmp_path: Path) 
         np.testing.assert_allclose(p.scores, q.scores, rtol=1e-5)
         if len(p.items):
             assert src.evidence(c, int(p.items[0])) == again.evidence(c, int(p.items[0]))
+
+
+@pytest.mark.parametrize("kind", ["hnsw", "ivf"])
+def test_collaborative_indexes_travel_with_the_artifact(
+    kind: str, toy_platform: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The inner model's ANN indexes are saved in the source's arrays and read back, not
+    rebuilt (an inverted file at 1M items is k-means: seconds per load and per process)."""
+    from serendip.models.ann import AnnRetrieval
+
+    ds = toy_platform
+    inner = {"factors": 8, "iterations": 3, "ann": True, "ann_exact_below": 0}
+    if kind == "ivf":
+        inner["ann_ivf_from"] = 0
+    src = make_source("collaborative", model="ials", params=inner).fit(ds)
+    assert {ix.kind for ix in src.model_.ann_indexes_.values()} == {kind}
+    arrays, meta = src._state()
+    write_artifact(
+        tmp_path / "s", model="source", config={}, users=ds.users, items=ds.items,
+        arrays=arrays, meta=meta,
+    )  # fmt: skip
+    art = read_artifact(tmp_path / "s")
+
+    def no_rebuild(self: AnnRetrieval) -> None:
+        raise AssertionError("the indexes were rebuilt")
+
+    monkeypatch.setattr(AnnRetrieval, "build_ann", no_rebuild)
+    again = make_source("collaborative", **art.meta["params"])
+    again._set_state(art.arrays, art.meta)
+    assert set(again.model_.ann_indexes_) == set(src.model_.ann_indexes_)
+    ctxs = contexts_from_dataset(ds, list(ds.users.ids[:20]))
+    for p, q in zip(src.propose_batch(ctxs, 10), again.propose_batch(ctxs, 10), strict=True):
+        assert p.items.tolist() == q.items.tolist()
+        np.testing.assert_array_equal(p.scores, q.scores)
+    # an artifact from before the indexes travelled: rebuilt from the factors
+    monkeypatch.undo()
+    old_meta = {**art.meta, "model": {k: v for k, v in art.meta["model"].items()
+                                       if k != "ann_entries"}}  # fmt: skip
+    older = make_source("collaborative", **art.meta["params"])
+    older._set_state(art.arrays, old_meta)
+    assert set(older.model_.ann_indexes_) == set(src.model_.ann_indexes_)

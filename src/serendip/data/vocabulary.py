@@ -6,7 +6,9 @@ Lookups are vectorised through a pandas `Index` hash table, so mapping 20M IDs i
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -14,7 +16,26 @@ import pandas as pd
 
 from serendip.errors import DataError
 
-__all__ = ["Vocabulary"]
+__all__ = ["Vocabulary", "shared_vocabularies"]
+
+#: per thread, inside `shared_vocabularies`: (the ID array as given, its vocabulary) pairs
+_shared = threading.local()
+
+
+@contextmanager
+def shared_vocabularies() -> Iterator[None]:
+    """Within this block `Vocabulary.shared` builds one vocabulary per distinct ID array. A
+    saved pipeline holds the same user and item IDs once per source (and its inner models):
+    loading it built the same 1M-item hash table a dozen times. Dropped when the outermost
+    block ends."""
+    outer = getattr(_shared, "pairs", None)
+    if outer is None:
+        _shared.pairs = []
+    try:
+        yield
+    finally:
+        if outer is None:
+            _shared.pairs = None
 
 
 class Vocabulary:
@@ -41,6 +62,21 @@ class Vocabulary:
     def from_unique(cls, ids: Sequence[Any] | np.ndarray | pd.Index) -> Vocabulary:
         """Build from IDs already known to be unique strings (skips the copy to list)."""
         return cls(pd.Index(np.asarray(ids, dtype=object).astype(str), dtype=object))
+
+    @classmethod
+    def shared(cls, ids: np.ndarray) -> Vocabulary:
+        """`from_unique(ids)`, or within `shared_vocabularies` the vocabulary of an equal array
+        built before (compared as arrays: a memcmp for the saved string arrays)."""
+        pairs: list[tuple[np.ndarray, Vocabulary]] | None = getattr(_shared, "pairs", None)
+        if pairs is None:
+            return cls.from_unique(ids)
+        arr = np.asarray(ids)
+        for raw, vocab in pairs:
+            if raw.dtype == arr.dtype and raw.shape == arr.shape and np.array_equal(raw, arr):
+                return vocab
+        vocab = cls.from_unique(arr)
+        pairs.append((arr, vocab))
+        return vocab
 
     def __len__(self) -> int:
         return len(self._index)

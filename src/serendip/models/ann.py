@@ -278,15 +278,9 @@ class AnnIndex:
         return AnnResult(out_items, out_scores, complete)
 
     # ------------------------------------------------------------------ persistence
-    def save(self, directory: Path, name: str) -> dict[str, Any]:
-        """Write the index to `directory/<name>.faiss`; returns its manifest entry."""
-        faiss = _faiss()
-        if not name.replace("_", "").replace("-", "").isalnum():
-            raise SerendipError(f"invalid ANN index name '{name}'")
-        path = Path(directory) / f"{name}.faiss"
-        faiss.write_index(self._index, str(path))
+    def entry(self) -> dict[str, Any]:
+        """What a manifest records of the index besides its bytes."""
         return {
-            "file": path.name,
             "kind": self.kind,
             "metric": self.metric,
             "n": self.n,
@@ -297,8 +291,31 @@ class AnnIndex:
             "exact_below": self.params.exact_below,
             "ivf_from": self.params.ivf_from,
             "nprobe": self.params.nprobe,
-            "sha256": _sha256(path),
         }
+
+    def save(self, directory: Path, name: str) -> dict[str, Any]:
+        """Write the index to `directory/<name>.faiss`; returns its manifest entry."""
+        faiss = _faiss()
+        if not name.replace("_", "").replace("-", "").isalnum():
+            raise SerendipError(f"invalid ANN index name '{name}'")
+        path = Path(directory) / f"{name}.faiss"
+        faiss.write_index(self._index, str(path))
+        return {"file": path.name, **self.entry(), "sha256": _sha256(path)}
+
+    def to_array(self) -> np.ndarray:
+        """The index serialised as a uint8 array (for artifacts that embed it in their arrays:
+        reading it back is a copy, where rebuilding an inverted file at 1M items is k-means)."""
+        return np.asarray(_faiss().serialize_index(self._index), dtype=np.uint8)
+
+    @classmethod
+    def from_array(cls, data: np.ndarray, entry: Mapping[str, Any]) -> AnnIndex:
+        """An index written by `to_array`, checked against its `entry`."""
+        faiss = _faiss()
+        try:
+            index = faiss.deserialize_index(np.ascontiguousarray(data, dtype=np.uint8))
+        except RuntimeError as exc:
+            raise SerendipError(f"damaged ANN index ({exc})") from None
+        return cls._checked(index, entry, "embedded")
 
     @classmethod
     def load(cls, directory: Path, entry: Mapping[str, Any]) -> AnnIndex:
@@ -315,6 +332,13 @@ class AnnIndex:
             if _sha256(path) != entry["sha256"]:
                 raise SerendipError(f"{path}: ANN index is damaged (checksum mismatch)")
             index = faiss.read_index(str(path))
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise SerendipError(f"{directory}: damaged ANN index entry ({exc})") from None
+        return cls._checked(index, entry, str(directory))
+
+    @classmethod
+    def _checked(cls, index: Any, entry: Mapping[str, Any], where: str) -> AnnIndex:
+        try:
             params = AnnParams(
                 int(entry["m"]),
                 int(entry["ef_construction"]),
@@ -325,10 +349,11 @@ class AnnIndex:
             )
             metric = entry["metric"]
             kind = entry["kind"]
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise SerendipError(f"{directory}: damaged ANN index entry ({exc})") from None
-        if int(index.ntotal) != int(entry["n"]) or int(index.d) != int(entry["dim"]):
-            raise SerendipError(f"{directory}: ANN index shape does not match its manifest")
+            n, dim = int(entry["n"]), int(entry["dim"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SerendipError(f"{where}: damaged ANN index entry ({exc})") from None
+        if int(index.ntotal) != n or int(index.d) != dim:
+            raise SerendipError(f"{where}: ANN index shape does not match its manifest")
         if kind == "hnsw":
             index.hnsw.efSearch = params.ef_search
         elif kind == "ivf":
@@ -458,6 +483,33 @@ class AnnRetrieval(_MixinBase):
                 metric=self._ann_metric(purpose),
                 params=self._ann_params(),
             )
+
+    def ann_arrays(self) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
+        """Each index as a uint8 array and its manifest entry, by purpose: for a model that
+        embeds this one in its own arrays (a pipeline source), so loading it reads the indexes
+        instead of rebuilding them."""
+        indexes: dict[str, AnnIndex] = getattr(self, "ann_indexes_", None) or {}
+        return (
+            {purpose: index.to_array() for purpose, index in indexes.items()},
+            {purpose: index.entry() for purpose, index in indexes.items()},
+        )
+
+    def set_ann_arrays(
+        self, arrays: Mapping[str, np.ndarray], entries: Mapping[str, Mapping[str, Any]]
+    ) -> None:
+        """The indexes `ann_arrays` gave, read back (each checked against its entry and the
+        catalog's size)."""
+        self.ann_indexes_ = {}
+        for purpose, entry in entries.items():
+            if purpose not in arrays:
+                raise SerendipError(f"embedded ANN index '{purpose}' is missing")
+            index = AnnIndex.from_array(arrays[purpose], entry)
+            if index.n != len(self.items_):
+                raise SerendipError(
+                    f"embedded ANN index '{purpose}' has {index.n} items, the model "
+                    f"{len(self.items_)}"
+                )
+            self.ann_indexes_[purpose] = index
 
     def ann_purposes(self) -> list[str]:
         """The purposes ("recommend", "similar") an index was built for, sorted."""

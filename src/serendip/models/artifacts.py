@@ -163,8 +163,8 @@ def read_artifact(directory: Path) -> Artifact:
     base = Path(directory)
     arrays: dict[str, Any] = {}
     try:
-        users = Vocabulary.from_unique(np.load(base / "users.npy", allow_pickle=False))
-        items = Vocabulary.from_unique(np.load(base / "items.npy", allow_pickle=False))
+        users = Vocabulary.shared(np.load(base / "users.npy", allow_pickle=False))
+        items = Vocabulary.shared(np.load(base / "items.npy", allow_pickle=False))
         for name, spec in manifest["arrays"].items():
             path = base / _safe_name(spec["file"])
             arrays[name] = (

@@ -21,7 +21,7 @@ import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from serendip.data.dataset import Dataset, MatrixConfig
-from serendip.data.vocabulary import Vocabulary
+from serendip.data.vocabulary import Vocabulary, shared_vocabularies
 from serendip.errors import ConfigError, NotFittedError, SerendipError, config_error_from
 
 __all__ = [
@@ -656,17 +656,18 @@ class Recommender(Component[ModelConfigT], ABC):
         from serendip.models.artifacts import read_artifact
         from serendip.models.registry import get_model_class
 
-        art = read_artifact(Path(directory))
-        model_cls = (
-            get_model_class(art.model) if cls is Recommender or cls.name != art.model else cls
-        )
-        if cls is not Recommender and not issubclass(model_cls, cls):
-            raise SerendipError(f"{directory} holds a '{art.model}' model, not '{cls.name}'")
-        model = model_cls(art.config)
-        model._restore_core(art.arrays, art.users, art.items)
-        model.fit_seconds_ = art.meta.get("fit_seconds")
-        model._set_state(art.arrays, art.meta)
-        model._load_extra(Path(directory))
+        with shared_vocabularies():  # parts saved with the same IDs share one vocabulary
+            art = read_artifact(Path(directory))
+            model_cls = (
+                get_model_class(art.model) if cls is Recommender or cls.name != art.model else cls
+            )
+            if cls is not Recommender and not issubclass(model_cls, cls):
+                raise SerendipError(f"{directory} holds a '{art.model}' model, not '{cls.name}'")
+            model = model_cls(art.config)
+            model._restore_core(art.arrays, art.users, art.items)
+            model.fit_seconds_ = art.meta.get("fit_seconds")
+            model._set_state(art.arrays, art.meta)
+            model._load_extra(Path(directory))
         model._fitted = True
         return model
 

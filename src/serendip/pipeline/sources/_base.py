@@ -135,8 +135,8 @@ class SourceBase(Component[SourceConfigT], CandidateSource):
 
     def _set_base_state(self, arrays: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
         self.created_at_ = np.asarray(arrays["created_at"], dtype=np.float64)
-        self.items_ = Vocabulary.from_unique(np.asarray(arrays["item_ids"]).astype(str))
-        self.users_ = Vocabulary.from_unique(np.asarray(arrays["user_ids"]).astype(str))
+        self.items_ = Vocabulary.shared(np.asarray(arrays["item_ids"]).astype(str))
+        self.users_ = Vocabulary.shared(np.asarray(arrays["user_ids"]).astype(str))
         self._fitted = True
 
 

@@ -11,6 +11,7 @@ from pydantic import Field
 from serendip.data.dataset import Dataset
 from serendip.data.vocabulary import Vocabulary
 from serendip.errors import SerendipError
+from serendip.models.ann import AnnRetrieval
 from serendip.models.base import Evidence, Recommender
 from serendip.models.registry import create_model, get_model_class
 from serendip.pipeline.candidates import Proposal, UserContext
@@ -19,6 +20,7 @@ from serendip.pipeline.sources._base import SourceBase, SourceConfig
 __all__ = ["CollaborativeConfig", "CollaborativeSource", "SecondCollaborativeSource"]
 
 _PREFIX = "model."
+_ANN_PREFIX = "ann."
 
 
 class CollaborativeConfig(SourceConfig):
@@ -124,9 +126,9 @@ class CollaborativeSource(SourceBase[CollaborativeConfig]):
     # ------------------------------------------------------------------ state
     def _state(self) -> tuple[dict[str, Any], dict[str, Any]]:
         m = self.model_
-        # ANN indexes are rebuilt from the factors on load; other extra files cannot be embedded
-        rebuildable = hasattr(m, "build_ann")
-        if type(m)._save_extra is not Recommender._save_extra and not rebuildable:
+        # ANN indexes travel in the arrays (serialised); other extra files cannot be embedded
+        embeds_ann = isinstance(m, AnnRetrieval)
+        if type(m)._save_extra is not Recommender._save_extra and not embeds_ann:
             raise SerendipError(
                 f"model '{m.name}' keeps member artifacts and cannot be embedded in a source"
             )
@@ -144,6 +146,11 @@ class CollaborativeSource(SourceBase[CollaborativeConfig]):
             "config": m.config.model_dump(mode="json"),
             "meta": inner_meta,
         }
+        if embeds_ann:
+            indexes, entries = m.ann_arrays()
+            for purpose, data in indexes.items():
+                arrays[_ANN_PREFIX + purpose] = data
+            meta["model"]["ann_entries"] = entries
         return arrays, meta
 
     def _set_state(self, arrays: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
@@ -153,12 +160,23 @@ class CollaborativeSource(SourceBase[CollaborativeConfig]):
         m = get_model_class(info["name"])(info["config"])
         m._restore_core(
             inner,
-            Vocabulary.from_unique(np.asarray(inner["_users"]).astype(str)),
-            Vocabulary.from_unique(np.asarray(inner["_items"]).astype(str)),
+            Vocabulary.shared(np.asarray(inner["_users"]).astype(str)),
+            Vocabulary.shared(np.asarray(inner["_items"]).astype(str)),
         )
         m._set_state(inner, info["meta"])
-        if (info["meta"].get("ann") or {}).get("indexes") and hasattr(m, "build_ann"):
-            m.build_ann()
+        if isinstance(m, AnnRetrieval) and (info["meta"].get("ann") or {}).get("indexes"):
+            entries = info.get("ann_entries")
+            if entries is None:  # saved before the indexes travelled with it: rebuilt
+                m.build_ann()
+            else:
+                m.set_ann_arrays(
+                    {
+                        k[len(_ANN_PREFIX) :]: v
+                        for k, v in arrays.items()
+                        if k.startswith(_ANN_PREFIX)
+                    },
+                    entries,
+                )
         m._fitted = True
         self.model_ = m
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -70,20 +70,21 @@ class ContentConfig(SourceConfig):
     max_postings: int = Field(default=1_000, ge=1)
 
 
+T = TypeVar("T")
 ItemVectorTriple = tuple[sp.csr_matrix | np.ndarray, sp.csr_matrix, np.ndarray]
 
-#: per thread, inside `shared_item_vectors`: (item table, kind, min_df) -> the vectors. The
-#: table itself is held so that its id cannot be reused while the entry lives.
+#: per thread, inside `shared_item_vectors`: key -> (the objects its ids name, the value)
 _shared = threading.local()
 
 
 @contextmanager
 def shared_item_vectors() -> Iterator[None]:
-    """Within this block `fit_item_vectors` vectorises each item table once per (kind, min_df):
-    a pipeline fit asks for the same catalogue's vectors four times (content source and
-    features, in the label window's stage and the final one; the windows share the item
-    table), which at 1M items is minutes of TF-IDF each. The vectors depend on the item
-    metadata alone, so the result is the same; the cache is dropped when the block ends."""
+    """Within this block `fit_item_vectors` vectorises each item table once per (kind, min_df)
+    and the content source builds each inverted index once. A pipeline fit asks for the same
+    catalogue's vectors four times (content source and features, in the label window's stage
+    and the final one; the windows share the item table), which at 1M items is minutes of
+    TF-IDF each. Both depend on the item metadata alone, so the results are the same; the
+    cache is dropped when the outermost block ends."""
     outer = getattr(_shared, "cache", None)
     if outer is None:
         _shared.cache = {}
@@ -94,28 +95,38 @@ def shared_item_vectors() -> Iterator[None]:
             _shared.cache = None
 
 
+def _shared_value(key: tuple[object, ...], make: Callable[[], T], *hold: object) -> T:
+    """`make()`, or within `shared_item_vectors` the value made for `key` before. `hold`: the
+    objects whose ids the key holds (kept alive with the entry, so an id cannot be reused)."""
+    cache: dict[tuple[object, ...], tuple[tuple[object, ...], Any]] | None = getattr(
+        _shared, "cache", None
+    )
+    if cache is None:
+        return make()
+    if key not in cache:
+        cache[key] = (hold, make())
+    value: T = cache[key][1]
+    return value
+
+
 def fit_item_vectors(
     dataset: Dataset, kind: Literal["tfidf", "sbert"] = "tfidf", min_df: float = 0.001
 ) -> ItemVectorTriple:
     """L2-normalised item vectors (CSR for TF-IDF, dense float32 for embeddings), the
     row-normalised term matrix and the term names, by the content family's vectorisation.
     Shared within `shared_item_vectors` (callers must not modify the arrays)."""
-    cache: dict[tuple[int, str, float], tuple[object, ItemVectorTriple]] | None = getattr(
-        _shared, "cache", None
-    )
-    key = (id(dataset.item_meta), kind, float(min_df))
-    if cache is not None and key in cache:
-        return cache[key][1]
-    model: ContentRecommender = (
-        TfidfContent(min_df=min_df) if kind == "tfidf" else SentenceContent()
-    )
-    iv = model._item_vectors(dataset)
-    vectors = ContentRecommender._normalised(iv.vectors)
-    terms = l2_rows(sp.csr_matrix(iv.terms, dtype=np.float32))
-    out: ItemVectorTriple = (vectors, terms, np.asarray(iv.term_names, dtype=str))
-    if cache is not None:
-        cache[key] = (dataset.item_meta, out)
-    return out
+
+    def make() -> ItemVectorTriple:
+        model: ContentRecommender = (
+            TfidfContent(min_df=min_df) if kind == "tfidf" else SentenceContent()
+        )
+        iv = model._item_vectors(dataset)
+        vectors = ContentRecommender._normalised(iv.vectors)
+        terms = l2_rows(sp.csr_matrix(iv.terms, dtype=np.float32))
+        return vectors, terms, np.asarray(iv.term_names, dtype=str)
+
+    meta = dataset.item_meta
+    return _shared_value(("vectors", id(meta), kind, float(min_df)), make, meta)
 
 
 def impact_postings(vectors: sp.csr_matrix, max_postings: int) -> sp.csr_matrix:
@@ -159,9 +170,13 @@ class ContentSource(SourceBase[ContentConfig]):
     def _build_postings(self) -> None:
         v = self.vectors_
         if self.uses_postings and sp.issparse(v):
-            m = self.config.max_postings
-            self.postings_: sp.csr_matrix | None = impact_postings(v, m)
-            self.interest_postings_: sp.csr_matrix | None = impact_postings(self.terms_, m)
+            m, t = self.config.max_postings, self.terms_
+            self.postings_: sp.csr_matrix | None = _shared_value(
+                ("postings", id(v), m), lambda: impact_postings(v, m), v
+            )
+            self.interest_postings_: sp.csr_matrix | None = _shared_value(
+                ("postings", id(t), m), lambda: impact_postings(t, m), t
+            )
         else:
             self.postings_ = self.interest_postings_ = None
 
