@@ -546,23 +546,28 @@ class Recommender(Component[ModelConfigT], ABC):
 
     def explain(self, user: str, item: str) -> Explanation:
         """Structured evidence for recommending `item` to `user`."""
+        evidence, text = self._evidence_of(user, item)
+        score = float(self.score(user, [item])[0])
+        return Explanation(str(user), str(item), self.name, score, evidence, text)
+
+    def evidence(self, user: str, item: str) -> tuple[Evidence, ...]:
+        """`explain(user, item).evidence` without the score (which scores the whole catalog
+        for the user: what a caller that only cites the evidence need not pay)."""
+        return self._evidence_of(user, item)[0]
+
+    def _evidence_of(self, user: str, item: str) -> tuple[tuple[Evidence, ...], str]:
         self._check_fitted()
         i = self.items_.get(str(item))
         if i < 0:
             raise SerendipError(f"unknown item '{item}'")
         u = self.users_.get(str(user))
-        score = float(self.score(user, [item])[0])
         if u < 0:
-            evidence = (
-                Evidence(
-                    "popularity", str(item), float(self.popularity_[i]), "cold-start: popular"
-                ),
+            popular = Evidence(
+                "popularity", str(item), float(self.popularity_[i]), "cold-start: popular"
             )
-            return Explanation(
-                str(user), str(item), self.name, score, evidence, "Popular with everyone"
-            )
+            return (popular,), "Popular with everyone"
         found, text = self._explain(u, i)
-        return Explanation(str(user), str(item), self.name, score, tuple(found), text)
+        return tuple(found), text
 
     def _explain(self, user_idx: int, item_idx: int) -> tuple[list[Evidence], str]:
         """Default: the user's history items most similar to the item, where similarity exists."""

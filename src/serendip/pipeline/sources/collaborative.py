@@ -118,10 +118,9 @@ class CollaborativeSource(SourceBase[CollaborativeConfig]):
     def evidence(self, ctx: UserContext, item: int) -> list[Evidence]:
         self._check_fitted()
         try:
-            exp = self.model_.explain(ctx.user, self.items_.id(item))
+            return list(self.model_.evidence(ctx.user, self.items_.id(item)))
         except SerendipError:
             return []
-        return list(exp.evidence)
 
     # ------------------------------------------------------------------ state
     def _state(self) -> tuple[dict[str, Any], dict[str, Any]]:
