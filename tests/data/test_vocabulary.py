@@ -52,3 +52,20 @@ def test_unknown_single_lookup_raises_key_error() -> None:
 def test_round_trip(ids: list[str]) -> None:
     v = Vocabulary(ids)
     assert v.lookup(v.indices(ids)).tolist() == ids
+
+
+def test_shared_vocabularies_build_one_per_distinct_array() -> None:
+    from serendip.data.vocabulary import shared_vocabularies
+
+    a = np.array(["u1", "u2", "u3"])
+    # outside the block: a new vocabulary each time
+    assert Vocabulary.shared(a) is not Vocabulary.shared(a)
+    with shared_vocabularies():
+        first = Vocabulary.shared(a)
+        assert Vocabulary.shared(a.copy()) is first  # equal content, another array
+        other = Vocabulary.shared(np.array(["u1", "u2", "u4"]))
+        assert other is not first and other.ids.tolist() == ["u1", "u2", "u4"]
+        with shared_vocabularies():  # nested: the same cache
+            assert Vocabulary.shared(a) is first
+        assert Vocabulary.shared(a) is first
+    assert Vocabulary.shared(a) is not first  # dropped when the block ends

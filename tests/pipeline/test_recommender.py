@@ -338,3 +338,10 @@ def _no_sharing():  # type: ignore[no-untyped-def]
     import contextlib
 
     return contextlib.nullcontext()
+
+
+def test_a_loaded_pipeline_shares_its_vocabularies(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    _fitted().save(tmp_path / "m")
+    loaded = Recommender.load(tmp_path / "m")
+    sources = loaded.stage_.sources.values()  # type: ignore[attr-defined]
+    assert all(s.items_ is loaded.items_ and s.users_ is loaded.users_ for s in sources)
