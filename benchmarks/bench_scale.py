@@ -73,6 +73,10 @@ class StageCost:
     cpu_s: float
     peak_rss_mib: float
     disk_mib: float | None = None
+    #: peak proportional set size of the tree: a page shared by n processes (the memory-mapped
+    #: artifact every precompute worker maps) counts 1/n in each, so the sum is what the
+    #: machine holds; the RSS sum counts such a page once per process
+    peak_pss_mib: float | None = None
 
 
 def _tree_rss(proc: psutil.Process) -> int:
@@ -80,6 +84,14 @@ def _tree_rss(proc: psutil.Process) -> int:
     for p in [proc, *proc.children(recursive=True)]:
         with contextlib.suppress(psutil.Error):
             total += p.memory_info().rss
+    return total
+
+
+def _tree_pss(proc: psutil.Process) -> int:
+    total = 0
+    for p in [proc, *proc.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error, AttributeError):  # pss: Linux only
+            total += p.memory_full_info().pss
     return total
 
 
@@ -97,10 +109,14 @@ def run_stage(cmd: list[str], *, log: Path, env: dict[str, str] | None = None) -
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
         ps = psutil.Process(proc.pid)
-        peak = 0
+        peak = peak_pss = 0
+        tick = 0
         while proc.poll() is None:
             with contextlib.suppress(psutil.Error):
                 peak = max(peak, _tree_rss(ps))
+                if tick % 5 == 0:  # smaps is slower to read: once a second
+                    peak_pss = max(peak_pss, _tree_pss(ps))
+            tick += 1
             time.sleep(0.2)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -108,7 +124,8 @@ def run_stage(cmd: list[str], *, log: Path, env: dict[str, str] | None = None) -
         tail = log.read_text(errors="replace")[-3000:]
         raise RuntimeError(f"{' '.join(cmd[:4])} ... failed ({proc.returncode}):\n{tail}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return StageCost(round(wall, 1), round(cpu, 1), round(peak / 2**20))
+    pss = round(peak_pss / 2**20) if peak_pss else None
+    return StageCost(round(wall, 1), round(cpu, 1), round(peak / 2**20), peak_pss_mib=pss)
 
 
 def _save_progress(work: Path, stages: dict[str, Any]) -> None:
@@ -294,7 +311,15 @@ def scale_point(run: dict[str, Any], machine: str) -> dict[str, Any]:
     st = run["stages"]
     rt, batch, serve = st["retrain"], st.get("batch_top50") or {}, st.get("serve") or {}
     src = "benchmarks/results/scale-stages.json"
-    peaks = [x for x in (rt["peak_rss_mib"], batch.get("peak_rss_mib")) if x is not None]
+    # the machine's memory need: PSS where measured (RSS sums count shared mappings per process)
+    peaks = [
+        x
+        for x in (
+            rt.get("peak_pss_mib") or rt["peak_rss_mib"],
+            batch.get("peak_pss_mib") or batch.get("peak_rss_mib"),
+        )
+        if x is not None
+    ]
     capacity = serve.get("capacity_rps")
     metrics: dict[str, float | None] = {
         "fit_wall_s": rt.get("fit_seconds"),
@@ -328,9 +353,14 @@ def _stage_lines(run: dict[str, Any], size: str, *, with_disk: bool) -> list[str
     for stage in ("import", "retrain", "batch_top50"):
         s = run["stages"].get(stage)
         cells = (
-            ["not run", "", ""]
+            ["not run", "", "", ""]
             if s is None
-            else [str(s["wall_s"]), _cell(s["cpu_s"]), _cell(s["peak_rss_mib"])]
+            else [
+                str(s["wall_s"]),
+                _cell(s["cpu_s"]),
+                _cell(s["peak_rss_mib"]),
+                _cell(s.get("peak_pss_mib")),
+            ]
         )
         if with_disk:
             cells.append("" if s is None else _cell(s["disk_mib"]))
@@ -398,7 +428,8 @@ def write_outputs(runs: dict[str, dict[str, Any]], env: dict[str, Any]) -> None:
         + ".",
         "- Every stage in its own process; CPU = user + system of the stage's processes "
         "(precompute workers included); peak = the process tree's resident memory, sampled "
-        "every 0.2 s; disk = what the stage leaves (store, artifact with its lists, CSV).",
+        "every 0.2 s, and its proportional set size (PSS: shared pages split among the "
+        "processes that map them), every second; disk = what the stage leaves (store, artifact with its lists, CSV).",
         "- Retrain: the default pipeline on every stored event, then ranked candidates and "
         "final lists precomputed for every user (`fit_and_register`, as a server's retrain). "
         "Batch: `serendip recommend --users all --k 50`. Serve: restart to `/readyz`, then "
@@ -410,8 +441,9 @@ def write_outputs(runs: dict[str, dict[str, Any]], env: dict[str, Any]) -> None:
         + f") until p99 > {P99_MS:g} ms; users drawn from the fitted "
         "users plus 10% unknown ones.",
         "",
-        "| size | users | items | events | stage | wall s | CPU s | peak RSS MiB | disk MiB |",
-        "|---|---:|---:|---:|---|---:|---:|---:|---:|",
+        "| size | users | items | events | stage | wall s | CPU s | peak RSS MiB | peak PSS MiB "
+        "| disk MiB |",
+        "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|",
     ]
     for n in order:
         r = runs[n]
@@ -520,8 +552,8 @@ def summary(path: Path) -> tuple[list[str], str, str]:
     """(short table, verdict, a few words) for benchmarks/RESULTS.md (run_all.py)."""
     runs = json.loads(path.read_text())["runs"]
     table = [
-        "| size | stage | wall s | CPU s | peak RSS MiB |",
-        "|---|---|---:|---:|---:|",
+        "| size | stage | wall s | CPU s | peak RSS MiB | peak PSS MiB |",
+        "|---|---|---:|---:|---:|---:|",
     ]
     for n in [n for n in SIZES if n in runs]:
         r = runs[n]
@@ -530,6 +562,6 @@ def summary(path: Path) -> tuple[list[str], str, str]:
         if sv:
             table.append(
                 f"| {r['label']} | serve: capacity {sv['capacity_rps']} req/s at p99 <= 100 ms | "
-                f"{sv['restart_to_ready_s']} to ready | | {_cell(sv['peak_rss_mib'])} |"
+                f"{sv['restart_to_ready_s']} to ready | | {_cell(sv['peak_rss_mib'])} | |"
             )
     return table, "measured; the scale file feeds the report", f"{len(runs)} sizes"
