@@ -403,9 +403,10 @@ def build_ranked_lists(
     so a few live deletions or exclusions never send a request to the full path), plus the
     final list of an unfiltered request for `final_k` items with its explanations. `users`: the
     user indices to build (default all; the rest get empty lists). `workers` > 1 (with
-    `directory`, the saved artifact, and `adapter`, which serves it): that many processes, each
-    loading the artifact, share the users; 0 = `auto_workers`. `fingerprint`: of the artifact the model was saved as
-    (`fingerprint(directory)`), so a later load can tell the lists belong to it. None when
+    `directory`, the saved artifact, and `adapter`, which serves it): that many processes share
+    the users, this one and `workers - 1` that load the artifact; 0 = `auto_workers`.
+    `fingerprint`: of the artifact the model was saved as (`fingerprint(directory)`), so a
+    later load can tell the lists belong to it. None when
     `should_stop` turned true part-way (a swap or a shutdown)."""
     n_users = len(serving.model.users_)
     depth = int(depth if depth is not None else serving.rerank_pool + 20)
@@ -415,23 +416,13 @@ def build_ranked_lists(
     parts: list[dict[str, np.ndarray]] = []
     workers = auto_workers(len(todo), workers)
     if workers > 1 and directory is not None and adapter is not None and len(chunks) > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        ctx = multiprocessing.get_context("spawn")  # no fork: the server has threads
-        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-            futures = [
-                pool.submit(_worker_part, str(directory), adapter, c, depth, final_k, batch)
-                for c in chunks
-            ]
-            for j, fut in enumerate(futures):
-                if should_stop():
-                    for f in futures:
-                        f.cancel()
-                    return None
-                parts.append(fut.result())
-                if progress is not None:
-                    progress(sum(len(c) for c in chunks[: j + 1]), len(todo))
+        built = _shared_build(
+            serving, chunks, workers, str(directory), adapter, depth, final_k, batch,
+            should_stop, progress,
+        )  # fmt: skip
+        if built is None:
+            return None
+        parts = built
     else:
         for j, c in enumerate(chunks):
             if should_stop():
@@ -453,6 +444,56 @@ def build_ranked_lists(
         final_k=final_k,
         fingerprint=fingerprint,
     )
+
+
+def _shared_build(
+    serving: ServingModel,
+    chunks: list[np.ndarray],
+    workers: int,
+    directory: str,
+    adapter: Adapter,
+    depth: int,
+    final_k: int,
+    batch: int,
+    should_stop: Callable[[], bool],
+    progress: Callable[[int, int], None] | None,
+) -> list[dict[str, np.ndarray]] | None:
+    """The chunks' parts (in chunk order) from `workers` processes: this one, with the model it
+    already holds, and `workers - 1` spawned ones that load the artifact. The caller working
+    too spares one process's copy of the model's private state (gigabytes at the platform
+    preset) and one load; the parts are the same whichever process ranks a chunk."""
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+
+    from threadpoolctl import threadpool_limits
+
+    total = sum(len(c) for c in chunks)
+    results: dict[int, dict[str, np.ndarray]] = {}
+    flight: dict[Future[dict[str, np.ndarray]], int] = {}
+    queued = 0  # chunks handed out so far, in order
+    ctx = multiprocessing.get_context("spawn")  # no fork: the server has threads
+    with ProcessPoolExecutor(workers - 1, mp_context=ctx) as pool, threadpool_limits(1):
+        while queued < len(chunks) or flight:
+            if should_stop():
+                for f in flight:
+                    f.cancel()
+                return None
+            while len(flight) < 2 * (workers - 1) and queued < len(chunks):
+                fut = pool.submit(
+                    _worker_part, directory, adapter, chunks[queued], depth, final_k, batch
+                )
+                flight[fut] = queued
+                queued += 1
+            if queued < len(chunks):  # this process ranks the next chunk meanwhile
+                results[queued] = _rank_part(serving, chunks[queued], depth, final_k, batch)
+                queued += 1
+            else:
+                wait(list(flight), return_when=FIRST_COMPLETED)
+            for fut in [f for f in flight if f.done()]:
+                results[flight.pop(fut)] = fut.result()
+            if progress is not None:
+                progress(sum(len(chunks[j]) for j in results), total)
+    return [results[j] for j in range(len(chunks))]
 
 
 class ListsHolder:
