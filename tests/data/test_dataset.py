@@ -113,3 +113,19 @@ def test_iso_timestamps_and_missing_ones() -> None:
     )
     assert ds.interactions.timestamp[0] == pytest.approx(DAY)
     assert np.isnan(ds.interactions.timestamp[1])
+
+
+def test_pair_groups_order_pairs_then_time_and_are_kept(toy_platform) -> None:  # type: ignore[no-untyped-def]
+    ds = toy_platform
+    order, keys, start = ds.pair_groups()
+    assert ds.pair_groups()[0] is order  # computed once per dataset
+    it = ds.interactions
+    pair = it.user.astype(np.int64) * ds.n_items + it.item.astype(np.int64)
+    assert np.all(np.diff(pair[order]) >= 0) and np.all(np.diff(keys) > 0)
+    assert np.array_equal(pair[order][start], keys)
+    ends = np.append(start[1:], len(order))
+    for s, e in zip(start[:50], ends[:50], strict=True):  # oldest first within a pair
+        t = it.timestamp[order[s:e]]
+        assert np.all(np.diff(t[~np.isnan(t)]) >= 0)
+    # another dataset (other interactions) has its own
+    assert ds.filter_interactions(np.arange(len(it)) % 2 == 0).pair_groups()[0] is not order

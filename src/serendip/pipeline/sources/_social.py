@@ -81,12 +81,9 @@ def action_matrix(dataset: Dataset, event_weights: Mapping[str, float]) -> Actio
     weight is 0 are dropped (e.g. views when views weigh 0)."""
     it = dataset.interactions
     n_items = dataset.n_items
-    key = it.user.astype(np.int64) * n_items + it.item.astype(np.int64)
     w = event_weight_vector(event_weights)[it.event]
     ts = it.timestamp
-    order = np.lexsort((ts, key))  # by pair, then time (NaN last)
-    k_sorted = key[order]
-    uniq, start = np.unique(k_sorted, return_index=True)
+    order, uniq, start = dataset.pair_groups()  # by pair, then time (NaN last)
     total = np.add.reduceat(w[order], start) if len(start) else np.zeros(0)
     t_sorted = ts[order]
     first = t_sorted[start] if len(start) else np.zeros(0)
