@@ -325,3 +325,29 @@ def test_concurrent_activations_leave_exactly_one_active(store: Store) -> None:
         t.join()
     assert errors == []
     assert len([m for m in store.models.list() if m.active]) == 1
+
+
+def test_updated_since_searches_by_update_time_on_sqlite(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The follower asks every second: the query must use the updated_at index, not walk the
+    live items (SQLite without statistics took the deleted_at index, every live row)."""
+    from sqlalchemy import event
+
+    store = Store.open(f"sqlite:///{tmp_path / 's.db'}")
+    store.catalog.upsert([ItemIn(f"i{j}") for j in range(50)])
+    seen: list[tuple[str, object]] = []
+
+    def record(conn, cursor, statement, params, context, executemany):  # type: ignore[no-untyped-def]
+        if "FROM items" in statement:
+            seen.append((statement, params))
+
+    engine = store.database.engine
+    event.listen(engine, "before_cursor_execute", record)
+    store.catalog.updated_since(0.0)
+    event.remove(engine, "before_cursor_execute", record)
+    ((statement, params),) = seen
+    with engine.connect() as conn:
+        plan = " ".join(
+            str(r[-1]) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params)
+        )
+    assert "ix_items_updated_at" in plan, plan
+    store.close()

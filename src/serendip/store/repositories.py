@@ -558,13 +558,16 @@ class CatalogRepository(_Repository):
 
     def updated_since(self, timestamp: float) -> list[Item]:
         """Live items inserted or updated at or after `timestamp`, oldest update first."""
+        # deleted rows are dropped here, not in SQL: with `deleted_at IS NULL` in the query,
+        # SQLite without statistics walks the deleted_at index (every live item: 0.1-0.5 s at
+        # 1M items, on every follower poll) instead of the updated_at one
         q = (
             select(ITEMS)
-            .where(ITEMS.c.updated_at >= timestamp, ITEMS.c.deleted_at.is_(None))
+            .where(ITEMS.c.updated_at >= timestamp)
             .order_by(ITEMS.c.updated_at, ITEMS.c.item_id)
         )
         with self._db.read() as conn:
-            return [_item(r) for r in conn.execute(q)]
+            return [_item(r) for r in conn.execute(q) if r.deleted_at is None]
 
     def all_ids(self) -> list[str]:
         """Every live (not deleted) item ID, sorted."""
