@@ -564,4 +564,17 @@ def summary(path: Path) -> tuple[list[str], str, str]:
                 f"| {r['label']} | serve: capacity {sv['capacity_rps']} req/s at p99 <= 100 ms | "
                 f"{sv['restart_to_ready_s']} to ready | | {_cell(sv['peak_rss_mib'])} | |"
             )
-    return table, "measured; the scale file feeds the report", f"{len(runs)} sizes"
+    plat = runs.get("platform")
+    if plat is None or "batch_top50" not in plat["stages"]:
+        return table, "measured; the scale file feeds the report", f"{len(runs)} sizes"
+    rt, batch = plat["stages"]["retrain"], plat["stages"]["batch_top50"]
+    memory = rt.get("peak_pss_mib") or rt["peak_rss_mib"]
+    checks = {
+        f"retrain {rt['wall_s'] / 60:.1f} min <= 30": rt["wall_s"] <= 1800,
+        f"retrain peak {memory / 1024:.1f} GiB <= 16 "
+        f"({'PSS' if rt.get('peak_pss_mib') else 'RSS sum'})": memory <= 16 * 1024,
+        f"batch top-50 {batch['wall_s'] / 60:.1f} min <= 10": batch["wall_s"] <= 600,
+    }
+    verdict = "; ".join(f"{k}: {'met' if ok else 'missed'}" for k, ok in checks.items())
+    met = "met" if all(checks.values()) else "missed"
+    return table, f"platform preset: {verdict}; the scale file feeds the report", met
