@@ -563,7 +563,9 @@ BENCHES: list[Bench] = [
           _serve),
     Bench("serve-live", "HTTP API at platform scale, users with live state",
           "The same on the store the previous run ingested into: most users have events since "
-          "the fit and take the full pipeline path.", "as `serve`",
+          "the fit and take the full pipeline path (a restart replaying 200K events, with the "
+          "lighter source set; the issue's live-user budget with the default pipeline is "
+          "`serve-live-platform`).", "as `serve`",
           [*SERVE_PLATFORM, "--name", "serve-live", "--note", SERVE_LIVE_NOTE], "serve-live",
           _serve, _artifact("platform")),
     Bench("live-request", "Live users: in-process cost of one recommendation",
