@@ -195,3 +195,24 @@ def test_live_users_can_be_updated_as_their_events_arrive(artifact: Path) -> Non
         assert rt.recommend(user, 10) == lazy.recommend(user, 10)
     assert _paths(rt) == {"incremental": 2, "hit": 4}
     rt._refresher.stop()
+
+
+def test_live_users_replayed_before_a_load_are_updated_after_it(artifact: Path) -> None:
+    """A restart replays the live events before any model is loaded (`warm_runtime`); the
+    load then queues the most recently active live users, so their first requests are hits."""
+    lazy = _runtime(artifact)
+    model: Any = lazy.snapshot.model  # type: ignore[union-attr]
+    users = [str(model.users_.ids[j]) for j in (30, 31, 32)]
+    items = [str(model.items_.ids[5]), str(model.items_.ids[9])]
+    rt = ModelRuntime(build_in_background=False, freeze_gc=False, refresh_live=True, cache_size=2)
+    for r in (rt, lazy):
+        for n, user in enumerate(users):  # user 32 the most recent
+            _like(r, user, items, _soon(lazy) + 10 * n)
+    assert rt.state.recent_users(2) == [users[2], users[1]]
+    rt.load(artifact, "v1")
+    assert rt._refresher is not None and rt._refresher.drain()
+    assert _paths(rt) == {"incremental": 2}  # as many as the cache holds, newest first
+    for user in users[1:]:
+        assert rt.recommend(user, 20, explain=True) == lazy.recommend(user, 20, explain=True)
+    assert _paths(rt) == {"incremental": 2, "hit": 2}
+    rt._refresher.stop()

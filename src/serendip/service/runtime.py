@@ -185,6 +185,11 @@ class ModelRuntime:
             elif old is not None and old.lists is not None:
                 old.lists.stop()  # a background build for the old version is wasted work now
             self._after_load(snap, directory)
+        if self._refresher is not None:
+            # the live users' lists for this version, the most recently active first (as many
+            # as the cache holds): after a restart their events were replayed before any model
+            # could take them, and after a swap their lists belong to the old version
+            self._refresher.submit(self.state.recent_users(self.cache_size))
 
     def _build(self, directory: Path, version: str) -> Snapshot:
         """Read, adapt and validate the artifact in `directory` as a complete `Snapshot`

@@ -13,6 +13,7 @@ with catalog changes, so caches built from the state can tell when they went sta
 
 from __future__ import annotations
 
+import heapq
 import math
 import threading
 import time
@@ -286,6 +287,13 @@ class OnlineState:
         return self._catalog_version
 
     # -------------------------------------------------------------- reads (copies)
+    def recent_users(self, n: int) -> list[str]:
+        """Up to `n` users with live events, the most recently active first."""
+        with self._lock:
+            latest = [(h[-1][1], u) for u, h in self._history.items() if h]
+        known = [(t if math.isfinite(t) else -math.inf, u) for t, u in latest]
+        return [u for _, u in heapq.nlargest(max(n, 0), known)]
+
     def history(self, user: str) -> list[LiveEvent]:
         """The user's live events, oldest first: (item, epoch seconds, event)."""
         with self._lock:
