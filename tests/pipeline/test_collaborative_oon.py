@@ -9,12 +9,12 @@ from typing import Any
 import numpy as np
 
 from serendip.data.dataset import Dataset
-from serendip.models.artifacts import read_artifact, write_artifact
 from serendip.models.registry import create_model
 from serendip.pipeline.context import contexts_from_dataset
 from serendip.pipeline.recommender import PipelineRecommender
 from serendip.pipeline.sources import CollaborativeOONSource, SourceBase, make_source
 from tests.pipeline._tiny import tiny_platform
+from tests.pipeline.test_sources import saved_state
 
 MODEL: dict[str, Any] = {"model": "ials", "params": {"factors": 8, "iterations": 3, "seed": 0}}
 
@@ -97,12 +97,7 @@ def test_from_model_and_save_load(toy_platform: Dataset, tmp_path: Path) -> None
     ctxs = contexts_from_dataset(ds, list(ds.users.ids[:8]))
     first = [p.items.tolist() for p in src.propose_batch(ctxs, 10)]
     assert [p.items.tolist() for p in wrapped.propose_batch(ctxs, 10)] == first
-    arrays, meta = src._state()
-    write_artifact(
-        tmp_path / "s", model="source", config={}, users=ds.users, items=ds.items,
-        arrays=arrays, meta=meta,
-    )  # fmt: skip
-    art = read_artifact(tmp_path / "s")
+    art = saved_state(src, ds, tmp_path / "s")
     again = make_source(art.meta["source"], **art.meta["params"])
     again._set_state(art.arrays, art.meta)
     assert [p.items.tolist() for p in again.propose_batch(ctxs, 10)] == first

@@ -28,6 +28,16 @@ def fitted(name: str, ds: Dataset, **params: Any) -> SourceBase[Any]:
     return src
 
 
+def saved_state(src: SourceBase[Any], ds: Dataset, directory: Path) -> Any:
+    """`src`'s state written as an artifact in `directory` and read back (`read_artifact`)."""
+    arrays, meta = src._state()
+    write_artifact(
+        directory, model="source", config={}, users=ds.users, items=ds.items,
+        arrays=arrays, meta=meta,
+    )  # fmt: skip
+    return read_artifact(directory)
+
+
 def ctx_of(ds: Dataset, user: str, **kw: Any) -> UserContext:
     return contexts_from_dataset(ds, [user], **kw)[0]
 
@@ -386,17 +396,7 @@ def toy_now(ds: Dataset) -> float:
 def test_save_load_round_trip(name: str, toy_platform: Dataset, tmp_path: Path) -> None:
     ds = toy_platform
     src = fitted(name, ds)
-    arrays, meta = src._state()
-    write_artifact(
-        tmp_path / name,
-        model=f"source-{name}",
-        config={},
-        users=ds.users,
-        items=ds.items,
-        arrays=arrays,
-        meta=meta,
-    )
-    art = read_artifact(tmp_path / name)
+    art = saved_state(src, ds, tmp_path / name)
     again = make_source(art.meta["source"], **art.meta["params"])
     again._set_state(art.arrays, art.meta)
     ctxs = contexts_from_dataset(ds, list(ds.users.ids[:8]))
@@ -426,12 +426,7 @@ def test_collaborative_indexes_travel_with_the_artifact(
         inner["ann_ivf_from"] = 0
     src = make_source("collaborative", model="ials", params=inner).fit(ds)
     assert {ix.kind for ix in src.model_.ann_indexes_.values()} == {kind}
-    arrays, meta = src._state()
-    write_artifact(
-        tmp_path / "s", model="source", config={}, users=ds.users, items=ds.items,
-        arrays=arrays, meta=meta,
-    )  # fmt: skip
-    art = read_artifact(tmp_path / "s")
+    art = saved_state(src, ds, tmp_path / "s")
 
     def no_rebuild(self: AnnRetrieval) -> None:
         raise AssertionError("the indexes were rebuilt")
