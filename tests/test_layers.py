@@ -27,8 +27,15 @@ LAYERS = [
     "cli",
 ]
 #: modules any layer may import: no imports of the rest of serendip (errors, thread limits, the
-#: JSON helper) or pure functions over arrays (the metrics the weighted hybrid fits weights by)
-LEAVES = {"serendip.errors", "serendip.threads", "serendip.jsonsafe", "serendip.evaluation.metrics"}
+#: JSON helper, a scoped cache) or pure functions over arrays (the metrics the weighted hybrid
+#: fits weights by)
+LEAVES = {
+    "serendip.errors",
+    "serendip.threads",
+    "serendip.jsonsafe",
+    "serendip.scoped",
+    "serendip.evaluation.metrics",
+}
 
 
 def _imports(path: Path) -> set[str]:

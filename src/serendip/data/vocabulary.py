@@ -6,36 +6,29 @@ Lookups are vectorised through a pandas `Index` hash table, so mapping 20M IDs i
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+import zlib
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from serendip.errors import DataError
+from serendip.scoped import ScopedCache
 
 __all__ = ["Vocabulary", "shared_vocabularies"]
 
-#: per thread, inside `shared_vocabularies`: (the ID array as given, its vocabulary) pairs
-_shared = threading.local()
+#: inside `shared_vocabularies`: one vocabulary per distinct ID array
+_SHARED = ScopedCache()
 
 
-@contextmanager
-def shared_vocabularies() -> Iterator[None]:
+def shared_vocabularies() -> AbstractContextManager[None]:
     """Within this block `Vocabulary.shared` builds one vocabulary per distinct ID array. A
     saved pipeline holds the same user and item IDs once per source (and its inner models):
     loading it built the same 1M-item hash table a dozen times. Dropped when the outermost
     block ends."""
-    outer = getattr(_shared, "pairs", None)
-    if outer is None:
-        _shared.pairs = []
-    try:
-        yield
-    finally:
-        if outer is None:
-            _shared.pairs = None
+    return _SHARED.scope()
 
 
 class Vocabulary:
@@ -66,17 +59,13 @@ class Vocabulary:
     @classmethod
     def shared(cls, ids: np.ndarray) -> Vocabulary:
         """`from_unique(ids)`, or within `shared_vocabularies` the vocabulary of an equal array
-        built before (compared as arrays: a memcmp for the saved string arrays)."""
-        pairs: list[tuple[np.ndarray, Vocabulary]] | None = getattr(_shared, "pairs", None)
-        if pairs is None:
-            return cls.from_unique(ids)
-        arr = np.asarray(ids)
-        for raw, vocab in pairs:
-            if raw.dtype == arr.dtype and raw.shape == arr.shape and np.array_equal(raw, arr):
-                return vocab
-        vocab = cls.from_unique(arr)
-        pairs.append((arr, vocab))
-        return vocab
+        built before (found by a checksum of its bytes, confirmed by comparing the arrays)."""
+        arr = np.ascontiguousarray(ids)
+        if arr.dtype == object:
+            arr = arr.astype(str)
+        key = ("vocabulary", arr.dtype.str, arr.shape, zlib.crc32(arr.view(np.uint8).data))
+        raw, vocab = _SHARED.get(key, lambda: (arr, cls.from_unique(arr)))
+        return vocab if raw is arr or np.array_equal(raw, arr) else cls.from_unique(arr)
 
     def __len__(self) -> int:
         return len(self._index)

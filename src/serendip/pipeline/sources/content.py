@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from typing import Any, ClassVar, Literal, TypeVar
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -32,6 +31,7 @@ from serendip.pipeline.sources._rows import (
     rows_weighted_sum,
 )
 from serendip.pipeline.sources._social import row_slices
+from serendip.scoped import ScopedCache
 
 __all__ = [
     "ContentConfig",
@@ -70,43 +70,20 @@ class ContentConfig(SourceConfig):
     max_postings: int = Field(default=1_000, ge=1)
 
 
-T = TypeVar("T")
 ItemVectorTriple = tuple[sp.csr_matrix | np.ndarray, sp.csr_matrix, np.ndarray]
 
-#: per thread, inside `shared_item_vectors`: key -> (the objects its ids name, the value)
-_shared = threading.local()
+#: inside `shared_item_vectors`: the catalogue's vectors and inverted indexes, made once
+_SHARED = ScopedCache()
 
 
-@contextmanager
-def shared_item_vectors() -> Iterator[None]:
+def shared_item_vectors() -> AbstractContextManager[None]:
     """Within this block `fit_item_vectors` vectorises each item table once per (kind, min_df)
     and the content source builds each inverted index once. A pipeline fit asks for the same
     catalogue's vectors four times (content source and features, in the label window's stage
     and the final one; the windows share the item table), which at 1M items is minutes of
     TF-IDF each. Both depend on the item metadata alone, so the results are the same; the
     cache is dropped when the outermost block ends."""
-    outer = getattr(_shared, "cache", None)
-    if outer is None:
-        _shared.cache = {}
-    try:
-        yield
-    finally:
-        if outer is None:
-            _shared.cache = None
-
-
-def _shared_value(key: tuple[object, ...], make: Callable[[], T], *hold: object) -> T:
-    """`make()`, or within `shared_item_vectors` the value made for `key` before. `hold`: the
-    objects whose ids the key holds (kept alive with the entry, so an id cannot be reused)."""
-    cache: dict[tuple[object, ...], tuple[tuple[object, ...], Any]] | None = getattr(
-        _shared, "cache", None
-    )
-    if cache is None:
-        return make()
-    if key not in cache:
-        cache[key] = (hold, make())
-    value: T = cache[key][1]
-    return value
+    return _SHARED.scope()
 
 
 def fit_item_vectors(
@@ -126,7 +103,7 @@ def fit_item_vectors(
         return vectors, terms, np.asarray(iv.term_names, dtype=str)
 
     meta = dataset.item_meta
-    return _shared_value(("vectors", id(meta), kind, float(min_df)), make, meta)
+    return _SHARED.get(("vectors", id(meta), kind, float(min_df)), make, meta)
 
 
 def impact_postings(vectors: sp.csr_matrix, max_postings: int) -> sp.csr_matrix:
@@ -171,10 +148,10 @@ class ContentSource(SourceBase[ContentConfig]):
         v = self.vectors_
         if self.uses_postings and sp.issparse(v):
             m, t = self.config.max_postings, self.terms_
-            self.postings_: sp.csr_matrix | None = _shared_value(
+            self.postings_: sp.csr_matrix | None = _SHARED.get(
                 ("postings", id(v), m), lambda: impact_postings(v, m), v
             )
-            self.interest_postings_: sp.csr_matrix | None = _shared_value(
+            self.interest_postings_: sp.csr_matrix | None = _SHARED.get(
                 ("postings", id(t), m), lambda: impact_postings(t, m), t
             )
         else:
