@@ -139,10 +139,16 @@ def _tune(
 
     def progress(rec: TrialRecord) -> None:
         nonlocal n
+        err = f" error: {rec.error[:60]}" if rec.error else ""
+        if rec.stage:  # the pipeline's source stage: a zoo model tuned alone
+            print(f"    {name:10s} {rec.stage} val ndcg@10={rec.value:.4f} "
+                  f"({rec.seconds:.1f}s){err}", flush=True)  # fmt: skip
+            return
         n += 1
         searched = {k: v for k, v in rec.params.items() if not str(k).endswith(".params")}
+        if "sources.collaborative.params" in rec.params:
+            searched["collaborative"] = rec.params["sources.collaborative.params"]
         log.append({"value": rec.value, "seconds": rec.seconds, "params": searched})
-        err = f" error: {rec.error[:60]}" if rec.error else ""
         print(f"    {name:10s} trial {n:3d} val ndcg@10={rec.value:.4f} "
               f"({rec.seconds:.1f}s){err}", flush=True)  # fmt: skip
 
@@ -165,6 +171,8 @@ def _tune(
     }
     if name == "pipeline":  # every trial, to see which dimensions cost (docs/research-log.md)
         info["trial_log"] = log
+        stage = record.source_stage
+        info["collaborative_source"] = None if stage is None else stage.to_dict()
     fb = getattr(model, "fallback", None) if name == "pipeline" else None
     if fb is not None:
         info["fallback"] = fb.to_dict()
@@ -391,7 +399,10 @@ def write_markdown(stored: dict[str, Any]) -> str:
         "carved from the split's train only (random on the random and cold-user splits, "
         "temporal on the temporal ones), optuna TPE on validation NDCG@10 (ties on social data "
         "go to out-of-network HitRate), the best refitted on the whole train, then scored on "
-        "test over the full catalog. The best single model is chosen by validation NDCG@10 "
+        "test over the full catalog. The pipeline's search starts with its source stage (the "
+        "collaborative candidates tuned alone; the best offered as its source, under the ranker "
+        "or served alone), inside the same budget. The best single model is chosen by "
+        "validation NDCG@10 "
         "(never by test); the best on test is checked too where it differs (strict). "
         "`+-` = standard error over test users; gains with a paired bootstrap 95% interval "
         f"({N_BOOT} resamples of users).",
@@ -453,10 +464,21 @@ def write_markdown(stored: dict[str, Any]) -> str:
                 f"{seg} users: {v.get('choice')}" for seg, v in (fb.get("segments") or {}).items()
             )
             lines += ["", f"Pipeline fallback check at refit: {segs}."]
+        stage = pipe.get("collaborative_source")
+        if stage:
+            alone = ", ".join(
+                f"{m} {_f(c.get('validation'))}" for m, c in stage["candidates"].items()
+            )
+            lines += [
+                "",
+                f"Pipeline's source stage (each model tuned alone on the same carving, "
+                f"{stage['seconds']:.0f} s): {alone}; best {stage['chosen']} "
+                f"`{json.dumps(stage['params'], default=str)}`.",
+            ]
         bp = {
             k: v
             for k, v in pipe["best_params"].items()
-            if not str(k).startswith("sources.") or "quota" in str(k)
+            if not str(k).startswith("sources.") or "quota" in str(k) or "collaborative" in k
         }
         lines += ["", f"Pipeline's tuned parameters: `{json.dumps(bp, default=str)}`."]
     if stored.get("notes"):

@@ -238,6 +238,25 @@ def test_fit_tune_records_the_search_in_the_manifest(tiny: dict[str, Path], tmp_
         assert manifest["config"][key] == value  # the saved model is the chosen one
 
 
+def test_fit_tune_pipeline_says_which_collaborative_source_it_chose(
+    tiny: dict[str, Path], tmp_path: Path
+) -> None:
+    from serendip.pipeline.recommender import PipelineRecommender
+
+    quick = PipelineRecommender.quick_params
+    params = {f"ranker.{k}": v for k, v in quick["ranker"].items()}
+    params |= {f"sources.{n}.quota": s["quota"] for n, s in quick["sources"].items()}
+    out = tmp_path / "model"
+    result = _fit(
+        tiny, out, "--model", "pipeline", "--tune", "--trials", "1", "--params",
+        json.dumps(params),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    line = next(ln for ln in result.stdout.splitlines() if "source stage" in ln)
+    source = json.loads((out / "manifest.json").read_text())["tuning"]["collaborative_source"]
+    assert f"{source['chosen']}, best alone (ials 0." in line and "item-knn 0." in line
+
+
 def test_fit_tune_without_timestamps_carves_at_random(
     tiny: dict[str, Path], tmp_path: Path
 ) -> None:

@@ -198,3 +198,96 @@ def test_the_pipeline_seeds_out_of_network_knobs_only_with_a_social_graph(tiny: 
     )  # fmt: skip
     assert len(seen) == 2
     assert all(seen[1][k] == v for k, v in first.items())
+
+
+def _quick_but_the_collaborative_source() -> dict[str, object]:
+    """The pipeline's quick parameters as dotted keys, leaving its collaborative source free."""
+    from serendip.pipeline.recommender import PipelineRecommender
+
+    quick = PipelineRecommender.quick_params
+    flat: dict[str, object] = {f"ranker.{k}": v for k, v in quick["ranker"].items()}
+    flat["rerank.pool"] = quick["rerank"]["pool"]
+    for name, spec in quick["sources"].items():
+        flat[f"sources.{name}.quota"] = spec["quota"]
+    return flat
+
+
+def test_the_pipeline_chooses_its_collaborative_source_before_its_search(
+    tiny: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from serendip.errors import CapacityError
+    from serendip.models.linear._ease import EASE
+
+    def refuse(self: object, dataset: Dataset) -> None:
+        raise CapacityError("too many items for this test")
+
+    monkeypatch.setattr(EASE, "_fit", refuse)
+    monkeypatch.setattr(
+        "serendip.pipeline.config.COLLABORATIVE_CANDIDATES",
+        {"ials": {}, "item-knn": {}, "ease": {}},
+    )
+    stages: list[str] = []
+    pipeline_trials: list[dict[str, object]] = []
+
+    def progress(rec: object) -> None:
+        assert hasattr(rec, "stage") and hasattr(rec, "params")
+        stages.append(rec.stage)
+        if not rec.stage:
+            pipeline_trials.append(rec.params)
+
+    model, record = tune_and_fit(
+        tiny, "pipeline", params=_quick_but_the_collaborative_source(), trials=3,
+        progress=progress,
+    )  # fmt: skip
+    assert model.config.fallback.serve == record.best_params.get("fallback.serve")
+    source = record.source_stage
+    assert source is not None
+    # each candidate tuned alone first (3 trials each: at most the count asked for)
+    assert stages[:6] == ["collaborative:ials"] * 3 + ["collaborative:item-knn"] * 3
+    assert stages.count("collaborative:ease") == 3 and len(pipeline_trials) == 3
+    assert source.candidates["ease"]["validation"] is None  # refused: dropped out
+    assert "too many items" in source.candidates["ease"]["error"]
+    # the stage's own caps: a dense model beyond them drops out with the model's reason
+    from serendip.evaluation.fit_tuned import tune_collaborative
+    from serendip.evaluation.splits import validation_split
+
+    carve = validation_split(_untimed(tiny), "random", test_fraction=0.2, seed=0)
+    capped = tune_collaborative(
+        carve.train, carve.test, {"user-ease": {"max_users": 10}, "puresvd": {}}, trials=1,
+        budget_s=None,
+    )  # fmt: skip
+    assert capped is not None and capped.chosen == "puresvd"
+    assert "max_users=10" in capped.candidates["user-ease"]["error"]
+    scores = {m: c["validation"] for m, c in source.candidates.items() if c["validation"]}
+    assert source.chosen == max(scores, key=lambda m: scores[m])
+    key, serve = "sources.collaborative.params", "fallback.serve"
+    assert serve in record.searched and key not in pipeline_trials[0]  # the defaults first
+    if source.is_default:  # then the source's own order served alone
+        assert pipeline_trials[1][serve] == "collaborative"
+    else:  # then the best source under the ranker, and served alone
+        assert key in record.searched
+        assert pipeline_trials[1][key] == source.source_params
+        assert serve not in pipeline_trials[1]
+        assert pipeline_trials[2][key] == source.source_params
+        assert pipeline_trials[2][serve] == "collaborative"
+    chosen = record.best_params.get(key, {})
+    assert model.config.sources["collaborative"].params == chosen  # the refit uses the winner
+    out = save_tuned(model, record, tmp_path / "m")
+    saved = json.loads((out / "manifest.json").read_text())["tuning"]["collaborative_source"]
+    assert saved["chosen"] == source.chosen and set(saved["candidates"]) == {
+        "ials", "item-knn", "ease"
+    }  # fmt: skip
+
+
+def test_a_fixed_collaborative_source_skips_the_source_stage(tiny: Dataset) -> None:
+    params = {
+        **_quick_but_the_collaborative_source(),
+        "sources.collaborative.params": {"model": "item-knn", "params": {"k": 20}},
+    }
+    stages: list[str] = []
+    _, record = tune_and_fit(
+        _untimed(tiny), "pipeline", params=params, trials=1,
+        progress=lambda t: stages.append(t.stage),
+    )  # fmt: skip
+    assert record.source_stage is None and stages == [""]
+    assert record.to_dict()["collaborative_source"] is None

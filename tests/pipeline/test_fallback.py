@@ -238,3 +238,28 @@ def test_the_manifest_records_it_and_old_artifacts_still_load(
     old = Recommender.load(out)
     assert isinstance(old, PipelineRecommender) and old.fallback is None
     assert (old.recommend(users, 10).items >= 0).all()
+
+
+def test_a_served_order_set_by_tuning_overrides_the_rule_for_users_with_a_history(
+    shuffled: Dataset,
+) -> None:
+    from serendip.errors import ConfigError
+
+    model = PipelineRecommender({**QUICK, **NEUTRAL, "fallback": {"serve": "collaborative"}}).fit(
+        shuffled
+    )
+    report = model.fallback
+    assert report is not None
+    for name in (KNOWN, FOLD_IN):
+        seg = report.segments[name]
+        assert seg.choice == "collaborative" and seg.forced
+        assert RANKER in seg.ndcg  # the check still ran and is reported
+    cold = report.segments.get(COLD)
+    assert cold is None or not cold.forced  # no history: the rule decides
+    compared = [_follows(model, str(user), "collaborative") for user in model.users_.ids[:40]]
+    assert sum(compared) >= 5
+    assert FallbackReport.from_dict(report.to_dict()) == report  # survives the manifest
+    with pytest.raises(ConfigError, match=r"fallback.serve 'nope' is not a running source"):
+        PipelineRecommender({**QUICK, "fallback": {"serve": "nope"}})
+    with pytest.raises(ConfigError, match=r"needs fallback.enabled"):
+        PipelineRecommender({**QUICK, "fallback": {"serve": "trending", "enabled": False}})

@@ -260,7 +260,12 @@ def _print_quality(model: Recommender, lists: ListProfile, validation: float | N
             ranker = seg.ndcg.get("ranker", 0.0)
             best = seg.best_alternative
             alt = f"{best} {seg.ndcg.get(best, 0.0):.4f}" if best else "none"
-            if seg.choice == "ranker":
+            if seg.forced:
+                verdict = (
+                    f"{seg.choice}, chosen by tuning (here {seg.ndcg.get(seg.choice, 0.0):.4f}, "
+                    f"ranker {ranker:.4f})"
+                )
+            elif seg.choice == "ranker":
                 why = "within the noise of" if seg.tied else "ahead of"
                 verdict = f"ranker {ranker:.4f} ({why} the best alternative, {alt})"
             else:
@@ -351,6 +356,13 @@ def _fit_tuned(
 
         def on_trial(rec: TrialRecord) -> None:
             nonlocal best
+            if rec.stage:  # the pipeline's source stage, before its own trials
+                bar.update(
+                    task,
+                    description=f"tuning {name} ({chosen} validation, {what}): choosing the "
+                    f"{rec.stage.replace(':', ' source, trying ')}",
+                )
+                return
             best = max(best, rec.value)
             shown = f"{best:.4f}" if math.isfinite(best) else "-"
             bar.update(
@@ -398,6 +410,16 @@ def _print_tuning(record: TuningRecord) -> None:
     if record.implied_params:
         implied = ", ".join(f"{k}={_fmt(val)}" for k, val in record.implied_params.items())
         typer.echo(f"  carving sets  {implied}")
+    source = record.source_stage
+    if source is not None:
+        scores = ", ".join(
+            f"{m} {c['validation']:.4f}" if c.get("validation") is not None else f"{m} refused"
+            for m, c in source.candidates.items()
+        )
+        use = "the default source" if source.is_default else "a source the search tries"
+        typer.echo(
+            f"  source stage  {source.chosen}, best alone ({scores}; {source.seconds:.0f}s): {use}"
+        )
     default, best = record.default_value, record.best_value
     label = "given params" if record.fixed_params else "defaults    "
     typer.echo(f"  {label}  {default:.4f}")

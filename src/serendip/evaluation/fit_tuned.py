@@ -9,14 +9,18 @@ timestamps). Parameters given by the user are fixed: the search covers the other
 The carving also sets what a model must learn the same way (`implied_params`): the pipeline's
 ranker takes its label windows as the carving is cut -- random windows on a random carving,
 as the study gives it (`PipelineSpec.protocol_params`) -- unless the user fixed them.
+
+The pipeline is tuned in two stages, retrieval first (`tune_collaborative`): each zoo model of
+`pipeline.config.COLLABORATIVE_CANDIDATES` is tuned alone on the carving, and the best becomes
+the collaborative source the pipeline's own search then starts from (unless the user fixed it).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +28,20 @@ from serendip.data.dataset import Dataset
 from serendip.errors import ConfigError, DataError
 from serendip.evaluation.splits import validation_split
 from serendip.evaluation.tuning import TrialRecord, tune_model
+from serendip.models.base import Choice, SearchSpace
 from serendip.models.registry import get_model_class
 
 __all__ = [
     "DEFAULT_TRIALS",
     "TUNE_PROTOCOLS",
+    "SourceChoice",
     "TuningRecord",
     "check_tuning_options",
     "choose_protocol",
     "implied_params",
     "save_tuned",
     "tune_and_fit",
+    "tune_collaborative",
 ]
 
 #: Validation carvings `tune_and_fit` offers (the study's protocols a plain fit can judge by).
@@ -44,6 +51,10 @@ DEFAULT_TRIALS = 20
 #: Trial cap under a time budget alone (the budget is what stops the search).
 _BUDGET_TRIAL_CAP = 100_000
 _METRIC = "ndcg@10"
+#: The source stage's share of a time budget (the pipeline's search gets the rest) and its
+#: trials per candidate under a trial count (at most the count itself).
+SOURCE_BUDGET_SHARE = 0.25
+SOURCE_TRIALS = 10
 
 
 def _protocol_params(protocol: str, seed: int) -> dict[str, Any]:
@@ -115,6 +126,138 @@ def _finite(x: float) -> float | None:
 
 
 @dataclass(frozen=True, slots=True)
+class SourceChoice:
+    """The source stage of a pipeline's `fit --tune`: every candidate's best validation score
+    and parameters (or why it dropped out), and the one chosen."""
+
+    chosen: str
+    params: dict[str, Any]
+    candidates: dict[str, dict[str, Any]]
+    seconds: float
+
+    @property
+    def is_default(self) -> bool:
+        """Whether the chosen source is the pipeline's default one (its model, default params)."""
+        from serendip.pipeline.sources.collaborative import CollaborativeConfig
+
+        return self.chosen == CollaborativeConfig().model and not self.params
+
+    @property
+    def source_params(self) -> dict[str, Any]:
+        """The collaborative source's constructor parameters (`sources.collaborative.params`)."""
+        return {"model": self.chosen, "params": dict(self.params)}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "chosen": self.chosen,
+            "params": self.params,
+            "is_default": self.is_default,
+            "candidates": self.candidates,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def tune_collaborative(
+    sub: Dataset,
+    val: Dataset,
+    candidates: Mapping[str, Mapping[str, Any]],
+    *,
+    trials: int | None,
+    budget_s: float | None,
+    seed: int = 0,
+    prefer: str | None = None,
+    progress: Callable[[TrialRecord], None] | None = None,
+) -> SourceChoice | None:
+    """Tune each of `candidates` ({zoo model name: parameters fixed for this stage only}) alone
+    on (sub, val) and choose the best by validation NDCG@10. `trials` trials each, or
+    `budget_s` split evenly between them. A candidate whose every trial fails (e.g. EASE
+    refusing a catalog beyond `max_items`) drops out. The chosen parameters leave out the
+    stage's fixed ones. None when every candidate drops out."""
+    start = time.perf_counter()
+    results: dict[str, dict[str, Any]] = {}
+    best: tuple[float, str, dict[str, Any]] | None = None
+    per_candidate_s = None if budget_s is None else budget_s / max(len(candidates), 1)
+    for name, fixed in candidates.items():
+
+        def report(rec: TrialRecord, name: str = name) -> None:
+            if progress is not None:
+                progress(replace(rec, stage=f"collaborative:{name}"))
+
+        tuned = tune_model(
+            name,
+            sub,
+            val,
+            base_params=fixed,
+            n_trials=trials if trials is not None else _BUDGET_TRIAL_CAP,
+            timeout_s=per_candidate_s,
+            metric=_METRIC,
+            seed=seed,
+            on_trial=report,
+            prefer=prefer,
+        )
+        if not math.isfinite(tuned.best_value):
+            errors = [t.error for t in tuned.trials if t.error]
+            results[name] = {"validation": None, "error": errors[0] if errors else "no score"}
+            continue
+        params = {k: v for k, v in tuned.best_params.items() if k not in fixed}
+        results[name] = {
+            "validation": tuned.best_value,
+            "params": params,
+            "trials": len(tuned.trials),
+        }
+        if best is None or tuned.best_value > best[0]:
+            best = (tuned.best_value, name, params)
+    if best is None:
+        return None
+    return SourceChoice(best[1], best[2], results, time.perf_counter() - start)
+
+
+_SOURCE_KEY = "sources.collaborative.params"
+
+
+_SERVE_KEY = "fallback.serve"
+
+
+def _start_from_source(
+    source: SourceChoice,
+    base: Mapping[str, Any],
+    space: SearchSpace,
+    seeds: Sequence[Mapping[str, Any]],
+) -> tuple[SearchSpace, list[dict[str, Any]]]:
+    """The pipeline's search space and seeds after the source stage. Two dimensions join the
+    space: the collaborative source (the default or the stage's best, when they differ: the
+    best model alone is not always the best source under the ranker) and `fallback.serve`
+    (the ranker, or the collaborative source's own order for users with a history: never below
+    the best single model on the user's validation). The search starts from the best source:
+    it under the ranker, then served alone, then the usual seeds moved from it."""
+    from serendip.pipeline.config import PipelineConfig
+
+    moved: dict[str, Any] = {}
+    if not source.is_default:
+        space = {**space, _SOURCE_KEY: Choice(({}, source.source_params))}
+        moved = {_SOURCE_KEY: source.source_params}
+    if (
+        not _is_fixed(_SERVE_KEY, base)
+        and PipelineConfig.model_validate(dict(base)).fallback.enabled
+    ):
+        space = {**space, _SERVE_KEY: Choice((None, "collaborative"))}
+    start = [moved] if moved else []
+    start.append({**moved, _SERVE_KEY: "collaborative"})
+    return space, [*start, *({**moved, **s} for s in seeds)]
+
+
+def _source_stage_applies(model_name: str, base: Mapping[str, Any]) -> bool:
+    """Whether `fit --tune` chooses the pipeline's collaborative source: the model is the
+    pipeline, the user did not fix the source, and it runs (quota above 0)."""
+    if model_name != "pipeline" or _is_fixed(_SOURCE_KEY, base):
+        return False
+    from serendip.pipeline.config import PipelineConfig
+
+    spec = PipelineConfig.model_validate(dict(base)).sources.get("collaborative")
+    return spec is not None and spec.quota > 0
+
+
+@dataclass(frozen=True, slots=True)
 class TuningRecord:
     """What `tune_and_fit` did: written as the `tuning` entry of the artifact's manifest."""
 
@@ -142,6 +285,8 @@ class TuningRecord:
     #: the tie-break among trials within validation noise of the best (None: the best wins)
     prefer: str | None = None
     chosen_among: int = 1
+    #: the pipeline's collaborative source chosen before its search (`tune_collaborative`)
+    source_stage: SourceChoice | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -166,6 +311,9 @@ class TuningRecord:
             "seed": self.seed,
             "ties_decided_by": self.prefer,
             "tied_trials": self.chosen_among,
+            "collaborative_source": (
+                None if self.source_stage is None else self.source_stage.to_dict()
+            ),
         }
 
 
@@ -210,14 +358,33 @@ def tune_and_fit(
         )
     implied = implied_params(model_name, chosen, fixed)
     base = {**implied, **fixed}
-    space = {k: v for k, v in cls.search_space.items() if not _is_fixed(k, base)}
+    space: SearchSpace = {k: v for k, v in cls.search_space.items() if not _is_fixed(k, base)}
     n_trials = trials if trials is not None else (_BUDGET_TRIAL_CAP if budget_s else DEFAULT_TRIALS)
     social = bool(len(dataset.social))
-    seeds = [
-        s
+    seeds: list[dict[str, Any]] = [
+        dict(s)
         for s in getattr(cls, "search_seeds", ())
         if social or not any("oon" in k for k in s)  # out-of-network knobs need a network
     ]
+    source: SourceChoice | None = None
+    search_budget_s = budget_s
+    if _source_stage_applies(model_name, base):
+        from serendip.pipeline.config import COLLABORATIVE_CANDIDATES
+
+        source = tune_collaborative(
+            sub,
+            val,
+            COLLABORATIVE_CANDIDATES,
+            trials=None if budget_s else min(SOURCE_TRIALS, n_trials),
+            budget_s=None if budget_s is None else budget_s * SOURCE_BUDGET_SHARE,
+            seed=seed,
+            prefer=DISCOVERY_METRIC if social else None,
+            progress=progress,
+        )
+        if source is not None:
+            space, seeds = _start_from_source(source, base, space, seeds)
+        if budget_s is not None:
+            search_budget_s = max(budget_s - (time.perf_counter() - start), 1.0)
     tuned = tune_model(
         model_name,
         sub,
@@ -225,7 +392,7 @@ def tune_and_fit(
         base_params=base,
         space=space,
         n_trials=n_trials,
-        timeout_s=budget_s,
+        timeout_s=search_budget_s,
         metric=_METRIC,
         seed=seed,
         on_trial=progress,
@@ -263,6 +430,7 @@ def tune_and_fit(
         implied_params=implied,
         prefer=tuned.prefer,
         chosen_among=tuned.chosen_among,
+        source_stage=source,
     )
     return model, record
 

@@ -33,6 +33,9 @@ class TrialRecord:
     seconds: float
     error: str = ""
     preferred: float | None = None  # the `prefer` metric's value, when tuning asked for one
+    #: which search the trial belongs to when one run holds several (`fit --tune`'s source
+    #: stage names its candidate, e.g. "collaborative:ials"; "" = the model's own search)
+    stage: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from serendip.models.base import Choice, FloatRange, IntRange, ModelConfig, SearchSpace
 
 __all__ = [
+    "COLLABORATIVE_CANDIDATES",
     "DEFAULT_SOURCES",
     "RERANK_STEPS",
     "SEARCH_SEEDS",
@@ -270,6 +271,11 @@ class FallbackParams(_Frozen):
 
     enabled: bool = True
     max_users: int = Field(default=300, ge=10, le=100_000)
+    #: Serve this order -- a running source's name, or "popularity" -- to every user with a
+    #: history (known and fold-in segments) whatever the check finds; users without one keep
+    #: the check's choice. What `fit --tune` sets where the user's own validation carving
+    #: found a source alone ahead of the ranker (None: the check decides).
+    serve: str | None = None
 
 
 def _expand_dotted(data: Any, defaults: Mapping[str, Any]) -> Any:
@@ -328,6 +334,18 @@ class PipelineConfig(ModelConfig):
             raise ValueError("at least one source needs a quota above 0")
         return v
 
+    @model_validator(mode="after")
+    def _served_order_runs(self) -> PipelineConfig:
+        serve = self.fallback.serve
+        if serve is None:
+            return self
+        if not self.fallback.enabled:
+            raise ValueError("fallback.serve needs fallback.enabled")
+        valid = [*self.quotas(), "popularity"]
+        if serve not in valid:
+            raise ValueError(f"fallback.serve '{serve}' is not a running source; valid: {valid}")
+        return self
+
     def quotas(self) -> dict[str, int]:
         """Source name -> quota, for the sources that run (quota > 0), in config order."""
         return {name: s.quota for name, s in self.sources.items() if s.quota > 0}
@@ -372,3 +390,19 @@ SEARCH_SEEDS: tuple[dict[str, Any], ...] = (
     {"rerank.popularity_penalty": 0.3},
     {"ranker.n_models": 1, "ranker.num_leaves": 7},
 )
+
+#: Zoo models `fit --tune` tries as the collaborative source before the pipeline's own search
+#: (`fit_tuned.tune_collaborative`), with the parameters the stage fixes: retrieval first, each
+#: tuned alone on the same carving, and the best by validation NDCG@10 offered to the search as
+#: `sources.collaborative`. The ranker learns from what the sources retrieve, and the default
+#: iALS is not the best single model on every dataset (docs/research-log.md, "The collaborative
+#: source under the ranker"). The dense models are capped at 10,000 items (EASE) or users
+#: (user-EASE): beyond that one trial costs minutes and gigabytes, and they drop out at their
+#: first trial with the model's own capacity error.
+COLLABORATIVE_CANDIDATES: dict[str, dict[str, Any]] = {
+    "ials": {},
+    "puresvd": {},
+    "user-ease": {"max_users": 10_000},
+    "ease": {"max_items": 10_000},
+    "item-knn": {},
+}

@@ -25,6 +25,10 @@ it (`evaluation.metrics.ties`: the mean paired per-user gap above both 1% of the
 mean and 2 standard errors of the paired difference); a tie keeps the ranker. A segment with
 fewer than `MIN_USERS` validation users keeps the ranker. The chosen order still goes through
 the re-ranking, the filters, the backfill and the explanations (`order_scores`).
+
+`fallback.serve` overrides the rule for the segments with a history (`known`, `fold-in`):
+`fit --tune` sets it where the user's own validation carving, a larger and differently cut
+sample than this window, found the source alone ahead of the ranker (`forced`).
 """
 
 from __future__ import annotations
@@ -84,6 +88,8 @@ class SegmentChoice:
     n_users: int
     best_alternative: str | None
     tied: bool
+    #: the choice was set by `fallback.serve`, not by the rule
+    forced: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -92,6 +98,7 @@ class SegmentChoice:
             "n_users": self.n_users,
             "best_alternative": self.best_alternative,
             "tied": self.tied,
+            "forced": self.forced,
         }
 
     @classmethod
@@ -102,6 +109,7 @@ class SegmentChoice:
             n_users=int(d.get("n_users", 0)),
             best_alternative=d.get("best_alternative"),
             tied=bool(d.get("tied", False)),
+            forced=bool(d.get("forced", False)),
         )
 
 
@@ -155,10 +163,14 @@ def segment_of(ctx: UserContext) -> str:
     return KNOWN if ctx.user_idx >= 0 else FOLD_IN
 
 
-def choose(per_user: Mapping[str, np.ndarray]) -> SegmentChoice:
+def choose(per_user: Mapping[str, np.ndarray], serve: str | None = None) -> SegmentChoice:
     """The module docstring's rule over per-user NDCG arrays (the same users, in the same
-    order, for every order; `RANKER` among them)."""
+    order, for every order; `RANKER` among them); `serve` names the order that serves
+    whatever the rule finds."""
     means = {m: float(np.mean(v)) if len(v) else 0.0 for m, v in per_user.items()}
+    if serve is not None:
+        rule = choose(per_user)
+        return replace(rule, choice=serve, forced=True)
     n = len(per_user[RANKER])
     others = [m for m in per_user if m != RANKER]
     if not others:

@@ -677,7 +677,7 @@ def _fallback_check(
         per_user = validation_ndcg(
             stage.frame, ranker_scores, contexts, users, labels, popularity, k=p.eval_at
         )
-        segments[name] = choose(per_user)
+        segments[name] = choose(per_user, fb.serve if name != COLD else None)
     carve = (
         "random"
         if p.label_split == "random" or not past.interactions.has_timestamps
