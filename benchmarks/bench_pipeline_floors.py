@@ -389,6 +389,70 @@ def _f(v: Any, nd: int = 4) -> str:
     return "–" if v is None else f"{v:.{nd}f}" if isinstance(v, float) else str(v)
 
 
+_SOURCE_KEY = "sources.collaborative.params"
+
+
+def _default_of(key: str) -> Any:
+    """The untuned pipeline's value of a dotted search key."""
+    from serendip.pipeline.config import PipelineConfig
+
+    if key == _SOURCE_KEY:
+        return {}
+    node: Any = PipelineConfig().model_dump()
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def _shown(key: str, value: Any) -> str:
+    if key == _SOURCE_KEY:
+        if not value:
+            return "ials (default)"
+        params = ", ".join(f"{k} {_f(v, 3)}" for k, v in value.get("params", {}).items())
+        return f"{value['model']}" + (f" ({params})" if params else "")
+    return "None" if value is None else _f(value, 3)
+
+
+def defaults_table(rows: dict[str, Any]) -> list[str]:
+    """Point 16.5: each searched knob's default beside what every split's tuned pipeline chose,
+    and whether they agree on moving it (every split moved, the same way)."""
+    from serendip.pipeline.config import SEARCH_SPACE
+
+    keys = [*SEARCH_SPACE, _SOURCE_KEY, "fallback.serve"]
+    splits = [k for k, r in rows.items() if r.get("pipeline", {}).get("best_params") is not None]
+    lines = [
+        "",
+        "### The defaults against the tuned runs (16.5)",
+        "",
+        "Each knob the search covers: the untuned default, the value each split's tuned pipeline "
+        "chose (`-` = the default kept), and the verdict: a default moves only where every "
+        "split moved it the same way (up, down, or to the same option).",
+        "",
+        f"| knob | default | {' | '.join(splits)} | verdict |",
+        "|---|---|" + "---|" * len(splits) + "---|",
+    ]
+    for key in keys:
+        default = _default_of(key)
+        chosen = [rows[s]["pipeline"]["best_params"].get(key, default) for s in splits]
+        moved = [c != default for c in chosen]
+        cells = [_shown(key, c) if m else "-" for c, m in zip(chosen, moved, strict=True)]
+        numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
+        if not any(moved):
+            verdict = "kept by every split"
+        elif not all(moved):
+            verdict = f"moved in {sum(moved)} of {len(moved)}: keep"
+        elif numeric and all(isinstance(c, (int, float)) for c in chosen):
+            ups = sum(c > default for c in chosen)
+            same = ups in (0, len(chosen))
+            way = "up" if ups else "down"
+            verdict = f"every split moved it {way}: change" if same else "no agreement: keep"
+        else:
+            same = all(c == chosen[0] for c in chosen)
+            verdict = "every split chose the same: change" if same else "no agreement: keep"
+        lines.append(f"| `{key}` | {_shown(key, default)} | {' | '.join(cells)} | {verdict} |")
+    return lines
+
+
 def write_markdown(stored: dict[str, Any]) -> str:
     rows = stored.get("rows", {})
     lines = [
@@ -481,6 +545,7 @@ def write_markdown(stored: dict[str, Any]) -> str:
             if not str(k).startswith("sources.") or "quota" in str(k) or "collaborative" in k
         }
         lines += ["", f"Pipeline's tuned parameters: `{json.dumps(bp, default=str)}`."]
+    lines += defaults_table(rows)
     if stored.get("notes"):
         lines += ["", "### Notes", "", *[f"- {n}" for n in stored["notes"]]]
     return "\n".join(lines) + "\n"

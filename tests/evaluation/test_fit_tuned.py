@@ -270,6 +270,8 @@ def test_the_pipeline_chooses_its_collaborative_source_before_its_search(
         assert serve not in pipeline_trials[1]
         assert pipeline_trials[2][key] == source.source_params
         assert pipeline_trials[2][serve] == "collaborative"
+    served = pipeline_trials[1 if source.is_default else 2]
+    assert served["rerank.mmr_lambda"] == 1.0 and served["rerank.author_cap"] is None
     chosen = record.best_params.get(key, {})
     assert model.config.sources["collaborative"].params == chosen  # the refit uses the winner
     out = save_tuned(model, record, tmp_path / "m")

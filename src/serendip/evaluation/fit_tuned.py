@@ -216,6 +216,8 @@ _SOURCE_KEY = "sources.collaborative.params"
 
 
 _SERVE_KEY = "fallback.serve"
+#: Re-ranking knobs at their neutral values: the served order is kept as it comes
+_PURE_RELEVANCE: dict[str, Any] = {"rerank.mmr_lambda": 1.0, "rerank.author_cap": None}
 
 
 def _start_from_source(
@@ -229,7 +231,9 @@ def _start_from_source(
     best model alone is not always the best source under the ranker) and `fallback.serve`
     (the ranker, or the collaborative source's own order for users with a history: never below
     the best single model on the user's validation). The search starts from the best source:
-    it under the ranker, then served alone, then the usual seeds moved from it."""
+    it under the ranker, then served alone at pure relevance (no diversity or author cap: the
+    model's own list, which the re-ranking knobs of later trials may trade for diversity),
+    then the usual seeds moved from it."""
     from serendip.pipeline.config import PipelineConfig
 
     moved: dict[str, Any] = {}
@@ -242,7 +246,9 @@ def _start_from_source(
     ):
         space = {**space, _SERVE_KEY: Choice((None, "collaborative"))}
     start = [moved] if moved else []
-    start.append({**moved, _SERVE_KEY: "collaborative"})
+    # served alone at pure relevance: the model's own list, what "never below" compares with
+    pure = {k: v for k, v in _PURE_RELEVANCE.items() if not _is_fixed(k, base)}
+    start.append({**moved, _SERVE_KEY: "collaborative", **pure})
     return space, [*start, *({**moved, **s} for s in seeds)]
 
 
