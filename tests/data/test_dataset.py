@@ -129,3 +129,26 @@ def test_pair_groups_order_pairs_then_time_and_are_kept(toy_platform) -> None:  
         assert np.all(np.diff(t[~np.isnan(t)]) >= 0)
     # another dataset (other interactions) has its own
     assert ds.filter_interactions(np.arange(len(it)) % 2 == 0).pair_groups()[0] is not order
+
+
+def test_an_item_interacted_with_before_its_declared_date_is_published_at_that_interaction() -> (
+    None
+):
+    items = pd.DataFrame(
+        {
+            "item": ["x", "y", "z", "w"],
+            # x declared after its first view (day 0): a release date later than the log;
+            # y declared before its like; z unknown; w never interacted with
+            "created_at": [5 * DAY, -DAY, None, 9 * DAY],
+        }
+    )
+    log = {"user": ["a", "a", "b", "c"], "item": ["x", "y", "x", "z"]}
+    log["timestamp"] = [0.0, DAY, 2 * DAY, 3 * DAY]  # type: ignore[list-item]
+    ds = Dataset.from_frames(pd.DataFrame(log), items)
+    published = ds.item_published_at()
+    x, y, z, w = ds.items.indices(np.array(["x", "y", "z", "w"]))
+    assert published[x] == 0.0  # the first interaction, not the declared day 5
+    assert published[y] == -DAY and published[w] == 9 * DAY  # declared dates that fit the log
+    assert np.isnan(published[z])  # unknown stays unknown
+    assert ds.item_meta.created_at[x] == 5 * DAY  # the metadata itself is left as given
+    assert ds.item_published_at() is published  # cached

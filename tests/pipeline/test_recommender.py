@@ -345,3 +345,22 @@ def test_a_loaded_pipeline_shares_its_vocabularies(tmp_path) -> None:  # type: i
     loaded = Recommender.load(tmp_path / "m")
     sources = loaded.stage_.sources.values()  # type: ignore[attr-defined]
     assert all(s.items_ is loaded.items_ and s.users_ is loaded.users_ for s in sources)
+
+
+def test_items_the_log_shows_before_their_declared_date_are_not_hidden_as_unpublished() -> None:
+    counts = _data().item_counts()
+    liked, never = int(np.argmax(counts)), int(np.argmin(counts))
+    ds = _data().filter_interactions(_data().interactions.item != never)  # nobody touched it
+    now = float(np.nanmax(ds.interactions.timestamp))
+    created = ds.item_meta.created_at.copy()
+    created[[liked, never]] = now + 30 * 86_400.0  # declared a month after the log ends
+    late = dataclasses.replace(ds, item_meta=dataclasses.replace(ds.item_meta, created_at=created))
+    late = late.with_interactions(late.interactions)  # a fresh cache
+    model = PipelineRecommender(QUICK).fit(late)
+    seen = late.seen()
+    user = next(u for u in range(late.n_users) if liked not in seen[u].indices)
+    ctx = model.user_contexts([str(late.users.ids[user])])[0]
+    assert ctx.now == now
+    allowed = model._rules_allow(np.array([liked, never]), ctx, None, True)
+    # people interacted with it: it exists; the one nobody touched waits for its date
+    assert allowed.tolist() == [True, False]

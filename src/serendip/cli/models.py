@@ -140,7 +140,9 @@ def fit(
         typer.Option(
             "--tune",
             help="Tune on a validation split carved from the data (NDCG@10), refit the best "
-            "parameters on all of it, record the search in the manifest. --params fix keys.",
+            "parameters on all of it, record the search in the manifest. --params fix keys. "
+            "The pipeline first tunes its collaborative candidates alone and searches with the "
+            "best as its source.",
         ),
     ] = False,
     protocol: Annotated[

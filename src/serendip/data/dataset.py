@@ -504,6 +504,26 @@ class Dataset:
         out: tuple[np.ndarray, np.ndarray, np.ndarray] = self._cache[key]
         return out
 
+    def item_published_at(self) -> np.ndarray:
+        """When each item could first be shown (float64 epoch seconds, NaN = unknown): its
+        metadata's `created_at`, or its first interaction in this dataset where that came
+        earlier. People do interact before a declared date (MovieLens release dates after
+        their first ratings, clocks that disagree), and an item someone already interacted
+        with is out: hiding it as unpublished would hide what the log shows exists. Cached."""
+        key = "published_at"
+        if key not in self._cache:
+            created = np.asarray(self.item_meta.created_at, np.float64).copy()
+            it = self.interactions
+            t = np.asarray(it.timestamp, np.float64)
+            known = np.isfinite(t)
+            first = np.full(self.n_items, np.inf)
+            np.minimum.at(first, it.item[known], t[known])
+            earlier = created > first  # NaN (unknown) stays unknown
+            created[earlier] = first[earlier]
+            self._cache[key] = created
+        out: np.ndarray = self._cache[key]
+        return out
+
     def item_author_index(self) -> np.ndarray:
         """Author of each item as a user index (int64, -1 where unknown or not a user)."""
         key = "author_index"

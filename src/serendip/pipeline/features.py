@@ -113,7 +113,7 @@ class FeatureBuilder:
     def fit(self, dataset: Dataset) -> Self:
         """Item statistics, content vectors and social ties of the training window."""
         self.log_pop_ = np.log1p(dataset.item_counts().astype(np.float64))
-        self.created_at_ = np.asarray(dataset.item_meta.created_at, np.float64)
+        self.created_at_ = np.asarray(dataset.item_published_at(), np.float64)
         self.author_ = dataset.item_author_index().astype(np.int64)
         cats = np.asarray(dataset.item_meta.category, dtype=str)
         self.categories_, codes = np.unique(cats, return_inverse=True)

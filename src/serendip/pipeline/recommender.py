@@ -141,7 +141,7 @@ class PipelineRecommender(Recommender[PipelineConfig]):
         self.interests_ = np.asarray(ds.user_meta.interests, dtype=object)
         self.private_ = np.asarray(ds.user_meta.private, dtype=bool)
         self.titles_ = np.asarray(ds.item_meta.title, dtype=object)
-        self.created_at_ = np.asarray(ds.item_meta.created_at, dtype=np.float64)
+        self.created_at_ = np.asarray(ds.item_published_at(), dtype=np.float64)
         self.content_ = diversity_vectors(ds.item_meta, self.config.rerank.diversity)
         self.now_ = float(np.nanmax(it.timestamp)) if it.has_timestamps else float("nan")
         self.removed_ = np.zeros(ds.n_items, dtype=bool)

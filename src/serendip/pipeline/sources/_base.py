@@ -74,7 +74,7 @@ class SourceBase(Component[SourceConfigT], CandidateSource):
         """The item table every source keeps: the dataset's vocabularies and creation times."""
         self.items_ = dataset.items
         self.users_ = dataset.users
-        self.created_at_ = np.asarray(dataset.item_meta.created_at, dtype=np.float64)
+        self.created_at_ = np.asarray(dataset.item_published_at(), dtype=np.float64)
 
     def _fit(self, dataset: Dataset) -> None:
         raise NotImplementedError
