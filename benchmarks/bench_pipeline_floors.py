@@ -148,7 +148,10 @@ def _tune(
         searched = {k: v for k, v in rec.params.items() if not str(k).endswith(".params")}
         if "sources.collaborative.params" in rec.params:
             searched["collaborative"] = rec.params["sources.collaborative.params"]
-        log.append({"value": rec.value, "seconds": rec.seconds, "params": searched})
+        entry = {"value": rec.value, "seconds": rec.seconds, "params": searched}
+        if rec.preferred is not None:  # the tie-break's metric (out-of-network hits)
+            entry["preferred"] = rec.preferred
+        log.append(entry)
         print(f"    {name:10s} trial {n:3d} val ndcg@10={rec.value:.4f} "
               f"({rec.seconds:.1f}s){err}", flush=True)  # fmt: skip
 
