@@ -158,6 +158,26 @@ def test_ties_within_validation_noise_go_to_the_preferred_metric() -> None:
     assert choose_trial(values, per_user, [0.50, 0.30, 0.90]) == (0, 2)
 
 
+def test_a_discovery_gain_within_its_own_noise_does_not_override_the_best() -> None:
+    from serendip.evaluation.tuning import choose_trial
+
+    rng = np.random.default_rng(1)
+    base = rng.random(500)
+    per_user = {0: base, 1: base - 0.001 + rng.normal(0, 0.01, 500)}  # tied on NDCG
+    values = [float(v.mean()) for v in per_user.values()]
+    hits = (rng.random(500) < 0.3).astype(np.float64)
+    one_more = hits.copy()
+    one_more[np.flatnonzero(hits == 0)[:2]] = 1.0  # two more users with a hit: noise
+    many_more = hits.copy()
+    many_more[np.flatnonzero(hits == 0)[:60]] = 1.0  # sixty more: beyond noise
+    for other, expected in ((one_more, 0), (many_more, 1)):
+        per_user_preferred = {0: hits, 1: other}
+        preferred: list[float | None] = [float(hits.mean()), float(other.mean())]
+        # the scalar rule alone takes any gain; the per-user rule only one beyond noise
+        assert choose_trial(values, per_user, preferred) == (1, 2)
+        assert choose_trial(values, per_user, preferred, per_user_preferred) == (expected, 2)
+
+
 def test_seeded_settings_run_right_after_the_defaults(tiny: Dataset) -> None:
     from serendip.evaluation.tuning import tune_model
 

@@ -87,16 +87,36 @@ def choose_trial(
     values: list[float],
     per_user: Mapping[int, np.ndarray],
     preferred: list[float | None],
+    per_user_preferred: Mapping[int, np.ndarray] | None = None,
 ) -> tuple[int, int]:
     """(the chosen trial, how many were tied): the best `values`; when `per_user` holds the
     trials' per-user scores, among those tied with the best (`metrics.ties`) the highest
-    `preferred` (then the higher value)."""
+    `preferred` (then the higher value). With `per_user_preferred` (the trials' per-user
+    `preferred` scores), a tied trial wins only where its `preferred` is above the best's
+    beyond noise (the best is not `metrics.ties`-tied with it): a secondary gain as noisy as
+    the primary loss it costs buys nothing, so the best stays."""
     best = max(range(len(values)), key=lambda i: values[i])
     if best not in per_user:
         return best, 1
     tied = [int(i) for i in ties({str(i): v for i, v in per_user.items()}, str(best))]
-    pick = max(tied, key=lambda i: (np.nan_to_num(preferred[i] or 0.0, nan=0.0), values[i]))
-    return pick, len(tied)
+
+    def rank(i: int) -> tuple[float, float]:
+        return (float(np.nan_to_num(preferred[i] or 0.0, nan=0.0)), values[i])
+
+    if per_user_preferred is None:
+        return max(tied, key=rank), len(tied)
+    reference = per_user_preferred.get(best)
+    gains = [
+        i
+        for i in tied
+        if i == best
+        or (
+            reference is not None
+            and i in per_user_preferred
+            and str(best) not in ties({str(i): per_user_preferred[i], str(best): reference}, str(i))
+        )
+    ]
+    return max(gains, key=rank), len(tied)
 
 
 def _suggest(trial: Any, space: SearchSpace) -> dict[str, Any]:
@@ -138,7 +158,7 @@ def tune_model(
     (e.g. a capacity error for a large setting) scores -inf and is recorded with its message.
     `prefer` (a metric of `evaluate_recommendations`, e.g. "oon_hit_rate@10"): among the trials
     whose per-user `metric` is tied with the best's (`metrics.ties`), the one with the highest
-    `prefer` wins. `seeds`: settings tried right after the defaults, before the sampler's own
+    `prefer` wins where its `prefer` is above the best's beyond noise (`choose_trial`). `seeds`: settings tried right after the defaults, before the sampler's own
     (each a few dimensions of `space` moved from the defaults; a seed naming a dimension outside
     `space`, e.g. one the caller fixed, is skipped). They count towards `n_trials` and stop at
     `timeout_s` like the sampled trials: where a trial is slow and the budget holds a handful,
@@ -153,6 +173,7 @@ def tune_model(
     space = cls.search_space if space is None else space
     records: list[TrialRecord] = []
     per_user: dict[int, np.ndarray] = {}
+    per_user_preferred: dict[int, np.ndarray] = {}
 
     def run(params: dict[str, Any]) -> float:
         start = time.perf_counter()
@@ -170,6 +191,10 @@ def tune_model(
                 preferred = float(result.metrics.get(prefer, math.nan))
                 if result.per_user is not None:  # one row per validation user, same order
                     per_user[len(records)] = result.per_user[metric].to_numpy(np.float64)
+                    if prefer in result.per_user:
+                        per_user_preferred[len(records)] = result.per_user[prefer].to_numpy(
+                            np.float64
+                        )
             rec = TrialRecord(
                 {**base, **params}, value, time.perf_counter() - start, preferred=preferred
             )
@@ -203,7 +228,10 @@ def tune_model(
             timeout=None if timeout_s is None else timeout_s - spent,
         )
     best_i, among = choose_trial(
-        [r.value for r in records], per_user, [r.preferred for r in records]
+        [r.value for r in records],
+        per_user,
+        [r.preferred for r in records],
+        per_user_preferred,
     )
     best = records[best_i]
     return TuningResult(name, metric, best.params, best.value, tuple(records), prefer, among)
