@@ -428,17 +428,25 @@ def defaults_table(rows: dict[str, Any]) -> list[str]:
         "### The defaults against the tuned runs (16.5)",
         "",
         "Each knob the search covers: the untuned default, the value each split's tuned pipeline "
-        "chose (`-` = the default kept), and the verdict: a default moves only where every "
-        "split moved it the same way (up, down, or to the same option).",
+        "chose (`-` = the default kept; `n/a` = an out-of-network knob on data without a social "
+        "graph, where it does nothing), and the verdict: a default moves only where every split "
+        "it applies to moved it the same way (up, down, or to the same option).",
         "",
         f"| knob | default | {' | '.join(splits)} | verdict |",
         "|---|---|" + "---|" * len(splits) + "---|",
     ]
     for key in keys:
         default = _default_of(key)
-        chosen = [rows[s]["pipeline"]["best_params"].get(key, default) for s in splits]
+        # out-of-network knobs do nothing without a social graph: judged on social splits only
+        applies = [bool(rows[s].get("social")) or "oon" not in key for s in splits]
+        chosen = [
+            rows[s]["pipeline"]["best_params"].get(key, default)
+            for s, a in zip(splits, applies, strict=True)
+            if a
+        ]
         moved = [c != default for c in chosen]
-        cells = [_shown(key, c) if m else "-" for c, m in zip(chosen, moved, strict=True)]
+        shown = iter([_shown(key, c) if m else "-" for c, m in zip(chosen, moved, strict=True)])
+        cells = [next(shown) if a else "n/a" for a in applies]
         numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
         if not any(moved):
             verdict = "kept by every split"

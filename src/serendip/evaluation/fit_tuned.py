@@ -324,7 +324,8 @@ class TuningRecord:
 
 
 #: Where the data has a social graph, tuning breaks validation ties by out-of-network hits: the
-#: setting that discovers beyond the user's network wins among equally accurate ones (16.4).
+#: setting that discovers beyond the user's network wins among equally accurate ones (16.4),
+#: where it discovers more beyond the noise of the comparison (`tuning.choose_trial`).
 DISCOVERY_METRIC = "oon_hit_rate@10"
 
 

@@ -122,8 +122,9 @@ class RankerParams(_Frozen):
     min_history: int = Field(default=1, ge=0)
     #: Extra label grade for a positive the user's network never touched (the candidate's
     #: `in_network` feature is 0), on data with a social graph: the ranker learns to value
-    #: out-of-network discovery, not only to allow it at re-ranking (0 = off).
-    oon_label_gain: int = Field(default=0, ge=0, le=10)
+    #: out-of-network discovery, not only to allow it at re-ranking (0 = off). 1 by default:
+    #: every tuned run on data with a social graph chose it (docs/pipeline-defaults.md).
+    oon_label_gain: int = Field(default=1, ge=0, le=10)
     #: Ranker members averaged: 1 = one model early-stopped on the `valid_fraction` users; k > 1
     #: = k models over k user folds, each early-stopped on its own fold (bagging: steadier
     #: where a few hundred groups leave a few dozen early-stopping users).
@@ -383,7 +384,7 @@ SEARCH_SPACE: SearchSpace = {
 #: out-of-network knobs run only where the data has a social graph (`fit_tuned.tune_and_fit`),
 #: where validation ties go to out-of-network hits (16.4).
 SEARCH_SEEDS: tuple[dict[str, Any], ...] = (
-    {"ranker.oon_label_gain": 1},
+    {"ranker.oon_label_gain": 0},
     {"rerank.oon_boost": 0.05},
     {"ranker.oon_label_gain": 2, "rerank.oon_boost": 0.1},
     {"ranker.prior_weight": 0.5},
