@@ -220,6 +220,21 @@ def test_the_pipeline_seeds_out_of_network_knobs_only_with_a_social_graph(tiny: 
     assert all(seen[1][k] == v for k, v in first.items())
 
 
+def test_out_of_network_dimensions_are_searched_only_with_a_social_graph(
+    tiny: Dataset, toy_platform: Dataset
+) -> None:
+    from serendip.evaluation.tuning import searchable
+    from serendip.pipeline.config import SEARCH_SPACE
+
+    assert not len(tiny.social) and len(toy_platform.social)
+    oon = {k for k in SEARCH_SPACE if "oon" in k}
+    assert oon and not oon & set(searchable(SEARCH_SPACE, tiny))
+    assert oon <= set(searchable(SEARCH_SPACE, toy_platform))
+    quick = dict(get_model_class("pipeline").quick_params)
+    _, record = tune_and_fit(_untimed(tiny), "pipeline", params=quick, trials=1)
+    assert record.searched and not any("oon" in k for k in record.searched)
+
+
 def _quick_but_the_collaborative_source() -> dict[str, object]:
     """The pipeline's quick parameters as dotted keys, leaving its collaborative source free."""
     from serendip.pipeline.recommender import PipelineRecommender

@@ -27,7 +27,7 @@ from typing import Any
 from serendip.data.dataset import Dataset
 from serendip.errors import ConfigError, DataError
 from serendip.evaluation.splits import validation_split
-from serendip.evaluation.tuning import TrialRecord, tune_model
+from serendip.evaluation.tuning import TrialRecord, searchable, tune_model
 from serendip.models.base import Choice, SearchSpace
 from serendip.models.registry import get_model_class
 
@@ -365,14 +365,14 @@ def tune_and_fit(
         )
     implied = implied_params(model_name, chosen, fixed)
     base = {**implied, **fixed}
-    space: SearchSpace = {k: v for k, v in cls.search_space.items() if not _is_fixed(k, base)}
+    space: SearchSpace = {
+        k: v for k, v in searchable(cls.search_space, dataset).items() if not _is_fixed(k, base)
+    }
     n_trials = trials if trials is not None else (_BUDGET_TRIAL_CAP if budget_s else DEFAULT_TRIALS)
     social = bool(len(dataset.social))
-    seeds: list[dict[str, Any]] = [
-        dict(s)
-        for s in getattr(cls, "search_seeds", ())
-        if social or not any("oon" in k for k in s)  # out-of-network knobs need a network
-    ]
+    # a seed naming a dimension left out of the space (e.g. out-of-network without a social
+    # graph) is skipped by `tune_model`
+    seeds: list[dict[str, Any]] = [dict(s) for s in getattr(cls, "search_seeds", ())]
     source: SourceChoice | None = None
     search_budget_s = budget_s
     if _source_stage_applies(model_name, base):

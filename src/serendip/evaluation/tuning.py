@@ -23,7 +23,14 @@ from serendip.evaluation.metrics import ties
 from serendip.models.base import Choice, FloatRange, IntRange, SearchSpace
 from serendip.models.registry import get_model_class
 
-__all__ = ["TrialRecord", "TuningResult", "choose_trial", "evaluate_model", "tune_model"]
+__all__ = [
+    "TrialRecord",
+    "TuningResult",
+    "choose_trial",
+    "evaluate_model",
+    "searchable",
+    "tune_model",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +126,15 @@ def choose_trial(
     return max(gains, key=rank), len(tied)
 
 
+def searchable(space: SearchSpace, train: Dataset) -> SearchSpace:
+    """`space` less the dimensions `train` cannot exercise: the out-of-network ones (named
+    "oon") need a social graph and do nothing without one, so a search over them there spends
+    trials on noise."""
+    if len(train.social):
+        return dict(space)
+    return {k: v for k, v in space.items() if "oon" not in k}
+
+
 def _suggest(trial: Any, space: SearchSpace) -> dict[str, Any]:
     params: dict[str, Any] = {}
     for name, dim in space.items():
@@ -170,7 +186,7 @@ def tune_model(
 
     cls = get_model_class(name)
     base = dict(base_params or {})
-    space = cls.search_space if space is None else space
+    space = searchable(cls.search_space if space is None else space, train)
     records: list[TrialRecord] = []
     per_user: dict[int, np.ndarray] = {}
     per_user_preferred: dict[int, np.ndarray] = {}
