@@ -174,11 +174,13 @@ def tune_model(
     (e.g. a capacity error for a large setting) scores -inf and is recorded with its message.
     `prefer` (a metric of `evaluate_recommendations`, e.g. "oon_hit_rate@10"): among the trials
     whose per-user `metric` is tied with the best's (`metrics.ties`), the one with the highest
-    `prefer` wins where its `prefer` is above the best's beyond noise (`choose_trial`). `seeds`: settings tried right after the defaults, before the sampler's own
-    (each a few dimensions of `space` moved from the defaults; a seed naming a dimension outside
-    `space`, e.g. one the caller fixed, is skipped). They count towards `n_trials` and stop at
-    `timeout_s` like the sampled trials: where a trial is slow and the budget holds a handful,
-    a seeded trial near the defaults is worth more than the sampler's random start.
+    `prefer` wins where its `prefer` is above the best's beyond noise (`choose_trial`).
+    Dimensions `train` cannot exercise are left out (`searchable`). `seeds`: settings tried
+    right after the defaults, before the sampler's own (each a few dimensions of `space` moved
+    from the defaults; a seed naming a dimension outside `space`, e.g. one the caller fixed, is
+    skipped). They count towards `n_trials` and stop at `timeout_s` like the sampled trials:
+    where a trial is slow and the budget holds a handful, a seeded trial near the defaults is
+    worth more than the sampler's random start.
     """
     import optuna
 

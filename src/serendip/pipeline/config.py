@@ -381,7 +381,7 @@ SEARCH_SPACE: SearchSpace = {
 #: benchmark (benchmarks/results/pipeline_floors.md) every randomly started trial on the random
 #: splits scored 20-65% below the defaults on validation (ML100K random: defaults 0.277, the
 #: six sampled trials 0.157-0.224; Last.fm: 0.174 against 0.060-0.139). Seeds naming
-#: out-of-network knobs run only where the data has a social graph (`fit_tuned.tune_and_fit`),
+#: out-of-network knobs run only where the data has a social graph (`tuning.searchable`),
 #: where validation ties go to out-of-network hits (16.4).
 SEARCH_SEEDS: tuple[dict[str, Any], ...] = (
     {"ranker.oon_label_gain": 0},
