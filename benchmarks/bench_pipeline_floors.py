@@ -57,7 +57,7 @@ from serendip.evaluation.fit_tuned import DEFAULT_TRIALS, tune_and_fit
 from serendip.evaluation.splits import Split, split_dataset
 from serendip.evaluation.study.config import DEFAULT_PROTOCOL_PARAMS
 from serendip.evaluation.study.runner import _history, _without_users
-from serendip.evaluation.tuning import TrialRecord
+from serendip.evaluation.tuning import TrialRecord, needs_network
 
 ROOT = Path(__file__).resolve().parent
 RESULTS_DIR = ROOT / "results"
@@ -303,10 +303,12 @@ def _floors(row: dict[str, Any]) -> list[dict[str, Any]]:
         # difference decides
         met = pr["gain"] >= need if r["ndcg@10"] > 0 else pr["diff"] >= 0
         lo, hi = pr["gain_ci95"]
-        noise = " (within noise: the 95% interval holds the floor)" if lo <= need <= hi else ""
+        within = lo <= need <= hi
+        noise = " (within noise: the 95% interval holds the floor)" if within else ""
         out.append({
             "floor": what,
             "met": bool(met),
+            "within_noise": bool(within),
             "reference": ref,
             "pipeline": p["ndcg@10"], "pipeline_se": p["ndcg@10_se"],
             "reference_ndcg": r["ndcg@10"], "reference_se": r["ndcg@10_se"],
@@ -438,7 +440,7 @@ def defaults_table(rows: dict[str, Any]) -> list[str]:
     for key in keys:
         default = _default_of(key)
         # out-of-network knobs do nothing without a social graph: judged on social splits only
-        applies = [bool(rows[s].get("social")) or "oon" not in key for s in splits]
+        applies = [bool(rows[s].get("social")) or not needs_network(key) for s in splits]
         chosen = [
             rows[s]["pipeline"]["best_params"].get(key, default)
             for s, a in zip(splits, applies, strict=True)
@@ -635,7 +637,7 @@ def summary(path: Path) -> tuple[list[str], str, str]:
                 continue
             met += bool(fl["met"])
             missed += not fl["met"]
-            within = "within noise" in fl.get("detail", "")
+            within = bool(fl.get("within_noise"))
             noisy += within
             word = ("met" if fl["met"] else "MISSED") + (" (within noise)" if within else "")
             table.append(f"| {key} | {fl['floor']} | {word} |")

@@ -28,6 +28,7 @@ __all__ = [
     "TuningResult",
     "choose_trial",
     "evaluate_model",
+    "needs_network",
     "searchable",
     "tune_model",
 ]
@@ -126,13 +127,18 @@ def choose_trial(
     return max(gains, key=rank), len(tied)
 
 
+def needs_network(dimension: str) -> bool:
+    """Whether a search dimension is an out-of-network one (named "oon"): it needs a social
+    graph and does nothing without one."""
+    return "oon" in dimension
+
+
 def searchable(space: SearchSpace, train: Dataset) -> SearchSpace:
-    """`space` less the dimensions `train` cannot exercise: the out-of-network ones (named
-    "oon") need a social graph and do nothing without one, so a search over them there spends
-    trials on noise."""
+    """`space` less the dimensions `train` cannot exercise (`needs_network` ones without a
+    social graph): a search over them there spends trials on noise."""
     if len(train.social):
         return dict(space)
-    return {k: v for k, v in space.items() if "oon" not in k}
+    return {k: v for k, v in space.items() if not needs_network(k)}
 
 
 def _suggest(trial: Any, space: SearchSpace) -> dict[str, Any]:
